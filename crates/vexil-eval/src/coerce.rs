@@ -127,16 +127,22 @@ pub type StrList<'a> = Vec<Cow<'a, str>>;
 pub fn coerce_string_list(value: &Value) -> Option<StrList<'_>> {
     match value {
         Value::Array(items) => Some(dedup(items.iter().filter_map(coerce_string))),
-        Value::String(s) if s.starts_with('[') => {
-            let items = parse_lenient_array(s)?;
-            let strings = items
-                .iter()
-                .filter_map(|v| coerce_string(v).map(|c| Cow::Owned(c.into_owned())))
-                .collect::<Vec<_>>();
-            Some(dedup(strings.into_iter()))
-        }
+        Value::String(s) => string_list(s),
         _ => None,
     }
+}
+
+/// The list a string prop stands for, when it starts with `[` and parses as an array.
+pub fn string_list(s: &str) -> Option<StrList<'static>> {
+    if !s.starts_with('[') {
+        return None;
+    }
+    let items = parse_lenient_array(s)?;
+    let strings = items
+        .iter()
+        .filter_map(|v| coerce_string(v).map(|c| Cow::Owned(c.into_owned())))
+        .collect::<Vec<_>>();
+    Some(dedup(strings.into_iter()))
 }
 
 fn dedup<'a>(items: impl Iterator<Item = Cow<'a, str>>) -> StrList<'a> {

@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use regex::Regex;
 use rustc_hash::FxHashSet;
 
-use crate::coerce::{coerce_string, coerce_string_list};
+use crate::coerce::{coerce_string, coerce_string_list, string_list};
 use crate::number::{java_compare, java_string_compare, parse_java_double, Version};
 use crate::value::Value;
 
@@ -263,8 +263,7 @@ impl Condition {
     /// [`Condition::matches`] for a prop that is a string.
     pub fn matches_str(&self, prop: &str) -> bool {
         if prop.starts_with('[') {
-            let as_value = Value::String(prop.into());
-            if let Some(list) = coerce_string_list(&as_value) {
+            if let Some(list) = string_list(prop) {
                 return if self.op.is_set_op() {
                     self.match_set(&list)
                 } else {

@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn long_hex_mantissas_round_once() {
-        let expected = 0x1234_5678_9abc_def0_1234_5678_9u128 as f64;
+        let expected = 0x0001_2345_6789_abcd_ef01_2345_6789_u128 as f64;
         assert_eq!(
             parse_java_double("0x123456789abcdef0123456789p0"),
             Some(expected)

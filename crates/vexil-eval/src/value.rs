@@ -160,10 +160,10 @@ impl Value {
     /// negative zero whose literal was exactly `-0` into the integer 0.
     fn fix_negative_zeros(&mut self, literals: &mut impl Iterator<Item = bool>) {
         match self {
-            Value::Double(d) if *d == 0.0 && d.is_sign_negative() => {
-                if literals.next() == Some(true) {
-                    *self = Value::Int(0);
-                }
+            Value::Double(d)
+                if *d == 0.0 && d.is_sign_negative() && literals.next() == Some(true) =>
+            {
+                *self = Value::Int(0);
             }
             Value::Array(a) => a.iter_mut().for_each(|v| v.fix_negative_zeros(literals)),
             Value::Object(o) => o

@@ -5,6 +5,11 @@
 //! they are missing the test says so and skips, except under `CI`, where a missing contract is a
 //! failure.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is a failed test with its location"
+)]
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
