@@ -23,7 +23,7 @@ pub struct FlagSet {
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     /// The JSON does not have the shape of an array of flag configs.
-    #[error("{}{path}: {source}", flag_prefix(flag_key.as_deref()))]
+    #[error("{}{path}: invalid flag config", flag_prefix(flag_key.as_deref()))]
     Invalid {
         /// Key of the flag holding the fault, when it has one.
         flag_key: Option<String>,
@@ -515,7 +515,15 @@ mod tests {
             (r#"[{"key":"a","variants":{},"segments":[]},{"key":"a","variants":{},"segments":[]}]"#, "flag \"a\": [1].key: duplicate flag key (also at index 0)"),
         ];
         for (json, expected) in cases {
-            let err = FlagSet::from_json(json).unwrap_err().to_string();
+            // The path is in the message, the detail in the source chain.
+            let err = FlagSet::from_json(json).unwrap_err();
+            let err = match std::error::Error::source(&err) {
+                Some(source) => format!(
+                    "{}: {source}",
+                    err.to_string().trim_end_matches(": invalid flag config")
+                ),
+                None => err.to_string(),
+            };
             assert!(
                 err.starts_with(expected),
                 "{json}\n  got: {err}\n want: {expected}"
