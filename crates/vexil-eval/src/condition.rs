@@ -248,6 +248,13 @@ impl Condition {
             Value::String(s) => s.starts_with('['),
             _ => false,
         };
+        if let (Value::Array(items), Op::SetContainsAny | Op::SetDoesNotContainAny) =
+            (prop, self.op)
+        {
+            if let Some(any) = self.array_contains_any(items) {
+                return any == (self.op == Op::SetContainsAny);
+            }
+        }
         if self.op.is_set_op() {
             return may_be_list
                 && coerce_string_list(prop).is_some_and(|list| self.match_set(&list));
@@ -272,6 +279,28 @@ impl Condition {
             }
         }
         !self.op.is_set_op() && self.match_string(prop)
+    }
+
+    /// `set contains any` on an array prop without building its de-duplicated string list (the
+    /// cohort check every inclusion segment makes). `None` when the boolean rule could apply,
+    /// which needs the general path.
+    fn array_contains_any(&self, items: &[Value]) -> Option<bool> {
+        let Prepared::Set(values) = &self.prepared else {
+            return Some(false);
+        };
+        if self.has_bool {
+            return None;
+        }
+        let mut found = false;
+        for item in items {
+            if let Some(s) = coerce_string(item) {
+                if is_bool_like(&s) {
+                    return None;
+                }
+                found = found || values.contains(&s);
+            }
+        }
+        Some(found)
     }
 
     /// Spec §4.4.

@@ -241,16 +241,22 @@ struct MergedMetadata<'a>([Option<&'a Object>; 3]);
 
 impl Serialize for MergedMetadata<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let layers: Vec<&Object> = self.0.iter().flatten().copied().collect();
+        let layers = &self.0;
         let mut map = serializer.serialize_map(None)?;
         for (i, layer) in layers.iter().enumerate() {
+            let Some(layer) = layer else { continue };
             for (k, v) in layer.iter() {
-                if layers[..i].iter().any(|earlier| earlier.get(k).is_some()) {
+                if layers[..i]
+                    .iter()
+                    .flatten()
+                    .any(|earlier| earlier.get(k).is_some())
+                {
                     continue;
                 }
                 let last = layers[i + 1..]
                     .iter()
                     .rev()
+                    .flatten()
                     .find_map(|later| later.get(k))
                     .unwrap_or(v);
                 map.serialize_entry(k, last)?;
