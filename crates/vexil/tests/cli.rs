@@ -321,10 +321,9 @@ fn one_user_prints_one_line_and_warnings_go_to_stderr() {
     );
 }
 
-#[test]
-fn users_from_standard_input() {
-    let flags = TempFile::new("flags.json", format!("[{FLAG}]"));
-    let mut child = vexil()
+/// Starts `vexil eval --flags FLAGS --users -` with every standard stream piped.
+fn eval_from_stdin(flags: &TempFile) -> std::process::Child {
+    vexil()
         .args([
             "eval".as_ref(),
             "--flags".as_ref(),
@@ -336,7 +335,13 @@ fn users_from_standard_input() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn users_from_standard_input() {
+    let flags = TempFile::new("flags.json", format!("[{FLAG}]"));
+    let mut child = eval_from_stdin(&flags);
     let input = "{\"country\": \"NZ\"}\n{oops}\n\n{\"country\": \"FR\"}\n";
     child
         .stdin
@@ -367,19 +372,7 @@ fn users_from_standard_input() {
 #[test]
 fn a_reader_that_goes_away_ends_the_run_quietly() {
     let flags = TempFile::new("flags.json", format!("[{FLAG}]"));
-    let mut child = vexil()
-        .args([
-            "eval".as_ref(),
-            "--flags".as_ref(),
-            flags.path(),
-            "--users".as_ref(),
-            "-".as_ref(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = eval_from_stdin(&flags);
     // Far more output than a pipe holds, so the binary is still writing when stdout closes. The
     // writer stops at the first failed write: the binary exits without reading all its input.
     let mut stdin = child.stdin.take().unwrap();
