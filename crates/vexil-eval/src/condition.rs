@@ -190,8 +190,9 @@ impl Condition {
             | Op::SetIs
             | Op::SetIsNot
             | Op::SetContains
-            | Op::SetDoesNotContain => Prepared::Set(StrSet::new(&values)),
-            Op::SetContainsAny | Op::SetDoesNotContainAny => Prepared::Set(StrSet::new(&values)),
+            | Op::SetDoesNotContain
+            | Op::SetContainsAny
+            | Op::SetDoesNotContainAny => Prepared::Set(StrSet::new(&values)),
             Op::Contains | Op::DoesNotContain => {
                 Prepared::Lower(values.iter().map(|v| v.to_lowercase()).collect())
             }
