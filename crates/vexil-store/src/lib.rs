@@ -1,0 +1,187 @@
+//! Vexil's storage: the [`Store`] trait and its two backends, SQLite (embedded, the default) and
+//! PostgreSQL (for several Vexil nodes sharing one database).
+//!
+//! The store knows rows, not the domain: each entity is a JSON document (`doc`, owned and
+//! validated by `vexil-core`) plus the columns the store must index, filter or check (keys,
+//! state, tags, versions). Every write happens inside [`Store::write`], one transaction that
+//! commits only when the closure returns `Ok`; a crash or an error mid-write leaves the previous
+//! state intact. Optimistic concurrency is enforced here: every update names the version it was
+//! based on and a stale one fails with [`StoreError::VersionMismatch`].
+//!
+//! The drivers are synchronous (rusqlite, postgres); async callers run store work on a blocking
+//! thread pool. SQL lives only in this crate.
+//!
+//! [`SqliteStore::open`] and [`PostgresStore::connect`] open the backends and migrate their
+//! schema. Both run the same queries (`sql`), so they behave alike; [`conformance`] is the suite
+//! of contract checks every backend must pass, run by this crate's integration tests.
+
+pub mod conformance;
+mod error;
+mod migrations;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+pub use self::postgres::PostgresStore;
+pub use self::sqlite::SqliteStore;
+pub use error::StoreError;
+pub use rows::{
+    ApiKeyRow, CohortRow, DeploymentRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow,
+};
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A storage backend. Implementations are cheap to share (`Arc<dyn Store>`).
+pub trait Store: Send + Sync {
+    /// Runs `f` in one read-write transaction: commits when `f` returns `Ok`, rolls back
+    /// otherwise and returns `f`'s error. Write transactions are serialized per project by
+    /// [`Tx::lock_project`] (and globally on SQLite, which has a single writer).
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+
+    /// Runs `f` in a read-only transaction that sees one consistent state.
+    fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+
+    /// A short name for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Runs `f` in a write transaction and returns its value; `f` may fail with any error that a
+/// [`StoreError`] converts into, and that error is returned unchanged after the rollback.
+pub fn write<R, E: From<StoreError>>(
+    store: &dyn Store,
+    f: impl FnOnce(&mut dyn Tx) -> Result<R, E>,
+) -> Result<R, E> {
+    run(store, true, f)
+}
+
+/// Runs `f` in a read transaction and returns its value (see [`write`]).
+pub fn read<R, E: From<StoreError>>(
+    store: &dyn Store,
+    f: impl FnOnce(&mut dyn Tx) -> Result<R, E>,
+) -> Result<R, E> {
+    run(store, false, f)
+}
+
+fn run<R, E: From<StoreError>>(
+    store: &dyn Store,
+    writing: bool,
+    f: impl FnOnce(&mut dyn Tx) -> Result<R, E>,
+) -> Result<R, E> {
+    let mut f = Some(f);
+    let mut out: Option<Result<R, E>> = None;
+    let mut body = |tx: &mut dyn Tx| -> Result<()> {
+        let Some(f) = f.take() else {
+            return Err(StoreError::Aborted);
+        };
+        let result = f(tx);
+        let failed = result.is_err();
+        out = Some(result);
+        if failed {
+            Err(StoreError::Aborted)
+        } else {
+            Ok(())
+        }
+    };
+    let status = if writing {
+        store.write(&mut body)
+    } else {
+        store.read(&mut body)
+    };
+    match (status, out) {
+        (Ok(()), Some(result)) => result,
+        (Err(StoreError::Aborted), Some(Err(err))) => Err(err),
+        (Err(err), _) => Err(err.into()),
+        (Ok(()), None) => Err(StoreError::Aborted.into()),
+    }
+}
+
+/// The operations available inside a transaction. Times are Unix milliseconds; versions start
+/// at 1. `insert_*` fails with [`StoreError::Conflict`] when the key exists; `update_*` writes
+/// `row` (whose `version` is the new one) only if the stored version equals
+/// `expected_version`, and fails with [`StoreError::NotFound`] or
+/// [`StoreError::VersionMismatch`] otherwise.
+pub trait Tx {
+    // -- projects ---------------------------------------------------------------------------
+    /// Serializes write transactions on one project (PostgreSQL: `SELECT … FOR UPDATE`) and
+    /// returns the project, or `None` when it does not exist.
+    fn lock_project(&mut self, project: &str) -> Result<Option<ProjectRow>>;
+    fn get_project(&mut self, project: &str) -> Result<Option<ProjectRow>>;
+    /// The project whose `api_key` is `api_key`.
+    fn project_by_api_key(&mut self, api_key: &str) -> Result<Option<ProjectRow>>;
+    fn list_projects(&mut self) -> Result<Vec<ProjectRow>>;
+    fn insert_project(&mut self, row: &ProjectRow) -> Result<()>;
+    fn update_project(&mut self, row: &ProjectRow, expected_version: i64) -> Result<()>;
+
+    // -- deployments ------------------------------------------------------------------------
+    fn get_deployment(&mut self, project: &str, key: &str) -> Result<Option<DeploymentRow>>;
+    /// The deployment whose SDK key is `api_key`, in any project.
+    fn deployment_by_api_key(&mut self, api_key: &str) -> Result<Option<DeploymentRow>>;
+    /// Deployments of a project in key order (archived ones included).
+    fn list_deployments(&mut self, project: &str) -> Result<Vec<DeploymentRow>>;
+    /// Every deployment of every project, for building SDK snapshots at start-up.
+    fn all_deployments(&mut self) -> Result<Vec<DeploymentRow>>;
+    fn insert_deployment(&mut self, row: &DeploymentRow) -> Result<()>;
+    fn update_deployment(&mut self, row: &DeploymentRow, expected_version: i64) -> Result<()>;
+
+    // -- flags ------------------------------------------------------------------------------
+    fn get_flag(&mut self, project: &str, key: &str) -> Result<Option<FlagRow>>;
+    /// One page of flags matching `filter`, ordered by project then key, with the total count
+    /// of matching flags.
+    fn list_flags(&mut self, filter: &FlagFilter) -> Result<Page<FlagRow>>;
+    /// Every flag of a project (archived ones included), in key order.
+    fn project_flags(&mut self, project: &str) -> Result<Vec<FlagRow>>;
+    /// The flags of `project` whose `prerequisites` contain `key` (archived ones included), in
+    /// key order.
+    fn dependents(&mut self, project: &str, key: &str) -> Result<Vec<FlagRow>>;
+    fn insert_flag(&mut self, row: &FlagRow) -> Result<()>;
+    fn update_flag(&mut self, row: &FlagRow, expected_version: i64) -> Result<()>;
+
+    // -- cohorts ----------------------------------------------------------------------------
+    fn get_cohort(&mut self, project: &str, id: &str) -> Result<Option<CohortRow>>;
+    fn list_cohorts(&mut self, project: &str) -> Result<Vec<CohortRow>>;
+    /// Inserts a cohort with its members.
+    fn insert_cohort(&mut self, row: &CohortRow, members: &[String]) -> Result<()>;
+    /// Updates a cohort's row; when `members` is `Some`, replaces the whole member list.
+    fn update_cohort(
+        &mut self,
+        row: &CohortRow,
+        members: Option<&[String]>,
+        expected_version: i64,
+    ) -> Result<()>;
+    /// Deletes a cohort and its members; `NotFound` when absent.
+    fn delete_cohort(&mut self, project: &str, id: &str) -> Result<()>;
+    /// The members of a cohort, in the order they were stored; `NotFound` when the cohort does
+    /// not exist.
+    fn cohort_members(&mut self, project: &str, id: &str) -> Result<Vec<String>>;
+
+    // -- history ----------------------------------------------------------------------------
+    /// Appends an immutable history entry; `Conflict` if (project, entity, key, version) exists.
+    fn append_history(&mut self, row: &HistoryRow) -> Result<()>;
+    /// The history of one entity, newest first, at most `limit` entries before `before_version`
+    /// (exclusive) when given.
+    fn list_history(
+        &mut self,
+        project: &str,
+        entity: &str,
+        key: &str,
+        before_version: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<HistoryRow>>;
+    fn get_history(
+        &mut self,
+        project: &str,
+        entity: &str,
+        key: &str,
+        version: i64,
+    ) -> Result<Option<HistoryRow>>;
+
+    // -- management API keys ----------------------------------------------------------------
+    fn insert_api_key(&mut self, row: &ApiKeyRow) -> Result<()>;
+    /// Every key, revoked ones included, oldest first.
+    fn list_api_keys(&mut self) -> Result<Vec<ApiKeyRow>>;
+    fn api_key_by_hash(&mut self, hash: &str) -> Result<Option<ApiKeyRow>>;
+    /// Sets `revoked_at` on a key; `NotFound` when no key has this id.
+    fn revoke_api_key(&mut self, id: &str, at: i64) -> Result<()>;
+}

@@ -1,0 +1,298 @@
+//! The embedded schema migrations, one SQL script per dialect and version.
+//!
+//! Both dialects describe the same logical schema; only the column types differ (SQLite keeps
+//! booleans as `INTEGER` 0/1 and blobs as `BLOB`, PostgreSQL uses `BOOLEAN`, `BIGINT` and
+//! `BYTEA`). Applied versions are recorded in `vexil_schema_migrations`; each backend applies
+//! the missing ones in order inside one transaction and refuses a database whose schema is newer
+//! than this build (an older binary must not write rows it does not understand).
+//!
+//! PostgreSQL text columns use the `"C"` collation: keys then sort by code point as they do in
+//! SQLite, whatever the database's locale, and comparisons and indexes skip locale rules.
+//!
+//! Unique constraints are named `<table>__<column>`: PostgreSQL reports the constraint name of a
+//! unique violation, and the part after `__` is the `field` of [`crate::StoreError::Conflict`].
+//! SQLite reports the columns instead; the last one is the field.
+//!
+//! Never edit a released migration: add a new version.
+
+/// One schema version.
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) sqlite: &'static str,
+    pub(crate) postgres: &'static str,
+}
+
+/// Every migration, oldest first; versions are consecutive from 1.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: V1_SQLITE,
+    postgres: V1_POSTGRES,
+}];
+
+/// The newest schema version this build knows.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The table of applied versions, created before anything else (same text in both dialects).
+pub(crate) const CREATE_VERSIONS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS vexil_schema_migrations (
+    version BIGINT PRIMARY KEY NOT NULL,
+    applied_at BIGINT NOT NULL
+)";
+
+// On SQLite a flag row holds its document inline, so scanning the table reads every document.
+// `flags_list` is a narrow copy of the columns `list_flags` filters on, in key order: counts and
+// pages of keys come from it alone, and only the rows of one page are then read.
+const V1_SQLITE: &str = "
+CREATE TABLE projects (
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    api_key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    CONSTRAINT projects__key PRIMARY KEY (key),
+    CONSTRAINT projects__api_key UNIQUE (api_key)
+);
+
+CREATE TABLE deployments (
+    project TEXT NOT NULL REFERENCES projects (key),
+    key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    api_key TEXT NOT NULL,
+    archived INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    CONSTRAINT deployments__key PRIMARY KEY (project, key),
+    CONSTRAINT deployments__label UNIQUE (project, label),
+    CONSTRAINT deployments__api_key UNIQUE (api_key)
+);
+
+CREATE TABLE flags (
+    project TEXT NOT NULL REFERENCES projects (key),
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    archived INTEGER NOT NULL,
+    search_key TEXT NOT NULL,
+    search_name TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    deployments TEXT NOT NULL,
+    prerequisites TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    CONSTRAINT flags__key PRIMARY KEY (project, key)
+);
+CREATE INDEX flags_list ON flags (project, key, search_key, search_name, state, kind, mode, archived);
+CREATE INDEX flags_state ON flags (project, state, key);
+CREATE INDEX flags_kind ON flags (project, kind, key);
+
+CREATE TABLE flag_tags (
+    project TEXT NOT NULL,
+    flag TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (project, flag, tag),
+    FOREIGN KEY (project, flag) REFERENCES flags (project, key) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX flag_tags_tag ON flag_tags (tag, project, flag);
+
+CREATE TABLE flag_deployments (
+    project TEXT NOT NULL,
+    flag TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    PRIMARY KEY (project, flag, deployment),
+    FOREIGN KEY (project, flag) REFERENCES flags (project, key) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX flag_deployments_deployment ON flag_deployments (deployment, project, flag);
+
+CREATE TABLE flag_prerequisites (
+    project TEXT NOT NULL,
+    flag TEXT NOT NULL,
+    prerequisite TEXT NOT NULL,
+    PRIMARY KEY (project, flag, prerequisite),
+    FOREIGN KEY (project, flag) REFERENCES flags (project, key) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX flag_prerequisites_prerequisite ON flag_prerequisites (project, prerequisite, flag);
+
+CREATE TABLE cohorts (
+    project TEXT NOT NULL REFERENCES projects (key),
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    group_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    CONSTRAINT cohorts__id PRIMARY KEY (project, id)
+);
+
+CREATE TABLE cohort_members (
+    project TEXT NOT NULL,
+    cohort TEXT NOT NULL,
+    members BLOB NOT NULL,
+    PRIMARY KEY (project, cohort),
+    FOREIGN KEY (project, cohort) REFERENCES cohorts (project, id) ON DELETE CASCADE
+);
+
+CREATE TABLE history (
+    project TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    CONSTRAINT history__version PRIMARY KEY (project, entity, key, version)
+);
+
+CREATE TABLE api_keys (
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    CONSTRAINT api_keys__id PRIMARY KEY (id),
+    CONSTRAINT api_keys__hash UNIQUE (hash)
+);
+CREATE INDEX api_keys_created ON api_keys (created_at, id);
+";
+
+const V1_POSTGRES: &str = r#"
+CREATE TABLE projects (
+    key TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    api_key TEXT COLLATE "C" NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    doc TEXT COLLATE "C" NOT NULL,
+    CONSTRAINT projects__key PRIMARY KEY (key),
+    CONSTRAINT projects__api_key UNIQUE (api_key)
+);
+
+CREATE TABLE deployments (
+    project TEXT COLLATE "C" NOT NULL REFERENCES projects (key),
+    key TEXT COLLATE "C" NOT NULL,
+    label TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    api_key TEXT COLLATE "C" NOT NULL,
+    archived BOOLEAN NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    doc TEXT COLLATE "C" NOT NULL,
+    CONSTRAINT deployments__key PRIMARY KEY (project, key),
+    CONSTRAINT deployments__label UNIQUE (project, label),
+    CONSTRAINT deployments__api_key UNIQUE (api_key)
+);
+
+CREATE TABLE flags (
+    project TEXT COLLATE "C" NOT NULL REFERENCES projects (key),
+    key TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    state TEXT COLLATE "C" NOT NULL,
+    mode TEXT COLLATE "C" NOT NULL,
+    archived BOOLEAN NOT NULL,
+    search_key TEXT COLLATE "C" NOT NULL,
+    search_name TEXT COLLATE "C" NOT NULL,
+    tags TEXT COLLATE "C" NOT NULL,
+    deployments TEXT COLLATE "C" NOT NULL,
+    prerequisites TEXT COLLATE "C" NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    doc TEXT COLLATE "C" NOT NULL,
+    CONSTRAINT flags__key PRIMARY KEY (project, key)
+);
+CREATE INDEX flags_state ON flags (project, state, key);
+CREATE INDEX flags_kind ON flags (project, kind, key);
+
+CREATE TABLE flag_tags (
+    project TEXT COLLATE "C" NOT NULL,
+    flag TEXT COLLATE "C" NOT NULL,
+    tag TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (project, flag, tag),
+    FOREIGN KEY (project, flag) REFERENCES flags (project, key) ON DELETE CASCADE
+);
+CREATE INDEX flag_tags_tag ON flag_tags (tag, project, flag);
+
+CREATE TABLE flag_deployments (
+    project TEXT COLLATE "C" NOT NULL,
+    flag TEXT COLLATE "C" NOT NULL,
+    deployment TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (project, flag, deployment),
+    FOREIGN KEY (project, flag) REFERENCES flags (project, key) ON DELETE CASCADE
+);
+CREATE INDEX flag_deployments_deployment ON flag_deployments (deployment, project, flag);
+
+CREATE TABLE flag_prerequisites (
+    project TEXT COLLATE "C" NOT NULL,
+    flag TEXT COLLATE "C" NOT NULL,
+    prerequisite TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (project, flag, prerequisite),
+    FOREIGN KEY (project, flag) REFERENCES flags (project, key) ON DELETE CASCADE
+);
+CREATE INDEX flag_prerequisites_prerequisite ON flag_prerequisites (project, prerequisite, flag);
+
+CREATE TABLE cohorts (
+    project TEXT COLLATE "C" NOT NULL REFERENCES projects (key),
+    id TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    group_type TEXT COLLATE "C" NOT NULL,
+    size BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    doc TEXT COLLATE "C" NOT NULL,
+    CONSTRAINT cohorts__id PRIMARY KEY (project, id)
+);
+
+CREATE TABLE cohort_members (
+    project TEXT COLLATE "C" NOT NULL,
+    cohort TEXT COLLATE "C" NOT NULL,
+    members BYTEA NOT NULL,
+    PRIMARY KEY (project, cohort),
+    FOREIGN KEY (project, cohort) REFERENCES cohorts (project, id) ON DELETE CASCADE
+);
+
+CREATE TABLE history (
+    project TEXT COLLATE "C" NOT NULL,
+    entity TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    version BIGINT NOT NULL,
+    actor TEXT COLLATE "C" NOT NULL,
+    at BIGINT NOT NULL,
+    action TEXT COLLATE "C" NOT NULL,
+    summary TEXT COLLATE "C" NOT NULL,
+    doc TEXT COLLATE "C" NOT NULL,
+    CONSTRAINT history__version PRIMARY KEY (project, entity, key, version)
+);
+
+CREATE TABLE api_keys (
+    id TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    hash TEXT COLLATE "C" NOT NULL,
+    prefix TEXT COLLATE "C" NOT NULL,
+    role TEXT COLLATE "C" NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    CONSTRAINT api_keys__id PRIMARY KEY (id),
+    CONSTRAINT api_keys__hash UNIQUE (hash)
+);
+CREATE INDEX api_keys_created ON api_keys (created_at, id);
+"#;

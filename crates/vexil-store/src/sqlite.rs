@@ -1,0 +1,247 @@
+//! The SQLite backend: one database file, the default for a single Vexil node.
+//!
+//! Connections come from an r2d2 pool; each one is set up with `synchronous=NORMAL`,
+//! `foreign_keys=ON` and a busy timeout. The file is in WAL mode, so readers never block the
+//! writer nor each other. Write transactions start with `BEGIN IMMEDIATE`: they take the
+//! database's single write lock up front, so concurrent writers queue on the busy timeout
+//! instead of failing with `SQLITE_BUSY` when a read transaction tries to become a write one.
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::rusqlite::types::{ToSqlOutput, ValueRef};
+use r2d2_sqlite::rusqlite::{self, ffi, Connection, OpenFlags, ToSql, TransactionBehavior};
+use r2d2_sqlite::SqliteConnectionManager;
+
+use crate::migrations::{self, MIGRATIONS};
+use crate::sql::{conflict_field, Conn, Dialect, SqlTx, Val};
+use crate::{Result, Store, StoreError, Tx};
+
+/// How long a statement waits for another connection's lock before failing. Write transactions
+/// are short, so five seconds only runs out when something is badly wrong.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the pool: readers run in parallel under WAL, writers queue.
+const POOL_SIZE: u32 = 8;
+
+/// A [`Store`] in one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+    StoreError::Backend(Box::new(err))
+}
+
+/// The per-connection settings (journal mode is a property of the file, set once in `open`).
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    // `list_flags` builds its SQL from the filter; keep the few shapes it uses prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file (and its parent directory) when missing,
+    /// and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(backend)?;
+        }
+        let mut conn = Connection::open(path).map_err(backend)?;
+        configure(&conn).map_err(backend)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "{} cannot use WAL journal mode (got {mode})",
+                path.display()
+            )));
+        }
+        migrate(&mut conn)?;
+        drop(conn);
+
+        // The pool never creates the file: `open` did. A connection opened after the file was
+        // removed fails instead of starting an empty database (r2d2 opens connections on a
+        // background thread, possibly after the store is dropped).
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(flags)
+            .with_init(|conn| configure(conn));
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(backend)?;
+        Ok(SqliteStore { pool })
+    }
+
+    fn run(&self, writing: bool, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        let mut conn = self.pool.get().map_err(backend)?;
+        let behavior = if writing {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = conn.transaction_with_behavior(behavior).map_err(backend)?;
+        let result = f(&mut SqlTx::new(&mut SqliteConn { conn: &tx }, writing));
+        match result {
+            Ok(()) => tx.commit().map_err(backend),
+            // Dropping the transaction rolls it back; the closure's error is the one to report.
+            Err(err) => {
+                drop(tx);
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        self.run(true, f)
+    }
+
+    fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        self.run(false, f)
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+/// Applies the missing migrations in one immediate transaction, so two processes opening the
+/// same new file do not both create the schema.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    tx.execute_batch(migrations::CREATE_VERSIONS_TABLE)
+        .map_err(backend)?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM vexil_schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    if current > migrations::latest() {
+        return Err(StoreError::Corrupt(format!(
+            "the database schema is at version {current}, newer than this build ({})",
+            migrations::latest()
+        )));
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.execute_batch(migration.sqlite).map_err(backend)?;
+        tx.execute(
+            "INSERT INTO vexil_schema_migrations (version, applied_at) \
+             VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER) * 1000)",
+            [migration.version],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+impl ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Val::Null => ValueRef::Null,
+            Val::Int(i) => ValueRef::Integer(*i),
+            Val::Bool(b) => ValueRef::Integer(i64::from(*b)),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
+            Val::Bytes(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn val(cell: ValueRef<'_>) -> Result<Val> {
+    Ok(match cell {
+        ValueRef::Null => Val::Null,
+        ValueRef::Integer(i) => Val::Int(i),
+        ValueRef::Text(t) => Val::Text(
+            String::from_utf8(t.to_vec())
+                .map_err(|_| StoreError::Corrupt("a text column is not UTF-8".to_owned()))?,
+        ),
+        ValueRef::Blob(b) => Val::Bytes(b.to_vec()),
+        ValueRef::Real(r) => {
+            return Err(StoreError::Corrupt(format!("unexpected real value {r}")));
+        }
+    })
+}
+
+/// A connection inside a transaction (the rusqlite transaction derefs to it).
+struct SqliteConn<'a> {
+    conn: &'a Connection,
+}
+
+impl SqliteConn<'_> {
+    /// Prepares `sql` with SQLite's numbered placeholders (`?n`, the same meaning as `$n`;
+    /// SQLite would take `$n` as a *named* parameter numbered by first appearance).
+    fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
+        self.conn
+            .prepare_cached(&sql.replace('$', "?"))
+            .map_err(backend)
+    }
+}
+
+impl Conn for SqliteConn<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64> {
+        let mut stmt = self.prepare(sql)?;
+        let changed = stmt
+            .execute(rusqlite::params_from_iter(params))
+            .map_err(backend)?;
+        Ok(changed as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>> {
+        let mut stmt = self.prepare(sql)?;
+        let width = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let cells = (0..width)
+                .map(|i| row.get_ref(i).map_err(backend).and_then(val))
+                .collect::<Result<Vec<_>>>()?;
+            out.push(cells);
+        }
+        Ok(out)
+    }
+
+    fn execute_unique(
+        &mut self,
+        sql: &str,
+        params: &[Val],
+        entity: &'static str,
+        key: &str,
+    ) -> Result<u64> {
+        let mut stmt = self.prepare(sql)?;
+        match stmt.execute(rusqlite::params_from_iter(params)) {
+            Ok(changed) => Ok(changed as u64),
+            // A failed statement is undone on its own; the transaction goes on.
+            Err(rusqlite::Error::SqliteFailure(err, Some(message)))
+                if err.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || err.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                // "UNIQUE constraint failed: deployments.project, deployments.label"
+                Err(StoreError::Conflict {
+                    entity,
+                    key: key.to_owned(),
+                    field: conflict_field(&message),
+                })
+            }
+            Err(err) => Err(backend(err)),
+        }
+    }
+}
