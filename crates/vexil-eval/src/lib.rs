@@ -48,6 +48,11 @@ pub use murmur::murmur3_x86_32;
 pub use results::{Detail, Results, VariantResult};
 pub use value::{Object, Value};
 
+/// Whether `s` is a semantic version the `version …` operators understand (spec §4.7).
+pub fn is_version(s: &str) -> bool {
+    number::Version::parse(s).is_some()
+}
+
 /// The largest distribution value (`u32::MAX / 100`); a range ending at this plus one covers
 /// everyone.
 pub const MAX_DISTRIBUTION: i64 = 42_949_672;

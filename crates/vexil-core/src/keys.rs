@@ -1,0 +1,148 @@
+//! Generated identifiers and secrets: keys from names, salts, deployment and project keys,
+//! management keys and their hashes. Randomness comes from the operating system.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `n` random base62 characters (about 5.95 bits each).
+pub fn random_base62(n: usize) -> Result<String> {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        getrandom::fill(&mut buf).map_err(|e| Error::Internal(Box::new(RandomError(e))))?;
+        // Rejection sampling keeps every character equally likely: 248 = 4 × 62.
+        for &b in buf.iter().filter(|&&b| b < 248) {
+            if out.len() == n {
+                break;
+            }
+            out.push(char::from(BASE62[usize::from(b % 62)]));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct RandomError(getrandom::Error);
+
+impl std::fmt::Display for RandomError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the operating system's random source failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for RandomError {}
+
+/// A key from a name: lowercase, runs of anything but letters, digits, `.` and `_` become one
+/// `-`, no leading or trailing `-`, at most 128 characters. `"New Checkout Flow!"` gives
+/// `new-checkout-flow`.
+pub fn key_from_name(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            if dash && !key.is_empty() {
+                key.push('-');
+            }
+            dash = false;
+            key.push(c);
+        } else {
+            dash = true;
+        }
+        if key.len() >= 128 {
+            break;
+        }
+    }
+    key.truncate(128);
+    key
+}
+
+/// Whether `key` is a valid flag, project, deployment or cohort key: 1–128 of `[A-Za-z0-9._-]`.
+pub fn is_url_safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 128
+        // `.` and `..` would vanish from URLs, leaving the entity unreachable.
+        && key.bytes().any(|b| b != b'.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A bucketing salt: 8 random `[A-Za-z0-9]` characters.
+pub fn salt() -> Result<String> {
+    random_base62(8)
+}
+
+/// A deployment's SDK key: `client-` or `server-` and 32 base62 characters (190 bits).
+pub fn deployment_key(kind: crate::DeploymentType) -> Result<String> {
+    Ok(format!("{}-{}", kind.as_str(), random_base62(32)?))
+}
+
+/// A management key's secret: `vxm_` and 43 base62 characters (255 bits).
+pub fn management_secret() -> Result<String> {
+    Ok(format!("vxm_{}", random_base62(43)?))
+}
+
+/// The stored form of a secret: hex SHA-256. The secrets are long random strings, so a fast
+/// hash is enough; there is nothing to brute-force.
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push(char::from(BASE62[usize::from(b >> 4)].to_ascii_lowercase()));
+        hex.push(char::from(BASE62[usize::from(b & 15)].to_ascii_lowercase()));
+    }
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_from_names() {
+        for (name, key) in [
+            ("New Checkout Flow!", "new-checkout-flow"),
+            ("  Dark   mode ", "dark-mode"),
+            ("v2.checkout_beta", "v2.checkout_beta"),
+            ("Über Café", "ber-caf"),
+            ("---", ""),
+            ("Flag-A", "flag-a"),
+        ] {
+            assert_eq!(key_from_name(name), key, "{name}");
+        }
+        assert_eq!(key_from_name(&"a".repeat(300)).len(), 128);
+    }
+
+    #[test]
+    fn url_safe_keys() {
+        assert!(is_url_safe_key("flag-a.b_c"));
+        assert!(!is_url_safe_key(""));
+        assert!(!is_url_safe_key("a b"));
+        assert!(!is_url_safe_key("a/b"));
+        assert!(!is_url_safe_key(&"a".repeat(129)));
+        assert!(!is_url_safe_key("."));
+        assert!(!is_url_safe_key(".."));
+        assert!(is_url_safe_key(".a"));
+    }
+
+    #[test]
+    fn random_strings_have_the_shape_promised() {
+        let s = salt().unwrap();
+        assert_eq!(s.len(), 8);
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let k = deployment_key(crate::DeploymentType::Server).unwrap();
+        assert!(k.starts_with("server-") && k.len() == 39, "{k}");
+        assert_ne!(salt().unwrap(), salt().unwrap());
+    }
+
+    #[test]
+    fn hashes_are_hex_sha256() {
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,884 @@
+//! Flags and experiments: create, list, show, change (with the prerequisite rules), activate,
+//! deactivate, archive, unarchive, and their dependencies card. History and QA evaluation are in
+//! the sibling modules `history` and `qa`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vexil_store::{FlagFilter, Tx};
+
+use super::convert::{doc_value, flag, flag_row};
+use super::{check_version, now_ms, record, Actor, Core, Role, Saved};
+use crate::diff::{diff, summary};
+use crate::error::{Error, FieldError, Result};
+use crate::keys::{is_url_safe_key, key_from_name, salt};
+use crate::model::{
+    EvaluationMode, Flag, FlagState, FlagType, ImportedConfig, Inclusion, Prerequisite, Rollout,
+    Segment, Target, Variant,
+};
+use crate::rules::{self, FlagSource};
+use crate::validate::validate_flag;
+
+mod history;
+mod qa;
+
+pub use history::VersionInfo;
+pub use qa::Evaluation;
+
+/// A flag or experiment to create. Absent fields get the defaults a new flag has in the
+/// console: release type, remote evaluation, bucketing by `user_id`, a random salt, one
+/// variant `on` (experiments: `control` and `treatment`), All Other Users at 0%.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlag {
+    pub project: String,
+    pub name: String,
+    /// Generated from the name when absent; immutable after creation.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "type", default = "release")]
+    pub kind: FlagType,
+    #[serde(default)]
+    pub experiment_key: Option<String>,
+    #[serde(default = "remote")]
+    pub evaluation_mode: EvaluationMode,
+    #[serde(default = "user_id")]
+    pub bucketing_unit: String,
+    #[serde(default)]
+    pub bucketing_salt: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub deployments: Vec<String>,
+    #[serde(default)]
+    pub variants: Option<Vec<Variant>>,
+    #[serde(default)]
+    pub segments: Vec<Segment>,
+    #[serde(default)]
+    pub all_other_users: Option<Rollout>,
+    #[serde(default)]
+    pub inclusions: BTreeMap<String, Inclusion>,
+    #[serde(default)]
+    pub prerequisites: Vec<Prerequisite>,
+}
+
+fn release() -> FlagType {
+    FlagType::Release
+}
+fn remote() -> EvaluationMode {
+    EvaluationMode::Remote
+}
+fn user_id() -> String {
+    "user_id".to_string()
+}
+
+/// Fields of a flag to change; absent fields stay as they are. Lists replace the stored list.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub experiment_key: Option<String>,
+    pub evaluation_mode: Option<EvaluationMode>,
+    pub bucketing_unit: Option<String>,
+    /// Changing the salt moves users between variants; the response says so.
+    pub bucketing_salt: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub deployments: Option<Vec<String>>,
+    pub variants: Option<Vec<Variant>>,
+    pub segments: Option<Vec<Segment>>,
+    pub all_other_users: Option<Rollout>,
+    pub inclusions: Option<BTreeMap<String, Inclusion>>,
+    pub prerequisites: Option<Vec<Prerequisite>>,
+    /// Imported flags only: the engine config, validated like an import.
+    #[schema(value_type = Option<Object>)]
+    pub imported_config: Option<ImportedConfig>,
+}
+
+/// Which flags to list.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FlagQuery {
+    pub project: Option<String>,
+    pub state: Option<FlagState>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<FlagType>,
+    pub evaluation_mode: Option<EvaluationMode>,
+    pub tag: Option<String>,
+    pub deployment: Option<String>,
+    /// `false` (default) lists unarchived flags, `true` archived ones.
+    pub archived: Option<bool>,
+    /// Case-insensitive text search on name and key.
+    pub q: Option<String>,
+    /// Rows to skip.
+    pub offset: Option<u64>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A flag as listed and in dependency cards.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlagSummary {
+    pub project: String,
+    pub key: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FlagType,
+    pub evaluation_mode: EvaluationMode,
+    pub state: FlagState,
+    pub archived: bool,
+    pub tags: Vec<String>,
+    pub deployments: Vec<String>,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+/// One side of a dependency.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DependencyInfo {
+    #[serde(flatten)]
+    pub flag: FlagSummary,
+    /// The allowed variants of the prerequisite.
+    pub variants: Vec<String>,
+}
+
+/// The dependencies card: what a flag depends on and what depends on it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Dependencies {
+    pub prerequisites: Vec<DependencyInfo>,
+    pub dependents: Vec<DependencyInfo>,
+}
+
+impl From<&Flag> for FlagSummary {
+    fn from(f: &Flag) -> Self {
+        FlagSummary {
+            project: f.project.clone(),
+            key: f.key.clone(),
+            name: f.name.clone(),
+            kind: f.kind,
+            evaluation_mode: f.evaluation_mode,
+            state: f.state,
+            archived: f.archived,
+            tags: f.tags.clone(),
+            deployments: f.deployments.clone(),
+            version: f.version,
+            updated_at: f.updated_at,
+        }
+    }
+}
+
+/// Flag use cases.
+#[derive(Clone)]
+pub struct FlagService {
+    pub(crate) core: Core,
+}
+
+/// Reads other flags of one project inside the current transaction.
+pub(crate) struct TxSource<'a> {
+    pub tx: &'a mut dyn Tx,
+    pub project: &'a str,
+}
+
+impl FlagSource for TxSource<'_> {
+    fn flag(&mut self, key: &str) -> Result<Option<Flag>> {
+        self.tx
+            .get_flag(self.project, key)?
+            .as_ref()
+            .map(flag)
+            .transpose()
+    }
+
+    fn dependents(&mut self, key: &str) -> Result<Vec<Flag>> {
+        self.tx
+            .dependents(self.project, key)?
+            .iter()
+            .map(flag)
+            .collect()
+    }
+}
+
+impl FlagService {
+    pub fn create(&self, actor: &Actor, req: NewFlag) -> Result<Saved<Flag>> {
+        actor.require(Role::Writer)?;
+        let mut f = new_flag(actor, req)?;
+        let project = f.project.clone();
+        let saved = self.core.write(|tx| {
+            super::projects::lock(tx, &project)?;
+            check_and_normalize(tx, None, &mut f)?;
+            let row = flag_row(&f)?;
+            tx.insert_flag(&row).map_err(|e| match e {
+                vexil_store::StoreError::Conflict { .. } => Error::Conflict {
+                    code: "flag_key_taken",
+                    message: format!("project {project:?} already has a flag with the key {:?}; choose another key", f.key),
+                    field: Some("key".into()),
+                },
+                other => other.into(),
+            })?;
+            record(tx, actor, &project, "flag", &f.key, 1, f.created_at, "create", "created".into(), row.doc)?;
+            Ok(f)
+        })?;
+        self.core.changed(&project);
+        Ok(Saved {
+            value: saved,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// The flag with `key`; `project` may be omitted when the key is unique across projects.
+    pub fn get(&self, project: Option<&str>, key: &str) -> Result<Flag> {
+        self.core.read(|tx| {
+            let project = resolve(tx, project, key)?;
+            load(tx, &project, key)
+        })
+    }
+
+    pub fn list(&self, q: &FlagQuery) -> Result<vexil_store::Page<FlagSummary>> {
+        let limit = q.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(Error::invalid("limit", "out_of_range", "limit is 1 to 500"));
+        }
+        for (field, value) in [
+            ("q", &q.q),
+            ("tag", &q.tag),
+            ("project", &q.project),
+            ("deployment", &q.deployment),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.chars().any(char::is_control))
+            {
+                return Err(Error::invalid(
+                    field,
+                    "control_character",
+                    format!("{field} must not contain control characters"),
+                ));
+            }
+        }
+        let filter = FlagFilter {
+            project: q.project.clone(),
+            key: None,
+            state: q.state.map(|s| s.as_str().to_string()),
+            kind: q.kind.map(|k| k.as_str().to_string()),
+            mode: q.evaluation_mode.map(|m| m.as_str().to_string()),
+            archived: Some(q.archived.unwrap_or(false)),
+            tag: q.tag.clone(),
+            deployment: q.deployment.clone(),
+            text: q.q.clone().filter(|t| !t.is_empty()),
+            offset: q.offset.unwrap_or(0),
+            limit,
+        };
+        self.core.read(|tx| {
+            let page = tx.list_flags(&filter)?;
+            let items = page
+                .items
+                .iter()
+                .map(|r| flag(r).map(|f| FlagSummary::from(&f)))
+                .collect::<Result<_>>()?;
+            Ok(vexil_store::Page {
+                items,
+                total: page.total,
+            })
+        })
+    }
+
+    /// Changes the fields `patch` names.
+    pub fn update(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+        patch: FlagPatch,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "update", |f, _| {
+            apply_patch(f, patch)
+        })
+    }
+
+    /// Adds a variant at the end (weight 0 everywhere, so nobody moves).
+    pub fn add_variant(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+        variant: Variant,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "update", |f, _| {
+            f.variants.push(variant);
+            Ok(Vec::new())
+        })
+    }
+
+    /// Replaces the variant `variant_key`; a new key renames it in weights and inclusions.
+    pub fn update_variant(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+        variant_key: &str,
+        variant: Variant,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "update", |f, _| {
+            let Some(slot) = f.variants.iter_mut().find(|v| v.key == variant_key) else {
+                return Err(Error::NotFound {
+                    entity: "variant",
+                    key: variant_key.to_string(),
+                });
+            };
+            let old = std::mem::replace(slot, variant);
+            let new_key = slot.key.clone();
+            if new_key != old.key {
+                rename_variant(f, &old.key, &new_key);
+            }
+            Ok(Vec::new())
+        })
+    }
+
+    /// Deletes a variant, with its weights and inclusions.
+    pub fn delete_variant(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+        variant_key: &str,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "update", |f, _| {
+            let before = f.variants.len();
+            f.variants.retain(|v| v.key != variant_key);
+            if f.variants.len() == before {
+                return Err(Error::NotFound {
+                    entity: "variant",
+                    key: variant_key.to_string(),
+                });
+            }
+            prune_variants(f);
+            Ok(Vec::new())
+        })
+    }
+
+    pub fn activate(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "activate", |f, src| {
+            rules::check_activate(src, f)?;
+            f.state = FlagState::Active;
+            Ok(Vec::new())
+        })
+    }
+
+    pub fn deactivate(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "deactivate", |f, src| {
+            f.state = FlagState::Inactive;
+            let active: Vec<String> = src
+                .dependents(&f.key)?
+                .into_iter()
+                .filter(|d| !d.archived && d.state == FlagState::Active)
+                .map(|d| d.key)
+                .collect();
+            Ok(if active.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "{} depend{} on this flag and will serve off to everyone but their individual inclusions while it is inactive",
+                    active.join(", "),
+                    if active.len() == 1 { "s" } else { "" }
+                )]
+            })
+        })
+    }
+
+    pub fn archive(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "archive", |f, src| {
+            rules::check_archive(src, f)?;
+            f.archived = true;
+            Ok(Vec::new())
+        })
+    }
+
+    pub fn unarchive(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+    ) -> Result<Saved<Flag>> {
+        self.change(actor, project, key, expected, "unarchive", |f, src| {
+            rules::check_unarchive(src, f)?;
+            f.archived = false;
+            Ok(Vec::new())
+        })
+    }
+
+    /// The dependencies card of a flag.
+    pub fn dependencies(&self, project: Option<&str>, key: &str) -> Result<Dependencies> {
+        self.core.read(|tx| {
+            let project = resolve(tx, project, key)?;
+            let f = load(tx, &project, key)?;
+            let mut prerequisites = Vec::new();
+            for p in &f.prerequisites {
+                if let Some(row) = tx.get_flag(&project, &p.flag)? {
+                    prerequisites.push(DependencyInfo {
+                        flag: FlagSummary::from(&flag(&row)?),
+                        variants: p.variants.clone(),
+                    });
+                }
+            }
+            let mut dependents = Vec::new();
+            for row in tx.dependents(&project, key)? {
+                let d = flag(&row)?;
+                let variants = d
+                    .prerequisites
+                    .iter()
+                    .find(|p| p.flag == key)
+                    .map(|p| p.variants.clone())
+                    .unwrap_or_default();
+                dependents.push(DependencyInfo {
+                    flag: FlagSummary::from(&d),
+                    variants,
+                });
+            }
+            Ok(Dependencies {
+                prerequisites,
+                dependents,
+            })
+        })
+    }
+
+    /// The flags `key` could add as a prerequisite now: same project, unarchived, a compatible
+    /// evaluation mode, and no cycle.
+    pub fn eligible_prerequisites(
+        &self,
+        project: Option<&str>,
+        key: &str,
+    ) -> Result<Vec<FlagSummary>> {
+        self.core.read(|tx| {
+            let project = resolve(tx, project, key)?;
+            let f = load(tx, &project, key)?;
+            let all: Vec<Flag> = tx
+                .project_flags(&project)?
+                .iter()
+                .map(flag)
+                .collect::<Result<_>>()?;
+            let reaches_us = dependents_closure(&all, key);
+            Ok(all
+                .iter()
+                .filter(|o| o.key != key && !o.archived && !reaches_us.contains(&o.key))
+                .filter(|o| {
+                    f.evaluation_mode == EvaluationMode::Remote
+                        || o.evaluation_mode == EvaluationMode::Local
+                })
+                .map(FlagSummary::from)
+                .collect())
+        })
+    }
+
+    /// Loads, changes with `mutate`, validates, checks the rules, and writes a new version.
+    pub(crate) fn change(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        key: &str,
+        expected: Option<i64>,
+        action: &'static str,
+        mutate: impl FnOnce(&mut Flag, &mut dyn FlagSource) -> Result<Vec<String>>,
+    ) -> Result<Saved<Flag>> {
+        actor.require(Role::Writer)?;
+        let project = self.core.read(|tx| resolve(tx, project, key))?;
+        let saved = self.core.write(|tx| {
+            super::projects::lock(tx, &project)?;
+            let before = load(tx, &project, key)?;
+            check_version("flag", key, expected, before.version)?;
+            if before.archived && action != "unarchive" {
+                return Err(Error::Blocked {
+                    code: "flag_archived",
+                    message: format!("{key:?} is archived; unarchive it before changing it"),
+                    field: None,
+                    blocking: Vec::new(),
+                });
+            }
+            let mut after = before.clone();
+            let mut warnings = mutate(
+                &mut after,
+                &mut TxSource {
+                    tx: &mut *tx,
+                    project: &project,
+                },
+            )?;
+            if after.bucketing_salt != before.bucketing_salt {
+                warnings.push(
+                    "the bucketing salt changed: users will move between variants".to_string(),
+                );
+            }
+            if after.bucketing_unit != before.bucketing_unit {
+                warnings.push(
+                    "the bucketing unit changed: users will move between variants".to_string(),
+                );
+            }
+            write_version(tx, actor, &before, after, action, warnings)
+        })?;
+        self.core.changed(&project);
+        Ok(saved)
+    }
+}
+
+/// Validates `after`, checks the rules and references, and writes it as the next version of
+/// `before`, with its history entry.
+pub(crate) fn write_version(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    before: &Flag,
+    mut after: Flag,
+    action: &'static str,
+    warnings: Vec<String>,
+) -> Result<Saved<Flag>> {
+    check_and_normalize(tx, Some(before), &mut after)?;
+    after.version = before.version + 1;
+    after.updated_at = now_ms().max(before.updated_at);
+    after.updated_by = actor.name.clone();
+    let row = flag_row(&after)?;
+    tx.update_flag(&row, before.version)?;
+    let changes = diff(&doc_value(before)?, &doc_value(&after)?);
+    let text = match action {
+        "update" => summary(&changes),
+        "restore" => format!("restored: {}", summary(&changes)),
+        other => other.to_string(),
+    };
+    record(
+        tx,
+        actor,
+        &after.project,
+        "flag",
+        &after.key,
+        after.version,
+        after.updated_at,
+        action,
+        text,
+        row.doc,
+    )?;
+    Ok(Saved {
+        value: after,
+        warnings,
+    })
+}
+
+fn new_flag(actor: &Actor, req: NewFlag) -> Result<Flag> {
+    let key = req.key.clone().unwrap_or_else(|| key_from_name(&req.name));
+    let variants = req.variants.unwrap_or_else(|| default_variants(req.kind));
+    let equal: BTreeMap<String, u32> = variants.iter().map(|v| (v.key.clone(), 1)).collect();
+    let mut segments = req.segments;
+    let all_other_users = req.all_other_users.unwrap_or(Rollout {
+        percentage: 0,
+        weights: equal.clone(),
+    });
+    for s in &mut segments {
+        if s.weights.is_empty() {
+            s.weights = equal.clone();
+        }
+    }
+    let now = now_ms();
+    Ok(Flag {
+        project: req.project,
+        key,
+        name: req.name.trim().to_string(),
+        description: req.description,
+        kind: req.kind,
+        experiment_key: req.experiment_key,
+        evaluation_mode: req.evaluation_mode,
+        bucketing_unit: req.bucketing_unit,
+        bucketing_salt: match req.bucketing_salt {
+            Some(s) => s,
+            None => salt()?,
+        },
+        tags: req.tags,
+        deployments: req.deployments,
+        state: FlagState::Inactive,
+        archived: false,
+        variants,
+        segments,
+        all_other_users,
+        inclusions: req.inclusions,
+        prerequisites: req.prerequisites,
+        imported_config: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        created_by: actor.name.clone(),
+        updated_by: actor.name.clone(),
+    })
+}
+
+fn default_variants(kind: FlagType) -> Vec<Variant> {
+    let keys: &[&str] = match kind {
+        FlagType::Release => &["on"],
+        FlagType::Experiment => &["control", "treatment"],
+    };
+    keys.iter()
+        .map(|k| Variant {
+            key: k.to_string(),
+            name: k.to_string(),
+            value: k.to_string(),
+            payload: None,
+            description: String::new(),
+        })
+        .collect()
+}
+
+fn apply_patch(f: &mut Flag, p: FlagPatch) -> Result<Vec<String>> {
+    if f.imported_config.is_some() {
+        if p.variants.is_some()
+            || p.segments.is_some()
+            || p.all_other_users.is_some()
+            || p.inclusions.is_some()
+            || p.prerequisites.is_some()
+        {
+            return Err(Error::invalid(
+                "imported_config",
+                "imported_flag",
+                "this flag was imported from Amplitude: change its targeting by editing imported_config",
+            ));
+        }
+    } else if p.imported_config.is_some() {
+        return Err(Error::invalid(
+            "imported_config",
+            "not_imported",
+            "only imported flags have an imported_config",
+        ));
+    }
+    let patched_targeting = p.segments.is_some() || p.all_other_users.is_some();
+    let patched_inclusions = p.inclusions.is_some();
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = p.$field { f.$field = v; } )* };
+    }
+    set!(
+        name,
+        description,
+        evaluation_mode,
+        bucketing_unit,
+        bucketing_salt,
+        tags,
+        deployments,
+        variants,
+        segments,
+        all_other_users,
+        inclusions,
+        prerequisites
+    );
+    if let Some(k) = p.experiment_key {
+        f.experiment_key = Some(k);
+    }
+    if let Some(config) = p.imported_config {
+        super::import::apply_config(f, config)?;
+    }
+    // A variants-only change keeps the targeting consistent with the new list by itself.
+    if !patched_targeting || !patched_inclusions {
+        let (segments, aou, inclusions) = (
+            f.segments.clone(),
+            f.all_other_users.clone(),
+            f.inclusions.clone(),
+        );
+        prune_variants(f);
+        if patched_targeting {
+            f.segments = segments;
+            f.all_other_users = aou;
+        }
+        if patched_inclusions {
+            f.inclusions = inclusions;
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Drops weights and inclusions of variants the flag no longer has.
+fn prune_variants(f: &mut Flag) {
+    let keys: Vec<String> = f.variants.iter().map(|v| v.key.clone()).collect();
+    let keep = |k: &String| keys.contains(k);
+    for s in &mut f.segments {
+        s.weights.retain(|k, _| keep(k));
+    }
+    f.all_other_users.weights.retain(|k, _| keep(k));
+    f.inclusions.retain(|k, _| keep(k));
+}
+
+fn rename_variant(f: &mut Flag, old: &str, new: &str) {
+    for w in f
+        .segments
+        .iter_mut()
+        .map(|s| &mut s.weights)
+        .chain(std::iter::once(&mut f.all_other_users.weights))
+    {
+        if let Some(weight) = w.remove(old) {
+            w.insert(new.to_string(), weight);
+        }
+    }
+    if let Some(inclusion) = f.inclusions.remove(old) {
+        f.inclusions.insert(new.to_string(), inclusion);
+    }
+}
+
+/// Field validation, references to deployments and cohorts, and the prerequisite rules.
+fn check_and_normalize(tx: &mut dyn Tx, before: Option<&Flag>, f: &mut Flag) -> Result<()> {
+    let mut errors = validate_flag(f);
+    if let Some(before) = before {
+        if before.key != f.key {
+            errors.push(FieldError::new(
+                "key",
+                "immutable",
+                "a flag's key cannot change after creation",
+            ));
+        }
+    }
+    for (i, d) in f.deployments.iter().enumerate() {
+        let row = if is_url_safe_key(d) {
+            tx.get_deployment(&f.project, d)?
+        } else {
+            None
+        };
+        match row {
+            None => errors.push(FieldError::new(
+                format!("deployments[{i}]"),
+                "unknown_deployment",
+                format!("project {:?} has no deployment {d:?}", f.project),
+            )),
+            Some(row) if row.archived && !before.is_some_and(|b| b.deployments.contains(d)) => {
+                errors.push(FieldError::new(
+                    format!("deployments[{i}]"),
+                    "deployment_archived",
+                    format!("deployment {d:?} is archived"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if f.imported_config.is_none() {
+        for (field, cohort) in cohort_references(f) {
+            if !is_url_safe_key(&cohort) || tx.get_cohort(&f.project, &cohort)?.is_none() {
+                errors.push(FieldError::new(
+                    field,
+                    "unknown_cohort",
+                    format!(
+                        "project {:?} has no cohort {cohort:?}; upload it first",
+                        f.project
+                    ),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let project = f.project.clone();
+    rules::check_save(
+        &mut TxSource {
+            tx,
+            project: &project,
+        },
+        before,
+        f,
+    )
+}
+
+/// Every cohort id a managed flag references, with the field that references it.
+pub(crate) fn cohort_references(f: &Flag) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, s) in f.segments.iter().enumerate() {
+        for (j, c) in s.conditions.iter().enumerate() {
+            if matches!(c.target, Target::Cohort | Target::GroupCohort { .. }) {
+                for (k, v) in c.values.iter().enumerate() {
+                    out.push((
+                        format!("segments[{i}].conditions[{j}].values[{k}]"),
+                        v.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    for (variant, inclusion) in &f.inclusions {
+        for (k, c) in inclusion.cohorts.iter().enumerate() {
+            out.push((format!("inclusions.{variant}.cohorts[{k}]"), c.clone()));
+        }
+    }
+    out
+}
+
+/// Keys of the flags that depend on `key`, directly or not.
+fn dependents_closure(all: &[Flag], key: &str) -> std::collections::HashSet<String> {
+    let mut found = std::collections::HashSet::new();
+    let mut stack = vec![key.to_string()];
+    while let Some(k) = stack.pop() {
+        for f in all.iter().filter(|f| f.prerequisite_keys().any(|p| p == k)) {
+            if found.insert(f.key.clone()) {
+                stack.push(f.key.clone());
+            }
+        }
+    }
+    found
+}
+
+/// The project of flag `key`: the one given, or the only project that has such a flag.
+pub(crate) fn resolve(tx: &mut dyn Tx, project: Option<&str>, key: &str) -> Result<String> {
+    if !is_url_safe_key(key) || project.is_some_and(|p| !is_url_safe_key(p)) {
+        return Err(Error::NotFound {
+            entity: "flag",
+            key: key.to_string(),
+        });
+    }
+    if let Some(p) = project {
+        return Ok(p.to_string());
+    }
+    let page = tx.list_flags(&FlagFilter {
+        key: Some(key.to_string()),
+        limit: 10,
+        ..FlagFilter::default()
+    })?;
+    match page.items.as_slice() {
+        [] => Err(Error::NotFound {
+            entity: "flag",
+            key: key.to_string(),
+        }),
+        [one] => Ok(one.project.clone()),
+        many => Err(Error::invalid(
+            "project",
+            "project_required",
+            format!(
+                "projects {} all have a flag {key:?}; name the project",
+                many.iter()
+                    .map(|r| r.project.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+pub(crate) fn load(tx: &mut dyn Tx, project: &str, key: &str) -> Result<Flag> {
+    match tx.get_flag(project, key)? {
+        Some(row) => flag(&row),
+        None => Err(Error::NotFound {
+            entity: "flag",
+            key: key.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,238 @@
+//! The use cases: every change a person can make, each one authorized, validated, checked
+//! against the prerequisite rules, written with its history entry in one transaction, and
+//! announced to the [`ChangeListener`]s (which rebuild SDK snapshots).
+//!
+//! Services are synchronous: the store drivers are, and the HTTP layer runs service calls on
+//! a blocking thread pool. The console and the JSON API call the same methods.
+
+mod cohorts;
+mod convert;
+mod deployments;
+mod flags;
+mod import;
+mod keys;
+mod projects;
+
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use vexil_store::{HistoryRow, Store, Tx};
+
+pub use cohorts::{parse_members, CohortService, CohortUpload, MemberFormat};
+pub use deployments::{DeploymentPatch, DeploymentService, NewDeployment};
+pub use flags::{
+    Dependencies, DependencyInfo, Evaluation, FlagPatch, FlagQuery, FlagService, FlagSummary,
+    NewFlag, VersionInfo,
+};
+pub use import::{ImportReport, ImportService};
+pub use keys::{CreatedKey, KeyInfo, KeyService};
+pub use projects::{NewProject, ProjectPatch, ProjectService};
+
+use crate::error::{Error, Result};
+
+/// Who is making a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The management key's name, recorded in history.
+    pub name: String,
+    pub role: Role,
+}
+
+impl Actor {
+    /// The actor for changes made on the command line with direct access to the database.
+    pub fn cli() -> Actor {
+        Actor {
+            name: "cli".to_string(),
+            role: Role::Admin,
+        }
+    }
+
+    fn require(&self, role: Role) -> Result<()> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "the key {:?} has the {} role; this needs {}",
+                self.name,
+                self.role.as_str(),
+                role.as_str()
+            )))
+        }
+    }
+}
+
+/// What a management key may do. Ordered: each role includes the ones below it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read everything.
+    Reader,
+    /// Read and change projects, deployments, flags and cohorts.
+    Writer,
+    /// Everything, including management keys.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "reader" => Some(Role::Reader),
+            "writer" => Some(Role::Writer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Told after every committed change, with the project it touched.
+pub trait ChangeListener: Send + Sync {
+    fn changed(&self, project: &str);
+}
+
+/// The result of a write, with warnings the caller should show (e.g. a changed salt).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Saved<T> {
+    #[serde(flatten)]
+    pub value: T,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Shared by every service: the store and the listeners.
+#[derive(Clone)]
+pub(crate) struct Core {
+    store: Arc<dyn Store>,
+    listeners: Arc<RwLock<Vec<Arc<dyn ChangeListener>>>>,
+}
+
+impl Core {
+    fn write<R>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<R>) -> Result<R> {
+        vexil_store::write(&*self.store, f)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<R>) -> Result<R> {
+        vexil_store::read(&*self.store, f)
+    }
+
+    fn changed(&self, project: &str) {
+        let listeners = match self.listeners.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for listener in listeners {
+            listener.changed(project);
+        }
+    }
+}
+
+/// Every service over one store.
+#[derive(Clone)]
+pub struct Services {
+    core: Core,
+    pub projects: ProjectService,
+    pub deployments: DeploymentService,
+    pub flags: FlagService,
+    pub cohorts: CohortService,
+    pub keys: KeyService,
+    pub import: ImportService,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>) -> Services {
+        let core = Core {
+            store,
+            listeners: Arc::new(RwLock::new(Vec::new())),
+        };
+        Services {
+            projects: ProjectService { core: core.clone() },
+            deployments: DeploymentService { core: core.clone() },
+            flags: FlagService { core: core.clone() },
+            cohorts: CohortService { core: core.clone() },
+            keys: KeyService { core: core.clone() },
+            import: ImportService { core: core.clone() },
+            core,
+        }
+    }
+
+    /// Registers a listener told after every committed change.
+    pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) {
+        match self.core.listeners.write() {
+            Ok(mut l) => l.push(listener),
+            Err(poisoned) => poisoned.into_inner().push(listener),
+        }
+    }
+
+    /// The store, for components that read it directly (snapshot builders).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.core.store
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Checks the version a write was based on against the stored one.
+pub(crate) fn check_version(
+    entity: &'static str,
+    key: &str,
+    expected: Option<i64>,
+    current: i64,
+) -> Result<()> {
+    match expected {
+        None => Err(Error::VersionRequired),
+        Some(v) if v != current => Err(Error::VersionMismatch {
+            entity,
+            key: key.to_string(),
+            expected: v,
+            current,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Appends a history entry for an entity's new version.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one flat record; a struct would only rename the fields"
+)]
+pub(crate) fn record(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    project: &str,
+    entity: &str,
+    key: &str,
+    version: i64,
+    at: i64,
+    action: &str,
+    summary: String,
+    doc: String,
+) -> Result<()> {
+    tx.append_history(&HistoryRow {
+        project: project.to_string(),
+        entity: entity.to_string(),
+        key: key.to_string(),
+        version,
+        actor: actor.name.clone(),
+        at,
+        action: action.to_string(),
+        summary,
+        doc,
+    })?;
+    Ok(())
+}
