@@ -30,6 +30,101 @@ pub enum Command {
     /// `--user` JSON, an unreadable users file).
     #[command(after_long_help = EVAL_EXAMPLES)]
     Eval(EvalArgs),
+
+    /// Run the server: the management API under /api/v1 (OpenAPI at /api/v1/openapi.json).
+    ///
+    /// On first start with an empty database it creates an admin management key and prints it
+    /// once. Stops gracefully on SIGINT or SIGTERM, finishing requests in flight.
+    Serve(ServeArgs),
+
+    /// Manage the management API's keys directly in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+
+    /// Work with flags directly in the database.
+    #[command(subcommand)]
+    Flags(FlagsCommand),
+}
+
+/// Where the data lives.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// A SQLite file (created on first start) or a `postgres://` URL.
+    #[arg(
+        long,
+        env = "VEXIL_DB",
+        default_value = "./vexil.db",
+        value_name = "PATH|URL"
+    )]
+    pub db: String,
+}
+
+/// Options of `vexil serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// The address to listen on; port 0 picks a free port (the chosen address is printed).
+    #[arg(
+        long,
+        env = "VEXIL_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: std::net::SocketAddr,
+}
+
+/// `vexil keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (shown once).
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// A name to recognise the key by; recorded in history as the author of changes.
+        #[arg(long)]
+        name: String,
+        /// reader, writer or admin.
+        #[arg(long, default_value = "writer")]
+        role: String,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a key by id or name; it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The key's id (or its name, when unique).
+        key: String,
+    },
+}
+
+/// `vexil flags ...`
+#[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// Import flag configs exported from Amplitude Experiment (the `/sdk/v2/flags` array) and
+    /// optionally its cohorts; each flag is attached to the deployment and served as given.
+    /// Importing the same files again changes nothing.
+    Import {
+        #[command(flatten)]
+        db: DbArgs,
+        /// JSON array of flag configs.
+        #[arg(long, value_name = "FLAGS.json")]
+        file: PathBuf,
+        /// JSON array of cohorts: `{cohortId, groupType, memberIds, ...}`.
+        #[arg(long, value_name = "COHORTS.json")]
+        cohorts: Option<PathBuf>,
+        /// The deployment (label or key) to attach the flags to.
+        #[arg(long, value_name = "LABEL")]
+        deployment: String,
+        /// The project; needed only when several projects have a deployment with this label.
+        #[arg(long)]
+        project: Option<String>,
+    },
 }
 
 const EVAL_EXAMPLES: &str = "Examples:

@@ -4,6 +4,7 @@
 
 mod cli;
 mod eval;
+mod serve;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -16,6 +17,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => serve::serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Keys(command) => serve::keys(command).map(|()| ExitCode::SUCCESS),
+        Command::Flags(command) => serve::flags(command).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

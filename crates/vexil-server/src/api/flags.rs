@@ -1,0 +1,393 @@
+//! `/api/v1/flags`: flags and experiments, their variants, state, dependencies, history and
+//! QA evaluation. A flag is named by its key; `?project=` is needed only when several projects
+//! have a flag with that key.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use vexil_core::diff::Change;
+use vexil_core::service::{
+    Dependencies, Evaluation, FlagPatch, FlagQuery, FlagSummary, NewFlag, Saved, VersionInfo,
+};
+use vexil_core::{Flag, Variant};
+
+use super::{tagged, PageBody};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Auth, IfMatch, Json, Path, Query};
+use crate::{blocking, AppState};
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_flags, create_flag))
+        .routes(routes!(get_flag, update_flag))
+        .routes(routes!(add_variant))
+        .routes(routes!(update_variant, delete_variant))
+        .routes(routes!(activate))
+        .routes(routes!(deactivate))
+        .routes(routes!(archive))
+        .routes(routes!(unarchive))
+        .routes(routes!(dependencies))
+        .routes(routes!(eligible_prerequisites))
+        .routes(routes!(list_versions))
+        .routes(routes!(compare_versions))
+        .routes(routes!(get_version))
+        .routes(routes!(restore_version))
+        .routes(routes!(evaluate))
+}
+
+/// Which project a flag key belongs to, when ambiguous.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct InProject {
+    /// The project key; needed only when several projects have a flag with this key.
+    project: Option<String>,
+}
+
+fn saved(status: StatusCode, s: &Saved<Flag>) -> Response {
+    tagged(status, s.value.version, s)
+}
+
+/// List flags and experiments, filtered and paginated (unarchived by default).
+#[utoipa::path(get, path = "/api/v1/flags", tag = "flags", params(FlagQuery),
+    responses((status = 200, body = PageBody<FlagSummary>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn list_flags(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Query(q): Query<FlagQuery>,
+) -> ApiResult<axum::Json<PageBody<FlagSummary>>> {
+    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50));
+    let page = blocking(move || s.services.flags.list(&q)).await?;
+    Ok(axum::Json(PageBody {
+        items: page.items,
+        total: page.total,
+        offset,
+        limit,
+    }))
+}
+
+/// Create a flag or experiment (inactive). The key is generated from the name unless given.
+#[utoipa::path(post, path = "/api/v1/flags", tag = "flags", request_body = NewFlag,
+    responses((status = 201, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn create_flag(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Json(req): Json<NewFlag>,
+) -> ApiResult<Response> {
+    let f = blocking(move || s.services.flags.create(&actor, req)).await?;
+    Ok(saved(StatusCode::CREATED, &f))
+}
+
+/// Show a flag with its variants, segments, inclusions and prerequisites.
+#[utoipa::path(get, path = "/api/v1/flags/{key}", tag = "flags", params(("key" = String, Path), InProject),
+    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn get_flag(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+) -> ApiResult<Response> {
+    let f = blocking(move || s.services.flags.get(p.project.as_deref(), &key)).await?;
+    Ok(tagged(StatusCode::OK, f.version, &f))
+}
+
+/// Change a flag: any of its fields but the key (`If-Match` required). Lists replace the
+/// stored ones. A new bucketing salt or unit is accepted with a warning that users move.
+#[utoipa::path(patch, path = "/api/v1/flags/{key}", tag = "flags", request_body = FlagPatch,
+    params(("key" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
+    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn update_flag(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+    IfMatch(v): IfMatch,
+    Json(patch): Json<FlagPatch>,
+) -> ApiResult<Response> {
+    let f = blocking(move || {
+        s.services
+            .flags
+            .update(&actor, p.project.as_deref(), &key, v, patch)
+    })
+    .await?;
+    Ok(saved(StatusCode::OK, &f))
+}
+
+/// Add a variant (weight 0 in every segment, so nobody moves).
+#[utoipa::path(post, path = "/api/v1/flags/{key}/variants", tag = "flags", request_body = Variant,
+    params(("key" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
+    responses((status = 201, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn add_variant(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+    IfMatch(v): IfMatch,
+    Json(variant): Json<Variant>,
+) -> ApiResult<Response> {
+    let f = blocking(move || {
+        s.services
+            .flags
+            .add_variant(&actor, p.project.as_deref(), &key, v, variant)
+    })
+    .await?;
+    Ok(saved(StatusCode::CREATED, &f))
+}
+
+/// Replace a variant; a new key renames it in weights and inclusions (refused while a
+/// dependent flag uses the old key).
+#[utoipa::path(put, path = "/api/v1/flags/{key}/variants/{variant}", tag = "flags", request_body = Variant,
+    params(("key" = String, Path), ("variant" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
+    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn update_variant(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path((key, variant_key)): Path<(String, String)>,
+    Query(p): Query<InProject>,
+    IfMatch(v): IfMatch,
+    Json(variant): Json<Variant>,
+) -> ApiResult<Response> {
+    let f = blocking(move || {
+        s.services.flags.update_variant(
+            &actor,
+            p.project.as_deref(),
+            &key,
+            v,
+            &variant_key,
+            variant,
+        )
+    })
+    .await?;
+    Ok(saved(StatusCode::OK, &f))
+}
+
+/// Delete a variant (refused while a dependent flag uses it).
+#[utoipa::path(delete, path = "/api/v1/flags/{key}/variants/{variant}", tag = "flags",
+    params(("key" = String, Path), ("variant" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
+    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn delete_variant(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path((key, variant_key)): Path<(String, String)>,
+    Query(p): Query<InProject>,
+    IfMatch(v): IfMatch,
+) -> ApiResult<Response> {
+    let f = blocking(move || {
+        s.services
+            .flags
+            .delete_variant(&actor, p.project.as_deref(), &key, v, &variant_key)
+    })
+    .await?;
+    Ok(saved(StatusCode::OK, &f))
+}
+
+macro_rules! state_change {
+    ($name:ident, $method:ident, $path:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "flags",
+            params(("key" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
+            responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+        async fn $name(
+            State(s): State<AppState>,
+            Auth(actor): Auth,
+            Path(key): Path<String>,
+            Query(p): Query<InProject>,
+            IfMatch(v): IfMatch,
+        ) -> ApiResult<Response> {
+            let f = blocking(move || s.services.flags.$method(&actor, p.project.as_deref(), &key, v)).await?;
+            Ok(saved(StatusCode::OK, &f))
+        }
+    };
+}
+
+state_change!(
+    activate,
+    activate,
+    "/api/v1/flags/{key}/activate",
+    "Activate: serve the targeting. Refused while a prerequisite is inactive; the error names it."
+);
+state_change!(
+    deactivate,
+    deactivate,
+    "/api/v1/flags/{key}/deactivate",
+    "Deactivate: serve `off` to everyone. Warns when active flags depend on it."
+);
+state_change!(
+    archive,
+    archive,
+    "/api/v1/flags/{key}/archive",
+    "Archive: stop serving the flag. Refused while other flags depend on it; the error names them."
+);
+state_change!(
+    unarchive,
+    unarchive,
+    "/api/v1/flags/{key}/unarchive",
+    "Bring a flag back from the archive."
+);
+
+/// The dependencies card: prerequisites and the flags that depend on this one.
+#[utoipa::path(get, path = "/api/v1/flags/{key}/dependencies", tag = "flags", params(("key" = String, Path), InProject),
+    responses((status = 200, body = Dependencies), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn dependencies(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+) -> ApiResult<axum::Json<Dependencies>> {
+    blocking(move || s.services.flags.dependencies(p.project.as_deref(), &key))
+        .await
+        .map(axum::Json)
+}
+
+/// The flags this one may add as a prerequisite: same project, compatible evaluation mode, no cycle.
+#[utoipa::path(get, path = "/api/v1/flags/{key}/eligible-prerequisites", tag = "flags", params(("key" = String, Path), InProject),
+    responses((status = 200, body = Vec<FlagSummary>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn eligible_prerequisites(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+) -> ApiResult<axum::Json<Vec<FlagSummary>>> {
+    blocking(move || {
+        s.services
+            .flags
+            .eligible_prerequisites(p.project.as_deref(), &key)
+    })
+    .await
+    .map(axum::Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct VersionsQuery {
+    project: Option<String>,
+    /// Versions older than this one.
+    before: Option<i64>,
+    /// At most this many (default 50, at most 500).
+    limit: Option<u32>,
+}
+
+/// A flag's versions, newest first: who, when, what changed.
+#[utoipa::path(get, path = "/api/v1/flags/{key}/versions", tag = "history", params(("key" = String, Path), VersionsQuery),
+    responses((status = 200, body = Vec<VersionInfo>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn list_versions(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(q): Query<VersionsQuery>,
+) -> ApiResult<axum::Json<Vec<VersionInfo>>> {
+    blocking(move || {
+        s.services
+            .flags
+            .versions(q.project.as_deref(), &key, q.before, q.limit.unwrap_or(50))
+    })
+    .await
+    .map(axum::Json)
+}
+
+/// One version, with the flag as it was.
+#[utoipa::path(get, path = "/api/v1/flags/{key}/versions/{version}", tag = "history",
+    params(("key" = String, Path), ("version" = i64, Path), InProject),
+    responses((status = 200, body = VersionInfo), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn get_version(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path((key, version)): Path<(String, i64)>,
+    Query(p): Query<InProject>,
+) -> ApiResult<axum::Json<VersionInfo>> {
+    blocking(move || {
+        s.services
+            .flags
+            .version(p.project.as_deref(), &key, version)
+    })
+    .await
+    .map(axum::Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CompareQuery {
+    project: Option<String>,
+    from: i64,
+    to: i64,
+}
+
+/// What changed between two versions.
+#[derive(Debug, serde::Serialize, ToSchema)]
+struct Comparison {
+    from: i64,
+    to: i64,
+    changes: Vec<Change>,
+}
+
+/// Compare two versions of a flag field by field.
+#[utoipa::path(get, path = "/api/v1/flags/{key}/versions/compare", tag = "history", params(("key" = String, Path), CompareQuery),
+    responses((status = 200, body = Comparison), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn compare_versions(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(q): Query<CompareQuery>,
+) -> ApiResult<axum::Json<Comparison>> {
+    let (from, to) = (q.from, q.to);
+    let changes = blocking(move || {
+        s.services
+            .flags
+            .compare(q.project.as_deref(), &key, from, to)
+    })
+    .await?;
+    Ok(axum::Json(Comparison { from, to, changes }))
+}
+
+/// Restore the configuration of an old version as a new version (`If-Match` names the current
+/// one). State and archive status stay as they are.
+#[utoipa::path(post, path = "/api/v1/flags/{key}/versions/{version}/restore", tag = "history",
+    params(("key" = String, Path), ("version" = i64, Path), InProject, ("If-Match" = String, Header, description = "the current version")),
+    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn restore_version(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path((key, version)): Path<(String, i64)>,
+    Query(p): Query<InProject>,
+    IfMatch(v): IfMatch,
+) -> ApiResult<Response> {
+    let f = blocking(move || {
+        s.services
+            .flags
+            .restore(&actor, p.project.as_deref(), &key, v, version)
+    })
+    .await?;
+    Ok(saved(StatusCode::OK, &f))
+}
+
+/// A QA request: the user to evaluate.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct EvaluateRequest {
+    /// An Amplitude user: `user_id`, `device_id`, `country`, `user_properties`, `groups`, ...
+    #[schema(value_type = Object)]
+    user: serde_json::Value,
+}
+
+/// QA: evaluate this flag and its prerequisites for a user, with the engine's explanation.
+#[utoipa::path(post, path = "/api/v1/flags/{key}/evaluate", tag = "flags", request_body = EvaluateRequest,
+    params(("key" = String, Path), InProject),
+    responses((status = 200, body = Evaluation), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn evaluate(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+    Json(req): Json<EvaluateRequest>,
+) -> ApiResult<axum::Json<Evaluation>> {
+    blocking(move || {
+        s.services
+            .flags
+            .evaluate(p.project.as_deref(), &key, req.user)
+    })
+    .await
+    .map(axum::Json)
+}

@@ -1,0 +1,114 @@
+//! The management API under `/api/v1`: routes, the OpenAPI document built from the handlers'
+//! annotations, body limits, and JSON answers for unknown routes and methods.
+
+mod cohorts;
+mod flags;
+mod keys;
+mod projects;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::AppState;
+
+/// JSON bodies of the management API (flags, projects): 1 MiB.
+const JSON_LIMIT: usize = 1 << 20;
+/// Cohort uploads and imports: 256 MiB (a million ids is about 20 MB).
+pub(crate) const UPLOAD_LIMIT: usize = 256 << 20;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Vexil management API",
+        description = "Projects, deployments, flags and experiments, cohorts, prerequisites and history. \
+Every request needs `Authorization: Bearer <management key>`. Writes to an existing resource send \
+`If-Match` with the version they are based on (the `ETag` of the resource); a stale version gets 409 \
+`version_conflict` with the current version."
+    ),
+    modifiers(&Security),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(projects::routes())
+        .merge(flags::routes())
+        .merge(keys::routes())
+        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .merge(cohorts::routes())
+}
+
+/// The OpenAPI 3.1 document of the management API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    let (api, doc) = api().split_for_parts();
+    let doc = serde_json::to_string(&doc).unwrap_or_else(|_| "{}".to_string());
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
+    )
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; the API is described at /api/v1/openapi.json",
+        None,
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+        None,
+    )
+}
+
+/// A JSON answer carrying the resource's version as its `ETag`.
+pub(crate) fn tagged<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// A page of results.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PageBody<T> {
+    pub items: Vec<T>,
+    /// How many match in all.
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u32,
+}

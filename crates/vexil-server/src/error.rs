@@ -1,0 +1,155 @@
+//! The one place errors become HTTP responses. A 4xx body is
+//! `{"code", "message", "field"?, "errors"?, "blocking"?, "current_version"?}`; a 5xx says little
+//! to the client and logs the whole error chain.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use vexil_core::{Error, FieldError};
+
+/// The error body of every endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine code, e.g. `version_conflict`, `reserved_variant_key`.
+    pub code: String,
+    pub message: String,
+    /// The request field at fault, as a JSON path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every invalid field, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The flags that block the change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocking: Vec<String>,
+    /// On `version_conflict`: the version now stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: Box<ErrorBody>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        field: Option<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            body: Box::new(ErrorBody {
+                code: code.to_string(),
+                message: message.into(),
+                field,
+                errors: Vec::new(),
+                blocking: Vec::new(),
+                current_version: None,
+            }),
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>, field: Option<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message, field)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Invalid(errors) => {
+                let first = errors.first().cloned();
+                let mut e = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    first.as_ref().map_or("invalid", |f| f.code),
+                    first
+                        .as_ref()
+                        .map_or_else(|| "invalid request".to_string(), |f| f.message.clone()),
+                    first.map(|f| f.field),
+                );
+                if errors.len() > 1 {
+                    e.body.errors = errors;
+                }
+                e
+            }
+            Error::NotFound { entity, key } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{entity} {key:?} not found"),
+                None,
+            ),
+            Error::Conflict {
+                code,
+                message,
+                field,
+            } => ApiError::new(StatusCode::CONFLICT, code, message, field),
+            e @ Error::VersionMismatch { current, .. } => {
+                let mut out = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "version_conflict",
+                    e.to_string(),
+                    None,
+                );
+                out.body.current_version = Some(current);
+                out
+            }
+            e @ Error::VersionRequired => ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "version_required",
+                format!("{e}: send If-Match with the version you read (the ETag of the resource)"),
+                None,
+            ),
+            Error::Blocked {
+                code,
+                message,
+                field,
+                blocking,
+            } => {
+                let mut out = ApiError::new(StatusCode::CONFLICT, code, message, field);
+                out.body.blocking = blocking;
+                out
+            }
+            Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m, None),
+            Error::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m, None)
+            }
+            other => {
+                tracing::error!(error = %chain(&other), "request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the server log has the details",
+                    None,
+                )
+            }
+        }
+    }
+}
+
+/// The error and its sources, `a: b: c`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Result of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,494 @@
+//! The harness of the API tests: starts the real server (`vexil_server::run`) on `127.0.0.1:0`
+//! over a fresh store per test, bootstraps the admin key, and talks to it over HTTP with
+//! reqwest.
+//!
+//! Stores: a SQLite file with a unique name in the system's temporary directory, or a fresh
+//! schema of the PostgreSQL test server (`VEXIL_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). When PostgreSQL cannot be reached the PostgreSQL
+//! variant of a test is skipped with a message, unless `CI=true`, where that is a failure (the
+//! same rule as `vexil-store`'s own tests).
+//!
+//! The PostgreSQL driver runs its own runtime, so it must never be opened, used or dropped on
+//! an async thread. The store is opened on the blocking pool, and [`Guarded`] drops it (and
+//! removes the database) on a plain thread, whichever task lets go of it last.
+
+#![allow(dead_code, reason = "each test binary uses a part of the harness")]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Client, Method, RequestBuilder};
+use serde_json::{json, Value};
+use vexil_core::Services;
+use vexil_store::{PostgresStore, SqliteStore, Store, Tx};
+
+/// Which store a server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn postgres_url() -> String {
+    std::env::var("VEXIL_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// A name unique to this process, test and moment.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+type Cleanup = Box<dyn FnOnce() + Send + Sync>;
+
+/// A store that, when the last reference goes, drops the real store and then removes its
+/// database on a plain thread (never on an async worker, where the PostgreSQL driver panics).
+struct Guarded {
+    inner: Option<Arc<dyn Store>>,
+    cleanup: Option<Cleanup>,
+}
+
+impl Guarded {
+    fn inner(&self) -> &dyn Store {
+        &**self
+            .inner
+            .as_ref()
+            .expect("the store is alive until dropped")
+    }
+}
+
+impl Store for Guarded {
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> vexil_store::Result<()>,
+    ) -> vexil_store::Result<()> {
+        self.inner().write(f)
+    }
+
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> vexil_store::Result<()>,
+    ) -> vexil_store::Result<()> {
+        self.inner().read(f)
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner().backend()
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let inner = self.inner.take();
+        let cleanup = self.cleanup.take();
+        // Best effort: a leftover file or schema only costs space.
+        let _ = std::thread::spawn(move || {
+            drop(inner);
+            if let Some(cleanup) = cleanup {
+                cleanup();
+            }
+        })
+        .join();
+    }
+}
+
+fn open_sqlite() -> Guarded {
+    let path = std::env::temp_dir().join(format!("{}.db", unique("vexil-server-api")));
+    let store = SqliteStore::open(&path).unwrap();
+    Guarded {
+        inner: Some(Arc::new(store)),
+        cleanup: Some(Box::new(move || {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        })),
+    }
+}
+
+/// A fresh schema of the PostgreSQL test server, or `None` (after saying so) when the server
+/// is unreachable outside CI.
+fn open_postgres() -> Option<Guarded> {
+    let url = postgres_url();
+    match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(client) => drop(client),
+        Err(err) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("PostgreSQL not reachable at {url}: {err}")
+        }
+        Err(err) => {
+            eprintln!("skipped: PostgreSQL not reachable at {url}: {err}");
+            return None;
+        }
+    }
+    let schema = unique("vexil_api_test");
+    let store = PostgresStore::connect(&url, Some(&schema)).unwrap();
+    Some(Guarded {
+        inner: Some(Arc::new(store)),
+        cleanup: Some(Box::new(move || {
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ =
+                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+            }
+        })),
+    })
+}
+
+/// An answer: status, JSON body (`Null` when empty or not JSON), headers.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub json: Value,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    /// The version in the `ETag` header (`"3"` gives 3).
+    #[track_caller]
+    pub fn etag(&self) -> i64 {
+        let raw = self
+            .headers
+            .get("etag")
+            .unwrap_or_else(|| panic!("no ETag in {self:?}"))
+            .to_str()
+            .unwrap();
+        raw.trim_start_matches("W/")
+            .trim_matches('"')
+            .parse()
+            .unwrap()
+    }
+
+    pub fn code(&self) -> &str {
+        self.json["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn message(&self) -> &str {
+        self.json["message"].as_str().unwrap_or_default()
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        self.json["field"].as_str()
+    }
+
+    pub fn blocking(&self) -> Vec<String> {
+        strings(&self.json["blocking"])
+    }
+
+    /// Asserts the status, then returns the answer.
+    #[track_caller]
+    pub fn ok(self, status: u16) -> Resp {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.text);
+        self
+    }
+
+    /// Asserts an error answer: status, `code` and `field` (`None`: no field).
+    #[track_caller]
+    pub fn err(&self, status: u16, code: &str, field: Option<&str>) -> &Resp {
+        assert_eq!(
+            (self.status, self.code(), self.field()),
+            (status, code, field),
+            "unexpected error answer: {}",
+            self.text
+        );
+        assert!(
+            !self.message().is_empty(),
+            "an error says why: {}",
+            self.text
+        );
+        self
+    }
+}
+
+/// The strings of a JSON array (empty when absent).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `key` of every item of a JSON array.
+pub fn keys(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|i| i["key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A running server and a client for it, authenticated as the bootstrap admin.
+pub struct Server {
+    pub base: String,
+    /// The bootstrap admin key's secret.
+    pub admin: String,
+    pub http: Client,
+    pub backend: Backend,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Every 5xx answer seen, which no test expects.
+    server_errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Server {
+    /// A server over a fresh SQLite database.
+    pub async fn sqlite() -> Server {
+        Server::start(Backend::Sqlite).await.unwrap()
+    }
+
+    /// A server over a fresh PostgreSQL schema; `None` when PostgreSQL is unreachable outside CI.
+    pub async fn postgres() -> Option<Server> {
+        Server::start(Backend::Postgres).await
+    }
+
+    pub async fn start(backend: Backend) -> Option<Server> {
+        let opened = tokio::task::spawn_blocking(move || {
+            let store = match backend {
+                Backend::Sqlite => open_sqlite(),
+                Backend::Postgres => open_postgres()?,
+            };
+            let services = Services::new(Arc::new(store));
+            let admin = services
+                .keys
+                .bootstrap()
+                .unwrap()
+                .expect("an empty store bootstraps");
+            assert!(
+                services.keys.bootstrap().unwrap().is_none(),
+                "bootstrap happens once"
+            );
+            Some((services, admin.secret))
+        })
+        .await
+        .unwrap();
+        let (services, admin) = opened?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            vexil_server::run(services, listener, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Some(Server {
+            base: format!("http://{addr}"),
+            admin,
+            http: Client::new(),
+            backend,
+            shutdown: Some(tx),
+            server_errors: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request authenticated with the admin key.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin)
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub async fn send(&self, request: RequestBuilder) -> Resp {
+        self.read(request.send().await.unwrap()).await
+    }
+
+    /// Reads a whole answer (of a request sent elsewhere, e.g. from a spawned task).
+    pub async fn read(&self, response: reqwest::Response) -> Resp {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status >= 500 {
+            self.server_errors
+                .lock()
+                .unwrap()
+                .push(format!("{status}: {text}"));
+        }
+        Resp {
+            status,
+            json,
+            headers,
+            text,
+        }
+    }
+
+    /// Asserts that the server has not answered 5xx during the test.
+    #[track_caller]
+    pub fn assert_no_server_errors(&self) {
+        let errors = self.server_errors.lock().unwrap();
+        assert!(errors.is_empty(), "the server answered 5xx: {errors:?}");
+    }
+
+    fn with_version(request: RequestBuilder, version: Option<i64>) -> RequestBuilder {
+        match version {
+            Some(v) => request.header("If-Match", format!("\"{v}\"")),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.req(Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.req(Method::POST, path).json(body)).await
+    }
+
+    /// A POST with `If-Match` and no body (activate, archive, restore ...).
+    pub async fn post_if(&self, path: &str, version: impl Into<Option<i64>>) -> Resp {
+        self.send(Server::with_version(
+            self.req(Method::POST, path),
+            version.into(),
+        ))
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, version: impl Into<Option<i64>>, body: &Value) -> Resp {
+        let request = self.req(Method::PATCH, path).json(body);
+        self.send(Server::with_version(request, version.into()))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, version: impl Into<Option<i64>>, body: &Value) -> Resp {
+        let request = self.req(Method::PUT, path).json(body);
+        self.send(Server::with_version(request, version.into()))
+            .await
+    }
+
+    /// A PUT of a raw body with its content type (cohort uploads).
+    pub async fn put_raw(
+        &self,
+        path: &str,
+        version: impl Into<Option<i64>>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Resp {
+        let request = self
+            .req(Method::PUT, path)
+            .header("Content-Type", content_type)
+            .body(body);
+        self.send(Server::with_version(request, version.into()))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, version: impl Into<Option<i64>>) -> Resp {
+        self.send(Server::with_version(
+            self.req(Method::DELETE, path),
+            version.into(),
+        ))
+        .await
+    }
+
+    // Domain helpers; each asserts success.
+
+    pub async fn create_project(&self, name: &str) -> String {
+        let r = self
+            .post("/api/v1/projects", &json!({ "name": name }))
+            .await
+            .ok(201);
+        r.json["key"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_deployment(&self, project: &str, label: &str, kind: &str) -> Value {
+        let path = format!("/api/v1/projects/{project}/deployments");
+        self.post(&path, &json!({ "label": label, "type": kind }))
+            .await
+            .ok(201)
+            .json
+    }
+
+    /// Creates a flag from `body` (which names the project) and returns it.
+    pub async fn create_flag(&self, body: Value) -> Value {
+        self.post("/api/v1/flags", &body).await.ok(201).json
+    }
+
+    /// A project and a flag with the given key in it, with extra fields from `extra`.
+    pub async fn flag_in(&self, project: &str, key: &str, extra: Value) -> Value {
+        let mut body = json!({ "project": project, "name": key, "key": key });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        self.create_flag(body).await
+    }
+
+    pub async fn flag(&self, key: &str) -> Resp {
+        self.get(&format!("/api/v1/flags/{key}")).await.ok(200)
+    }
+
+    /// The current version of a flag.
+    pub async fn version(&self, key: &str) -> i64 {
+        self.flag(key).await.etag()
+    }
+
+    /// PATCHes a flag based on its current version.
+    pub async fn update(&self, key: &str, body: &Value) -> Resp {
+        let v = self.version(key).await;
+        self.patch(&format!("/api/v1/flags/{key}"), v, body).await
+    }
+
+    /// `activate`, `deactivate`, `archive` or `unarchive`, based on the current version.
+    pub async fn action(&self, key: &str, action: &str) -> Resp {
+        let v = self.version(key).await;
+        self.post_if(&format!("/api/v1/flags/{key}/{action}"), v)
+            .await
+    }
+
+    /// QA evaluation of a flag for a user.
+    pub async fn evaluate(&self, key: &str, user: Value) -> Value {
+        let path = format!("/api/v1/flags/{key}/evaluate");
+        self.post(&path, &json!({ "user": user }))
+            .await
+            .ok(200)
+            .json
+    }
+}
+
+/// Runs a scenario `async fn name(srv: &Server)` on both backends, as the tests
+/// `name::sqlite` and `name::postgres`. (Declare the harness with `#[macro_use] mod common;`.)
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let srv = crate::common::Server::sqlite().await;
+                super::$scenario(&srv).await;
+                srv.assert_no_server_errors();
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(srv) = crate::common::Server::postgres().await {
+                    super::$scenario(&srv).await;
+                    srv.assert_no_server_errors();
+                }
+            }
+        }
+    )*};
+}

@@ -1,0 +1,278 @@
+//! Runs the real `vexil` binary as a server and as an administration tool: `vexil serve` on
+//! port 0 prints its admin key and address once, answers the management API, refuses deployment
+//! keys, and stops gracefully on SIGTERM; `vexil keys` and `vexil flags import` work on the same
+//! database; a second start keeps the data and creates no new key.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test helper is a failed test with its location"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{json, Value};
+
+/// A temp directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("vexil-serve-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    /// The admin key, when this start created one.
+    key: Option<String>,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Server {
+    /// A failed test must not leave a server running; after `stop` this finds nothing to do.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `vexil serve` on port 0 and reads what it prints up to the listening line.
+#[allow(
+    clippy::zombie_processes,
+    reason = "if serve exits before listening, the assert reports it and the test process reaps nothing more"
+)]
+fn start(db: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env("VEXIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut key = None;
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "vexil serve exited before listening"
+        );
+        let line = line.trim();
+        if line.starts_with("vxm_") {
+            key = Some(line.to_string());
+        }
+        if let Some(addr) = line.strip_prefix("Vexil is listening on http://") {
+            return Server {
+                child,
+                addr: addr.to_string(),
+                key,
+                _stdout: stdout,
+            };
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, JSON body).
+fn request(addr: &str, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         If-Match: \"1\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    // Small responses come whole; chunked ones carry a size line first.
+    let json = serde_json::from_str(body)
+        .or_else(|_| serde_json::from_str(body.lines().nth(1).unwrap_or("null")))
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+fn vexil(args: &[&str], db: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn stop(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = server.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "vexil serve should exit 0 on SIGTERM, got {status}"
+    );
+}
+
+#[test]
+fn serve_keys_and_import_work_on_one_database() {
+    let dir = TempDir::new();
+    let db = dir.0.join("vexil.db");
+    let server = start(&db);
+    let admin = server
+        .key
+        .clone()
+        .expect("the first start prints an admin key");
+    let addr = server.addr.clone();
+
+    let (status, project) = request(
+        &addr,
+        "POST",
+        "/api/v1/projects",
+        &admin,
+        Some(&json!({"name": "Shop"})),
+    );
+    assert_eq!(status, 201, "{project}");
+    let (status, deployment) = request(
+        &addr,
+        "POST",
+        "/api/v1/projects/shop/deployments",
+        &admin,
+        Some(&json!({"label": "Production", "type": "server"})),
+    );
+    assert_eq!(status, 201, "{deployment}");
+    let sdk_key = deployment["api_key"].as_str().unwrap();
+    assert!(sdk_key.starts_with("server-"));
+    let (status, body) = request(&addr, "GET", "/api/v1/projects", sdk_key, None);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthorized")),
+        "deployment keys never manage"
+    );
+
+    // The administration commands share the database with the running server.
+    let (ok, secret, err) = vexil(&["keys", "create", "--name", "ci", "--role", "reader"], &db);
+    assert!(ok, "{err}");
+    let reader = secret.trim().to_string();
+    let (status, _) = request(&addr, "GET", "/api/v1/projects", &reader, None);
+    assert_eq!(status, 200);
+    let (status, body) = request(
+        &addr,
+        "POST",
+        "/api/v1/projects",
+        &reader,
+        Some(&json!({"name": "X"})),
+    );
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    let (ok, list, _) = vexil(&["keys", "list"], &db);
+    assert!(
+        ok && list.contains("\tci\treader\t") && list.contains("\tadmin\tadmin\t"),
+        "{list}"
+    );
+    assert!(!list.contains(&reader), "listings never show secrets");
+    let (ok, _, err) = vexil(&["keys", "revoke", "ci"], &db);
+    assert!(ok, "{err}");
+    let (status, _) = request(&addr, "GET", "/api/v1/projects", &reader, None);
+    assert_eq!(status, 401);
+
+    let flags = dir.0.join("flags.json");
+    std::fs::write(
+        &flags,
+        json!([{"key": "dark-mode", "metadata": {"evaluationMode": "local", "flagType": "release"},
+                "variants": {"on": {"key": "on", "value": "on"}, "off": {"key": "off", "metadata": {"default": true}}},
+                "segments": [{"metadata": {"segmentName": "All Other Users"}, "variant": "on"}]}])
+        .to_string(),
+    )
+    .unwrap();
+    let flags = flags.to_str().unwrap();
+    let (ok, report, err) = vexil(
+        &[
+            "flags",
+            "import",
+            "--file",
+            flags,
+            "--deployment",
+            "Production",
+        ],
+        &db,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&report).unwrap()["created"],
+        json!(["dark-mode"])
+    );
+    let (ok, report, _) = vexil(
+        &[
+            "flags",
+            "import",
+            "--file",
+            flags,
+            "--deployment",
+            "Production",
+        ],
+        &db,
+    );
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&report).unwrap()["unchanged"],
+        json!(["dark-mode"])
+    );
+    let (status, flag) = request(&addr, "GET", "/api/v1/flags/dark-mode", &admin, None);
+    assert_eq!(status, 200, "{flag}");
+    assert_eq!(flag["deployments"], json!(["production"]));
+    assert_eq!(flag["state"], "active");
+    stop(server);
+
+    // A second start keeps the data and prints no new key.
+    let server = start(&db);
+    assert_eq!(server.key, None);
+    let (status, list) = request(
+        &server.addr,
+        "GET",
+        "/api/v1/flags?project=shop",
+        &admin,
+        None,
+    );
+    assert_eq!((status, list["total"].as_u64()), (200, Some(1)), "{list}");
+    stop(server);
+}
+
+#[test]
+fn bad_databases_and_roles_are_reported() {
+    let dir = TempDir::new();
+    let (ok, _, err) = vexil(
+        &["keys", "create", "--name", "x", "--role", "root"],
+        &dir.0.join("v.db"),
+    );
+    assert!(!ok);
+    assert!(err.contains("--role is reader, writer or admin"), "{err}");
+    // A directory is not a database file.
+    let (ok, _, err) = vexil(&["keys", "list"], &dir.0);
+    assert!(!ok);
+    assert!(err.contains("opening the SQLite database"), "{err}");
+}
