@@ -23,6 +23,73 @@ pub(super) fn text(s: &str) -> Val {
     Val::Text(s.to_owned())
 }
 
+/// The written columns of a project, in the order of `PROJECT_COLS` (inserts and updates
+/// number their parameters the same way; an update adds the expected version last).
+pub(super) fn project_params(row: &ProjectRow) -> Vec<Val> {
+    vec![
+        text(&row.key),
+        text(&row.name),
+        text(&row.api_key),
+        text(&row.doc),
+        Val::Int(row.version),
+        Val::Int(row.created_at),
+        Val::Int(row.updated_at),
+    ]
+}
+
+/// The written columns of a deployment, in the order of `DEPLOYMENT_COLS`.
+pub(super) fn deployment_params(row: &DeploymentRow) -> Vec<Val> {
+    vec![
+        text(&row.project),
+        text(&row.key),
+        text(&row.label),
+        text(&row.kind),
+        text(&row.api_key),
+        Val::Bool(row.archived),
+        text(&row.doc),
+        Val::Int(row.version),
+        Val::Int(row.created_at),
+        Val::Int(row.updated_at),
+    ]
+}
+
+/// The written columns of a flag: `FLAG_COLS` plus the two search columns after `archived`.
+pub(super) fn flag_params(row: &FlagRow) -> Result<Vec<Val>> {
+    Ok(vec![
+        text(&row.project),
+        text(&row.key),
+        text(&row.name),
+        text(&row.kind),
+        text(&row.state),
+        text(&row.mode),
+        Val::Bool(row.archived),
+        search_form(&row.key),
+        search_form(&row.name),
+        json_list(&row.tags)?,
+        json_list(&row.deployments)?,
+        json_list(&row.prerequisites)?,
+        text(&row.doc),
+        Val::Int(row.version),
+        Val::Int(row.created_at),
+        Val::Int(row.updated_at),
+    ])
+}
+
+/// The written columns of a cohort, in the order of `COHORT_COLS`.
+pub(super) fn cohort_params(row: &CohortRow) -> Vec<Val> {
+    vec![
+        text(&row.project),
+        text(&row.id),
+        text(&row.name),
+        text(&row.group_type),
+        Val::Int(row.size),
+        text(&row.doc),
+        Val::Int(row.version),
+        Val::Int(row.created_at),
+        Val::Int(row.updated_at),
+    ]
+}
+
 pub(super) fn json_list(values: &[String]) -> Result<Val> {
     serde_json::to_string(values)
         .map(Val::Text)

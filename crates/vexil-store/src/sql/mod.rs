@@ -10,9 +10,9 @@
 mod codec;
 
 use self::codec::{
-    api_key_row, cohort_row, decode_members, deployment_row, encode_members, flag_filter, flag_row,
-    history_row, json_list, project_row, search_form, text, Cells, API_KEY_COLS, COHORT_COLS,
-    DEPLOYMENT_COLS, FLAG_COLS, HISTORY_COLS, PROJECT_COLS,
+    api_key_row, cohort_params, cohort_row, decode_members, deployment_params, deployment_row,
+    encode_members, flag_filter, flag_params, flag_row, history_row, project_params, project_row,
+    text, Cells, API_KEY_COLS, COHORT_COLS, DEPLOYMENT_COLS, FLAG_COLS, HISTORY_COLS, PROJECT_COLS,
 };
 use crate::rows::{
     ApiKeyRow, CohortRow, DeploymentRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow,
@@ -227,15 +227,7 @@ impl Tx for SqlTx<'_> {
             "INSERT INTO projects ({PROJECT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT DO NOTHING"
         );
-        let params = [
-            text(&row.key),
-            text(&row.name),
-            text(&row.api_key),
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-        ];
+        let params = project_params(row);
         let probes: [(_, _, &[Val]); 2] = [
             (
                 "key",
@@ -255,16 +247,8 @@ impl Tx for SqlTx<'_> {
         self.writable()?;
         let sql = "UPDATE projects SET name = $2, api_key = $3, doc = $4, version = $5, \
                    created_at = $6, updated_at = $7 WHERE key = $1 AND version = $8";
-        let params = [
-            text(&row.key),
-            text(&row.name),
-            text(&row.api_key),
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-            Val::Int(expected_version),
-        ];
+        let mut params = project_params(row);
+        params.push(Val::Int(expected_version));
         if self
             .conn
             .execute_unique(sql, &params, "project", &row.key)?
@@ -304,18 +288,7 @@ impl Tx for SqlTx<'_> {
             "INSERT INTO deployments ({DEPLOYMENT_COLS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
         );
-        let params = [
-            text(&row.project),
-            text(&row.key),
-            text(&row.label),
-            text(&row.kind),
-            text(&row.api_key),
-            Val::Bool(row.archived),
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-        ];
+        let params = deployment_params(row);
         let probes: [(_, _, &[Val]); 3] = [
             (
                 "key",
@@ -341,19 +314,8 @@ impl Tx for SqlTx<'_> {
         let sql = "UPDATE deployments SET label = $3, kind = $4, api_key = $5, archived = $6, \
                    doc = $7, version = $8, created_at = $9, updated_at = $10 \
                    WHERE project = $1 AND key = $2 AND version = $11";
-        let params = [
-            text(&row.project),
-            text(&row.key),
-            text(&row.label),
-            text(&row.kind),
-            text(&row.api_key),
-            Val::Bool(row.archived),
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-            Val::Int(expected_version),
-        ];
+        let mut params = deployment_params(row);
+        params.push(Val::Int(expected_version));
         if self
             .conn
             .execute_unique(sql, &params, "deployment", &row.key)?
@@ -419,24 +381,7 @@ impl Tx for SqlTx<'_> {
                    created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                    ON CONFLICT DO NOTHING";
-        let params = [
-            text(&row.project),
-            text(&row.key),
-            text(&row.name),
-            text(&row.kind),
-            text(&row.state),
-            text(&row.mode),
-            Val::Bool(row.archived),
-            search_form(&row.key),
-            search_form(&row.name),
-            json_list(&row.tags)?,
-            json_list(&row.deployments)?,
-            json_list(&row.prerequisites)?,
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-        ];
+        let params = flag_params(row)?;
         self.insert_new(sql, &params, ("flag", &row.key, "key"), &[])?;
         self.write_flag_links(row, false)
     }
@@ -447,25 +392,8 @@ impl Tx for SqlTx<'_> {
                    search_key = $8, search_name = $9, tags = $10, deployments = $11, \
                    prerequisites = $12, doc = $13, version = $14, created_at = $15, \
                    updated_at = $16 WHERE project = $1 AND key = $2 AND version = $17";
-        let params = [
-            text(&row.project),
-            text(&row.key),
-            text(&row.name),
-            text(&row.kind),
-            text(&row.state),
-            text(&row.mode),
-            Val::Bool(row.archived),
-            search_form(&row.key),
-            search_form(&row.name),
-            json_list(&row.tags)?,
-            json_list(&row.deployments)?,
-            json_list(&row.prerequisites)?,
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-            Val::Int(expected_version),
-        ];
+        let mut params = flag_params(row)?;
+        params.push(Val::Int(expected_version));
         if self.conn.execute(sql, &params)? == 0 {
             let check = "SELECT version FROM flags WHERE project = $1 AND key = $2";
             let key = [text(&row.project), text(&row.key)];
@@ -490,17 +418,7 @@ impl Tx for SqlTx<'_> {
             "INSERT INTO cohorts ({COHORT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT DO NOTHING"
         );
-        let params = [
-            text(&row.project),
-            text(&row.id),
-            text(&row.name),
-            text(&row.group_type),
-            Val::Int(row.size),
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-        ];
+        let params = cohort_params(row);
         self.insert_new(&sql, &params, ("cohort", &row.id, "id"), &[])?;
         let sql = "INSERT INTO cohort_members (project, cohort, members) VALUES ($1, $2, $3)";
         let params = [text(&row.project), text(&row.id), encode_members(members)];
@@ -518,18 +436,8 @@ impl Tx for SqlTx<'_> {
         let sql = "UPDATE cohorts SET name = $3, group_type = $4, size = $5, doc = $6, \
                    version = $7, created_at = $8, updated_at = $9 \
                    WHERE project = $1 AND id = $2 AND version = $10";
-        let params = [
-            text(&row.project),
-            text(&row.id),
-            text(&row.name),
-            text(&row.group_type),
-            Val::Int(row.size),
-            text(&row.doc),
-            Val::Int(row.version),
-            Val::Int(row.created_at),
-            Val::Int(row.updated_at),
-            Val::Int(expected_version),
-        ];
+        let mut params = cohort_params(row);
+        params.push(Val::Int(expected_version));
         if self.conn.execute(sql, &params)? == 0 {
             let check = "SELECT version FROM cohorts WHERE project = $1 AND id = $2";
             let key = [text(&row.project), text(&row.id)];
