@@ -105,6 +105,11 @@ pub fn parse_members(body: &[u8], format: MemberFormat) -> Result<Vec<String>> {
             out
         }
     };
+    clean_members(raw)
+}
+
+/// Checks member ids and keeps the first occurrence of each.
+pub fn clean_members(raw: Vec<String>) -> Result<Vec<String>> {
     let mut seen = std::collections::HashSet::with_capacity(raw.len());
     let mut members = Vec::with_capacity(raw.len());
     for (i, m) in raw.into_iter().enumerate() {
@@ -138,27 +143,20 @@ impl CohortService {
         check_fields(&id, &req.name, &req.group_type)?;
         let saved = self.core.write(|tx| {
             super::projects::lock(tx, project)?;
-            let now = now_ms();
-            let size = i64::try_from(members.len()).unwrap_or(i64::MAX);
             match tx.get_cohort(project, &id)? {
                 None => {
-                    // A deleted cohort's history stays; a new one with the same id continues it.
-                    let version = tx.list_history(project, "cohort", &id, None, 1)?.first().map_or(1, |h| h.version + 1);
-                    let c = Cohort {
+                    let new = Cohort {
                         project: project.to_string(),
                         id: id.clone(),
                         name: req.name.trim().to_string(),
                         description: req.description.clone(),
                         group_type: req.group_type.clone(),
-                        size,
-                        version,
-                        created_at: now,
-                        updated_at: now,
+                        size: 0,
+                        version: 0,
+                        created_at: 0,
+                        updated_at: 0,
                     };
-                    let row = cohort_row(&c)?;
-                    tx.insert_cohort(&row, &members)?;
-                    record(tx, actor, project, "cohort", &id, version, now, "create", format!("created with {size} members"), row.doc)?;
-                    Ok(c)
+                    insert(tx, actor, new, &members, "create")
                 }
                 Some(row) => {
                     let mut c = cohort(&row)?;
@@ -172,13 +170,7 @@ impl CohortService {
                     }
                     c.name = req.name.trim().to_string();
                     c.description = req.description.clone();
-                    c.size = size;
-                    c.version += 1;
-                    c.updated_at = now.max(c.updated_at + 1);
-                    let row = cohort_row(&c)?;
-                    tx.update_cohort(&row, Some(&members), c.version - 1)?;
-                    record(tx, actor, project, "cohort", &id, c.version, now, "replace", format!("replaced members: {size}"), doc(&c)?)?;
-                    Ok(c)
+                    replace(tx, actor, c, &members, "replace")
                 }
             }
         })?;
@@ -257,6 +249,61 @@ impl CohortService {
         })?;
         self.core.changed(project);
         Ok(())
+    }
+}
+
+/// Inserts `c` with its members as a new cohort. A deleted cohort's history stays, so a new one
+/// with the same id continues its version numbers.
+pub(crate) fn insert(
+    tx: &mut dyn vexil_store::Tx,
+    actor: &Actor,
+    mut c: Cohort,
+    members: &[String],
+    action: &str,
+) -> Result<Cohort> {
+    let now = now_ms();
+    c.version = tx
+        .list_history(&c.project, "cohort", &c.id, None, 1)?
+        .first()
+        .map_or(1, |h| h.version + 1);
+    c.size = i64::try_from(members.len()).unwrap_or(i64::MAX);
+    (c.created_at, c.updated_at) = (now, now);
+    let row = cohort_row(&c)?;
+    tx.insert_cohort(&row, members)?;
+    let summary = members_summary(action, c.size);
+    record(
+        tx, actor, &c.project, "cohort", &c.id, c.version, now, action, summary, row.doc,
+    )?;
+    Ok(c)
+}
+
+/// Writes `c` (changed by the caller) as the next version of a stored cohort, replacing its
+/// members.
+pub(crate) fn replace(
+    tx: &mut dyn vexil_store::Tx,
+    actor: &Actor,
+    mut c: Cohort,
+    members: &[String],
+    action: &str,
+) -> Result<Cohort> {
+    let now = now_ms();
+    c.size = i64::try_from(members.len()).unwrap_or(i64::MAX);
+    c.version += 1;
+    c.updated_at = now.max(c.updated_at + 1);
+    let row = cohort_row(&c)?;
+    tx.update_cohort(&row, Some(members), c.version - 1)?;
+    let summary = members_summary(action, c.size);
+    record(
+        tx, actor, &c.project, "cohort", &c.id, c.version, now, action, summary, row.doc,
+    )?;
+    Ok(c)
+}
+
+fn members_summary(action: &str, size: i64) -> String {
+    match action {
+        "create" => format!("created with {size} members"),
+        "import" => format!("imported {size} members"),
+        _ => format!("replaced members: {size}"),
     }
 }
 

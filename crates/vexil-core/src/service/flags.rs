@@ -358,7 +358,7 @@ impl FlagService {
                     key: variant_key.to_string(),
                 });
             }
-            prune_variants(f);
+            prune_variants(f, true, true);
             Ok(Vec::new())
         })
     }
@@ -692,34 +692,26 @@ fn apply_patch(f: &mut Flag, p: FlagPatch) -> Result<Vec<String>> {
     if let Some(config) = p.imported_config {
         super::import::apply_config(f, config)?;
     }
-    // A variants-only change keeps the targeting consistent with the new list by itself.
-    if !patched_targeting || !patched_inclusions {
-        let (segments, aou, inclusions) = (
-            f.segments.clone(),
-            f.all_other_users.clone(),
-            f.inclusions.clone(),
-        );
-        prune_variants(f);
-        if patched_targeting {
-            f.segments = segments;
-            f.all_other_users = aou;
-        }
-        if patched_inclusions {
-            f.inclusions = inclusions;
-        }
-    }
+    // A variants-only change keeps what the patch did not replace consistent with the new
+    // list by itself; what the patch did replace is validated as sent.
+    prune_variants(f, !patched_targeting, !patched_inclusions);
     Ok(Vec::new())
 }
 
-/// Drops weights and inclusions of variants the flag no longer has.
-fn prune_variants(f: &mut Flag) {
+/// Drops the weights (segments and All Other Users) and the inclusions of variants the flag no
+/// longer has, each when asked.
+fn prune_variants(f: &mut Flag, weights: bool, inclusions: bool) {
     let keys: Vec<String> = f.variants.iter().map(|v| v.key.clone()).collect();
     let keep = |k: &String| keys.contains(k);
-    for s in &mut f.segments {
-        s.weights.retain(|k, _| keep(k));
+    if weights {
+        for s in &mut f.segments {
+            s.weights.retain(|k, _| keep(k));
+        }
+        f.all_other_users.weights.retain(|k, _| keep(k));
     }
-    f.all_other_users.weights.retain(|k, _| keep(k));
-    f.inclusions.retain(|k, _| keep(k));
+    if inclusions {
+        f.inclusions.retain(|k, _| keep(k));
+    }
 }
 
 fn rename_variant(f: &mut Flag, old: &str, new: &str) {

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use vexil_eval::{FlagConfig, FlagSet};
 use vexil_store::Tx;
 
-use super::convert::{cohort, cohort_row, doc, flag_row};
+use super::convert::{cohort, flag_row};
 use super::flags::{load, write_version};
 use super::{now_ms, record, Actor, Core, Role};
 use crate::error::{Error, FieldError, Result};
@@ -222,74 +222,33 @@ fn import_cohorts(
                 format!("{:?} is not a valid cohort id", c.cohort_id),
             ));
         }
-        let members = super::cohorts::parse_members(
-            &serde_json::to_vec(&c.member_ids).map_err(|e| Error::Internal(Box::new(e)))?,
-            super::cohorts::MemberFormat::Json,
-        )?;
-        let size = i64::try_from(members.len()).unwrap_or(i64::MAX);
-        let now = now_ms();
+        let members = super::cohorts::clean_members(c.member_ids.clone())?;
         match tx.get_cohort(project, &c.cohort_id)? {
             Some(row) => {
                 let mut existing = cohort(&row)?;
-                if tx.cohort_members(project, &c.cohort_id)? == members
-                    && existing.group_type == c.group_type
+                if existing.group_type == c.group_type
+                    && tx.cohort_members(project, &c.cohort_id)? == members
                 {
                     report.cohorts_unchanged.push(c.cohort_id.clone());
                     continue;
                 }
                 existing.group_type = c.group_type.clone();
-                existing.size = size;
-                existing.version += 1;
-                existing.updated_at = now.max(existing.updated_at + 1);
-                tx.update_cohort(
-                    &cohort_row(&existing)?,
-                    Some(&members),
-                    existing.version - 1,
-                )?;
-                record(
-                    tx,
-                    actor,
-                    project,
-                    "cohort",
-                    &c.cohort_id,
-                    existing.version,
-                    now,
-                    "import",
-                    format!("imported {size} members"),
-                    doc(&existing)?,
-                )?;
+                super::cohorts::replace(tx, actor, existing, &members, "import")?;
                 report.cohorts_updated.push(c.cohort_id.clone());
             }
             None => {
-                let version = tx
-                    .list_history(project, "cohort", &c.cohort_id, None, 1)?
-                    .first()
-                    .map_or(1, |h| h.version + 1);
                 let new = Cohort {
                     project: project.to_string(),
                     id: c.cohort_id.clone(),
                     name: c.name.clone().unwrap_or_else(|| c.cohort_id.clone()),
                     description: String::new(),
                     group_type: c.group_type.clone(),
-                    size,
-                    version,
-                    created_at: now,
-                    updated_at: now,
+                    size: 0,
+                    version: 0,
+                    created_at: 0,
+                    updated_at: 0,
                 };
-                let row = cohort_row(&new)?;
-                tx.insert_cohort(&row, &members)?;
-                record(
-                    tx,
-                    actor,
-                    project,
-                    "cohort",
-                    &c.cohort_id,
-                    version,
-                    now,
-                    "import",
-                    format!("imported {size} members"),
-                    row.doc,
-                )?;
+                super::cohorts::insert(tx, actor, new, &members, "import")?;
                 report.cohorts_created.push(c.cohort_id.clone());
             }
         }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use vexil_store::{HistoryRow, Store, Tx};
 
-pub use cohorts::{parse_members, CohortService, CohortUpload, MemberFormat};
+pub use cohorts::{clean_members, parse_members, CohortService, CohortUpload, MemberFormat};
 pub use deployments::{DeploymentPatch, DeploymentService, NewDeployment};
 pub use flags::{
     Dependencies, DependencyInfo, Evaluation, FlagPatch, FlagQuery, FlagService, FlagSummary,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vexil_core::service::{parse_members, CohortUpload, ImportReport, MemberFormat};
+use vexil_core::service::{clean_members, parse_members, CohortUpload, ImportReport, MemberFormat};
 use vexil_core::Cohort;
 
 use super::{tagged, UPLOAD_LIMIT};
@@ -59,10 +59,7 @@ async fn create_cohort(
     IfMatch(v): IfMatch,
     Json(req): Json<NewCohort>,
 ) -> ApiResult<Response> {
-    let members = parse_members(
-        &serde_json::to_vec(&req.members).unwrap_or_default(),
-        MemberFormat::Json,
-    )?;
+    let members = clean_members(req.members)?;
     let c = blocking(move || {
         s.services
             .cohorts
