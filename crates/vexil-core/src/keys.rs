@@ -89,12 +89,7 @@ pub fn management_secret() -> Result<String> {
 /// hash is enough; there is nothing to brute-force.
 pub fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push(char::from(BASE62[usize::from(b >> 4)].to_ascii_lowercase()));
-        hex.push(char::from(BASE62[usize::from(b & 15)].to_ascii_lowercase()));
-    }
-    hex
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
