@@ -5,6 +5,7 @@ use rustc_hash::FxHashMap;
 
 use crate::condition::{Condition, Op};
 use crate::model::{ConditionConfig, FlagConfig, SegmentConfig};
+use crate::results::{Entry, VariantResult};
 use crate::value::Value;
 
 /// A set of compiled flags, ready to evaluate. Immutable; share it behind an `Arc`.
@@ -60,6 +61,19 @@ pub struct Warning {
     pub path: String,
     /// What is wrong.
     pub message: String,
+}
+
+/// An evaluation order computed once by [`FlagSet::plan`], for [`crate::evaluate_plan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub(crate) order: Vec<usize>,
+}
+
+impl Plan {
+    /// The flag indexes in evaluation order.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
 }
 
 /// A dependency cycle: evaluation of every flag that reaches it fails (spec §6).
@@ -249,6 +263,80 @@ impl FlagSet {
     /// The config of flag `key`.
     pub fn get(&self, key: &str) -> Option<&FlagConfig> {
         self.by_key.get(key).map(|&i| &self.flags[i].config)
+    }
+
+    /// The index of flag `key` in the order the configs were given.
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The evaluation order for `flag_keys` (all flags when empty) and their ancestors,
+    /// computed once so that callers evaluating the same keys many times (a server serving one
+    /// deployment) do not sort on every call. Use it only with this set.
+    pub fn plan<K: AsRef<str>>(&self, flag_keys: &[K]) -> Result<Plan, CycleError> {
+        Ok(Plan {
+            order: self.order(flag_keys)?,
+        })
+    }
+
+    /// The same plan over flags given by index (as [`FlagSet::index_of`] returns); indexes out
+    /// of range are ignored.
+    pub fn plan_indexes(&self, roots: &[usize]) -> Result<Plan, CycleError> {
+        let keys: Vec<&str> = roots
+            .iter()
+            .filter_map(|&i| self.flags.get(i))
+            .map(|f| f.config.key.as_str())
+            .collect();
+        if keys.is_empty() {
+            return Ok(Plan { order: Vec::new() });
+        }
+        self.plan(&keys)
+    }
+
+    /// Every (segment index, variant index) that can be flag `flag`'s result: each segment's
+    /// own variant and the variants of its distributions, where the flag has them. Lets a
+    /// caller prepare output for every possible result once ([`FlagSet::result_at`]).
+    pub fn possible_results(&self, flag: usize) -> Vec<(usize, usize)> {
+        let Some(flag) = self.flags.get(flag) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (index, segment) in flag.segments.iter().enumerate() {
+            let distributed = segment
+                .bucket
+                .iter()
+                .flat_map(|b| b.allocations.iter())
+                .flat_map(|a| a.distributions.iter())
+                .map(|d| &d.variant);
+            for variant in segment.variant.iter().chain(distributed) {
+                if let Some(v) = variant.index {
+                    if !out.contains(&(index, v)) {
+                        out.push((index, v));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The result flag `flag` gives when segment `segment` yields variant `variant` (indexes
+    /// as in [`VariantResult::flag_index`]), as if evaluated without bucketing; `None` when an
+    /// index is out of range.
+    pub fn result_at(&self, flag: usize, segment: usize, variant: usize) -> Option<VariantResult<'_>> {
+        let f = self.flags.get(flag)?;
+        if segment >= f.segments.len() || variant >= f.variant_keys.len() {
+            return None;
+        }
+        Some(VariantResult::new(
+            self,
+            Entry {
+                flag,
+                segment,
+                variant,
+                bucketed: false,
+                missing_bucket_value: false,
+            },
+        ))
     }
 
     /// The evaluation order (spec §6): every flag once, dependencies first. With `flag_keys`
@@ -596,5 +684,56 @@ mod tests {
             "Detected a cycle between flags [b, c, a]"
         );
         assert!(set.full_order.is_err());
+    }
+
+    #[test]
+    fn plans_and_prepared_results_agree_with_evaluation() {
+        let json = r#"[
+            {"key":"a","variants":{"on":{"key":"on","value":"on"},"off":{"key":"off","metadata":{"default":true}}},
+             "segments":[{"conditions":[[{"selector":["context","user","country"],"op":"is","values":["NZ"]}]],"variant":"on","metadata":{"segmentName":"NZ"}},
+                         {"bucket":{"selector":["context","user","user_id"],"salt":"s","allocations":[{"range":[0,50],"distributions":[{"variant":"on","range":[0,42949673]}]}]},"variant":"off"},
+                         {"variant":"ghost"}],
+             "metadata":{"flagVersion":3}},
+            {"key":"b","dependencies":["a"],"variants":{"x":{"key":"x"}},"segments":[{"variant":"x"}]}
+        ]"#;
+        let set = FlagSet::from_json(json).unwrap();
+        assert_eq!(set.index_of("b"), Some(1));
+        assert_eq!(set.index_of("nope"), None);
+        // Segment 0 gives `on`; segment 1 `on` by distribution or `off`; `ghost` is unknown.
+        assert_eq!(set.possible_results(0), [(0, 0), (1, 1), (1, 0)]);
+        assert_eq!(set.possible_results(7), []);
+        let plan = set.plan(&["b"]).unwrap();
+        assert_eq!(plan.order(), [0, 1]);
+        assert_eq!(set.plan_indexes(&[0, 99]).unwrap().order(), [0]);
+        for user in [r#"{"country":"NZ"}"#, r#"{"user_id":"u1"}"#, r#"{"user_id":"u7"}"#, "{}"] {
+            let context = crate::Context::from_sdk_user_json(user).unwrap();
+            let planned = crate::evaluate_plan(&set, &context, &plan);
+            let direct = crate::evaluate(&set, &context, &["b"]).unwrap();
+            assert_eq!(
+                serde_json::to_string(&planned).unwrap(),
+                serde_json::to_string(&direct).unwrap(),
+                "{user}"
+            );
+            // Every result is one of the prepared ones, and serializes the same way.
+            for r in planned.iter() {
+                let detail = r.detail();
+                let prepared = set
+                    .result_at(r.flag_index(), detail.segment_index, r.variant_index())
+                    .unwrap();
+                assert_eq!(
+                    serde_json::to_string(&prepared).unwrap(),
+                    serde_json::to_string(&r).unwrap()
+                );
+                assert!(set
+                    .possible_results(r.flag_index())
+                    .contains(&(detail.segment_index, r.variant_index())));
+            }
+        }
+        assert!(set.result_at(0, 3, 0).is_none());
+        assert!(set.result_at(0, 0, 2).is_none());
+        // A plan from another set evaluates only the indexes this set has.
+        let small = FlagSet::from_json(r#"[{"key":"z","variants":{},"segments":[]}]"#).unwrap();
+        let context = crate::Context::from_sdk_user_json("{}").unwrap();
+        assert!(crate::evaluate_plan(&small, &context, &plan).is_empty());
     }
 }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use crate::coerce::coerce_string;
 use crate::compile::{
-    Bucket, CompiledCondition, CycleError, FlagSet, Segment, Selector, VariantRef,
+    Bucket, CompiledCondition, CycleError, FlagSet, Plan, Segment, Selector, VariantRef,
 };
 use crate::context::Context;
 use crate::explain::{
@@ -28,6 +28,12 @@ pub fn evaluate<'a, K: AsRef<str>>(
     flag_keys: &[K],
 ) -> Result<Results<'a>, CycleError> {
     run(flags, context, flag_keys, &mut NoTrace)
+}
+
+/// Evaluates the flags of `plan` (made by [`FlagSet::plan`] on this same set) in its order.
+/// Cannot fail: the plan was computed, cycles included, when it was made.
+pub fn evaluate_plan<'a>(flags: &'a FlagSet, context: &Context, plan: &Plan) -> Results<'a> {
+    run_order(flags, context, &plan.order, &mut NoTrace)
 }
 
 /// Like [`evaluate`], with an explanation per evaluated flag, in evaluation order.
@@ -54,17 +60,27 @@ fn run<'a, K: AsRef<str>, T: Tracer>(
         computed = flags.order(flag_keys)?;
         &computed
     };
+    Ok(run_order(flags, context, order, tracer))
+}
+
+fn run_order<'a, T: Tracer>(
+    flags: &'a FlagSet,
+    context: &Context,
+    order: &[usize],
+    tracer: &mut T,
+) -> Results<'a> {
     let mut state = State {
         flags,
         context: context.as_value(),
         results: Results::with_capacity(flags, order.len()),
     };
-    for &flag in order {
+    // A plan made on another set could name indexes this one lacks; they are skipped.
+    for &flag in order.iter().filter(|&&f| f < flags.flags.len()) {
         if let Some(entry) = state.evaluate_flag(flag, tracer) {
             state.results.push(entry);
         }
     }
-    Ok(state.results)
+    state.results
 }
 
 struct State<'a, 'c> {

@@ -32,10 +32,10 @@ mod number;
 mod results;
 mod value;
 
-pub use compile::{CompileError, CycleError, FlagSet, Warning};
+pub use compile::{CompileError, CycleError, FlagSet, Plan, Warning};
 pub use condition::{full_match_regex, Op};
 pub use context::Context;
-pub use engine::{evaluate, explain};
+pub use engine::{evaluate, evaluate_plan, explain};
 pub use explain::{
     BucketExplanation, ConditionsExplanation, FailedCondition, FlagExplanation, RangeHit,
     SegmentExplanation, SegmentOutcome,

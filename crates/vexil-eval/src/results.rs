@@ -131,6 +131,20 @@ pub struct Detail<'a> {
 }
 
 impl<'a> VariantResult<'a> {
+    pub(crate) fn new(set: &'a FlagSet, entry: Entry) -> Self {
+        VariantResult { set, entry }
+    }
+
+    /// The flag's index in its [`FlagSet`] (the order the configs were given).
+    pub fn flag_index(&self) -> usize {
+        self.entry.flag
+    }
+
+    /// The variant's index in the flag's `variants`.
+    pub fn variant_index(&self) -> usize {
+        self.entry.variant
+    }
+
     fn flag(&self) -> &'a Flag {
         &self.set.flags[self.entry.flag]
     }
