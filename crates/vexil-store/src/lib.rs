@@ -27,7 +27,8 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use error::StoreError;
 pub use rows::{
-    ApiKeyRow, CohortRow, DeploymentRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow,
+    ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
+    ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow,
 };
 
 /// Result of store operations.
@@ -184,4 +185,40 @@ pub trait Tx {
     fn api_key_by_hash(&mut self, hash: &str) -> Result<Option<ApiKeyRow>>;
     /// Sets `revoked_at` on a key; `NotFound` when no key has this id.
     fn revoke_api_key(&mut self, id: &str, at: i64) -> Result<()>;
+
+    // -- server settings --------------------------------------------------------------------
+    fn get_setting(&mut self, key: &str) -> Result<Option<String>>;
+    /// Stores a setting unless one with this key exists; returns whether it stored it.
+    fn insert_setting(&mut self, key: &str, value: &str) -> Result<bool>;
+
+    // -- SDK snapshot revisions -------------------------------------------------------------
+    /// The revisions of the deployments of `project` (of every project when `None`), ordered
+    /// by project then deployment.
+    fn sdk_revisions(&mut self, project: Option<&str>) -> Result<Vec<SdkRevisionRow>>;
+    /// Inserts or replaces the revision of one deployment.
+    fn put_sdk_revision(&mut self, row: &SdkRevisionRow) -> Result<()>;
+
+    // -- exposures and assignments ----------------------------------------------------------
+    /// Records that an event with `insert_id` arrived at `at`, unless one with the same id
+    /// arrived in the project at or after `window_start`. Returns true when the event is new
+    /// (and should be stored), false for a duplicate.
+    fn claim_insert_id(
+        &mut self,
+        project: &str,
+        insert_id: &str,
+        at: i64,
+        window_start: i64,
+    ) -> Result<bool>;
+    /// Forgets insert ids that arrived before `before`; returns how many.
+    fn purge_insert_ids(&mut self, before: i64) -> Result<u64>;
+    fn insert_exposures(&mut self, rows: &[ExposureRow]) -> Result<()>;
+    /// Counts per time bucket and variant, ordered by bucket then variant (`None` first).
+    fn exposure_counts(&mut self, query: &ExposureQuery) -> Result<Vec<ExposureCount>>;
+
+    // -- `[Experiment]` user properties -----------------------------------------------------
+    /// Inserts or replaces each user's property for each flag.
+    fn put_experiment_properties(&mut self, rows: &[ExperimentPropertyRow]) -> Result<()>;
+    /// Properties written at or after `since`, of every project, ordered by `updated_at`.
+    /// Unset properties are included (with `variant: None`) so that readers can forget them.
+    fn experiment_properties(&mut self, since: i64) -> Result<Vec<ExperimentPropertyRow>>;
 }

@@ -23,11 +23,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first; versions are consecutive from 1.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: V1_SQLITE,
-    postgres: V1_POSTGRES,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: V1_SQLITE,
+        postgres: V1_POSTGRES,
+    },
+    Migration {
+        version: 2,
+        sqlite: V2_SQLITE,
+        postgres: V2_POSTGRES,
+    },
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest() -> i64 {
@@ -295,4 +302,119 @@ CREATE TABLE api_keys (
     CONSTRAINT api_keys__hash UNIQUE (hash)
 );
 CREATE INDEX api_keys_created ON api_keys (created_at, id);
+"#;
+
+// Version 2: what the SDK-facing API needs. Optional text columns of exposures hold '' for
+// "none" (variant keys, ids and names are never empty), which keeps every text column NOT NULL
+// and the two dialects' parameter types alike.
+const V2_SQLITE: &str = "
+CREATE TABLE settings (
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    CONSTRAINT settings__key PRIMARY KEY (key)
+);
+
+CREATE TABLE sdk_revisions (
+    project TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    changed_at INTEGER NOT NULL,
+    PRIMARY KEY (project, deployment)
+) WITHOUT ROWID;
+
+CREATE TABLE exposures (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    flag_key TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    experiment_key TEXT NOT NULL,
+    flag_version INTEGER,
+    segment_name TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    event_time INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    insert_id TEXT NOT NULL,
+    library TEXT NOT NULL
+);
+CREATE INDEX exposures_flag_time ON exposures (project, flag_key, event_time);
+
+CREATE TABLE exposure_insert_ids (
+    project TEXT NOT NULL,
+    insert_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (project, insert_id)
+) WITHOUT ROWID;
+CREATE INDEX exposure_insert_ids_received ON exposure_insert_ids (received_at);
+
+CREATE TABLE experiment_properties (
+    project TEXT NOT NULL,
+    id_kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    flag_key TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project, id_kind, id, flag_key)
+) WITHOUT ROWID;
+CREATE INDEX experiment_properties_updated ON experiment_properties (updated_at);
+";
+
+const V2_POSTGRES: &str = r#"
+CREATE TABLE settings (
+    key TEXT COLLATE "C" NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
+    CONSTRAINT settings__key PRIMARY KEY (key)
+);
+
+CREATE TABLE sdk_revisions (
+    project TEXT COLLATE "C" NOT NULL,
+    deployment TEXT COLLATE "C" NOT NULL,
+    revision BIGINT NOT NULL,
+    hash TEXT COLLATE "C" NOT NULL,
+    changed_at BIGINT NOT NULL,
+    PRIMARY KEY (project, deployment)
+);
+
+CREATE TABLE exposures (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    project TEXT COLLATE "C" NOT NULL,
+    deployment TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    flag_key TEXT COLLATE "C" NOT NULL,
+    variant TEXT COLLATE "C" NOT NULL,
+    experiment_key TEXT COLLATE "C" NOT NULL,
+    flag_version BIGINT,
+    segment_name TEXT COLLATE "C" NOT NULL,
+    user_id TEXT COLLATE "C" NOT NULL,
+    device_id TEXT COLLATE "C" NOT NULL,
+    groups TEXT COLLATE "C" NOT NULL,
+    event_time BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    insert_id TEXT COLLATE "C" NOT NULL,
+    library TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX exposures_flag_time ON exposures (project, flag_key, event_time);
+
+CREATE TABLE exposure_insert_ids (
+    project TEXT COLLATE "C" NOT NULL,
+    insert_id TEXT COLLATE "C" NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (project, insert_id)
+);
+CREATE INDEX exposure_insert_ids_received ON exposure_insert_ids (received_at);
+
+CREATE TABLE experiment_properties (
+    project TEXT COLLATE "C" NOT NULL,
+    id_kind TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    flag_key TEXT COLLATE "C" NOT NULL,
+    variant TEXT COLLATE "C" NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, id_kind, id, flag_key)
+);
+CREATE INDEX experiment_properties_updated ON experiment_properties (updated_at);
 "#;

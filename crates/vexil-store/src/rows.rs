@@ -137,3 +137,80 @@ pub struct ApiKeyRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
+
+/// The revision of what one deployment serves to SDKs. Every node that publishes snapshots
+/// compares the hash of what it would serve with the stored one and bumps `revision` when they
+/// differ, so all nodes agree on one counter per deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdkRevisionRow {
+    pub project: String,
+    pub deployment: String,
+    pub revision: i64,
+    /// Hex digest of the served content the revision stands for.
+    pub hash: String,
+    /// When the revision last changed.
+    pub changed_at: i64,
+}
+
+/// One stored exposure or assignment: which variant of which flag a user was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExposureRow {
+    pub project: String,
+    /// The deployment whose key sent it; empty when it came with the project API key.
+    pub deployment: String,
+    /// `client_exposure`, `server_exposure`, `assignment`, `remote_assignment` or
+    /// `remote_exposure`.
+    pub kind: String,
+    pub flag_key: String,
+    /// The variant key; `None` when the user got no real variant (a fallback or `off`).
+    pub variant: Option<String>,
+    pub experiment_key: Option<String>,
+    pub flag_version: Option<i64>,
+    pub segment_name: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    /// The event's `groups` as JSON text.
+    pub groups: Option<String>,
+    pub event_time: i64,
+    pub received_at: i64,
+    pub insert_id: Option<String>,
+    pub library: Option<String>,
+}
+
+/// Which exposures [`crate::Tx::exposure_counts`] counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExposureQuery {
+    pub project: String,
+    pub flag_key: String,
+    /// Kinds to count (every kind when empty).
+    pub kinds: Vec<String>,
+    /// `event_time` in `[from, to)`.
+    pub from: i64,
+    pub to: i64,
+    /// Width of a time bucket in milliseconds; buckets start at multiples of it.
+    pub bucket: i64,
+}
+
+/// The exposures of one variant (`None`: no real variant) in one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExposureCount {
+    /// Start of the bucket (Unix milliseconds).
+    pub bucket: i64,
+    pub variant: Option<String>,
+    pub count: i64,
+    /// Distinct users (by `user_id`, else `device_id`).
+    pub users: i64,
+}
+
+/// A user's `[Experiment] <flag_key>` property: the variant they were last exposed to or
+/// assigned, or `None` after it was unset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentPropertyRow {
+    pub project: String,
+    /// `user` (`id` is a `user_id`) or `device` (`id` is a `device_id`).
+    pub id_kind: String,
+    pub id: String,
+    pub flag_key: String,
+    pub variant: Option<String>,
+    pub updated_at: i64,
+}

@@ -43,9 +43,15 @@
 //! | `api_keys_round_trip` | insert/list/lookup by hash/revoke, conflicts on id and hash |
 //! | `concurrent_updates_one_wins` | two writers on one base version: one wins, one mismatches |
 //! | `lock_project_serializes_writers` | read-then-update under `lock_project` loses no update |
+//! | `settings_insert_once` | a setting keeps its first value |
+//! | `sdk_revisions_round_trip` | revisions upserted per deployment, listed per project or all |
+//! | `insert_ids_deduplicate_within_window` | an insert id counts once per project per window |
+//! | `exposure_counts_by_bucket_and_variant` | counts and distinct users per bucket and variant |
+//! | `experiment_properties_round_trip` | upsert, unset, last write wins, `since` |
 
 mod entities;
 mod listing;
+mod sdk;
 mod transactions;
 
 pub use entities::{
@@ -56,6 +62,10 @@ pub use entities::{
 pub use listing::{
     dependents_follow_prerequisites, flag_links_follow_updates, list_flags_filters,
     list_flags_pagination, list_flags_tags_match_exactly, list_flags_text_search,
+};
+pub use sdk::{
+    experiment_properties_round_trip, exposure_counts_by_bucket_and_variant,
+    insert_ids_deduplicate_within_window, sdk_revisions_round_trip, settings_insert_once,
 };
 pub use transactions::{
     concurrent_updates_one_wins, helpers_return_closure_errors, lock_project_serializes_writers,
@@ -102,6 +112,11 @@ pub const CASES: &[Case] = table![
     api_keys_round_trip,
     concurrent_updates_one_wins,
     lock_project_serializes_writers,
+    settings_insert_once,
+    sdk_revisions_round_trip,
+    insert_ids_deduplicate_within_window,
+    exposure_counts_by_bucket_and_variant,
+    experiment_properties_round_trip,
 ];
 
 /// Runs every case, each on a fresh store from `make`; panics on the first failure.
@@ -141,6 +156,11 @@ macro_rules! conformance_tests {
             api_keys_round_trip,
             concurrent_updates_one_wins,
             lock_project_serializes_writers,
+            settings_insert_once,
+            sdk_revisions_round_trip,
+            insert_ids_deduplicate_within_window,
+            exposure_counts_by_bucket_and_variant,
+            experiment_properties_round_trip,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

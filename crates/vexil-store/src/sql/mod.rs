@@ -8,6 +8,7 @@
 //! then checks.
 
 mod codec;
+mod sdk;
 
 use self::codec::{
     api_key_row, cohort_params, cohort_row, decode_members, deployment_params, deployment_row,
@@ -15,7 +16,8 @@ use self::codec::{
     text, Cells, API_KEY_COLS, COHORT_COLS, DEPLOYMENT_COLS, FLAG_COLS, HISTORY_COLS, PROJECT_COLS,
 };
 use crate::rows::{
-    ApiKeyRow, CohortRow, DeploymentRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow,
+    ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
+    ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow,
 };
 use crate::{Result, StoreError, Tx};
 
@@ -596,6 +598,52 @@ impl Tx for SqlTx<'_> {
             });
         }
         Ok(())
+    }
+
+    fn get_setting(&mut self, key: &str) -> Result<Option<String>> {
+        sdk::get_setting(self, key)
+    }
+
+    fn insert_setting(&mut self, key: &str, value: &str) -> Result<bool> {
+        sdk::insert_setting(self, key, value)
+    }
+
+    fn sdk_revisions(&mut self, project: Option<&str>) -> Result<Vec<SdkRevisionRow>> {
+        sdk::sdk_revisions(self, project)
+    }
+
+    fn put_sdk_revision(&mut self, row: &SdkRevisionRow) -> Result<()> {
+        sdk::put_sdk_revision(self, row)
+    }
+
+    fn claim_insert_id(
+        &mut self,
+        project: &str,
+        insert_id: &str,
+        at: i64,
+        window_start: i64,
+    ) -> Result<bool> {
+        sdk::claim_insert_id(self, project, insert_id, at, window_start)
+    }
+
+    fn purge_insert_ids(&mut self, before: i64) -> Result<u64> {
+        sdk::purge_insert_ids(self, before)
+    }
+
+    fn insert_exposures(&mut self, rows: &[ExposureRow]) -> Result<()> {
+        sdk::insert_exposures(self, rows)
+    }
+
+    fn exposure_counts(&mut self, query: &ExposureQuery) -> Result<Vec<ExposureCount>> {
+        sdk::exposure_counts(self, query)
+    }
+
+    fn put_experiment_properties(&mut self, rows: &[ExperimentPropertyRow]) -> Result<()> {
+        sdk::put_experiment_properties(self, rows)
+    }
+
+    fn experiment_properties(&mut self, since: i64) -> Result<Vec<ExperimentPropertyRow>> {
+        sdk::experiment_properties(self, since)
     }
 }
 
