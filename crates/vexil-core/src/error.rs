@@ -128,3 +128,15 @@ impl Error {
 
 /// Result of service calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error and its sources, `a: b: c`, for logs.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

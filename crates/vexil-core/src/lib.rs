@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod model;
 pub mod rules;
+pub mod sdk;
 pub mod service;
 pub mod validate;
 

@@ -322,7 +322,12 @@ impl FlagSet {
     /// The result flag `flag` gives when segment `segment` yields variant `variant` (indexes
     /// as in [`VariantResult::flag_index`]), as if evaluated without bucketing; `None` when an
     /// index is out of range.
-    pub fn result_at(&self, flag: usize, segment: usize, variant: usize) -> Option<VariantResult<'_>> {
+    pub fn result_at(
+        &self,
+        flag: usize,
+        segment: usize,
+        variant: usize,
+    ) -> Option<VariantResult<'_>> {
         let f = self.flags.get(flag)?;
         if segment >= f.segments.len() || variant >= f.variant_keys.len() {
             return None;
@@ -705,7 +710,12 @@ mod tests {
         let plan = set.plan(&["b"]).unwrap();
         assert_eq!(plan.order(), [0, 1]);
         assert_eq!(set.plan_indexes(&[0, 99]).unwrap().order(), [0]);
-        for user in [r#"{"country":"NZ"}"#, r#"{"user_id":"u1"}"#, r#"{"user_id":"u7"}"#, "{}"] {
+        for user in [
+            r#"{"country":"NZ"}"#,
+            r#"{"user_id":"u1"}"#,
+            r#"{"user_id":"u7"}"#,
+            "{}",
+        ] {
             let context = crate::Context::from_sdk_user_json(user).unwrap();
             let planned = crate::evaluate_plan(&set, &context, &plan);
             let direct = crate::evaluate(&set, &context, &["b"]).unwrap();

@@ -56,6 +56,14 @@ impl Object {
             .map(|(_, v)| v)
     }
 
+    /// The value of member `key`, mutably, if present.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.members
+            .iter_mut()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
+    }
+
     /// Sets member `key`, replacing an existing value in place or appending a new member.
     pub fn insert(&mut self, key: impl Into<Box<str>>, value: Value) {
         let key = key.into();

@@ -64,9 +64,14 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(vexil_server::run(services, listener, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(vexil_server::run(
+            services,
+            Default::default(),
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let client = reqwest::Client::new();
         let auth = format!("Bearer {admin}");
         println!(

@@ -133,17 +133,7 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The error and its sources, `a: b: c`.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use vexil_core::error::chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

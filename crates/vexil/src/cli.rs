@@ -31,7 +31,8 @@ pub enum Command {
     #[command(after_long_help = EVAL_EXAMPLES)]
     Eval(EvalArgs),
 
-    /// Run the server: the management API under /api/v1 (OpenAPI at /api/v1/openapi.json).
+    /// Run the server: the management API under /api/v1 (OpenAPI at /api/v1/openapi.json), the
+    /// Amplitude-compatible SDK endpoints (/sdk/..., /2/httpapi) and OFREP (/ofrep/v1/...).
     ///
     /// On first start with an empty database it creates an admin management key and prints it
     /// once. Stops gracefully on SIGINT or SIGTERM, finishing requests in flight.
@@ -73,6 +74,70 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen: std::net::SocketAddr,
+
+    /// The URL SDKs reach this server at (e.g. `https://flags.example.com`), used in the OFREP
+    /// event-stream URLs handed to providers; without it the request's Host is used.
+    #[arg(long, env = "VEXIL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Requests per second allowed per SDK key (bursts of as many); over it SDKs get 429 with
+    /// Retry-After. Off when not given.
+    #[arg(long, env = "VEXIL_RATE_LIMIT", value_name = "N")]
+    pub rate_limit: Option<u32>,
+
+    /// An origin browsers may call the SDK endpoints from (repeat, or comma-separate in the
+    /// environment variable); without any, every origin may (`*`).
+    #[arg(
+        long = "cors-origin",
+        env = "VEXIL_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Serve the flag stream (`/sdk/stream/v1/flags`); with `false` it answers 501 and SDKs
+    /// poll instead.
+    #[arg(long, env = "VEXIL_STREAMING", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub streaming: bool,
+
+    /// Serve OFREP (`/ofrep/v1/...`) and its change notifications.
+    #[arg(long, env = "VEXIL_OFREP", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub ofrep: bool,
+
+    /// How often, in milliseconds, the server checks the database for changes made by other
+    /// nodes or by `vexil flags import`.
+    #[arg(
+        long,
+        env = "VEXIL_SYNC_INTERVAL_MS",
+        default_value_t = 1000,
+        value_name = "MS"
+    )]
+    pub sync_interval_ms: u64,
+}
+
+impl ServeArgs {
+    /// The server's settings from these options.
+    pub fn config(&self) -> vexil_server::ServerConfig {
+        let defaults = vexil_server::ServerConfig::default();
+        vexil_server::ServerConfig {
+            streaming: self.streaming,
+            ofrep: self.ofrep,
+            ofrep_events: self.ofrep,
+            public_url: self.public_url.clone(),
+            rate_limit: self.rate_limit.filter(|&n| n > 0),
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .filter(|o| !o.is_empty())
+                .cloned()
+                .collect(),
+            publisher: vexil_core::sdk::PublisherOptions {
+                sync_interval: std::time::Duration::from_millis(self.sync_interval_ms.max(50)),
+                ..defaults.publisher.clone()
+            },
+            ..defaults
+        }
+    }
 }
 
 /// `vexil keys ...`

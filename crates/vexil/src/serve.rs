@@ -54,7 +54,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         let addr = listener.local_addr().context("reading the bound address")?;
         println!("Vexil is listening on http://{addr}");
         tracing::info!(%addr, "listening");
-        vexil_server::run(services, listener, shutdown_signal())
+        vexil_server::run(services, args.config(), listener, shutdown_signal())
             .await
             .context("serving")?;
         tracing::info!("stopped");
@@ -159,6 +159,12 @@ pub fn flags(command: &FlagsCommand) -> Result<()> {
             cohorts.as_deref(),
         )
         .context("importing")?;
+    // Settle the deployments' revisions now, so that running servers (which poll them) pick
+    // the import up at once.
+    let publisher = vexil_core::sdk::Publisher::new(services.store().clone(), Default::default());
+    publisher
+        .refresh(&project)
+        .context("publishing the imported flags")?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

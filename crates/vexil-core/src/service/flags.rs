@@ -20,9 +20,13 @@ use crate::model::{
 use crate::rules::{self, FlagSource};
 use crate::validate::validate_flag;
 
+mod exposures;
 mod history;
 mod qa;
 
+pub use exposures::{
+    ExposureBucket, ExposureKind, ExposureParams, ExposureStats, Interval, VariantCount,
+};
 pub use history::VersionInfo;
 pub use qa::Evaluation;
 

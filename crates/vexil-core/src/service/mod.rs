@@ -6,7 +6,7 @@
 //! a blocking thread pool. The console and the JSON API call the same methods.
 
 mod cohorts;
-mod convert;
+pub(crate) mod convert;
 mod deployments;
 mod flags;
 mod import;
@@ -23,8 +23,9 @@ use vexil_store::{HistoryRow, Store, Tx};
 pub use cohorts::{clean_members, parse_members, CohortService, CohortUpload, MemberFormat};
 pub use deployments::{DeploymentPatch, DeploymentService, NewDeployment};
 pub use flags::{
-    Dependencies, DependencyInfo, Evaluation, FlagPatch, FlagQuery, FlagService, FlagSummary,
-    NewFlag, VersionInfo,
+    Dependencies, DependencyInfo, Evaluation, ExposureBucket, ExposureKind, ExposureParams,
+    ExposureStats, FlagPatch, FlagQuery, FlagService, FlagSummary, Interval, NewFlag, VariantCount,
+    VersionInfo,
 };
 pub use import::{ImportReport, ImportService};
 pub use keys::{CreatedKey, KeyInfo, KeyService};

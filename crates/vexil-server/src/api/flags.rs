@@ -11,7 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::diff::Change;
 use vexil_core::service::{
-    Dependencies, Evaluation, FlagPatch, FlagQuery, FlagSummary, NewFlag, Saved, VersionInfo,
+    Dependencies, Evaluation, ExposureParams, ExposureStats, FlagPatch, FlagQuery, FlagSummary,
+    NewFlag, Saved, VersionInfo,
 };
 use vexil_core::{Flag, Variant};
 
@@ -37,6 +38,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_version))
         .routes(routes!(restore_version))
         .routes(routes!(evaluate))
+        .routes(routes!(exposures))
 }
 
 /// Which project a flag key belongs to, when ambiguous.
@@ -390,4 +392,19 @@ async fn evaluate(
     })
     .await
     .map(axum::Json)
+}
+
+/// Exposures (or assignments) of this flag per variant over the last days, by hour or day.
+#[utoipa::path(get, path = "/api/v1/flags/{key}/exposures", tag = "flags",
+    params(("key" = String, Path), ExposureParams),
+    responses((status = 200, body = ExposureStats), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+async fn exposures(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(q): Query<ExposureParams>,
+) -> ApiResult<axum::Json<ExposureStats>> {
+    blocking(move || s.services.flags.exposures(&key, &q))
+        .await
+        .map(axum::Json)
 }

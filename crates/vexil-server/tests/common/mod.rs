@@ -288,7 +288,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            vexil_server::run(services, listener, async {
+            vexil_server::run(services, Default::default(), listener, async {
                 let _ = rx.await;
             })
             .await

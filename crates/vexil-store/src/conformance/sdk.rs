@@ -63,15 +63,27 @@ pub fn insert_ids_deduplicate_within_window(store: &dyn Store) {
     const DAY: i64 = 86_400_000;
     write_ok(store, "claims", |tx| {
         assert!(tx.claim_insert_id("p", "i1", T0, T0 - 7 * DAY)?, "new id");
-        assert!(!tx.claim_insert_id("p", "i1", T0 + 1, T0 + 1 - 7 * DAY)?, "repeat");
-        assert!(tx.claim_insert_id("q", "i1", T0 + 2, T0 + 2 - 7 * DAY)?, "other project");
+        assert!(
+            !tx.claim_insert_id("p", "i1", T0 + 1, T0 + 1 - 7 * DAY)?,
+            "repeat"
+        );
+        assert!(
+            tx.claim_insert_id("q", "i1", T0 + 2, T0 + 2 - 7 * DAY)?,
+            "other project"
+        );
         let later = T0 + 8 * DAY;
-        assert!(tx.claim_insert_id("p", "i1", later, later - 7 * DAY)?, "past the window");
+        assert!(
+            tx.claim_insert_id("p", "i1", later, later - 7 * DAY)?,
+            "past the window"
+        );
         assert!(!tx.claim_insert_id("p", "i1", later + 1, later + 1 - 7 * DAY)?);
         assert!(tx.claim_insert_id("p", "i2", T0, T0 - 7 * DAY)?);
         // Only q/i1 and p/i2 arrived before T0 + 3.
         assert_eq!(tx.purge_insert_ids(T0 + 3)?, 2);
-        assert!(tx.claim_insert_id("p", "i2", T0 + 4, 0)?, "forgotten by the purge");
+        assert!(
+            tx.claim_insert_id("p", "i2", T0 + 4, 0)?,
+            "forgotten by the purge"
+        );
         Ok(())
     });
 }
@@ -107,7 +119,13 @@ pub fn exposure_counts_by_bucket_and_variant(store: &dyn Store) {
         exposure("f", Some("on"), "u2", base + 3, "client_exposure"),
         exposure("f", Some("on"), "device:d1", base + 4, "client_exposure"),
         exposure("f", None, "u3", base + 5, "server_exposure"),
-        exposure("f", Some("control"), "u4", base + HOUR + 1, "server_exposure"),
+        exposure(
+            "f",
+            Some("control"),
+            "u4",
+            base + HOUR + 1,
+            "server_exposure",
+        ),
         exposure("f", Some("on"), "u5", base + 2 * HOUR, "server_exposure"),
         exposure("f", Some("on"), "u6", base + 3, "remote_assignment"),
         exposure("g", Some("on"), "u1", base + 1, "server_exposure"),
@@ -115,7 +133,13 @@ pub fn exposure_counts_by_bucket_and_variant(store: &dyn Store) {
     // More rows than one statement holds, to cover chunking.
     let mut many = rows.clone();
     for i in 0..120 {
-        many.push(exposure("h", Some("on"), &format!("u{i}"), base + i, "assignment"));
+        many.push(exposure(
+            "h",
+            Some("on"),
+            &format!("u{i}"),
+            base + i,
+            "assignment",
+        ));
     }
     write_ok(store, "insert exposures", |tx| tx.insert_exposures(&many));
     let count = |bucket: i64, variant: Option<&str>, count: i64, users: i64| ExposureCount {

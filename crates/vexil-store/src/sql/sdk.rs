@@ -170,10 +170,7 @@ pub(super) fn insert_exposures(tx: &mut SqlTx<'_>, rows: &[ExposureRow]) -> Resu
     Ok(())
 }
 
-pub(super) fn exposure_counts(
-    tx: &mut SqlTx<'_>,
-    q: &ExposureQuery,
-) -> Result<Vec<ExposureCount>> {
+pub(super) fn exposure_counts(tx: &mut SqlTx<'_>, q: &ExposureQuery) -> Result<Vec<ExposureCount>> {
     let bucket = q.bucket.max(1);
     let mut params = vec![
         text(&q.project),

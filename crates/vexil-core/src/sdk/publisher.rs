@@ -1,0 +1,614 @@
+//! Publishing snapshots: after every committed change to a project, rebuild the snapshots of
+//! its deployments, settle their revisions in the store, and hand them to the
+//! [`SnapshotSink`]s (the HTTP server swaps them in and wakes its streams).
+//!
+//! Changes are picked up two ways. A change made through this process's services arrives as a
+//! [`ChangeListener`] call and is rebuilt on the publisher's thread within a few milliseconds
+//! (bursts coalesce). A change made by another node (PostgreSQL) or another process (`vexil
+//! flags import`) shows as a stored revision that differs from the one loaded; the thread polls
+//! the revisions every `sync_interval` and rebuilds those projects.
+//!
+//! Revisions are content-addressed: a node bumps a deployment's revision only when the digest
+//! of what it would serve differs from the stored digest, under the project lock, so every node
+//! that builds the same content agrees on one number.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vexil_store::{SdkRevisionRow, Store, Tx};
+
+use super::memory::{CohortData, IdKind, UserProperties};
+use super::snapshot::{referenced_cohort_ids, ProjectData, Snapshot, SnapshotInput};
+use crate::compile::{compile_flag, deployment_flags};
+use crate::error::{Error, Result};
+use crate::model::{Cohort, Deployment, Flag, Project};
+use crate::service::convert::{cohort, deployment, flag, project};
+use crate::service::{now_ms, ChangeListener};
+
+/// Receives every project's snapshots after each rebuild.
+pub trait SnapshotSink: Send + Sync {
+    /// `snapshots` holds every deployment of `project` (archived ones included), replacing
+    /// whatever was published for it before. `data` is the project's shared data, `None`
+    /// (with no snapshots) when the project is gone.
+    fn publish(&self, project: &str, data: Option<&Arc<ProjectData>>, snapshots: &[Arc<Snapshot>]);
+}
+
+/// How the publisher runs.
+#[derive(Debug, Clone)]
+pub struct PublisherOptions {
+    /// How often the stored revisions are compared with the loaded ones.
+    pub sync_interval: Duration,
+    /// How long a change waits for more changes before the rebuild starts.
+    pub debounce: Duration,
+}
+
+impl Default for PublisherOptions {
+    fn default() -> Self {
+        PublisherOptions {
+            sync_interval: Duration::from_secs(1),
+            debounce: Duration::from_millis(5),
+        }
+    }
+}
+
+/// Property rows written by other nodes are re-read this far back, so that rows committed
+/// slightly out of order (or stamped by a clock slightly behind) are not missed.
+const PROPERTY_LOOKBACK_MS: i64 = 2_000;
+
+#[derive(Default)]
+struct Queue {
+    dirty: BTreeSet<String>,
+    stop: bool,
+}
+
+struct Loaded {
+    snapshots: Vec<Arc<Snapshot>>,
+    data: Arc<ProjectData>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    options: PublisherOptions,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// The published snapshots of each project.
+    current: RwLock<BTreeMap<String, Loaded>>,
+    /// One property index per project, kept across rebuilds.
+    properties: Mutex<BTreeMap<String, Arc<UserProperties>>>,
+    sinks: RwLock<Vec<Arc<dyn SnapshotSink>>>,
+    /// Serializes rebuilds, so an older build never replaces a newer one.
+    rebuilding: Mutex<()>,
+    /// Projects whose last rebuild failed; retried at every sync.
+    failed: Mutex<BTreeSet<String>>,
+    /// Newest `updated_at` of the properties read from the store.
+    property_watermark: Mutex<i64>,
+}
+
+/// Builds and publishes snapshots; cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Publisher {
+    /// A publisher with nothing loaded yet: register its [`Publisher::listener`] and sinks,
+    /// then [`Publisher::load_all`], then [`Publisher::spawn`] (or call
+    /// [`Publisher::refresh`] / [`Publisher::sync`] yourself).
+    pub fn new(store: Arc<dyn Store>, options: PublisherOptions) -> Publisher {
+        Publisher {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                queue: Mutex::new(Queue::default()),
+                wake: Condvar::new(),
+                current: RwLock::new(BTreeMap::new()),
+                properties: Mutex::new(BTreeMap::new()),
+                sinks: RwLock::new(Vec::new()),
+                rebuilding: Mutex::new(()),
+                failed: Mutex::new(BTreeSet::new()),
+                property_watermark: Mutex::new(0),
+            }),
+            thread: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Loads the stored properties and every project's snapshots. Blocking; run it off async
+    /// threads.
+    pub fn load_all(&self) -> Result<()> {
+        self.load_properties(0)?;
+        let projects: Vec<String> = vexil_store::read(&*self.inner.store, |tx| {
+            Ok::<_, Error>(tx.list_projects()?.into_iter().map(|p| p.key).collect())
+        })?;
+        for p in projects {
+            self.refresh(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the background thread that rebuilds changed projects and polls the store.
+    pub fn spawn(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("vexil-publisher".into())
+            .spawn(move || run(&inner))
+            .map_err(|e| Error::Internal(Box::new(e)))?;
+        *lock(&self.thread) = Some(handle);
+        Ok(())
+    }
+
+    /// Stops the background thread (if any) and waits for it.
+    pub fn stop(&self) {
+        lock(&self.inner.queue).stop = true;
+        self.inner.wake.notify_all();
+        let handle = lock(&self.thread).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    /// Adds a sink and hands it everything published so far.
+    pub fn subscribe(&self, sink: Arc<dyn SnapshotSink>) {
+        {
+            let current = self
+                .inner
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (project, loaded) in current.iter() {
+                sink.publish(project, Some(&loaded.data), &loaded.snapshots);
+            }
+        }
+        self.inner
+            .sinks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(sink);
+    }
+
+    /// The listener to register with [`crate::Services::subscribe`].
+    pub fn listener(&self) -> Arc<dyn ChangeListener> {
+        Arc::new(Listener(self.inner.clone()))
+    }
+
+    /// The current snapshots of every deployment of every project.
+    pub fn snapshots(&self) -> Vec<Arc<Snapshot>> {
+        let current = self
+            .inner
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current
+            .values()
+            .flat_map(|l| l.snapshots.iter().cloned())
+            .collect()
+    }
+
+    /// The shared data of a project (credentials, cohorts, properties).
+    pub fn project(&self, key: &str) -> Option<Arc<ProjectData>> {
+        let current = self
+            .inner
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.get(key).map(|l| l.data.clone())
+    }
+
+    /// The property index of a project (created empty when new).
+    pub fn properties(&self, project: &str) -> Arc<UserProperties> {
+        properties_of(&self.inner, project)
+    }
+
+    /// Rebuilds and publishes one project now.
+    pub fn refresh(&self, project: &str) -> Result<()> {
+        let result = rebuild(&self.inner, project);
+        let mut failed = lock(&self.inner.failed);
+        if result.is_err() {
+            failed.insert(project.to_owned());
+        } else {
+            failed.remove(project);
+        }
+        result
+    }
+
+    /// Compares the stored revisions with the loaded ones and rebuilds the projects that
+    /// differ (or failed before); on PostgreSQL also reads the properties other nodes wrote.
+    pub fn sync(&self) -> Result<()> {
+        let stored = vexil_store::read(&*self.inner.store, |tx| {
+            Ok::<_, Error>(tx.sdk_revisions(None)?)
+        })?;
+        let mut stale: BTreeSet<String> = lock(&self.inner.failed).clone();
+        {
+            let current = self
+                .inner
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for row in &stored {
+                let loaded = current.get(&row.project).and_then(|l| {
+                    l.snapshots
+                        .iter()
+                        .find(|s| s.deployment.key == row.deployment)
+                });
+                if loaded.is_none_or(|s| s.revision != row.revision) {
+                    stale.insert(row.project.clone());
+                }
+            }
+        }
+        let mut first_error = None;
+        for project in stale {
+            if let Err(err) = self.refresh(&project) {
+                first_error.get_or_insert(err);
+            }
+        }
+        if self.inner.store.backend() == "postgres" {
+            let since = *lock(&self.inner.property_watermark) - PROPERTY_LOOKBACK_MS;
+            self.load_properties(since.max(0))?;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Applies the stored properties written at or after `since` to the in-memory indexes.
+    fn load_properties(&self, since: i64) -> Result<()> {
+        let rows = vexil_store::read(&*self.inner.store, |tx| {
+            Ok::<_, Error>(tx.experiment_properties(since)?)
+        })?;
+        let mut watermark = lock(&self.inner.property_watermark);
+        for row in rows {
+            let Some(kind) = IdKind::parse(&row.id_kind) else {
+                continue;
+            };
+            properties_of(&self.inner, &row.project).apply(
+                kind,
+                &row.id,
+                &row.flag_key,
+                row.variant.as_deref(),
+            );
+            *watermark = (*watermark).max(row.updated_at);
+        }
+        Ok(())
+    }
+}
+
+struct Listener(Arc<Inner>);
+
+impl ChangeListener for Listener {
+    fn changed(&self, project: &str) {
+        lock(&self.0.queue).dirty.insert(project.to_owned());
+        self.0.wake.notify_all();
+    }
+}
+
+fn properties_of(inner: &Inner, project: &str) -> Arc<UserProperties> {
+    lock(&inner.properties)
+        .entry(project.to_owned())
+        .or_default()
+        .clone()
+}
+
+/// The background loop: rebuild dirty projects soon after they change, sync periodically.
+fn run(inner: &Arc<Inner>) {
+    let publisher = Publisher {
+        inner: inner.clone(),
+        thread: Arc::new(Mutex::new(None)),
+    };
+    let mut last_sync = Instant::now();
+    loop {
+        let dirty = {
+            let mut queue = lock(&inner.queue);
+            let wait = inner
+                .options
+                .sync_interval
+                .saturating_sub(last_sync.elapsed());
+            if queue.dirty.is_empty() && !queue.stop && !wait.is_zero() {
+                queue = inner
+                    .wake
+                    .wait_timeout(queue, wait)
+                    .map(|(q, _)| q)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            if queue.stop {
+                return;
+            }
+            if !queue.dirty.is_empty() {
+                // Let a burst of changes land before rebuilding once.
+                drop(queue);
+                std::thread::sleep(inner.options.debounce);
+                queue = lock(&inner.queue);
+            }
+            std::mem::take(&mut queue.dirty)
+        };
+        for project in dirty {
+            if let Err(err) = publisher.refresh(&project) {
+                tracing::error!(project, error = %crate::error::chain(&err), "rebuilding snapshots failed");
+            }
+        }
+        if last_sync.elapsed() >= inner.options.sync_interval {
+            last_sync = Instant::now();
+            if let Err(err) = publisher.sync() {
+                tracing::warn!(error = %crate::error::chain(&err), "syncing snapshots with the store failed");
+            }
+        }
+    }
+}
+
+/// What a project's rebuild reads in one transaction.
+struct ProjectState {
+    project: Project,
+    deployments: Vec<Deployment>,
+    flags: Vec<Flag>,
+    cohorts: BTreeMap<String, Arc<CohortData>>,
+}
+
+/// Reads the project, reusing the cohorts whose version has not changed.
+fn load(
+    tx: &mut dyn Tx,
+    key: &str,
+    cached: &BTreeMap<String, Arc<CohortData>>,
+) -> Result<Option<ProjectState>> {
+    let Some(row) = tx.get_project(key)? else {
+        return Ok(None);
+    };
+    let project = project(&row)?;
+    let deployments = tx
+        .list_deployments(key)?
+        .iter()
+        .map(deployment)
+        .collect::<Result<_>>()?;
+    let flags = tx
+        .project_flags(key)?
+        .iter()
+        .map(flag)
+        .collect::<Result<_>>()?;
+    let mut cohorts = BTreeMap::new();
+    for row in tx.list_cohorts(key)? {
+        let c: Cohort = cohort(&row)?;
+        let data = match cached.get(&c.id) {
+            Some(old) if old.version == c.version => old.clone(),
+            old => {
+                let members = tx.cohort_members(key, &c.id)?;
+                // Re-uploading the same members is not a change of membership.
+                let last_modified = match old {
+                    Some(old) if old.same_members(&members) => old.last_modified,
+                    _ => c.updated_at,
+                };
+                Arc::new(CohortData::new(
+                    c.id.clone(),
+                    c.group_type.clone(),
+                    c.version,
+                    last_modified,
+                    members,
+                ))
+            }
+        };
+        cohorts.insert(c.id, data);
+    }
+    Ok(Some(ProjectState {
+        project,
+        deployments,
+        flags,
+        cohorts,
+    }))
+}
+
+/// The digest of everything a deployment's snapshot holds.
+fn digest(
+    state: &ProjectState,
+    deployment: &Deployment,
+    flags_json: &str,
+    configs: &[vexil_eval::FlagConfig],
+) -> String {
+    let mut h = Sha256::new();
+    let fields: [&str; 6] = [
+        &deployment.key,
+        deployment.kind.as_str(),
+        &deployment.api_key,
+        if deployment.archived {
+            "archived"
+        } else {
+            "live"
+        },
+        &state.project.api_key,
+        &state.project.secret_key,
+    ];
+    for field in fields {
+        h.update(field.as_bytes());
+        h.update([0u8]);
+    }
+    h.update(flags_json.as_bytes());
+    for id in referenced_cohort_ids(configs) {
+        if let Some(c) = state.cohorts.get(id) {
+            h.update(format!("\0{id}\0{}\0{}", c.version, c.last_modified).as_bytes());
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One deployment before its revision is settled.
+struct Planned {
+    deployment: Deployment,
+    configs: Vec<vexil_eval::FlagConfig>,
+    hash: String,
+}
+
+fn rebuild(inner: &Inner, key: &str) -> Result<()> {
+    let _one_at_a_time = lock(&inner.rebuilding);
+    let cached = inner
+        .current
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(key)
+        .map(|l| l.data.cohorts.clone())
+        .unwrap_or_default();
+    let Some(state) = vexil_store::read(&*inner.store, |tx| load(tx, key, &cached))? else {
+        // The project is gone (it cannot be deleted today; a wiped database, say).
+        let removed = inner
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        if removed.is_some() {
+            publish(inner, key, None, &[]);
+        }
+        return Ok(());
+    };
+    let planned: Vec<Planned> = state
+        .deployments
+        .iter()
+        .map(|d| {
+            let configs = if d.archived {
+                Vec::new()
+            } else {
+                deployment_flags(&d.key, &state.flags)
+            };
+            let json = serde_json::to_string(&configs).unwrap_or_default();
+            Planned {
+                hash: digest(&state, d, &json, &configs),
+                deployment: d.clone(),
+                configs,
+            }
+        })
+        .collect();
+    let revisions = settle_revisions(inner, key, &planned)?;
+    let data = Arc::new(ProjectData {
+        key: state.project.key.clone(),
+        api_key: state.project.api_key.clone(),
+        secret_key: state.project.secret_key.clone(),
+        cohorts: state.cohorts.clone(),
+        properties: properties_of(inner, key),
+        mutex_flags: mutex_flags(&state.flags),
+    });
+    let modes: BTreeMap<String, _> = state
+        .flags
+        .iter()
+        .map(|f| (f.key.clone(), f.evaluation_mode))
+        .collect();
+    let mut snapshots = Vec::with_capacity(planned.len());
+    for p in planned {
+        let (revision, changed_at) = revisions
+            .get(&p.deployment.key)
+            .copied()
+            .unwrap_or((1, now_ms()));
+        let attached = state
+            .flags
+            .iter()
+            .filter(|f| !f.archived && f.deployments.contains(&p.deployment.key))
+            .map(|f| f.key.clone())
+            .collect();
+        let snapshot = Snapshot::build(SnapshotInput {
+            project: data.clone(),
+            deployment: p.deployment,
+            revision,
+            changed_at,
+            hash: p.hash,
+            configs: p.configs,
+            modes: modes.clone(),
+            attached,
+        })
+        .map_err(|e| Error::Internal(Box::new(e)))?;
+        snapshots.push(Arc::new(snapshot));
+    }
+    publish(inner, key, Some(&data), &snapshots);
+    inner
+        .current
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key.to_owned(), Loaded { snapshots, data });
+    Ok(())
+}
+
+/// The revision and change time of each deployment: unchanged where the stored digest matches,
+/// bumped (under the project lock, so nodes agree) where it does not.
+fn settle_revisions(
+    inner: &Inner,
+    project: &str,
+    planned: &[Planned],
+) -> Result<BTreeMap<String, (i64, i64)>> {
+    let stored = vexil_store::read(&*inner.store, |tx| {
+        Ok::<_, Error>(tx.sdk_revisions(Some(project))?)
+    })?;
+    let by_key = |rows: &[SdkRevisionRow]| -> BTreeMap<String, SdkRevisionRow> {
+        rows.iter()
+            .map(|r| (r.deployment.clone(), r.clone()))
+            .collect()
+    };
+    let up_to_date = |rows: &BTreeMap<String, SdkRevisionRow>| {
+        planned.iter().all(|p| {
+            rows.get(&p.deployment.key)
+                .is_some_and(|r| r.hash == p.hash)
+        })
+    };
+    let stored = by_key(&stored);
+    let result = |rows: &BTreeMap<String, SdkRevisionRow>| {
+        rows.iter()
+            .map(|(k, r)| (k.clone(), (r.revision, r.changed_at)))
+            .collect()
+    };
+    // Nothing to write: the common case for changes that touch no deployment.
+    if up_to_date(&stored) {
+        return Ok(result(&stored));
+    }
+    let settled = vexil_store::write(&*inner.store, |tx| {
+        tx.lock_project(project)?;
+        let mut rows = by_key(&tx.sdk_revisions(Some(project))?);
+        let now = now_ms();
+        for p in planned {
+            let next = match rows.get(&p.deployment.key) {
+                Some(r) if r.hash == p.hash => continue,
+                Some(r) => r.revision + 1,
+                None => 1,
+            };
+            let row = SdkRevisionRow {
+                project: project.to_owned(),
+                deployment: p.deployment.key.clone(),
+                revision: next,
+                hash: p.hash.clone(),
+                changed_at: now,
+            };
+            tx.put_sdk_revision(&row)?;
+            rows.insert(row.deployment.clone(), row);
+        }
+        Ok::<_, Error>(rows)
+    })?;
+    Ok(result(&settled))
+}
+
+/// Keys of imported mutual-exclusion-group flags (Vexil's own flags are never such groups).
+fn mutex_flags(flags: &[Flag]) -> BTreeSet<String> {
+    flags
+        .iter()
+        .filter(|f| f.imported_config.is_some())
+        .filter(|f| {
+            compile_flag(f, false)
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("flagType"))
+                .and_then(vexil_eval::Value::as_str)
+                == Some("mutual-exclusion-group")
+        })
+        .map(|f| f.key.clone())
+        .collect()
+}
+
+fn publish(
+    inner: &Inner,
+    project: &str,
+    data: Option<&Arc<ProjectData>>,
+    snapshots: &[Arc<Snapshot>],
+) {
+    let sinks = inner
+        .sinks
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for sink in sinks {
+        sink.publish(project, data, snapshots);
+    }
+}

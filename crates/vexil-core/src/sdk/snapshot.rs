@@ -1,0 +1,649 @@
+//! A deployment's snapshot: everything the SDK endpoints need to answer without the database.
+//! Its compiled flags, the `/sdk/v2/flags` bodies, evaluation plans computed once, the JSON of
+//! every result each flag can give (so that answering is copying, not serializing), and the
+//! cohorts its flags reference.
+//!
+//! A snapshot is immutable; the [`super::Publisher`] builds a new one after every change and
+//! swaps it in whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use vexil_eval::{
+    evaluate_plan, CompileError, Context, CycleError, FlagConfig, FlagSet, Object, Plan, Value,
+    VariantResult,
+};
+
+use super::memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
+use crate::model::{Deployment, EvaluationMode};
+
+/// What a project's snapshots share: its credentials, its cohorts and its users' properties.
+#[derive(Debug)]
+pub struct ProjectData {
+    pub key: String,
+    /// Project API key and secret key: cohort downloads and event ingestion.
+    pub api_key: String,
+    pub secret_key: String,
+    /// Every cohort of the project, by id.
+    pub cohorts: BTreeMap<String, Arc<CohortData>>,
+    /// The users' `[Experiment] <flag_key>` properties; one instance per project, kept across
+    /// snapshots.
+    pub properties: Arc<UserProperties>,
+    /// Keys of the project's mutual-exclusion-group flags (no user property is set for them).
+    pub mutex_flags: BTreeSet<String>,
+}
+
+/// One possible result of one flag, prepared.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub segment: usize,
+    pub variant: usize,
+    /// `"flag-key":{...}`: this result as an entry of the `/sdk/v2/vardata` object.
+    json: Box<str>,
+    pub variant_key: Box<str>,
+    /// Merged metadata has `default: true`.
+    pub default: bool,
+    /// Merged metadata does not have `deployed: false`.
+    pub deployed: bool,
+    /// Merged metadata does not have `trackExposure: false`.
+    pub track_exposure: bool,
+    pub flag_version: Option<i64>,
+    pub segment_name: Option<Box<str>>,
+    pub experiment_key: Option<Box<str>>,
+    /// `,"value":<json>` for OFREP, when the variant has a value.
+    ofrep_value: Option<Box<str>>,
+    /// `,"variant":"k","metadata":{...}}`: the end of an OFREP success item.
+    ofrep_tail: Box<str>,
+}
+
+/// How a segment decides, for OFREP reasons (`sdk-protocol.md` §B5).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentInfo {
+    pub user_id_bucket: bool,
+    pub has_conditions: bool,
+}
+
+/// What the snapshot knows about one flag, by its index in the flag set.
+#[derive(Debug)]
+pub struct FlagInfo {
+    pub key: String,
+    /// The flag's own evaluation mode is local.
+    pub local: bool,
+    /// Attached to this deployment (not merely an ancestor of one that is).
+    pub deployed: bool,
+    /// `flagType` is `mutual-exclusion-group`.
+    pub mutex: bool,
+    /// Compiled to the single `default` segment (`evaluation.md` §10.3).
+    pub inactive: bool,
+    pub outcomes: Vec<Outcome>,
+    pub(crate) segments: Vec<SegmentInfo>,
+    /// `{"key":"flag-key"`: the start of every OFREP item of this flag.
+    pub(crate) ofrep_head: Box<str>,
+    /// The evaluation plan of this flag alone (OFREP single-flag requests).
+    pub(crate) plan: Result<Plan, CycleError>,
+}
+
+impl FlagInfo {
+    pub fn outcome(&self, segment: usize, variant: usize) -> Option<&Outcome> {
+        self.outcomes
+            .iter()
+            .find(|o| o.segment == segment && o.variant == variant)
+    }
+}
+
+/// Everything one deployment serves, at one revision.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub project: Arc<ProjectData>,
+    pub deployment: Deployment,
+    /// Bumped whenever what this deployment serves changes (`sdk-protocol.md` §A3).
+    pub revision: i64,
+    /// Unix milliseconds of the last revision change.
+    pub changed_at: i64,
+    /// Digest of the served content the revision stands for.
+    pub hash: String,
+    pub(crate) flags: FlagSet,
+    pub(crate) infos: Vec<FlagInfo>,
+    flags_local: Arc<str>,
+    flags_all: Arc<str>,
+    pub(crate) plan_all: Result<Plan, CycleError>,
+    plan_local: Result<Plan, CycleError>,
+    /// Flags attached to the deployment, in ascending key order (OFREP bulk).
+    pub(crate) deployed_by_key: Vec<usize>,
+    /// Referenced user cohorts, ascending by id.
+    user_cohorts: Vec<Arc<CohortData>>,
+    /// Referenced group cohorts by group type, ascending by id within a type.
+    group_cohorts: Vec<(String, Vec<Arc<CohortData>>)>,
+}
+
+/// The inputs of [`Snapshot::build`].
+pub struct SnapshotInput {
+    pub project: Arc<ProjectData>,
+    pub deployment: Deployment,
+    pub revision: i64,
+    pub changed_at: i64,
+    pub hash: String,
+    /// What the deployment serves, in served order (`crate::compile::deployment_flags`).
+    pub configs: Vec<FlagConfig>,
+    /// The evaluation mode of each flag of the project.
+    pub modes: BTreeMap<String, EvaluationMode>,
+    /// Keys of the flags attached to the deployment; the other configs are ancestors.
+    pub attached: BTreeSet<String>,
+}
+
+/// What [`Snapshot::evaluate_remote`] evaluates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoteOptions<'a> {
+    /// Only these flags and their ancestors; all flags when empty.
+    pub flag_keys: &'a [String],
+    /// Only local-mode flags (and their ancestors): `eval_mode=local`.
+    pub local_only: bool,
+    /// Leave out default and `deployed: false` results (the v1 endpoints).
+    pub v1: bool,
+    /// Keep what tracking needs (ids, groups and the results).
+    pub track: bool,
+}
+
+/// The answer of a remote evaluation.
+#[derive(Debug, Default)]
+pub struct RemoteAnswer {
+    /// The JSON object flag key -> variant.
+    pub body: Vec<u8>,
+    /// With `track`: who was evaluated and what each evaluated flag gave.
+    pub tracked: Option<Tracked>,
+}
+
+/// The evaluated user and results, for assignment and exposure records.
+#[derive(Debug, Default, Clone)]
+pub struct Tracked {
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    /// The user's `groups` as JSON text.
+    pub groups: Option<String>,
+    /// (flag index, outcome index) of every evaluated flag, in evaluation order.
+    pub hits: Vec<(u32, u32)>,
+}
+
+const ALL_OTHER_USERS: &str = "All Other Users";
+
+impl Snapshot {
+    /// Compiles and prepares a deployment's configs.
+    pub fn build(input: SnapshotInput) -> Result<Snapshot, CompileError> {
+        let SnapshotInput {
+            project,
+            deployment,
+            revision,
+            changed_at,
+            hash,
+            configs,
+            modes,
+            attached,
+        } = input;
+        let local = |key: &str| modes.get(key) == Some(&EvaluationMode::Local);
+        let deployed: Vec<bool> = configs.iter().map(|c| attached.contains(&c.key)).collect();
+        let flags_all: Arc<str> = to_json(&configs).into();
+        // Local-mode flags attached here, plus whatever they depend on, in served order.
+        let local_roots: Vec<String> = configs
+            .iter()
+            .zip(&deployed)
+            .filter(|(c, &d)| d && local(&c.key))
+            .map(|(c, _)| c.key.clone())
+            .collect();
+        let root_refs: Vec<&str> = local_roots.iter().map(String::as_str).collect();
+        let local_keys = closure(&configs, &root_refs);
+        let local_configs: Vec<&FlagConfig> = configs
+            .iter()
+            .filter(|c| local_keys.contains(c.key.as_str()))
+            .collect();
+        let flags_local: Arc<str> = to_json(&local_configs).into();
+        let (user_cohorts, group_cohorts) = referenced_cohorts(&configs, &project);
+
+        let flags = FlagSet::compile(configs)?;
+        let infos: Vec<FlagInfo> = (0..flags.len())
+            .map(|i| flag_info(&flags, i, deployed[i], local, &project))
+            .collect();
+        let plan_all = flags.plan(&[] as &[&str]);
+        let local_indexes: Vec<usize> = local_roots
+            .iter()
+            .filter_map(|k| flags.index_of(k))
+            .collect();
+        let plan_local = flags.plan_indexes(&local_indexes);
+        let mut deployed_by_key: Vec<usize> =
+            (0..infos.len()).filter(|&i| infos[i].deployed).collect();
+        deployed_by_key.sort_by(|&a, &b| infos[a].key.cmp(&infos[b].key));
+        Ok(Snapshot {
+            project,
+            deployment,
+            revision,
+            changed_at,
+            hash,
+            flags,
+            infos,
+            flags_local,
+            flags_all,
+            plan_all,
+            plan_local,
+            deployed_by_key,
+            user_cohorts,
+            group_cohorts,
+        })
+    }
+
+    /// The `/sdk/v2/flags` body: local-mode flags and their ancestors, or (`remote`) every
+    /// flag. Client keys never see remote-mode configs (`sdk-protocol.md` §A3).
+    pub fn flags_json(&self, remote: bool) -> &Arc<str> {
+        if remote && self.deployment.kind == crate::model::DeploymentType::Server {
+            &self.flags_all
+        } else {
+            &self.flags_local
+        }
+    }
+
+    /// The compiled flags.
+    pub fn flag_set(&self) -> &FlagSet {
+        &self.flags
+    }
+
+    /// What the snapshot knows of each flag, by index in [`Snapshot::flag_set`].
+    pub fn flag_infos(&self) -> &[FlagInfo] {
+        &self.infos
+    }
+
+    /// Adds what the server knows of the user (`sdk-protocol.md` §A7): the referenced user
+    /// cohorts that hold their `user_id` (replacing the client's `cohort_ids`), the referenced
+    /// group cohorts that hold their groups, and their stored `[Experiment] <flag>` properties
+    /// (values the client sent win).
+    pub fn enrich(&self, user: &mut Object) {
+        if let Some(user_id) = non_empty_str(user, "user_id") {
+            let ids: Vec<Value> = self
+                .user_cohorts
+                .iter()
+                .filter(|c| c.contains(&user_id))
+                .map(|c| Value::from(c.id.as_str()))
+                .collect();
+            user.insert("cohort_ids", Value::Array(ids));
+        }
+        if !self.group_cohorts.is_empty() {
+            self.enrich_groups(user);
+        }
+        let properties = &self.project.properties;
+        if !properties.is_empty() {
+            let mut found: Vec<(String, String)> = Vec::new();
+            let mut collect = |flag: &str, variant: &str| {
+                let name = format!("[Experiment] {flag}");
+                match found.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = variant.to_owned(),
+                    None => found.push((name, variant.to_owned())),
+                }
+            };
+            // Device properties first: what was recorded for the signed-in user wins.
+            if let Some(device_id) = non_empty_str(user, "device_id") {
+                properties.for_each(IdKind::Device, &device_id, &mut collect);
+            }
+            if let Some(user_id) = non_empty_str(user, "user_id") {
+                properties.for_each(IdKind::User, &user_id, &mut collect);
+            }
+            if !found.is_empty() {
+                add_properties(user, found);
+            }
+        }
+    }
+
+    fn enrich_groups(&self, user: &mut Object) {
+        let Some(Value::Object(groups)) = user.get("groups") else {
+            return;
+        };
+        let mut found: Vec<(String, String, Vec<Value>)> = Vec::new();
+        for (group_type, names) in groups.iter() {
+            let Some(name) = first_name(names) else {
+                continue;
+            };
+            let Some((_, cohorts)) = self.group_cohorts.iter().find(|(t, _)| t == group_type)
+            else {
+                continue;
+            };
+            let ids: Vec<Value> = cohorts
+                .iter()
+                .filter(|c| c.contains(name))
+                .map(|c| Value::from(c.id.as_str()))
+                .collect();
+            if !ids.is_empty() {
+                found.push((group_type.to_owned(), name.to_owned(), ids));
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        if !matches!(user.get("group_cohort_ids"), Some(Value::Object(_))) {
+            user.insert("group_cohort_ids", Value::Object(Object::new()));
+        }
+        if let Some(Value::Object(all)) = user.get_mut("group_cohort_ids") {
+            for (group_type, name, ids) in found {
+                if !matches!(all.get(&group_type), Some(Value::Object(_))) {
+                    all.insert(group_type.as_str(), Value::Object(Object::new()));
+                }
+                if let Some(Value::Object(by_name)) = all.get_mut(&group_type) {
+                    by_name.insert(name, Value::Array(ids));
+                }
+            }
+        }
+    }
+
+    /// Remote evaluation (`/sdk/v2/vardata` and the v1 endpoints): enriches `user`, evaluates,
+    /// and writes the result object from the prepared JSON of each result.
+    pub fn evaluate_remote(
+        &self,
+        mut user: Object,
+        options: RemoteOptions<'_>,
+    ) -> Result<RemoteAnswer, CycleError> {
+        self.enrich(&mut user);
+        let tracked = options.track.then(|| Tracked {
+            user_id: non_empty_str(&user, "user_id"),
+            device_id: non_empty_str(&user, "device_id"),
+            groups: user
+                .get("groups")
+                .filter(|g| !g.is_null())
+                .and_then(|g| serde_json::to_string(g).ok()),
+            hits: Vec::new(),
+        });
+        let context = Context::from_sdk_user(Value::Object(user));
+        let selected;
+        let plan = match (options.flag_keys.is_empty(), options.local_only) {
+            (true, false) => self.plan_all.as_ref().map_err(Clone::clone)?,
+            (true, true) => self.plan_local.as_ref().map_err(Clone::clone)?,
+            (false, local_only) => {
+                let keys: Vec<usize> = options
+                    .flag_keys
+                    .iter()
+                    .filter_map(|k| self.flags.index_of(k))
+                    .filter(|&i| !local_only || (self.infos[i].local && self.infos[i].deployed))
+                    .collect();
+                selected = self.flags.plan_indexes(&keys)?;
+                &selected
+            }
+        };
+        let results = evaluate_plan(&self.flags, &context, plan);
+        let mut body = Vec::with_capacity(64 + results.len() * 160);
+        body.push(b'{');
+        let mut tracked = tracked;
+        for r in results.iter() {
+            let info = &self.infos[r.flag_index()];
+            let segment = r.detail().segment_index;
+            let found = info
+                .outcomes
+                .iter()
+                .position(|o| o.segment == segment && o.variant == r.variant_index());
+            if let (Some(t), Some(o)) = (tracked.as_mut(), found) {
+                t.hits.push((r.flag_index() as u32, o as u32));
+            }
+            if options.v1 {
+                let (default, deployed) = match found {
+                    Some(o) => (info.outcomes[o].default, info.outcomes[o].deployed),
+                    None => (r.is_default(), !is_false(r.metadata_value("deployed"))),
+                };
+                if default || !deployed {
+                    continue;
+                }
+            }
+            if body.len() > 1 {
+                body.push(b',');
+            }
+            match found {
+                Some(o) => body.extend_from_slice(info.outcomes[o].json.as_bytes()),
+                // Every result is prepared; should one not be, serialize it directly.
+                None => body.extend_from_slice(result_entry(&r).as_bytes()),
+            }
+        }
+        body.push(b'}');
+        Ok(RemoteAnswer { body, tracked })
+    }
+}
+
+fn is_false(v: Option<&Value>) -> bool {
+    v == Some(&Value::Bool(false))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Flag configs are plain data; serializing them cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// `roots` and every flag they depend on, transitively, among `configs`.
+fn closure<'a>(configs: &'a [FlagConfig], roots: &[&'a str]) -> BTreeSet<&'a str> {
+    let by_key: BTreeMap<&str, &FlagConfig> = configs.iter().map(|c| (c.key.as_str(), c)).collect();
+    let mut out: BTreeSet<&str> = BTreeSet::new();
+    let mut pending: Vec<&str> = roots.to_vec();
+    while let Some(key) = pending.pop() {
+        let Some((&key, config)) = by_key.get_key_value(key) else {
+            continue;
+        };
+        if out.insert(key) {
+            pending.extend(config.dependencies.iter().flatten().map(String::as_str));
+        }
+    }
+    out
+}
+
+/// The ids of the cohorts that conditions on `cohort_ids` selectors name: the cohorts SDKs
+/// download (`sdk-protocol.md` §A9) and remote evaluation looks users up in.
+pub fn referenced_cohort_ids(configs: &[FlagConfig]) -> BTreeSet<&str> {
+    let mut ids: BTreeSet<&str> = BTreeSet::new();
+    for config in configs {
+        for segment in &config.segments {
+            for condition in segment.conditions.iter().flatten().flatten() {
+                if condition.selector.last().is_some_and(|s| s == "cohort_ids") {
+                    ids.extend(condition.values.iter().map(String::as_str));
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// The referenced cohorts, split into user cohorts and group cohorts by type.
+type Referenced = (Vec<Arc<CohortData>>, Vec<(String, Vec<Arc<CohortData>>)>);
+
+fn referenced_cohorts(configs: &[FlagConfig], project: &ProjectData) -> Referenced {
+    let ids = referenced_cohort_ids(configs);
+    let mut users = Vec::new();
+    let mut groups: Vec<(String, Vec<Arc<CohortData>>)> = Vec::new();
+    for id in ids {
+        let Some(cohort) = project.cohorts.get(id) else {
+            continue;
+        };
+        if cohort.group_type == USER_GROUP_TYPE {
+            users.push(cohort.clone());
+        } else {
+            match groups.iter_mut().find(|(t, _)| *t == cohort.group_type) {
+                Some((_, list)) => list.push(cohort.clone()),
+                None => groups.push((cohort.group_type.clone(), vec![cohort.clone()])),
+            }
+        }
+    }
+    (users, groups)
+}
+
+fn flag_info(
+    flags: &FlagSet,
+    index: usize,
+    deployed: bool,
+    local: impl Fn(&str) -> bool,
+    project: &ProjectData,
+) -> FlagInfo {
+    let config = flags
+        .configs()
+        .nth(index)
+        .unwrap_or_else(|| unreachable_config());
+    let key = config.key.clone();
+    let flag_type = config
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("flagType"))
+        .and_then(Value::as_str);
+    let mutex = flag_type == Some("mutual-exclusion-group") || project.mutex_flags.contains(&key);
+    let inactive = config.segments.len() == 1
+        && segment_name(config.segments[0].metadata.as_ref()) == Some("default")
+        && config.segments[0].conditions.is_none()
+        && config.segments[0].bucket.is_none();
+    let segments = config
+        .segments
+        .iter()
+        .map(|s| SegmentInfo {
+            user_id_bucket: s
+                .bucket
+                .as_ref()
+                .is_some_and(|b| b.selector == ["context", "user", "user_id"]),
+            has_conditions: s.conditions.is_some()
+                && segment_name(s.metadata.as_ref()) != Some(ALL_OTHER_USERS),
+        })
+        .collect();
+    let key_json = serde_json::to_string(&key).unwrap_or_default();
+    let outcomes = flags
+        .possible_results(index)
+        .into_iter()
+        .filter_map(|(segment, variant)| {
+            let r = flags.result_at(index, segment, variant)?;
+            Some(outcome(&key_json, &r, segment, variant))
+        })
+        .collect();
+    FlagInfo {
+        ofrep_head: format!("{{\"key\":{key_json}").into(),
+        plan: flags.plan(&[key.as_str()]),
+        local: local(&key),
+        key,
+        deployed,
+        mutex,
+        inactive,
+        outcomes,
+        segments,
+    }
+}
+
+/// `configs().nth(i)` for `i < len()` always exists; this keeps the code free of panics.
+fn unreachable_config() -> &'static FlagConfig {
+    static EMPTY: std::sync::OnceLock<FlagConfig> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| FlagConfig {
+        key: String::new(),
+        variants: vexil_eval::OrderedMap(Vec::new()),
+        segments: Vec::new(),
+        dependencies: None,
+        metadata: None,
+    })
+}
+
+fn segment_name(metadata: Option<&Object>) -> Option<&str> {
+    metadata?.get("segmentName")?.as_str()
+}
+
+fn outcome(key_json: &str, r: &VariantResult<'_>, segment: usize, variant: usize) -> Outcome {
+    let text = |k: &str| {
+        r.metadata_value(k)
+            .and_then(Value::as_str)
+            .map(|s| s.to_owned().into_boxed_str())
+    };
+    let flag_version = match r.metadata_value("flagVersion") {
+        Some(Value::Int(v)) => Some(*v),
+        _ => None,
+    };
+    let variant_key_json = serde_json::to_string(r.key()).unwrap_or_default();
+    Outcome {
+        segment,
+        variant,
+        json: format!(
+            "{key_json}:{}",
+            serde_json::to_string(r).unwrap_or_default()
+        )
+        .into(),
+        variant_key: r.key().into(),
+        default: r.is_default(),
+        deployed: !is_false(r.metadata_value("deployed")),
+        track_exposure: !is_false(r.metadata_value("trackExposure")),
+        flag_version,
+        segment_name: text("segmentName"),
+        experiment_key: text("experimentKey"),
+        ofrep_value: r.value().map(|v| {
+            format!(
+                ",\"value\":{}",
+                serde_json::to_string(v).unwrap_or_default()
+            )
+            .into()
+        }),
+        ofrep_tail: format!(
+            ",\"variant\":{variant_key_json},\"metadata\":{}}}",
+            ofrep_metadata(r)
+        )
+        .into(),
+    }
+}
+
+/// The merged metadata restricted to booleans, strings and numbers, plus `payload` as compact
+/// JSON text (`sdk-protocol.md` §B5).
+fn ofrep_metadata(r: &VariantResult<'_>) -> String {
+    let mut out = Object::new();
+    for (k, v) in r.metadata().iter().flat_map(Object::iter) {
+        if matches!(
+            v,
+            Value::Bool(_) | Value::String(_) | Value::Int(_) | Value::UInt(_) | Value::Double(_)
+        ) {
+            out.insert(k, v.clone());
+        }
+    }
+    if let Some(payload) = r.payload() {
+        out.insert(
+            "payload",
+            Value::from(serde_json::to_string(payload).unwrap_or_default()),
+        );
+    }
+    serde_json::to_string(&out).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn result_entry(r: &VariantResult<'_>) -> String {
+    format!(
+        "{}:{}",
+        serde_json::to_string(r.flag_key()).unwrap_or_default(),
+        serde_json::to_string(r).unwrap_or_default()
+    )
+}
+
+fn non_empty_str(user: &Object, field: &str) -> Option<String> {
+    user.get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn first_name(names: &Value) -> Option<&str> {
+    match names {
+        Value::Array(list) => list.first()?.as_str().filter(|n| !n.is_empty()),
+        _ => None,
+    }
+}
+
+/// Adds `[Experiment] <flag>` entries to `user_properties` where the client sent none.
+fn add_properties(user: &mut Object, found: Vec<(String, String)>) {
+    if !matches!(user.get("user_properties"), Some(Value::Object(_))) {
+        user.insert("user_properties", Value::Object(Object::new()));
+    }
+    if let Some(Value::Object(props)) = user.get_mut("user_properties") {
+        for (name, variant) in found {
+            if props.get(&name).is_none() {
+                props.insert(name, Value::from(variant));
+            }
+        }
+    }
+}
+
+impl Outcome {
+    /// This result as an entry of the vardata object.
+    pub fn entry_json(&self) -> &str {
+        &self.json
+    }
+
+    pub(crate) fn ofrep_value(&self) -> Option<&str> {
+        self.ofrep_value.as_deref()
+    }
+
+    pub(crate) fn ofrep_tail(&self) -> &str {
+        &self.ofrep_tail
+    }
+}

@@ -1,0 +1,366 @@
+//! The SDK-facing API (`sdk-protocol.md`): Amplitude-compatible flag download, remote
+//! evaluation, streams, cohort download and event ingestion, and OFREP. Handlers read the
+//! published snapshots in the [`Registry`] and never the database; only event ingestion writes
+//! to it.
+//!
+//! Errors here follow the protocols, not the management API: Amplitude endpoints answer
+//! `{"error": "..."}`, ingestion `{"code": n, "error": "..."}`, OFREP `{"errorCode", ...}`.
+
+// Helpers return a finished `Response` as their error so that handlers can answer it as is;
+// refusals are the uncommon path, and boxing them would only add an allocation.
+#![allow(clippy::result_large_err, reason = "see the comment above")]
+
+mod amplitude;
+mod events;
+mod limit;
+mod ofrep;
+pub(crate) mod registry;
+mod stream;
+
+use std::io::Read;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use bytes::Bytes;
+use vexil_core::sdk::{Publisher, Tracker};
+
+pub use limit::Limiter;
+use registry::{Registry, Served};
+
+use crate::config::ServerConfig;
+
+/// What the SDK handlers share.
+pub(crate) struct Sdk {
+    pub registry: Arc<Registry>,
+    pub publisher: Publisher,
+    pub tracker: Tracker,
+    pub config: ServerConfig,
+    pub limiter: Option<Limiter>,
+    /// Streams open now.
+    pub streams: AtomicUsize,
+}
+
+pub(crate) type SdkState = Arc<Sdk>;
+
+/// Evaluation request bodies: 1 MiB.
+const EVAL_LIMIT: usize = 1 << 20;
+/// Event batches: 20 MiB.
+const EVENTS_LIMIT: usize = 20 << 20;
+
+pub(crate) fn router(sdk: SdkState) -> Router {
+    Router::new()
+        .route(
+            "/sdk/v2/flags",
+            get(amplitude::flags).options(preflight_handler),
+        )
+        .route(
+            "/sdk/v2/vardata",
+            get(amplitude::vardata_get)
+                .post(amplitude::vardata_post)
+                .options(preflight_handler),
+        )
+        .route(
+            "/sdk/vardata",
+            get(amplitude::v1_get)
+                .post(amplitude::v1_post)
+                .options(preflight_handler),
+        )
+        .route(
+            "/v1/vardata",
+            get(amplitude::rest_get)
+                .post(amplitude::v1_post)
+                .options(preflight_handler),
+        )
+        .route(
+            "/sdk/v1/cohort/{id}",
+            get(amplitude::cohort).options(preflight_handler),
+        )
+        .route(
+            "/sdk/stream/v1/flags",
+            get(stream::flags).options(preflight_handler),
+        )
+        .route(
+            "/2/httpapi",
+            post(events::ingest).options(preflight_handler),
+        )
+        .route("/batch", post(events::ingest).options(preflight_handler))
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(ofrep::one).options(preflight_handler),
+        )
+        .route(
+            "/ofrep/v1/evaluate/flags",
+            post(ofrep::bulk).options(preflight_handler),
+        )
+        .route(
+            "/sdk/ofrep/v1/events",
+            get(stream::ofrep_events).options(preflight_handler),
+        )
+        .layer(middleware::from_fn_with_state(sdk.clone(), cors))
+        .with_state(sdk)
+}
+
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, Content-Encoding, X-Amp-Exp-User, \
+X-Amp-Exp-Flag-Keys, X-Amp-Exp-Track, X-Amp-Exp-Exposure-Track, X-Amp-Exp-Library, X-API-Key, \
+If-None-Match, Cache-Control, Last-Event-ID";
+
+async fn preflight_handler() -> Response {
+    preflight().await
+}
+
+/// `OPTIONS` on any SDK path (§A11); the origin header is added by [`cors`].
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
+        .into_response()
+}
+
+/// Adds `Access-Control-Allow-Origin` (`*`, or the request's origin when it is on the
+/// configured list) and the exposed headers to every SDK response.
+async fn cors(State(sdk): State<SdkState>, request: Request, next: Next) -> Response {
+    let origin = if sdk.config.cors_origins.is_empty() {
+        Some(HeaderValue::from_static("*"))
+    } else {
+        request
+            .headers()
+            .get(header::ORIGIN)
+            .filter(|o| {
+                o.to_str()
+                    .is_ok_and(|o| sdk.config.cors_origins.iter().any(|a| a == o))
+            })
+            .cloned()
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    if !sdk.config.cors_origins.is_empty() {
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("ETag, Retry-After"),
+    );
+    response
+}
+
+/// `{"error": message}` with a status: the Amplitude endpoints' error shape.
+pub(crate) fn amp_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    json_response(status, body)
+}
+
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// 429 with `Retry-After`.
+pub(crate) fn too_many(retry_after: u64, body: String) -> Response {
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body);
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// The deployment key of `Authorization: <scheme> <key>` when the scheme matches
+/// (case-insensitively, followed by one space).
+pub(crate) fn scheme_key<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (word, key) = value.split_at_checked(scheme.len())?;
+    let key = key.strip_prefix(' ')?;
+    (word.eq_ignore_ascii_case(scheme) && !key.is_empty()).then_some(key)
+}
+
+impl Sdk {
+    /// Checks the per-key rate limit; `Err(seconds)` to wait.
+    pub(crate) fn limit(&self, key: &str) -> Result<(), u64> {
+        match &self.limiter {
+            Some(limiter) => limiter.check(key),
+            None => Ok(()),
+        }
+    }
+
+    /// The deployment of `Authorization: Api-Key <key>`, unless unknown or archived.
+    pub(crate) fn amplitude_auth(&self, headers: &HeaderMap) -> Result<Arc<Served>, Response> {
+        let served = scheme_key(headers, "Api-Key")
+            .and_then(|key| self.registry.by_key(key))
+            .filter(|s| !s.snapshot.deployment.archived);
+        served.ok_or_else(|| amp_error(StatusCode::UNAUTHORIZED, "Invalid deployment"))
+    }
+}
+
+/// Decodes any base64 flavour SDKs send (§A5): whitespace removed, URL-safe letters mapped,
+/// padding dropped.
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(cleaned.as_bytes())
+        .ok()
+}
+
+/// Why a body could not be read.
+pub(crate) enum BodyError {
+    TooLarge,
+    Invalid(String),
+}
+
+/// Reads a body up to `limit` bytes, inflating `Content-Encoding: gzip` (also up to `limit`).
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return BodyError::TooLarge;
+            }
+            source = s.source();
+        }
+        BodyError::Invalid(e.to_string())
+    })?;
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    let decoder = flate2::read::GzDecoder::new(&raw[..]);
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Invalid(format!("the gzip body cannot be inflated: {e}")))?;
+    if out.len() > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The first value of a query parameter.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Collapses runs of `/` and drops one trailing `/` before routing (§0), so `//sdk/v2/flags`
+/// and `/sdk/v2/flags/` reach `/sdk/v2/flags`.
+pub(crate) fn normalize_path(mut request: Request) -> Request {
+    let path = request.uri().path();
+    let needs = path.contains("//") || (path.len() > 1 && path.ends_with('/'));
+    if !needs {
+        return request;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        clean.push('/');
+        clean.push_str(part);
+    }
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    if let Some(q) = request.uri().query() {
+        clean.push('?');
+        clean.push_str(q);
+    }
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(pq) = clean.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// A header's value as text.
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_base64_flavour_decodes() {
+        let json = br#"{"user_id":"u?>~1"}"#;
+        let standard = base64::engine::general_purpose::STANDARD.encode(json);
+        let url = base64::engine::general_purpose::URL_SAFE.encode(json);
+        for text in [
+            standard.clone(),
+            standard.trim_end_matches('=').to_owned(),
+            url.clone(),
+            url.trim_end_matches('=').to_owned(),
+            format!(" {standard}\n"),
+        ] {
+            assert_eq!(decode_base64(&text).as_deref(), Some(&json[..]), "{text}");
+        }
+        assert_eq!(decode_base64("***"), None);
+    }
+
+    #[test]
+    fn paths_are_normalized() {
+        for (path, expected) in [
+            ("/sdk/v2/flags", "/sdk/v2/flags"),
+            ("//sdk/v2/flags", "/sdk/v2/flags"),
+            ("/sdk//v2/flags/", "/sdk/v2/flags"),
+            ("/sdk/v2/flags/?v=0", "/sdk/v2/flags?v=0"),
+            ("/", "/"),
+            ("//", "/"),
+        ] {
+            let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+            let out = normalize_path(request);
+            assert_eq!(out.uri().to_string(), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn authorization_schemes_match_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        for (value, expected) in [
+            ("Api-Key server-abc", Some("server-abc")),
+            ("api-key server-abc", Some("server-abc")),
+            ("Api-Key  server-abc", Some(" server-abc")),
+            ("Bearer server-abc", None),
+            ("Api-Key", None),
+            ("Api-Keyserver", None),
+        ] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            assert_eq!(scheme_key(&headers, "Api-Key"), expected, "{value}");
+        }
+    }
+}

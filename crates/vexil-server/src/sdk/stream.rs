@@ -1,0 +1,250 @@
+//! Server-sent events: the flag stream of Amplitude's server SDKs (`sdk-protocol.md` §A4) and
+//! OFREP's change notifications (§B9).
+//!
+//! Each deployment has a watch channel holding its latest snapshot; a stream waits on it, so a
+//! publish never waits for any client. A slow client only delays its own connection, and
+//! because a watch keeps only the latest value, a client that falls behind skips straight to
+//! the newest flags.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Duration, Instant};
+
+use super::registry::Served;
+use super::{amp_error, header_str, query_param, too_many, SdkState};
+
+/// The keep-alive event: data of one space, which is `data:` and two spaces on the wire.
+const KEEPALIVE: &[u8] = b"data:  \n\n";
+
+/// Counts a stream as open for as long as it lives.
+struct Open(SdkState);
+
+impl Open {
+    fn new(sdk: &SdkState) -> Option<Open> {
+        let open = sdk.streams.fetch_add(1, Ordering::AcqRel);
+        let guard = Open(sdk.clone());
+        (open < sdk.config.max_streams).then_some(guard)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+struct FlagStream {
+    _open: Open,
+    key: String,
+    updates: watch::Receiver<Arc<Served>>,
+    closing: watch::Receiver<bool>,
+    last: Bytes,
+    last_event: Instant,
+    ends: Instant,
+    keepalive: Duration,
+    first: Option<Bytes>,
+}
+
+/// `GET /sdk/stream/v1/flags`.
+pub(crate) async fn flags(State(sdk): State<SdkState>, headers: HeaderMap) -> Response {
+    if !sdk.config.streaming {
+        return amp_error(
+            StatusCode::NOT_IMPLEMENTED,
+            "streaming is disabled on this server",
+        );
+    }
+    let served = match sdk.amplitude_auth(&headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let key = served.snapshot.deployment.api_key.clone();
+    if let Err(retry) = sdk.limit(&key) {
+        return too_many(retry, r#"{"error":"Too many requests"}"#.to_owned());
+    }
+    let Some(mut updates) = sdk.registry.watch(&served) else {
+        return amp_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the deployment is being published",
+        );
+    };
+    let Some(open) = Open::new(&sdk) else {
+        return amp_error(StatusCode::SERVICE_UNAVAILABLE, "too many open streams");
+    };
+    let latest = updates.borrow_and_update().clone();
+    let now = Instant::now();
+    let state = FlagStream {
+        _open: open,
+        key,
+        updates,
+        closing: sdk.registry.closing(),
+        last: latest.sse_frame.clone(),
+        last_event: now,
+        ends: now + sdk.config.stream_max_age,
+        keepalive: sdk.config.keepalive,
+        first: Some(latest.sse_frame.clone()),
+    };
+    let body = stream::unfold(state, |mut s| async move {
+        if let Some(first) = s.first.take() {
+            return Some((Ok::<_, Infallible>(first), s));
+        }
+        loop {
+            if *s.closing.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = s.closing.changed() => return None,
+                () = sleep_until(s.ends) => return None,
+                () = sleep_until(s.last_event + s.keepalive) => {
+                    s.last_event = Instant::now();
+                    return Some((Ok(Bytes::from_static(KEEPALIVE)), s));
+                }
+                changed = s.updates.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let latest = s.updates.borrow_and_update().clone();
+                    let deployment = &latest.snapshot.deployment;
+                    // An archived deployment or a replaced key ends the stream; the SDK's
+                    // reconnect then gets 401.
+                    if deployment.archived || deployment.api_key != s.key {
+                        return None;
+                    }
+                    if latest.sse_frame != s.last {
+                        s.last = latest.sse_frame.clone();
+                        s.last_event = Instant::now();
+                        return Some((Ok(latest.sse_frame.clone()), s));
+                    }
+                }
+            }
+        }
+    });
+    sse_response(Body::from_stream(body))
+}
+
+struct EventStream {
+    _open: Open,
+    updates: watch::Receiver<Arc<Served>>,
+    closing: watch::Receiver<bool>,
+    /// Revision last notified.
+    notified: i64,
+    last_sent: Option<Instant>,
+    ping: Duration,
+    next_ping: Instant,
+    ends: Instant,
+    queue: Vec<Bytes>,
+}
+
+fn refetch(served: &Served) -> Bytes {
+    let s = &served.snapshot;
+    Bytes::from(format!(
+        "event: message\nid: {rev}\ndata: {{\"type\":\"refetchEvaluation\",\"etag\":\"{rev}\",\"lastModified\":{at}}}\n\n",
+        rev = s.revision,
+        at = s.changed_at / 1000
+    ))
+}
+
+/// `GET /sdk/ofrep/v1/events?token=…`: a `refetchEvaluation` event whenever the deployment's
+/// revision changes, at most one a second.
+pub(crate) async fn ofrep_events(
+    State(sdk): State<SdkState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !sdk.config.ofrep || !sdk.config.ofrep_events {
+        return plain(StatusCode::NOT_FOUND);
+    }
+    let served = query_param(query.as_deref(), "token").and_then(|t| sdk.registry.by_token(&t));
+    let Some(served) = served.filter(|s| !s.snapshot.deployment.archived) else {
+        return plain(StatusCode::UNAUTHORIZED);
+    };
+    let Some(mut updates) = sdk.registry.watch(&served) else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let Some(open) = Open::new(&sdk) else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let latest = updates.borrow_and_update().clone();
+    let mut queue = vec![Bytes::from_static(b"retry: 5000\n\n")];
+    let last_id = header_str(&headers, &header::HeaderName::from_static("last-event-id"))
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    if last_id.is_some_and(|id| id < latest.snapshot.revision) {
+        queue.push(refetch(&latest));
+    }
+    queue.reverse();
+    let now = Instant::now();
+    let state = EventStream {
+        _open: open,
+        updates,
+        closing: sdk.registry.closing(),
+        notified: latest.snapshot.revision,
+        last_sent: None,
+        ping: sdk.config.ofrep_ping,
+        next_ping: now + sdk.config.ofrep_ping,
+        ends: now + sdk.config.stream_max_age,
+        queue,
+    };
+    let body = stream::unfold(state, |mut s| async move {
+        if let Some(next) = s.queue.pop() {
+            return Some((Ok::<_, Infallible>(next), s));
+        }
+        loop {
+            if *s.closing.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = s.closing.changed() => return None,
+                () = sleep_until(s.ends) => return None,
+                () = sleep_until(s.next_ping) => {
+                    s.next_ping = Instant::now() + s.ping;
+                    return Some((Ok(Bytes::from_static(b": ping\n\n")), s));
+                }
+                changed = s.updates.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    // Coalesce: at most one notification a second, always of the newest.
+                    if let Some(at) = s.last_sent {
+                        sleep_until(at + Duration::from_secs(1)).await;
+                    }
+                    let latest = s.updates.borrow_and_update().clone();
+                    if latest.snapshot.deployment.archived {
+                        return None;
+                    }
+                    if latest.snapshot.revision != s.notified {
+                        s.notified = latest.snapshot.revision;
+                        s.last_sent = Some(Instant::now());
+                        return Some((Ok(refetch(&latest)), s));
+                    }
+                }
+            }
+        }
+    });
+    sse_response(Body::from_stream(body))
+}
+
+fn plain(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
