@@ -145,7 +145,12 @@ async fn cors(State(sdk): State<SdkState>, request: Request, next: Next) -> Resp
             .cloned()
     };
     let mut response = next.run(request).await;
+    let status = response.status();
     let headers = response.headers_mut();
+    // A body refused before it was read leaves the connection unusable for the next request.
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(origin) = origin {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     }

@@ -14,6 +14,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a part of the harness")]
 
+pub mod sdk;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +24,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{json, Value};
 use vexil_core::Services;
+use vexil_server::ServerConfig;
 use vexil_store::{PostgresStore, SqliteStore, Store, Tx};
 
 /// Which store a server runs on.
@@ -232,6 +235,42 @@ pub fn keys(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The default settings of test servers: the publisher polls the store often, so that
+/// changes made by another node arrive quickly.
+pub fn fast_config() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.publisher.sync_interval = std::time::Duration::from_millis(100);
+    config
+}
+
+/// A started server's handles: its base URL, the shutdown switch, and the signal that it
+/// stopped.
+type Running = (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    std::sync::mpsc::Receiver<()>,
+);
+
+/// Starts `vexil_server::App` on 127.0.0.1:0.
+async fn serve(services: Services, config: ServerConfig) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (stopped_tx, stopped) = std::sync::mpsc::channel();
+    let app = vexil_server::App::start(services, config).await.unwrap();
+    tokio::spawn(async move {
+        let served = app
+            .serve(listener, async {
+                let _ = rx.await;
+            })
+            .await;
+        app.stop().await;
+        let _ = stopped_tx.send(());
+        served
+    });
+    (format!("http://{addr}"), tx, stopped)
+}
+
 /// A running server and a client for it, authenticated as the bootstrap admin.
 pub struct Server {
     pub base: String,
@@ -239,15 +278,28 @@ pub struct Server {
     pub admin: String,
     pub http: Client,
     pub backend: Backend,
+    store: Arc<dyn Store>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: Option<std::sync::mpsc::Receiver<()>>,
     /// Every 5xx answer seen, which no test expects.
     server_errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
+    /// Stops the server and waits (briefly) until its background threads have stored what they
+    /// hold and let go of the database, so that the database can be removed.
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            let wait = || stopped.recv_timeout(std::time::Duration::from_secs(5));
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    let _ = tokio::task::block_in_place(wait);
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -264,12 +316,17 @@ impl Server {
     }
 
     pub async fn start(backend: Backend) -> Option<Server> {
+        Server::start_with(backend, fast_config()).await
+    }
+
+    /// A server with these settings over a fresh store of `backend`.
+    pub async fn start_with(backend: Backend, config: ServerConfig) -> Option<Server> {
         let opened = tokio::task::spawn_blocking(move || {
-            let store = match backend {
-                Backend::Sqlite => open_sqlite(),
-                Backend::Postgres => open_postgres()?,
+            let store: Arc<dyn Store> = match backend {
+                Backend::Sqlite => Arc::new(open_sqlite()),
+                Backend::Postgres => Arc::new(open_postgres()?),
             };
-            let services = Services::new(Arc::new(store));
+            let services = Services::new(store.clone());
             let admin = services
                 .keys
                 .bootstrap()
@@ -279,28 +336,38 @@ impl Server {
                 services.keys.bootstrap().unwrap().is_none(),
                 "bootstrap happens once"
             );
-            Some((services, admin.secret))
+            Some((services, admin.secret, store))
         })
         .await
         .unwrap();
-        let (services, admin) = opened?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            vexil_server::run(services, Default::default(), listener, async {
-                let _ = rx.await;
-            })
-            .await
-        });
+        let (services, admin, store) = opened?;
+        let (base, shutdown, stopped) = serve(services, config).await;
         Some(Server {
-            base: format!("http://{addr}"),
+            base,
             admin,
             http: Client::new(),
             backend,
-            shutdown: Some(tx),
+            store,
+            shutdown: Some(shutdown),
+            stopped: Some(stopped),
             server_errors: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// A second server (another node) on this server's database, with the same admin key.
+    pub async fn another_node(&self, config: ServerConfig) -> Server {
+        let services = Services::new(self.store.clone());
+        let (base, shutdown, stopped) = serve(services, config).await;
+        Server {
+            base,
+            admin: self.admin.clone(),
+            http: Client::new(),
+            backend: self.backend,
+            store: self.store.clone(),
+            shutdown: Some(shutdown),
+            stopped: Some(stopped),
+            server_errors: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
