@@ -42,13 +42,21 @@ impl Server {
             .json;
         let server = self.create_deployment(&project, "prod", "server").await;
         let client = self.create_deployment(&project, "web", "client").await;
-        Fixture {
+        let fx = Fixture {
             server: server["api_key"].as_str().unwrap().to_owned(),
             client: client["api_key"].as_str().unwrap().to_owned(),
             api_key: p["api_key"].as_str().unwrap().to_owned(),
             secret_key: p["secret_key"].as_str().unwrap().to_owned(),
             project,
+        };
+        for key in [&fx.server, &fx.client] {
+            self.eventually("the new deployment's key to work", || async {
+                let r = self.send(self.sdk(Method::GET, "/sdk/v2/flags", key)).await;
+                (r.status == 200).then_some(())
+            })
+            .await;
         }
+        fx
     }
 
     /// A request with `Authorization: Api-Key <key>`.
