@@ -891,7 +891,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
     let counts = srv
         .eventually("the assignments to be stored", || async {
             let stats = srv
-                .get("/api/v1/flags/flag-a/exposures?kind=assignment&days=1")
+                .get("/api/v1/flags/flag-a/exposures?kind=assignment&days=2")
                 .await
                 .ok(200)
                 .json;
@@ -905,7 +905,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         "{counts}"
     );
     let b_stats = srv
-        .get("/api/v1/flags/flag-b/exposures?kind=assignment&days=1")
+        .get("/api/v1/flags/flag-b/exposures?kind=assignment&days=2")
         .await
         .ok(200)
         .json;
@@ -915,7 +915,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
     );
     // Exposures: the ingested events (e1, e2 on; e3 fallback).
     let ex = srv
-        .get("/api/v1/flags/flag-a/exposures?days=1&interval=hour")
+        .get("/api/v1/flags/flag-a/exposures?days=2&interval=hour")
         .await
         .ok(200)
         .json;
@@ -923,5 +923,5 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         ex["totals"],
         json!({"off": {"count": 1, "users": 1}, "on": {"count": 2, "users": 2}})
     );
-    assert_eq!(ex["buckets"].as_array().unwrap().len(), 24);
+    assert_eq!(ex["buckets"].as_array().unwrap().len(), 48);
 }
