@@ -82,6 +82,16 @@ async fn flags(srv: &Server, fx: &Fixture) {
     .await;
 }
 
+/// (flag, context, status, reason or error code, variant, value)
+type Case = (
+    &'static str,
+    Value,
+    u16,
+    &'static str,
+    Option<&'static str>,
+    Option<Value>,
+);
+
 fn ofrep(srv: &Server, path: &str, key: &str, context: Value) -> reqwest::RequestBuilder {
     srv.http
         .post(srv.url(path))
@@ -103,8 +113,7 @@ async fn reasons_values_and_errors(srv: &Server) {
     let fx = srv.sdk_fixture("Ofrep").await;
     flags(srv, &fx).await;
     let key = &fx.server;
-    // (flag, context, status, reason, variant, value)
-    let cases: &[(&str, Value, u16, &str, Option<&str>, Option<Value>)] = &[
+    let cases: &[Case] = &[
         (
             "static-flag",
             json!({"targetingKey": "u1"}),

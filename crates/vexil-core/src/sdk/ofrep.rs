@@ -4,7 +4,7 @@
 //! and the canonical context.
 
 use sha2::{Digest, Sha256};
-use vexil_eval::{evaluate_plan, Context, Object, Results, Value, VariantResult};
+use vexil_eval::{evaluate_plan, Context, Object, Results, Value};
 
 use super::snapshot::{FlagInfo, Snapshot};
 
@@ -178,10 +178,8 @@ pub enum OfrepAnswer {
     General(String),
 }
 
-enum Item {
-    Success(String),
-    Failure(&'static str, String),
-}
+/// A flag that could not be evaluated for this context: the error code and its details.
+type Failure = (&'static str, String);
 
 impl Snapshot {
     /// `POST /ofrep/v1/evaluate/flags/{key}`: evaluates a flag attached to this deployment.
@@ -197,9 +195,10 @@ impl Snapshot {
         self.enrich(&mut user);
         let context = Context::from_sdk_user(Value::Object(user));
         let results = evaluate_plan(&self.flags, &context, plan);
-        match item(info, &results) {
-            Item::Success(body) => OfrepAnswer::Success(body),
-            Item::Failure(_, details) => OfrepAnswer::TargetingKeyMissing(details),
+        let mut body = String::with_capacity(256);
+        match write_item(&mut body, info, &results) {
+            Ok(()) => OfrepAnswer::Success(body),
+            Err((_, details)) => OfrepAnswer::TargetingKeyMissing(details),
         }
     }
 
@@ -234,9 +233,8 @@ impl Snapshot {
                     continue;
                 }
             };
-            match item(info, results) {
-                Item::Success(body) => out.push_str(&body),
-                Item::Failure(code, details) => push_failure(&mut out, info, code, &details),
+            if let Err((code, details)) = write_item(&mut out, info, results) {
+                push_failure(&mut out, info, code, &details);
             }
         }
         out.push_str("],\"metadata\":{\"version\":\"");
@@ -260,24 +258,32 @@ fn push_failure(out: &mut String, info: &FlagInfo, code: &str, details: &str) {
     out.push('}');
 }
 
-/// The OFREP item of one flag from the results (§B5).
-fn item(info: &FlagInfo, results: &Results<'_>) -> Item {
+/// Appends the OFREP item of one flag from the results (§B5), or returns why there is none
+/// (and appends nothing).
+fn write_item(out: &mut String, info: &FlagInfo, results: &Results<'_>) -> Result<(), Failure> {
     let Some(r) = results.get(&info.key) else {
-        return Item::Success(format!("{},\"reason\":\"DEFAULT\"}}", info.ofrep_head));
+        out.push_str(&info.ofrep_head);
+        out.push_str(",\"reason\":\"DEFAULT\"}");
+        return Ok(());
     };
     let detail = r.detail();
     let segment = info.segments.get(detail.segment_index).copied();
     if !info.inactive && detail.missing_bucket_value && segment.is_some_and(|s| s.user_id_bucket) {
-        return Item::Failure(
+        return Err((
             "TARGETING_KEY_MISSING",
             format!(
                 "flag '{}' buckets by user_id and the context has no targetingKey",
                 info.key
             ),
-        );
+        ));
     }
     let Some(outcome) = info.outcome(detail.segment_index, r.variant_index()) else {
-        return Item::Success(fallback_item(info, &r));
+        // Every result is prepared; should one not be, answer the code-default form.
+        out.push_str(&info.ofrep_head);
+        out.push_str(",\"reason\":\"DEFAULT\",\"variant\":");
+        out.push_str(&serde_json::to_string(r.key()).unwrap_or_default());
+        out.push('}');
+        return Ok(());
     };
     let value = outcome
         .ofrep_value()
@@ -290,7 +296,6 @@ fn item(info: &FlagInfo, results: &Results<'_>) -> Item {
         _ if info.segments.len() == 1 => "STATIC",
         _ => "DEFAULT",
     };
-    let mut out = String::with_capacity(128);
     out.push_str(&info.ofrep_head);
     if let Some(value) = value {
         out.push_str(value);
@@ -299,16 +304,7 @@ fn item(info: &FlagInfo, results: &Results<'_>) -> Item {
     out.push_str(reason);
     out.push('"');
     out.push_str(outcome.ofrep_tail());
-    Item::Success(out)
-}
-
-/// An item for a result that was not prepared (never expected): the code-default form.
-fn fallback_item(info: &FlagInfo, r: &VariantResult<'_>) -> String {
-    format!(
-        "{},\"reason\":\"DEFAULT\",\"variant\":{}}}",
-        info.ofrep_head,
-        serde_json::to_string(r.key()).unwrap_or_default()
-    )
+    Ok(())
 }
 
 #[cfg(test)]

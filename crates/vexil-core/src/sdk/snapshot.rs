@@ -76,6 +76,9 @@ pub struct FlagInfo {
     /// Compiled to the single `default` segment (`evaluation.md` §10.3).
     pub inactive: bool,
     pub outcomes: Vec<Outcome>,
+    /// `outcomes` index by `segment * variants + variant` (`u32::MAX`: impossible).
+    outcome_index: Vec<u32>,
+    variants: usize,
     pub(crate) segments: Vec<SegmentInfo>,
     /// `{"key":"flag-key"`: the start of every OFREP item of this flag.
     pub(crate) ofrep_head: Box<str>,
@@ -84,10 +87,17 @@ pub struct FlagInfo {
 }
 
 impl FlagInfo {
+    /// The position in `outcomes` of the result segment `segment` gives with `variant`.
+    pub fn outcome_position(&self, segment: usize, variant: usize) -> Option<usize> {
+        if variant >= self.variants {
+            return None;
+        }
+        let i = *self.outcome_index.get(segment * self.variants + variant)?;
+        (i != u32::MAX).then_some(i as usize)
+    }
+
     pub fn outcome(&self, segment: usize, variant: usize) -> Option<&Outcome> {
-        self.outcomes
-            .iter()
-            .find(|o| o.segment == segment && o.variant == variant)
+        self.outcomes.get(self.outcome_position(segment, variant)?)
     }
 }
 
@@ -110,6 +120,8 @@ pub struct Snapshot {
     plan_local: Result<Plan, CycleError>,
     /// Flags attached to the deployment, in ascending key order (OFREP bulk).
     pub(crate) deployed_by_key: Vec<usize>,
+    /// The longest `/sdk/v2/vardata` body this snapshot can produce: one allocation per answer.
+    max_body: usize,
     /// Referenced user cohorts, ascending by id.
     user_cohorts: Vec<Arc<CohortData>>,
     /// Referenced group cohorts by group type, ascending by id within a type.
@@ -208,6 +220,10 @@ impl Snapshot {
             .filter_map(|k| flags.index_of(k))
             .collect();
         let plan_local = flags.plan_indexes(&local_indexes);
+        let max_body = 2 + infos
+            .iter()
+            .map(|i| 1 + i.outcomes.iter().map(|o| o.json.len()).max().unwrap_or(0))
+            .sum::<usize>();
         let mut deployed_by_key: Vec<usize> =
             (0..infos.len()).filter(|&i| infos[i].deployed).collect();
         deployed_by_key.sort_by(|&a, &b| infos[a].key.cmp(&infos[b].key));
@@ -223,6 +239,7 @@ impl Snapshot {
             flags_all,
             plan_all,
             plan_local,
+            max_body,
             deployed_by_key,
             user_cohorts,
             group_cohorts,
@@ -363,16 +380,13 @@ impl Snapshot {
             }
         };
         let results = evaluate_plan(&self.flags, &context, plan);
-        let mut body = Vec::with_capacity(64 + results.len() * 160);
+        let mut body = Vec::with_capacity(self.max_body);
         body.push(b'{');
         let mut tracked = tracked;
         for r in results.iter() {
             let info = &self.infos[r.flag_index()];
             let segment = r.detail().segment_index;
-            let found = info
-                .outcomes
-                .iter()
-                .position(|o| o.segment == segment && o.variant == r.variant_index());
+            let found = info.outcome_position(segment, r.variant_index());
             if let (Some(t), Some(o)) = (tracked.as_mut(), found) {
                 t.hits.push((r.flag_index() as u32, o as u32));
             }
@@ -498,7 +512,7 @@ fn flag_info(
         })
         .collect();
     let key_json = serde_json::to_string(&key).unwrap_or_default();
-    let outcomes = flags
+    let outcomes: Vec<Outcome> = flags
         .possible_results(index)
         .into_iter()
         .filter_map(|(segment, variant)| {
@@ -506,6 +520,13 @@ fn flag_info(
             Some(outcome(&key_json, &r, segment, variant))
         })
         .collect();
+    let variants = config.variants.len();
+    let mut outcome_index = vec![u32::MAX; config.segments.len() * variants];
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Some(slot) = outcome_index.get_mut(o.segment * variants + o.variant) {
+            *slot = i as u32;
+        }
+    }
     FlagInfo {
         ofrep_head: format!("{{\"key\":{key_json}").into(),
         plan: flags.plan(&[key.as_str()]),
@@ -515,6 +536,8 @@ fn flag_info(
         mutex,
         inactive,
         outcomes,
+        outcome_index,
+        variants,
         segments,
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
@@ -32,16 +32,13 @@ fn admit(sdk: &SdkState, headers: &HeaderMap) -> Result<Arc<Served>, Response> {
 }
 
 /// `GET /sdk/v2/flags`.
-pub(crate) async fn flags(
-    State(sdk): State<SdkState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let served = match admit(&sdk, &headers) {
+pub(crate) async fn flags(State(sdk): State<SdkState>, request: Request) -> Response {
+    let headers = request.headers();
+    let served = match admit(&sdk, headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let query = query.as_deref();
+    let query = request.uri().query();
     if query_param(query, "delivery_method").as_deref() == Some("web") {
         return json_response(StatusCode::OK, "[]");
     }
@@ -53,13 +50,13 @@ pub(crate) async fn flags(
         snapshot.revision,
         if remote { "remote" } else { "local" }
     );
-    let matches = header_str(&headers, &header::IF_NONE_MATCH)
+    let matches = header_str(headers, &header::IF_NONE_MATCH)
         .is_some_and(|h| vexil_core::sdk::ofrep::if_none_match(h, &etag));
     let mut response = if matches {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
-    } else if accepts_gzip(&headers) {
+    } else if accepts_gzip(headers) {
         let mut r = json_response(StatusCode::OK, served.flags_gzip(remote));
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -199,81 +196,63 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn remote_get(
-    sdk: SdkState,
-    headers: HeaderMap,
-    query: Option<String>,
-    v1: bool,
-) -> Response {
-    let served = match admit(&sdk, &headers) {
+async fn remote_get(sdk: SdkState, request: Request, v1: bool) -> Response {
+    let headers = request.headers();
+    let served = match admit(&sdk, headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (user, keys) = match (header_user(&headers), header_flag_keys(&headers)) {
+    let (user, keys) = match (header_user(headers), header_flag_keys(headers)) {
         (Ok(u), Ok(k)) => (u, k),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    answer(&sdk, &served, &headers, query.as_deref(), user, &keys, v1)
+    answer(
+        &sdk,
+        &served,
+        headers,
+        request.uri().query(),
+        user,
+        &keys,
+        v1,
+    )
 }
 
-async fn remote_post(
-    sdk: SdkState,
-    headers: HeaderMap,
-    query: Option<String>,
-    body: Body,
-    v1: bool,
-) -> Response {
-    let served = match admit(&sdk, &headers) {
+async fn remote_post(sdk: SdkState, request: Request, v1: bool) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let served = match admit(&sdk, headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let keys = match header_flag_keys(&headers) {
+    let keys = match header_flag_keys(headers) {
         Ok(k) => k,
         Err(r) => return r,
     };
-    let user = match body_user(&headers, body).await {
+    let user = match body_user(headers, body).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    answer(&sdk, &served, &headers, query.as_deref(), user, &keys, v1)
+    answer(&sdk, &served, headers, parts.uri.query(), user, &keys, v1)
 }
 
 /// `GET /sdk/v2/vardata`: the user in `X-Amp-Exp-User`.
-pub(crate) async fn vardata_get(
-    State(sdk): State<SdkState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    remote_get(sdk, headers, query, false).await
+pub(crate) async fn vardata_get(State(sdk): State<SdkState>, request: Request) -> Response {
+    remote_get(sdk, request, false).await
 }
 
 /// `POST /sdk/v2/vardata`: the user in the body.
-pub(crate) async fn vardata_post(
-    State(sdk): State<SdkState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Response {
-    remote_post(sdk, headers, query, body, false).await
+pub(crate) async fn vardata_post(State(sdk): State<SdkState>, request: Request) -> Response {
+    remote_post(sdk, request, false).await
 }
 
 /// `GET /sdk/vardata`: as v2, v1-filtered.
-pub(crate) async fn v1_get(
-    State(sdk): State<SdkState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    remote_get(sdk, headers, query, true).await
+pub(crate) async fn v1_get(State(sdk): State<SdkState>, request: Request) -> Response {
+    remote_get(sdk, request, true).await
 }
 
 /// `POST /sdk/vardata` and `POST /v1/vardata`: the user in the body, v1-filtered.
-pub(crate) async fn v1_post(
-    State(sdk): State<SdkState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Response {
-    remote_post(sdk, headers, query, body, true).await
+pub(crate) async fn v1_post(State(sdk): State<SdkState>, request: Request) -> Response {
+    remote_post(sdk, request, true).await
 }
 
 /// `GET /v1/vardata?user_id=…&device_id=…&context=…&flag_keys=a,b` (§A6).

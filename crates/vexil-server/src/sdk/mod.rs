@@ -56,7 +56,7 @@ const EVAL_LIMIT: usize = 1 << 20;
 const EVENTS_LIMIT: usize = 20 << 20;
 
 pub(crate) fn router(sdk: SdkState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/sdk/v2/flags",
             get(amplitude::flags).options(preflight_handler),
@@ -103,9 +103,24 @@ pub(crate) fn router(sdk: SdkState) -> Router {
         .route(
             "/sdk/ofrep/v1/events",
             get(stream::ofrep_events).options(preflight_handler),
-        )
-        .layer(middleware::from_fn_with_state(sdk.clone(), cors))
-        .with_state(sdk)
+        );
+    // With any origin allowed (the default) the CORS headers are constant: a plain response
+    // map, without the boxing of a middleware.
+    let routes = if sdk.config.cors_origins.is_empty() {
+        routes.layer(tower::util::MapResponseLayer::new(|mut r: Response| {
+            let status = r.status();
+            finish_headers(
+                r.headers_mut(),
+                status,
+                Some(HeaderValue::from_static("*")),
+                false,
+            );
+            r
+        }))
+    } else {
+        routes.layer(middleware::from_fn_with_state(sdk.clone(), cors))
+    };
+    routes.with_state(sdk)
 }
 
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Content-Encoding, X-Amp-Exp-User, \
@@ -129,24 +144,30 @@ async fn preflight() -> Response {
         .into_response()
 }
 
-/// Adds `Access-Control-Allow-Origin` (`*`, or the request's origin when it is on the
-/// configured list) and the exposed headers to every SDK response.
+/// With an allow-list of origins: `Access-Control-Allow-Origin` is the request's origin when
+/// it is on the list (and absent otherwise), varying by `Origin`.
 async fn cors(State(sdk): State<SdkState>, request: Request, next: Next) -> Response {
-    let origin = if sdk.config.cors_origins.is_empty() {
-        Some(HeaderValue::from_static("*"))
-    } else {
-        request
-            .headers()
-            .get(header::ORIGIN)
-            .filter(|o| {
-                o.to_str()
-                    .is_ok_and(|o| sdk.config.cors_origins.iter().any(|a| a == o))
-            })
-            .cloned()
-    };
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|o| {
+            o.to_str()
+                .is_ok_and(|o| sdk.config.cors_origins.iter().any(|a| a == o))
+        })
+        .cloned();
     let mut response = next.run(request).await;
     let status = response.status();
-    let headers = response.headers_mut();
+    finish_headers(response.headers_mut(), status, origin, true);
+    response
+}
+
+/// The headers every SDK response carries (§A11).
+fn finish_headers(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    origin: Option<HeaderValue>,
+    vary: bool,
+) {
     // A body refused before it was read leaves the connection unusable for the next request.
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -154,14 +175,13 @@ async fn cors(State(sdk): State<SdkState>, request: Request, next: Next) -> Resp
     if let Some(origin) = origin {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     }
-    if !sdk.config.cors_origins.is_empty() {
+    if vary {
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("ETag, Retry-After"),
     );
-    response
 }
 
 /// `{"error": message}` with a status: the Amplitude endpoints' error shape.
@@ -216,21 +236,38 @@ impl Sdk {
     }
 }
 
+/// Base64 decoders that take padding or none.
+const INDIFFERENT: base64::engine::GeneralPurposeConfig =
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+const STANDARD_ANY: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, INDIFFERENT);
+const URL_SAFE_ANY: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, INDIFFERENT);
+
 /// Decodes any base64 flavour SDKs send (§A5): whitespace removed, URL-safe letters mapped,
-/// padding dropped.
+/// padding dropped. The common case, one alphabet and no whitespace, decodes in place.
 pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let cleaned: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '=')
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(cleaned.as_bytes())
-        .ok()
+    let bytes = text.as_bytes();
+    let url = bytes.iter().any(|&b| b == b'-' || b == b'_');
+    let standard = bytes.iter().any(|&b| b == b'+' || b == b'/');
+    let spaced = bytes.iter().any(u8::is_ascii_whitespace);
+    let mixed = url && standard;
+    if !spaced && !mixed {
+        let engine = if url { &URL_SAFE_ANY } else { &STANDARD_ANY };
+        return engine.decode(bytes).ok();
+    }
+    let mut cleaned = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'-' => cleaned.push(b'+'),
+            b'_' => cleaned.push(b'/'),
+            b'=' => {}
+            b if b.is_ascii_whitespace() || b == 0x0b => {}
+            b => cleaned.push(b),
+        }
+    }
+    STANDARD_ANY.decode(&cleaned).ok()
 }
 
 /// Why a body could not be read.
@@ -331,6 +368,7 @@ mod tests {
             url.clone(),
             url.trim_end_matches('=').to_owned(),
             format!(" {standard}\n"),
+            format!("{}\n{}", &url[..8], &url[8..]),
         ] {
             assert_eq!(decode_base64(&text).as_deref(), Some(&json[..]), "{text}");
         }

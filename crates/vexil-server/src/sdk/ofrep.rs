@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use vexil_core::sdk::ofrep::{etag, if_none_match, parse_request, OfrepAnswer};
@@ -111,14 +111,15 @@ async fn context(
 pub(crate) async fn one(
     State(sdk): State<SdkState>,
     Path(flag): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    let served = match admit(&sdk, &headers) {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let served = match admit(&sdk, headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let request = match context(&headers, body, Some(&flag)).await {
+    let request = match context(headers, body, Some(&flag)).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -143,22 +144,19 @@ pub(crate) async fn one(
 }
 
 /// `POST /ofrep/v1/evaluate/flags`.
-pub(crate) async fn bulk(
-    State(sdk): State<SdkState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Response {
-    let mut served = match admit(&sdk, &headers) {
+pub(crate) async fn bulk(State(sdk): State<SdkState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let mut served = match admit(&sdk, headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let request = match context(&headers, body, None).await {
+    let request = match context(headers, body, None).await {
         Ok(r) => r,
         Err(r) => return r,
     };
     // A notification named a revision this node may not have loaded yet.
-    let wanted = query_param(query.as_deref(), "flagConfigEtag")
+    let wanted = query_param(parts.uri.query(), "flagConfigEtag")
         .and_then(|e| e.trim_matches('"').parse::<i64>().ok());
     if wanted.is_some_and(|w| w > served.snapshot.revision) {
         let publisher = sdk.publisher.clone();
@@ -170,7 +168,7 @@ pub(crate) async fn bulk(
     }
     let tag = etag(&served.snapshot, &request.context);
     let matches =
-        header_str(&headers, &header::IF_NONE_MATCH).is_some_and(|h| if_none_match(h, &tag));
+        header_str(headers, &header::IF_NONE_MATCH).is_some_and(|h| if_none_match(h, &tag));
     let mut response = if matches {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -179,7 +177,7 @@ pub(crate) async fn bulk(
         let streams = sdk
             .config
             .ofrep_events
-            .then(|| event_streams(&sdk, &headers, &served));
+            .then(|| event_streams(&sdk, headers, &served));
         let body = served.snapshot.ofrep_bulk(request.user, streams.as_deref());
         with_headers(json_response(StatusCode::OK, body))
     };
