@@ -18,9 +18,9 @@
 )]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -33,81 +33,9 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
 /// How long the Node script may run before it is killed.
 const NODE_DEADLINE: Duration = Duration::from_secs(50);
 
-/// A temp directory removed when dropped.
-struct TempDir(PathBuf);
+mod common;
 
-impl TempDir {
-    fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("vexil-sdk-node-{}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `vexil serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    admin: String,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `vexil serve` on port 0 and reads its admin key and address from stdout.
-#[allow(
-    clippy::zombie_processes,
-    reason = "if serve exits before listening, the assert reports it and there is nothing to reap"
-)]
-fn start(db: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--sync-interval-ms",
-            "200",
-            "--db",
-        ])
-        .arg(db)
-        .env("VEXIL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut admin = None;
-    loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "vexil serve exited before listening"
-        );
-        let line = line.trim();
-        if line.starts_with("vxm_") {
-            admin = Some(line.to_owned());
-        }
-        if let Some(addr) = line.strip_prefix("Vexil is listening on http://") {
-            return Server {
-                child,
-                base: format!("http://{addr}"),
-                admin: admin.expect("a fresh database prints an admin key"),
-                _stdout: stdout,
-            };
-        }
-    }
-}
+use common::{start, TempDir};
 
 /// The management API, as the admin.
 struct Api {
@@ -713,12 +641,19 @@ async fn node_sdks_agree_with_vexil_eval() {
         return;
     }
     let started = Instant::now();
-    let dir = TempDir::new();
-    let server = start(&dir.0.join("vexil.db"));
+    let dir = TempDir::new("vexil-sdk-node");
+    let server = start(&dir.0.join("vexil.db"), &["--sync-interval-ms", "200"]);
+    let (base, admin) = (
+        server.base(),
+        server
+            .key
+            .clone()
+            .expect("a fresh database prints an admin key"),
+    );
     let api = Api {
         http: reqwest::Client::new(),
-        base: server.base.clone(),
-        admin: server.admin.clone(),
+        base: base.clone(),
+        admin: admin.clone(),
     };
     let project = project(&api).await;
     let versions = create_flags(&api, &project.key).await;
@@ -728,7 +663,7 @@ async fn node_sdks_agree_with_vexil_eval() {
 
     let fixture = dir.0.join("fixture.json");
     let body = json!({
-        "base": server.base, "adminKey": server.admin, "project": project.key,
+        "base": base, "adminKey": admin, "project": project.key,
         "serverKey": project.server_key, "projectApiKey": project.api_key,
         "projectSecretKey": project.secret_key, "configs": configs,
         "users": users, "expected": expected,

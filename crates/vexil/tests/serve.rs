@@ -9,85 +9,16 @@
     reason = "a panic in a test helper is a failed test with its location"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-/// A temp directory removed when dropped.
-struct TempDir(PathBuf);
+mod common;
 
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("vexil-serve-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-    /// The admin key, when this start created one.
-    key: Option<String>,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Server {
-    /// A failed test must not leave a server running; after `stop` this finds nothing to do.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `vexil serve` on port 0 and reads what it prints up to the listening line.
-#[allow(
-    clippy::zombie_processes,
-    reason = "if serve exits before listening, the assert reports it and the test process reaps nothing more"
-)]
-fn start(db: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env("VEXIL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut key = None;
-    loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "vexil serve exited before listening"
-        );
-        let line = line.trim();
-        if line.starts_with("vxm_") {
-            key = Some(line.to_string());
-        }
-        if let Some(addr) = line.strip_prefix("Vexil is listening on http://") {
-            return Server {
-                child,
-                addr: addr.to_string(),
-                key,
-                _stdout: stdout,
-            };
-        }
-    }
-}
+use common::{start, Server, TempDir};
 
 /// One HTTP/1.1 request on a fresh connection: (status, JSON body).
 fn request(addr: &str, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, Value) {
@@ -141,9 +72,9 @@ fn stop(mut server: Server) {
 
 #[test]
 fn serve_keys_and_import_work_on_one_database() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("vexil-serve");
     let db = dir.0.join("vexil.db");
-    let server = start(&db);
+    let server = start(&db, &[]);
     let admin = server
         .key
         .clone()
@@ -249,7 +180,7 @@ fn serve_keys_and_import_work_on_one_database() {
     stop(server);
 
     // A second start keeps the data and prints no new key.
-    let server = start(&db);
+    let server = start(&db, &[]);
     assert_eq!(server.key, None);
     let (status, list) = request(
         &server.addr,
@@ -264,7 +195,7 @@ fn serve_keys_and_import_work_on_one_database() {
 
 #[test]
 fn bad_databases_and_roles_are_reported() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("vexil-serve");
     let (ok, _, err) = vexil(
         &["keys", "create", "--name", "x", "--role", "root"],
         &dir.0.join("v.db"),

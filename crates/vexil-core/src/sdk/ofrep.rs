@@ -21,27 +21,11 @@ pub struct OfrepRequest {
     pub user: Object,
 }
 
-/// Top-level context members copied to the same user field.
-const USER_FIELDS: &[&str] = &[
-    "user_id",
-    "device_id",
-    "amplitude_id",
-    "country",
-    "region",
-    "city",
-    "dma",
-    "language",
-    "platform",
-    "version",
-    "os",
-    "device_manufacturer",
-    "device_brand",
-    "device_model",
-    "device_category",
-    "carrier",
-    "library",
-    "ip_address",
-];
+/// Whether a context member is copied to the same user field (§B2): the built-in user fields,
+/// plus two the SDKs fill in that conditions do not read.
+fn is_user_field(name: &str) -> bool {
+    crate::model::USER_FIELDS.contains(&name) || matches!(name, "device_category" | "ip_address")
+}
 
 /// Parses `{"context": {...}}`; the error is the `errorDetails` of `INVALID_CONTEXT`.
 pub fn parse_request(body: &[u8]) -> Result<OfrepRequest, String> {
@@ -84,7 +68,7 @@ pub fn context_to_user(context: &Value) -> Result<Object, String> {
             },
             "groups" | "group_properties" => user.insert(name, value.clone()),
             "cohort_ids" | "group_cohort_ids" => {}
-            _ if USER_FIELDS.contains(&name) => user.insert(name, value.clone()),
+            _ if is_user_field(name) => user.insert(name, value.clone()),
             _ => loose.insert(name, value.clone()),
         }
     }

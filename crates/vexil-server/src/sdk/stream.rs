@@ -54,14 +54,72 @@ fn sse_response(body: Body) -> Response {
     response
 }
 
-struct FlagStream {
+/// What every stream waits on: its deployment's publications, the server's shutdown and its
+/// own age limit. Holding it counts the stream as open.
+struct Wait {
     _open: Open,
-    key: String,
     updates: watch::Receiver<Arc<Served>>,
     closing: watch::Receiver<bool>,
+    ends: Instant,
+}
+
+/// Why a stream woke up.
+enum Wake {
+    /// The server is stopping, the stream is too old, or the deployment is gone.
+    End,
+    /// Its own timer (keep-alive, ping) fired.
+    Timer,
+    /// A new snapshot was published.
+    Changed(Arc<Served>),
+}
+
+/// Why a stream could not open.
+enum Refused {
+    Publishing,
+    TooMany,
+}
+
+impl Wait {
+    /// Subscribes to `served`'s deployment; returns the wait and the latest snapshot.
+    fn open(sdk: &SdkState, served: &Served) -> Result<(Wait, Arc<Served>), Refused> {
+        let mut updates = sdk.registry.watch(served).ok_or(Refused::Publishing)?;
+        let open = Open::new(sdk).ok_or(Refused::TooMany)?;
+        let latest = updates.borrow_and_update().clone();
+        let wait = Wait {
+            _open: open,
+            updates,
+            closing: sdk.registry.closing(),
+            ends: Instant::now() + sdk.config.stream_max_age,
+        };
+        Ok((wait, latest))
+    }
+
+    async fn next(&mut self, timer: Instant) -> Wake {
+        if *self.closing.borrow() {
+            return Wake::End;
+        }
+        tokio::select! {
+            _ = self.closing.changed() => Wake::End,
+            () = sleep_until(self.ends) => Wake::End,
+            () = sleep_until(timer) => Wake::Timer,
+            changed = self.updates.changed() => match changed {
+                Ok(()) => Wake::Changed(self.updates.borrow_and_update().clone()),
+                Err(_) => Wake::End,
+            },
+        }
+    }
+
+    /// The newest snapshot, marked seen.
+    fn latest(&mut self) -> Arc<Served> {
+        self.updates.borrow_and_update().clone()
+    }
+}
+
+struct FlagStream {
+    wait: Wait,
+    key: String,
     last: Bytes,
     last_event: Instant,
-    ends: Instant,
     keepalive: Duration,
     first: Option<Bytes>,
 }
@@ -82,25 +140,23 @@ pub(crate) async fn flags(State(sdk): State<SdkState>, headers: HeaderMap) -> Re
     if let Err(retry) = sdk.limit(&key) {
         return too_many(retry, r#"{"error":"Too many requests"}"#.to_owned());
     }
-    let Some(mut updates) = sdk.registry.watch(&served) else {
-        return amp_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the deployment is being published",
-        );
+    let (wait, latest) = match Wait::open(&sdk, &served) {
+        Ok(opened) => opened,
+        Err(Refused::Publishing) => {
+            return amp_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the deployment is being published",
+            )
+        }
+        Err(Refused::TooMany) => {
+            return amp_error(StatusCode::SERVICE_UNAVAILABLE, "too many open streams")
+        }
     };
-    let Some(open) = Open::new(&sdk) else {
-        return amp_error(StatusCode::SERVICE_UNAVAILABLE, "too many open streams");
-    };
-    let latest = updates.borrow_and_update().clone();
-    let now = Instant::now();
     let state = FlagStream {
-        _open: open,
+        wait,
         key,
-        updates,
-        closing: sdk.registry.closing(),
         last: latest.sse_frame.clone(),
-        last_event: now,
-        ends: now + sdk.config.stream_max_age,
+        last_event: Instant::now(),
         keepalive: sdk.config.keepalive,
         first: Some(latest.sse_frame.clone()),
     };
@@ -109,21 +165,13 @@ pub(crate) async fn flags(State(sdk): State<SdkState>, headers: HeaderMap) -> Re
             return Some((Ok::<_, Infallible>(first), s));
         }
         loop {
-            if *s.closing.borrow() {
-                return None;
-            }
-            tokio::select! {
-                _ = s.closing.changed() => return None,
-                () = sleep_until(s.ends) => return None,
-                () = sleep_until(s.last_event + s.keepalive) => {
+            match s.wait.next(s.last_event + s.keepalive).await {
+                Wake::End => return None,
+                Wake::Timer => {
                     s.last_event = Instant::now();
                     return Some((Ok(Bytes::from_static(KEEPALIVE)), s));
                 }
-                changed = s.updates.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                    let latest = s.updates.borrow_and_update().clone();
+                Wake::Changed(latest) => {
                     let deployment = &latest.snapshot.deployment;
                     // An archived deployment or a replaced key ends the stream; the SDK's
                     // reconnect then gets 401.
@@ -143,15 +191,12 @@ pub(crate) async fn flags(State(sdk): State<SdkState>, headers: HeaderMap) -> Re
 }
 
 struct EventStream {
-    _open: Open,
-    updates: watch::Receiver<Arc<Served>>,
-    closing: watch::Receiver<bool>,
+    wait: Wait,
     /// Revision last notified.
     notified: i64,
     last_sent: Option<Instant>,
     ping: Duration,
     next_ping: Instant,
-    ends: Instant,
     queue: Vec<Bytes>,
 }
 
@@ -178,13 +223,9 @@ pub(crate) async fn ofrep_events(
     let Some(served) = served.filter(|s| !s.snapshot.deployment.archived) else {
         return plain(StatusCode::UNAUTHORIZED);
     };
-    let Some(mut updates) = sdk.registry.watch(&served) else {
+    let Ok((wait, latest)) = Wait::open(&sdk, &served) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let Some(open) = Open::new(&sdk) else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE);
-    };
-    let latest = updates.borrow_and_update().clone();
     let mut queue = vec![Bytes::from_static(b"retry: 5000\n\n")];
     let last_id = header_str(&headers, &header::HeaderName::from_static("last-event-id"))
         .and_then(|v| v.trim().parse::<i64>().ok());
@@ -192,16 +233,12 @@ pub(crate) async fn ofrep_events(
         queue.push(refetch(&latest));
     }
     queue.reverse();
-    let now = Instant::now();
     let state = EventStream {
-        _open: open,
-        updates,
-        closing: sdk.registry.closing(),
+        wait,
         notified: latest.snapshot.revision,
         last_sent: None,
         ping: sdk.config.ofrep_ping,
-        next_ping: now + sdk.config.ofrep_ping,
-        ends: now + sdk.config.stream_max_age,
+        next_ping: Instant::now() + sdk.config.ofrep_ping,
         queue,
     };
     let body = stream::unfold(state, |mut s| async move {
@@ -209,25 +246,18 @@ pub(crate) async fn ofrep_events(
             return Some((Ok::<_, Infallible>(next), s));
         }
         loop {
-            if *s.closing.borrow() {
-                return None;
-            }
-            tokio::select! {
-                _ = s.closing.changed() => return None,
-                () = sleep_until(s.ends) => return None,
-                () = sleep_until(s.next_ping) => {
+            match s.wait.next(s.next_ping).await {
+                Wake::End => return None,
+                Wake::Timer => {
                     s.next_ping = Instant::now() + s.ping;
                     return Some((Ok(Bytes::from_static(b": ping\n\n")), s));
                 }
-                changed = s.updates.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
+                Wake::Changed(_) => {
                     // Coalesce: at most one notification a second, always of the newest.
                     if let Some(at) = s.last_sent {
                         sleep_until(at + Duration::from_secs(1)).await;
                     }
-                    let latest = s.updates.borrow_and_update().clone();
+                    let latest = s.wait.latest();
                     if latest.snapshot.deployment.archived {
                         return None;
                     }

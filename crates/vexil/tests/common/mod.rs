@@ -1,0 +1,94 @@
+//! What the binary's process tests share: a temporary directory, and `vexil serve` started on
+//! port 0 with the admin key and address it prints read back from its standard output.
+
+#![allow(dead_code, reason = "each test binary uses a part of the harness")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A temp directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `vexil serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The admin key, when this start created one.
+    pub key: Option<String>,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Server {
+    /// A failed test must not leave a server running; after a graceful stop this finds nothing
+    /// to do.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Starts `vexil serve` on port 0 over `db` with `extra` options and reads what it prints up to
+/// the listening line.
+#[allow(
+    clippy::zombie_processes,
+    reason = "if serve exits before listening, the assert reports it and there is nothing to reap"
+)]
+pub fn start(db: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--db")
+        .arg(db)
+        .env("VEXIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut key = None;
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "vexil serve exited before listening"
+        );
+        let line = line.trim();
+        if line.starts_with("vxm_") {
+            key = Some(line.to_string());
+        }
+        if let Some(addr) = line.strip_prefix("Vexil is listening on http://") {
+            return Server {
+                child,
+                addr: addr.to_string(),
+                key,
+                _stdout: stdout,
+            };
+        }
+    }
+}
