@@ -74,7 +74,7 @@ fn stop(mut server: Server) {
 fn serve_keys_and_import_work_on_one_database() {
     let dir = TempDir::new("vexil-serve");
     let db = dir.0.join("vexil.db");
-    let server = start(&db, &[]);
+    let server = start(&db, &["--sync-interval-ms", "100"]);
     let admin = server
         .key
         .clone()
@@ -157,6 +157,23 @@ fn serve_keys_and_import_work_on_one_database() {
         serde_json::from_str::<Value>(&report).unwrap()["created"],
         json!(["dark-mode"])
     );
+    // The running server follows the import made beside it: it polls the stored revisions.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let context = json!({"context": {"targetingKey": "u1"}});
+        let path = "/ofrep/v1/evaluate/flags/dark-mode";
+        let (status, body) = request(&addr, "POST", path, sdk_key, Some(&context));
+        if status == 200 {
+            assert_eq!(body["variant"], "on", "{body}");
+            break;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not pick up the import"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let (ok, report, _) = vexil(
         &[
             "flags",
