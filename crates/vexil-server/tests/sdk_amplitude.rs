@@ -812,6 +812,10 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         "all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
     )
     .await;
+    // An exposure before any flag targets flag-a: stored, and read back once one does.
+    let early = json!([{"event_type": "$exposure", "user_id": "u7",
+        "event_properties": {"flag_key": "flag-a", "variant": "on"}}]);
+    srv.ingest(&fx.client, early).await.ok(200);
     srv.live_flag(&fx, "flag-b", json!({
         "evaluation_mode": "remote",
         "segments": [{"name": "Saw A", "conditions": [{"type": "user_property", "property": "[Experiment] flag-a", "op": "is", "values": ["on"]}],
@@ -820,6 +824,11 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
     })).await;
     let key = &fx.server;
     let b = |user: Value| async move { srv.variant(key, &user, "flag-b").await };
+    assert_eq!(
+        b(json!({"user_id": "u7"})).await.as_deref(),
+        Some("on"),
+        "loaded when targeted"
+    );
     let u1 = json!({"user_id": "u1"});
     assert_eq!(
         b(u1.clone()).await.as_deref(),
@@ -913,7 +922,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         b_stats["totals"],
         json!({"off": {"count": 1, "users": 1}, "on": {"count": 1, "users": 1}})
     );
-    // Exposures: the ingested events (e1, e2 on; e3 fallback).
+    // Exposures: the ingested events (u7, e1, e2 on; e3 fallback).
     let ex = srv
         .get("/api/v1/flags/flag-a/exposures?days=2&interval=hour")
         .await
@@ -921,7 +930,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         .json;
     assert_eq!(
         ex["totals"],
-        json!({"off": {"count": 1, "users": 1}, "on": {"count": 2, "users": 2}})
+        json!({"off": {"count": 1, "users": 1}, "on": {"count": 3, "users": 3}})
     );
     assert_eq!(ex["buckets"].as_array().unwrap().len(), 48);
 }

@@ -221,4 +221,10 @@ pub trait Tx {
     /// Properties written at or after `since`, of every project, ordered by `updated_at`.
     /// Unset properties are included (with `variant: None`) so that readers can forget them.
     fn experiment_properties(&mut self, since: i64) -> Result<Vec<ExperimentPropertyRow>>;
+    /// The set (not unset) properties of one flag in one project.
+    fn flag_experiment_properties(
+        &mut self,
+        project: &str,
+        flag_key: &str,
+    ) -> Result<Vec<ExperimentPropertyRow>>;
 }

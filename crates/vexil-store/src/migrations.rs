@@ -361,6 +361,7 @@ CREATE TABLE experiment_properties (
     PRIMARY KEY (project, id_kind, id, flag_key)
 ) WITHOUT ROWID;
 CREATE INDEX experiment_properties_updated ON experiment_properties (updated_at);
+CREATE INDEX experiment_properties_flag ON experiment_properties (project, flag_key);
 ";
 
 const V2_POSTGRES: &str = r#"
@@ -417,4 +418,5 @@ CREATE TABLE experiment_properties (
     PRIMARY KEY (project, id_kind, id, flag_key)
 );
 CREATE INDEX experiment_properties_updated ON experiment_properties (updated_at);
+CREATE INDEX experiment_properties_flag ON experiment_properties (project, flag_key);
 "#;

@@ -143,8 +143,13 @@ const SHARDS: usize = 16;
 
 /// The `[Experiment] <flag_key>` user properties of one project, by user id and by device id,
 /// in shards so that readers and the writer rarely meet on one lock.
+///
+/// Only the properties of flags that some targeting condition reads are kept (the publisher
+/// says which, [`UserProperties::keep_only`]): memory grows with the users of those flags, not
+/// with every user times every flag. The store keeps them all.
 #[derive(Debug)]
 pub struct UserProperties {
+    kept: RwLock<std::collections::BTreeSet<Box<str>>>,
     users: Box<[Shard]>,
     devices: Box<[Shard]>,
     /// How many (id, flag) pairs are stored; lets evaluation skip the lookup entirely while
@@ -156,6 +161,7 @@ impl Default for UserProperties {
     fn default() -> Self {
         let shards = || (0..SHARDS).map(|_| RwLock::default()).collect();
         UserProperties {
+            kept: RwLock::default(),
             users: shards(),
             devices: shards(),
             len: AtomicUsize::new(0),
@@ -204,9 +210,40 @@ impl UserProperties {
         }
     }
 
-    /// Sets (`Some`) or unsets (`None`) the property of `flag` for the id.
+    /// Whether the properties of `flag` are kept.
+    pub fn keeps(&self, flag: &str) -> bool {
+        read(&self.kept).contains(flag)
+    }
+
+    /// Keeps the properties of these flags from now on, forgets the others; returns the flags
+    /// that were not kept before (whose stored properties the caller should load).
+    pub fn keep_only(&self, flags: &std::collections::BTreeSet<String>) -> Vec<String> {
+        let mut kept = write(&self.kept);
+        let added: Vec<String> = flags
+            .iter()
+            .filter(|f| !kept.contains(f.as_str()))
+            .cloned()
+            .collect();
+        let dropped = kept.iter().any(|f| !flags.contains(&**f));
+        *kept = flags.iter().map(|f| f.as_str().into()).collect();
+        drop(kept);
+        if dropped {
+            for shard in self.users.iter().chain(self.devices.iter()) {
+                let mut shard = write(shard);
+                shard.retain(|_, props| {
+                    let before = props.len();
+                    props.retain(|(f, _)| flags.contains(&**f));
+                    self.len.fetch_sub(before - props.len(), Ordering::Relaxed);
+                    !props.is_empty()
+                });
+            }
+        }
+        added
+    }
+
+    /// Sets (`Some`) or unsets (`None`) the property of `flag` for the id, if `flag`'s are kept.
     pub fn apply(&self, kind: IdKind, id: &str, flag: &str, variant: Option<&str>) {
-        if id.is_empty() {
+        if id.is_empty() || !self.keeps(flag) {
             return;
         }
         let mut shard = write(self.shard(kind, id));
@@ -280,6 +317,9 @@ mod tests {
             out
         };
         assert!(p.is_empty());
+        let kept = |flags: &[&str]| flags.iter().map(|f| (*f).to_owned()).collect();
+        assert_eq!(p.keep_only(&kept(&["a", "b"])), ["a", "b"]);
+        p.apply(IdKind::User, "u1", "ignored", Some("on"));
         p.apply(IdKind::User, "u1", "a", Some("on"));
         p.apply(IdKind::User, "u1", "b", Some("x"));
         p.apply(IdKind::User, "u1", "a", Some("control"));
@@ -292,6 +332,12 @@ mod tests {
         p.apply(IdKind::User, "u1", "b", None);
         p.apply(IdKind::User, "nobody", "b", None);
         assert_eq!(get(IdKind::User, "u1"), Vec::<String>::new());
+        assert_eq!(p.len(), 1);
+        // Forgetting a flag drops its properties; keeping it again starts empty.
+        p.apply(IdKind::User, "u2", "b", Some("x"));
+        assert_eq!(p.keep_only(&kept(&["b", "c"])), ["c"]);
+        assert_eq!(get(IdKind::Device, "u1"), Vec::<String>::new());
+        assert_eq!(get(IdKind::User, "u2"), ["b=x"]);
         assert_eq!(p.len(), 1);
     }
 }

@@ -123,7 +123,9 @@ impl Publisher {
     /// Loads the stored properties and every project's snapshots. Blocking; run it off async
     /// threads.
     pub fn load_all(&self) -> Result<()> {
-        self.load_properties(0)?;
+        // Each project loads the stored properties its targeting reads when it is built; other
+        // nodes' writes are followed from now on.
+        *lock(&self.inner.property_watermark) = now_ms();
         let projects: Vec<String> = vexil_store::read(&*self.inner.store, |tx| {
             Ok::<_, Error>(tx.list_projects()?.into_iter().map(|p| p.key).collect())
         })?;
@@ -477,12 +479,27 @@ fn rebuild(inner: &Inner, key: &str) -> Result<()> {
         })
         .collect();
     let revisions = settle_revisions(inner, key, &planned)?;
+    let properties = properties_of(inner, key);
+    let read_by_targeting: BTreeSet<String> = planned
+        .iter()
+        .flat_map(|p| targeted_properties(&p.configs))
+        .collect();
+    for flag in properties.keep_only(&read_by_targeting) {
+        let rows = vexil_store::read(&*inner.store, |tx| {
+            Ok::<_, Error>(tx.flag_experiment_properties(key, &flag)?)
+        })?;
+        for row in rows {
+            if let Some(kind) = IdKind::parse(&row.id_kind) {
+                properties.apply(kind, &row.id, &row.flag_key, row.variant.as_deref());
+            }
+        }
+    }
     let data = Arc::new(ProjectData {
         key: state.project.key.clone(),
         api_key: state.project.api_key.clone(),
         secret_key: state.project.secret_key.clone(),
         cohorts: state.cohorts.clone(),
-        properties: properties_of(inner, key),
+        properties,
         mutex_flags: mutex_flags(&state.flags),
     });
     let modes: BTreeMap<String, _> = state
@@ -578,6 +595,25 @@ fn settle_revisions(
         Ok::<_, Error>(rows)
     })?;
     Ok(result(&settled))
+}
+
+/// The flags whose `[Experiment] <flag>` property some condition of `configs` reads.
+fn targeted_properties(configs: &[vexil_eval::FlagConfig]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for config in configs {
+        for segment in &config.segments {
+            for condition in segment.conditions.iter().flatten().flatten() {
+                if let [context, user, props, name] = condition.selector.as_slice() {
+                    if context == "context" && user == "user" && props == "user_properties" {
+                        if let Some(flag) = name.strip_prefix("[Experiment] ") {
+                            out.insert(flag.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Keys of imported mutual-exclusion-group flags (Vexil's own flags are never such groups).

@@ -28,12 +28,13 @@ use crate::service::now_ms;
 pub const INSERT_ID_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
 /// Remote assignments of the same user and results are recorded once per this window.
 pub const ASSIGNMENT_DEDUP_MS: i64 = 24 * 3_600_000;
-/// Records waiting for the writer before new ones are dropped.
-const QUEUE_CAPACITY: usize = 16_384;
+/// Evaluations waiting for the writer before new ones are dropped (a job is the shared
+/// snapshot, the ids and a few bytes per flag).
+const QUEUE_CAPACITY: usize = 8_192;
 /// Most exposure rows the writer stores in one transaction.
 const WRITE_BATCH: usize = 5_000;
 /// Most remembered assignment fingerprints per generation (two generations are kept).
-const DEDUP_CAPACITY: usize = 500_000;
+const DEDUP_CAPACITY: usize = 250_000;
 
 /// Who sent a batch: the project, and the deployment when a deployment key was used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +79,14 @@ struct PropChange {
     variant: Option<String>,
 }
 
+/// One remote evaluation to record.
 struct Job {
-    project: String,
-    rows: Vec<ExposureRow>,
-    props: Vec<PropChange>,
+    snapshot: Arc<Snapshot>,
+    tracked: Tracked,
+    assignment: bool,
+    exposure: bool,
+    library: Option<String>,
+    at: i64,
 }
 
 /// Records exposures and assignments; cheap to clone.
@@ -198,11 +203,12 @@ impl Tracker {
 
     /// Queues the records of one remote evaluation: a `remote_assignment` per evaluated flag
     /// (once per user and results within [`ASSIGNMENT_DEDUP_MS`]) when `assignment`, a
-    /// `remote_exposure` per served variant when `exposure`. Never blocks.
+    /// `remote_exposure` per served variant when `exposure`. Never blocks: the job is small
+    /// (the snapshot is shared, results are indexes) and the writer turns it into rows.
     pub fn record_remote(
         &self,
-        snapshot: &Snapshot,
-        tracked: &Tracked,
+        snapshot: &Arc<Snapshot>,
+        tracked: Tracked,
         assignment: bool,
         exposure: bool,
         library: Option<&str>,
@@ -211,10 +217,37 @@ impl Tracker {
             return;
         }
         let now = now_ms();
-        let assignment = assignment && self.dedup.first_time(snapshot, tracked, now);
+        let assignment = assignment && self.dedup.first_time(snapshot, &tracked, now);
         if !assignment && !exposure {
             return;
         }
+        let job = Job {
+            snapshot: snapshot.clone(),
+            tracked,
+            assignment,
+            exposure,
+            library: library.map(str::to_owned),
+            at: now,
+        };
+        match self.queue.try_send(Some(job)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        dropped = n + 1,
+                        "the tracking queue is full; records dropped"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Job {
+    /// The rows and property changes of this evaluation.
+    fn rows(&self) -> (Vec<ExposureRow>, Vec<PropChange>) {
+        let (snapshot, tracked, now) = (&self.snapshot, &self.tracked, self.at);
         let mut rows = Vec::new();
         let mut props = Vec::new();
         let id = tracked
@@ -246,16 +279,16 @@ impl Tracker {
                 event_time: now,
                 received_at: now,
                 insert_id: None,
-                library: library.map(str::to_owned),
+                library: self.library.clone(),
             };
-            if assignment && !info.mutex {
+            if self.assignment && !info.mutex {
                 rows.push(row("remote_assignment"));
             }
-            let exposed = exposure && !o.default && o.deployed && o.track_exposure;
+            let exposed = self.exposure && !o.default && o.deployed && o.track_exposure;
             if exposed {
                 rows.push(row("remote_exposure"));
             }
-            if let Some((kind, id)) = id.filter(|_| !info.mutex && (assignment || exposed)) {
+            if let Some((kind, id)) = id.filter(|_| !info.mutex && (self.assignment || exposed)) {
                 props.push(PropChange {
                     kind,
                     id: id.clone(),
@@ -264,23 +297,7 @@ impl Tracker {
                 });
             }
         }
-        let job = Job {
-            project: snapshot.project.key.clone(),
-            rows,
-            props,
-        };
-        match self.queue.try_send(Some(job)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed);
-                if n.is_power_of_two() {
-                    tracing::warn!(
-                        dropped = n + 1,
-                        "the tracking queue is full; records dropped"
-                    );
-                }
-            }
-        }
+        (rows, props)
     }
 }
 
@@ -434,13 +451,13 @@ fn write_loop(store: &dyn Store, publisher: &Publisher, jobs: &Receiver<Option<J
                 continue;
             }
         };
+        let mut rows = first.tracked.hits.len();
         let mut batch = vec![first];
-        let mut rows = batch[0].rows.len();
         let mut stop = false;
         while rows < WRITE_BATCH {
             match jobs.try_recv() {
                 Ok(Some(job)) => {
-                    rows += job.rows.len();
+                    rows += job.tracked.hits.len();
                     batch.push(job);
                 }
                 Ok(None) => {
@@ -460,14 +477,20 @@ fn write_loop(store: &dyn Store, publisher: &Publisher, jobs: &Receiver<Option<J
 
 fn write_batch(store: &dyn Store, publisher: &Publisher, batch: Vec<Job>) {
     let now = now_ms();
+    let built: Vec<(String, Vec<ExposureRow>, Vec<PropChange>)> = batch
+        .iter()
+        .map(|job| {
+            let (rows, props) = job.rows();
+            (job.snapshot.project.key.clone(), rows, props)
+        })
+        .collect();
     let result = vexil_store::write(store, |tx| {
-        for job in &batch {
-            tx.insert_exposures(&job.rows)?;
-            let props: Vec<ExperimentPropertyRow> = job
-                .props
+        for (project, rows, props) in &built {
+            tx.insert_exposures(rows)?;
+            let props: Vec<ExperimentPropertyRow> = props
                 .iter()
                 .map(|p| ExperimentPropertyRow {
-                    project: job.project.clone(),
+                    project: project.clone(),
                     id_kind: p.kind.as_str().to_owned(),
                     id: p.id.clone(),
                     flag_key: p.flag.clone(),
@@ -481,15 +504,15 @@ fn write_batch(store: &dyn Store, publisher: &Publisher, batch: Vec<Job>) {
     });
     match result {
         Ok(()) => {
-            for job in batch {
-                let index = publisher.properties(&job.project);
-                for p in job.props {
+            for (project, _, props) in built {
+                let index = publisher.properties(&project);
+                for p in props {
                     index.apply(p.kind, &p.id, &p.flag, p.variant.as_deref());
                 }
             }
         }
         Err(err) => {
-            let records: usize = batch.iter().map(|j| j.rows.len()).sum();
+            let records: usize = built.iter().map(|(_, rows, _)| rows.len()).sum();
             tracing::error!(records, error = %crate::error::chain(&err), "storing remote assignments failed");
         }
     }

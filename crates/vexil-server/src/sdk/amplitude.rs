@@ -178,7 +178,7 @@ fn answer(
     };
     match served.snapshot.evaluate_remote(user, options) {
         Ok(answer) => {
-            if let Some(tracked) = &answer.tracked {
+            if let Some(tracked) = answer.tracked {
                 let library = header_str(headers, &X_AMP_EXP_LIBRARY);
                 sdk.tracker
                     .record_remote(&served.snapshot, tracked, assignment, exposure, library);

@@ -190,7 +190,7 @@ fn property(id: &str, flag: &str, variant: Option<&str>, at: i64) -> ExperimentP
 }
 
 /// Properties are upserted (the last write of a batch wins), unset ones are kept with no
-/// variant, and `since` returns what changed from then on.
+/// variant, `since` returns what changed from then on, and one flag's set properties are listed.
 pub fn experiment_properties_round_trip(store: &dyn Store) {
     write_ok(store, "put properties", |tx| {
         tx.put_experiment_properties(&[
@@ -220,6 +220,16 @@ pub fn experiment_properties_round_trip(store: &dyn Store) {
         );
         assert_eq!(tx.experiment_properties(T0 + 2)?.len(), 251);
         assert_eq!(tx.experiment_properties(T0 + 11)?, vec![]);
+        // One flag's set properties: u2's was unset.
+        let a = tx.flag_experiment_properties("p", "a")?;
+        assert_eq!(a.len(), 251);
+        assert_eq!(a[0].id, "m0");
+        assert!(a.iter().all(|r| r.flag_key == "a" && r.variant.is_some()));
+        assert_eq!(
+            tx.flag_experiment_properties("p", "b")?,
+            vec![property("u1", "b", Some("x"), T0)]
+        );
+        assert_eq!(tx.flag_experiment_properties("q", "a")?, vec![]);
         Ok(())
     });
 }

@@ -645,6 +645,14 @@ impl Tx for SqlTx<'_> {
     fn experiment_properties(&mut self, since: i64) -> Result<Vec<ExperimentPropertyRow>> {
         sdk::experiment_properties(self, since)
     }
+
+    fn flag_experiment_properties(
+        &mut self,
+        project: &str,
+        flag_key: &str,
+    ) -> Result<Vec<ExperimentPropertyRow>> {
+        sdk::flag_experiment_properties(self, project, flag_key)
+    }
 }
 
 #[cfg(test)]

@@ -252,6 +252,17 @@ pub(super) fn put_experiment_properties(
     Ok(())
 }
 
+fn property_row(c: &mut Cells) -> Result<ExperimentPropertyRow> {
+    Ok(ExperimentPropertyRow {
+        project: c.text()?,
+        id_kind: c.text()?,
+        id: c.text()?,
+        flag_key: c.text()?,
+        variant: none_if_empty(c.text()?),
+        updated_at: c.int()?,
+    })
+}
+
 pub(super) fn experiment_properties(
     tx: &mut SqlTx<'_>,
     since: i64,
@@ -259,14 +270,16 @@ pub(super) fn experiment_properties(
     let sql = "SELECT project, id_kind, id, flag_key, variant, updated_at \
                FROM experiment_properties WHERE updated_at >= $1 \
                ORDER BY updated_at, project, id_kind, id, flag_key";
-    tx.rows(sql, &[Val::Int(since)], |c| {
-        Ok(ExperimentPropertyRow {
-            project: c.text()?,
-            id_kind: c.text()?,
-            id: c.text()?,
-            flag_key: c.text()?,
-            variant: none_if_empty(c.text()?),
-            updated_at: c.int()?,
-        })
-    })
+    tx.rows(sql, &[Val::Int(since)], property_row)
+}
+
+pub(super) fn flag_experiment_properties(
+    tx: &mut SqlTx<'_>,
+    project: &str,
+    flag_key: &str,
+) -> Result<Vec<ExperimentPropertyRow>> {
+    let sql = "SELECT project, id_kind, id, flag_key, variant, updated_at \
+               FROM experiment_properties WHERE project = $1 AND flag_key = $2 AND variant <> '' \
+               ORDER BY id_kind, id";
+    tx.rows(sql, &[text(project), text(flag_key)], property_row)
 }
