@@ -61,13 +61,29 @@ impl ApiError {
     }
 }
 
+/// The status a service error answers with; the JSON API and the console share it.
+pub fn status(err: &Error) -> StatusCode {
+    match err {
+        Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict { .. } | Error::VersionMismatch { .. } | Error::Blocked { .. } => {
+            StatusCode::CONFLICT
+        }
+        Error::VersionRequired => StatusCode::PRECONDITION_REQUIRED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
+        let status = status(&err);
         match err {
             Error::Invalid(errors) => {
                 let first = errors.first().cloned();
                 let mut e = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                    status,
                     first.as_ref().map_or("invalid", |f| f.code),
                     first
                         .as_ref()
@@ -80,7 +96,7 @@ impl From<Error> for ApiError {
                 e
             }
             Error::NotFound { entity, key } => ApiError::new(
-                StatusCode::NOT_FOUND,
+                status,
                 "not_found",
                 format!("{entity} {key:?} not found"),
                 None,
@@ -89,19 +105,14 @@ impl From<Error> for ApiError {
                 code,
                 message,
                 field,
-            } => ApiError::new(StatusCode::CONFLICT, code, message, field),
+            } => ApiError::new(status, code, message, field),
             e @ Error::VersionMismatch { current, .. } => {
-                let mut out = ApiError::new(
-                    StatusCode::CONFLICT,
-                    "version_conflict",
-                    e.to_string(),
-                    None,
-                );
+                let mut out = ApiError::new(status, "version_conflict", e.to_string(), None);
                 out.body.current_version = Some(current);
                 out
             }
             e @ Error::VersionRequired => ApiError::new(
-                StatusCode::PRECONDITION_REQUIRED,
+                status,
                 "version_required",
                 format!("{e}: send If-Match with the version you read (the ETag of the resource)"),
                 None,
@@ -112,18 +123,16 @@ impl From<Error> for ApiError {
                 field,
                 blocking,
             } => {
-                let mut out = ApiError::new(StatusCode::CONFLICT, code, message, field);
+                let mut out = ApiError::new(status, code, message, field);
                 out.body.blocking = blocking;
                 out
             }
-            Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m, None),
-            Error::Unauthorized(m) => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m, None)
-            }
+            Error::Forbidden(m) => ApiError::new(status, "forbidden", m, None),
+            Error::Unauthorized(m) => ApiError::new(status, "unauthorized", m, None),
             other => {
                 tracing::error!(error = %chain(&other), "request failed");
                 ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
+                    status,
                     "internal",
                     "internal error; the server log has the details",
                     None,

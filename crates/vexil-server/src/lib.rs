@@ -9,6 +9,7 @@
 
 mod api;
 mod config;
+mod console;
 pub mod error;
 mod extract;
 mod sdk;
@@ -37,6 +38,7 @@ pub struct AppState {
 pub struct App {
     state: AppState,
     sdk: Arc<sdk::Sdk>,
+    console: Arc<console::Console>,
 }
 
 impl App {
@@ -51,7 +53,12 @@ impl App {
 
     fn start_blocking(services: Services, config: ServerConfig) -> vexil_core::Result<App> {
         let store = services.store().clone();
-        let registry = Arc::new(sdk::registry::Registry::new(&server_secret(&store)?));
+        let secret = server_secret(&store)?;
+        let registry = Arc::new(sdk::registry::Registry::new(&secret));
+        let console = Arc::new(console::Console {
+            services: services.clone(),
+            secret: secret.into_bytes(),
+        });
         let publisher = Publisher::new(store.clone(), config.publisher.clone());
         services.subscribe(publisher.listener());
         publisher.subscribe(registry.clone());
@@ -60,6 +67,7 @@ impl App {
         let tracker = Tracker::start(store, publisher.clone())?;
         let limiter = config.rate_limit.map(sdk::Limiter::new);
         Ok(App {
+            console,
             state: AppState {
                 services,
                 publisher: publisher.clone(),
@@ -75,9 +83,11 @@ impl App {
         })
     }
 
-    /// Every route: the management API and the SDK API.
+    /// Every route: the management API, the SDK API and the console.
     pub fn router(&self) -> Router {
-        api::router(self.state.clone()).merge(sdk::router(self.sdk.clone()))
+        api::router(self.state.clone())
+            .merge(sdk::router(self.sdk.clone()))
+            .merge(console::router(self.console.clone()))
     }
 
     /// Serves until `shutdown` resolves; open streams end then, and the requests in flight

@@ -125,17 +125,39 @@ impl KeyService {
 
     /// The actor a secret authenticates, or `Unauthorized`.
     pub fn authenticate(&self, secret: &str) -> Result<Actor> {
+        self.sign_in(secret).map(|(_, actor)| actor)
+    }
+
+    /// Like [`KeyService::authenticate`], with the key's id (console sessions name the key
+    /// by id, never by secret).
+    pub fn sign_in(&self, secret: &str) -> Result<(String, Actor)> {
         let hash = hash_secret(secret);
         let row = self.core.read(|tx| Ok(tx.api_key_by_hash(&hash)?))?;
-        match row {
-            Some(row) if row.revoked_at.is_none() => Ok(Actor {
-                name: row.name,
+        live(row).map(|(row, actor)| (row.id, actor))
+    }
+
+    /// The actor of key `id`, while it exists and is not revoked.
+    pub fn actor_by_id(&self, id: &str) -> Result<Actor> {
+        let row = self
+            .core
+            .read(|tx| Ok(tx.list_api_keys()?.into_iter().find(|k| k.id == id)))?;
+        live(row).map(|(_, actor)| actor)
+    }
+}
+
+/// The key's actor, unless the key is unknown or revoked.
+fn live(row: Option<ApiKeyRow>) -> Result<(ApiKeyRow, Actor)> {
+    match row {
+        Some(row) if row.revoked_at.is_none() => {
+            let actor = Actor {
+                name: row.name.clone(),
                 role: Role::parse(&row.role).unwrap_or(Role::Reader),
-            }),
-            Some(_) => Err(Error::Unauthorized(
-                "this management key has been revoked".into(),
-            )),
-            None => Err(Error::Unauthorized("unknown management key".into())),
+            };
+            Ok((row, actor))
         }
+        Some(_) => Err(Error::Unauthorized(
+            "this management key has been revoked".into(),
+        )),
+        None => Err(Error::Unauthorized("unknown management key".into())),
     }
 }

@@ -26,6 +26,9 @@ pub struct Evaluation {
     /// and the bucketing numbers.
     #[schema(value_type = Vec<Object>)]
     pub explanations: Vec<Json>,
+    /// The same explanations as lines a person reads: per flag the verdict, then one line per
+    /// segment examined (matched or why not, the bucketing numbers, the outcome).
+    pub explanation: String,
     /// The user as evaluated, with the cohorts the server found them in.
     #[schema(value_type = Object)]
     pub user: Json,
@@ -69,6 +72,7 @@ impl FlagService {
             .map_err(|e| Error::blocked("dependency_cycle", e.to_string(), Vec::new()))?;
         let variant = results.get(key).map_or("off", |r| r.key()).to_string();
         let results = serde_json::to_value(&results).map_err(|e| Error::Internal(Box::new(e)))?;
+        let explanation: String = explanations.iter().map(ToString::to_string).collect();
         let explanations = explanations
             .iter()
             .map(serde_json::to_value)
@@ -79,6 +83,7 @@ impl FlagService {
             variant,
             results,
             explanations,
+            explanation,
             user,
             active,
         })

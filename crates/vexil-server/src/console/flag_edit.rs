@@ -1,0 +1,325 @@
+//! The flag page's forms: each reads its fields, makes one service call with the version the
+//! page was rendered at, and redirects back to the page with a notice, or re-renders it with
+//! the reason the change was refused.
+
+use axum::extract::{Path, Request};
+use axum::response::Response;
+use vexil_core::keys::key_from_name;
+use vexil_core::service::{FlagPatch, Saved};
+use vexil_core::{Error, FieldError, Flag, Prerequisite, Variant};
+
+use super::flag_page::{render, Extra};
+use super::form::items;
+use super::layout::error_box;
+use super::{
+    actor, allocation, call, flag_href, form, see_other, ConsoleState, Fields, Session, St,
+};
+
+/// After a change: back to the page with a notice (and the service's warnings).
+fn saved(project: &str, key: &str, what: &str, warnings: &[String]) -> Response {
+    let mut text = what.to_owned();
+    for w in warnings {
+        text.push_str(" Warning: ");
+        text.push_str(w);
+    }
+    see_other(&format!(
+        "{}&notice={}",
+        flag_href(project, key),
+        form::encode(&text)
+    ))
+}
+
+async fn refused(
+    console: &ConsoleState,
+    session: &Session,
+    project: Option<String>,
+    key: &str,
+    err: &Error,
+) -> Response {
+    let extra = Extra {
+        error: Some((super::status_of(err), error_box(err, project.as_deref()))),
+        ..Extra::default()
+    };
+    render(console, session, project, key, extra).await
+}
+
+/// Reads the form, runs `change` with the actor, the project, the key and the fields, and
+/// answers as above.
+async fn change(
+    console: ConsoleState,
+    session: Session,
+    key: String,
+    request: Request,
+    what: &'static str,
+    change: impl FnOnce(
+            &vexil_core::Services,
+            &vexil_core::Actor,
+            Option<&str>,
+            &str,
+            &Fields,
+        ) -> vexil_core::Result<Saved<Flag>>
+        + Send
+        + 'static,
+) -> Response {
+    let fields = match super::form(&console, &session, request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let project = fields.text("project");
+    let services = console.services.clone();
+    let who = actor(&session);
+    let (p, k) = (project.clone(), key.clone());
+    match call(move || change(&services, &who, p.as_deref(), &k, &fields)).await {
+        Ok(s) => saved(&s.value.project, &s.value.key, what, &s.warnings),
+        Err(e) => refused(&console, &session, project, &key, &e).await,
+    }
+}
+
+fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Error {
+    Error::Invalid(vec![FieldError::new(field, code, message)])
+}
+
+/// `POST /flags/{key}/settings`: name, description, tags, deployments, mode, bucketing.
+pub(crate) async fn settings(
+    state: St,
+    session: Session,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        "Settings saved.",
+        |s, who, project, key, f| {
+            let patch = FlagPatch {
+                name: f.text("name"),
+                description: Some(f.get("description").unwrap_or_default().trim().to_owned()),
+                tags: Some(items(f.get("tags").unwrap_or_default())),
+                deployments: Some(f.all("deployments")),
+                evaluation_mode: super::flags::parse_mode(f.get("evaluation_mode")),
+                bucketing_unit: f.text("bucketing_unit"),
+                bucketing_salt: f.text("bucketing_salt"),
+                ..FlagPatch::default()
+            };
+            s.flags.update(who, project, key, f.version(), patch)
+        },
+    )
+    .await
+}
+
+/// A variant from a form: the key defaults to one made from the name, the payload is JSON.
+fn variant(f: &Fields) -> vexil_core::Result<Variant> {
+    let name = f.text("name").unwrap_or_default();
+    let key = f.text("key").unwrap_or_else(|| key_from_name(&name));
+    let payload = match f.text("payload") {
+        None => None,
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+            invalid(
+                "payload",
+                "invalid_json",
+                format!("the payload must be JSON: {e}"),
+            )
+        })?),
+    };
+    Ok(Variant {
+        name: if name.is_empty() { key.clone() } else { name },
+        key,
+        value: f.text("value").unwrap_or_default(),
+        payload,
+        description: f.text("description").unwrap_or_default(),
+    })
+}
+
+/// `POST /flags/{key}/variants`.
+pub(crate) async fn add_variant(
+    state: St,
+    session: Session,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        "Variant added.",
+        |s, who, project, key, f| {
+            s.flags
+                .add_variant(who, project, key, f.version(), variant(f)?)
+        },
+    )
+    .await
+}
+
+/// `POST /flags/{key}/variants/{variant}`.
+pub(crate) async fn update_variant(
+    state: St,
+    session: Session,
+    Path((key, old)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        "Variant saved.",
+        move |s, who, project, key, f| {
+            let mut v = variant(f)?;
+            if f.text("name").is_none() {
+                v.name = s
+                    .flags
+                    .get(project, key)?
+                    .variant(&old)
+                    .map_or_else(|| v.key.clone(), |o| o.name.clone());
+            }
+            s.flags
+                .update_variant(who, project, key, f.version(), &old, v)
+        },
+    )
+    .await
+}
+
+/// `POST /flags/{key}/variants/{variant}/delete`.
+pub(crate) async fn delete_variant(
+    state: St,
+    session: Session,
+    Path((key, old)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        "Variant deleted.",
+        move |s, who, project, key, f| s.flags.delete_variant(who, project, key, f.version(), &old),
+    )
+    .await
+}
+
+/// `POST /flags/{key}/allocation`: segments, All Other Users and inclusions at once.
+pub(crate) async fn allocation(
+    state: St,
+    session: Session,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        "Allocation saved.",
+        |s, who, project, key, f| {
+            let (segments, all_other_users, inclusions) =
+                allocation::parse(f).map_err(Error::Invalid)?;
+            let patch = FlagPatch {
+                segments: Some(segments),
+                all_other_users: Some(all_other_users),
+                inclusions: Some(inclusions),
+                ..FlagPatch::default()
+            };
+            s.flags.update(who, project, key, f.version(), patch)
+        },
+    )
+    .await
+}
+
+/// `POST /flags/{key}/prerequisites`: adds (or replaces) the dependency on one flag.
+pub(crate) async fn add_prerequisite(
+    state: St,
+    session: Session,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    change(state.0, session, key, request, "Dependency added.", |s, who, project, key, f| {
+        let Some(prerequisite) = f.text("flag") else {
+            return Err(invalid("flag", "required", "choose the flag or experiment to depend on"));
+        };
+        let variants = f.all("variants");
+        if variants.is_empty() {
+            return Err(invalid(
+                "variants",
+                "required",
+                format!("choose the variants of {prerequisite} that let users through (Off included)"),
+            ));
+        }
+        let mut list = s.flags.get(project, key)?.prerequisites;
+        list.retain(|p| p.flag != prerequisite);
+        list.push(Prerequisite { flag: prerequisite, variants });
+        let patch = FlagPatch {
+            prerequisites: Some(list),
+            ..FlagPatch::default()
+        };
+        s.flags.update(who, project, key, f.version(), patch)
+    })
+    .await
+}
+
+/// `POST /flags/{key}/prerequisites/{prerequisite}/delete`.
+pub(crate) async fn remove_prerequisite(
+    state: St,
+    session: Session,
+    Path((key, prerequisite)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        "Dependency removed.",
+        move |s, who, project, key, f| {
+            let mut list = s.flags.get(project, key)?.prerequisites;
+            list.retain(|p| p.flag != prerequisite);
+            let patch = FlagPatch {
+                prerequisites: Some(list),
+                ..FlagPatch::default()
+            };
+            s.flags.update(who, project, key, f.version(), patch)
+        },
+    )
+    .await
+}
+
+/// `POST /flags/{key}/state/{activate|deactivate|archive|unarchive}`.
+pub(crate) async fn state(
+    state: St,
+    session: Session,
+    Path((key, action)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let what = match action.as_str() {
+        "activate" => "Activated: the flag now serves its targeting.",
+        "deactivate" => "Deactivated: everyone gets off.",
+        "archive" => "Archived.",
+        "unarchive" => "Unarchived.",
+        _ => {
+            return super::layout::message_page(
+                axum::http::StatusCode::NOT_FOUND,
+                "Not found",
+                "no such action",
+            )
+        }
+    };
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        what,
+        move |s, who, project, key, f| {
+            let v = f.version();
+            match action.as_str() {
+                "activate" => s.flags.activate(who, project, key, v),
+                "deactivate" => s.flags.deactivate(who, project, key, v),
+                "archive" => s.flags.archive(who, project, key, v),
+                _ => s.flags.unarchive(who, project, key, v),
+            }
+        },
+    )
+    .await
+}

@@ -1,0 +1,513 @@
+//! The flag page: state and actions, Configure (deployments, advanced settings), variants,
+//! the Allocation panel, the Dependencies card, QA ("Test a user") and exposures.
+//!
+//! Hooks: `h1`, a state `.badge`, `form#activate|#deactivate|#archive|#unarchive`;
+//! `section#configure` with `form#settings` and `details#advanced`; `section#variants` rows
+//! `tr[data-variant]` with `form.edit-variant`, `form.delete-variant`, and `form#new-variant`;
+//! `section#allocation` (see `allocation.rs`); `section#dependencies` with
+//! `#prerequisites li[data-prerequisite]`, `form.remove-prerequisite`, `form#add-prerequisite`
+//! (`select[name=flag]`, `fieldset[data-for]` of `input[name=variants]`), `#dependents li`;
+//! `section#qa` with `form#qa` and `#qa-result`; `section#exposures` with `table#exposures`;
+//! `a#history-link`.
+
+use axum::extract::{Path, RawQuery, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+use serde_json::Value as Json;
+use vexil_core::service::{Dependencies, Evaluation, ExposureParams, ExposureStats};
+use vexil_core::{Cohort, Deployment, Flag, FlagState, OFF};
+
+use super::layout::{self, csrf, error_box, notice, state_badge, when};
+use super::{allocation, call, flag_href, form, html, ConsoleState, Fields, Session, St};
+
+/// What the page shows besides the flag itself.
+pub(crate) struct PageData {
+    pub flag: Flag,
+    deployments: Vec<Deployment>,
+    cohorts: Vec<Cohort>,
+    dependencies: Dependencies,
+    /// The flags that may become prerequisites, with their variants.
+    eligible: Vec<Flag>,
+    exposures: Option<ExposureStats>,
+}
+
+/// Loads the page's data for flag `key` (in `project`, when given).
+pub(crate) async fn load(
+    console: &ConsoleState,
+    project: Option<String>,
+    key: &str,
+) -> vexil_core::Result<PageData> {
+    let services = console.services.clone();
+    let key = key.to_owned();
+    call(move || {
+        let flag = services.flags.get(project.as_deref(), &key)?;
+        let p = Some(flag.project.as_str());
+        let deployments = services.deployments.list(&flag.project)?;
+        let cohorts = services.cohorts.list(&flag.project)?;
+        let dependencies = services.flags.dependencies(p, &key)?;
+        let eligible = services
+            .flags
+            .eligible_prerequisites(p, &key)?
+            .iter()
+            .map(|f| services.flags.get(p, &f.key))
+            .collect::<vexil_core::Result<Vec<Flag>>>()?;
+        let params = ExposureParams {
+            project: Some(flag.project.clone()),
+            days: Some(7),
+            ..ExposureParams::default()
+        };
+        let exposures = services.flags.exposures(&key, &params).ok();
+        Ok(PageData {
+            flag,
+            deployments,
+            cohorts,
+            dependencies,
+            eligible,
+            exposures,
+        })
+    })
+    .await
+}
+
+/// What else a render shows: a refusal, a notice, a QA result.
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub error: Option<(StatusCode, Markup)>,
+    pub notice: Option<String>,
+    pub qa: Option<Result<Evaluation, Markup>>,
+    /// The QA form's fields, kept after a test.
+    pub qa_input: Option<Fields>,
+}
+
+/// `GET /flags/{key}?project=…`.
+pub(crate) async fn show(
+    state: St,
+    session: Session,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q = Fields::parse(query.unwrap_or_default().as_bytes());
+    let extra = Extra {
+        notice: q.text("notice"),
+        ..Extra::default()
+    };
+    render(&state.0, &session, q.text("project"), &key, extra).await
+}
+
+/// Renders the page, or a page with the reason the flag cannot be shown.
+pub(crate) async fn render(
+    console: &ConsoleState,
+    session: &Session,
+    project: Option<String>,
+    key: &str,
+    extra: Extra,
+) -> Response {
+    match load(console, project.clone(), key).await {
+        Ok(data) => {
+            let status = extra.error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
+            let title = data.flag.name.clone();
+            html(
+                status,
+                layout::page(
+                    console,
+                    session,
+                    &title,
+                    page(console, session, &data, extra),
+                ),
+            )
+        }
+        Err(e) => html(
+            super::status_of(&e),
+            layout::page(console, session, "Flag", error_box(&e, project.as_deref())),
+        ),
+    }
+}
+
+fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra) -> Markup {
+    let f = &data.flag;
+    let base = format!("/flags/{}", form::encode(&f.key));
+    let hidden = html! {
+        (csrf(console, session))
+        input type="hidden" name="project" value=(f.project);
+    };
+    html! {
+        p.crumbs { a href=(format!("/flags?project={}", form::encode(&f.project))) { "Flags" } " / " (f.project) " / " (f.key) }
+        div.titlebar {
+            h1 { (f.name) }
+            (state_badge(f.state, f.archived))
+            span class=(format!("badge type-{}", f.kind.as_str())) { (f.kind.as_str()) }
+            span class=(format!("badge mode-{}", f.evaluation_mode.as_str())) { (f.evaluation_mode.as_str()) }
+        }
+        p { "Key " code #flag-key { (f.key) } " · version " (f.version) " · updated " (when(f.updated_at)) " by " (f.updated_by)
+            " · " a #history-link href=(format!("{base}/history?project={}", form::encode(&f.project))) { "History" } }
+        @if !f.description.is_empty() { p.description { (f.description) } }
+        (notice(extra.notice.as_deref()))
+        @if let Some((_, e)) = &extra.error { (e) }
+        (actions(f, &base, &hidden))
+        (configure(data, &base, &hidden))
+        (variants(f, &base, &hidden))
+        section #allocation {
+            h2 { "Allocation" }
+            @if f.imported_config.is_some() {
+                p.hint { "This flag was imported from Amplitude and is served as imported; edit it through the API." }
+            } @else if f.variants.is_empty() {
+                p.hint { "Add a variant first." }
+            } @else {
+                (allocation::panel(f, &data.cohorts, hidden.clone(), &format!("{base}/allocation")))
+            }
+        }
+        (dependencies(data, &base, &hidden))
+        (qa_section(f, &base, &hidden, extra.qa.as_ref(), extra.qa_input.as_ref()))
+        (exposures(f, data.exposures.as_ref()))
+    }
+}
+
+fn actions(f: &Flag, base: &str, hidden: &Markup) -> Markup {
+    let button = |id: &str, label: &str| {
+        html! {
+            form id=(id) method="post" action=(format!("{base}/state/{id}")) {
+                (hidden)
+                input type="hidden" name="version" value=(f.version);
+                button type="submit" { (label) }
+            }
+        }
+    };
+    html! {
+        div.actions #flag-actions {
+            @if f.archived {
+                (button("unarchive", "Unarchive"))
+            } @else {
+                @match f.state {
+                    FlagState::Inactive => (button("activate", "Activate")),
+                    FlagState::Active => (button("deactivate", "Deactivate")),
+                }
+                (button("archive", "Archive"))
+            }
+        }
+    }
+}
+
+fn configure(data: &PageData, base: &str, hidden: &Markup) -> Markup {
+    let f = &data.flag;
+    html! {
+        section #configure {
+            h2 { "Configure" }
+            form #settings method="post" action=(format!("{base}/settings")) {
+                (hidden)
+                input type="hidden" name="version" value=(f.version);
+                label { "Name" input name="name" value=(f.name) required; }
+                label { "Description" textarea name="description" rows="2" { (f.description) } }
+                label { "Tags" input name="tags" value=(f.tags.join(", ")) placeholder="comma-separated"; }
+                fieldset.deployments {
+                    legend { "Deployments" }
+                    @if data.deployments.is_empty() { p.hint { "The project has no deployment yet." } }
+                    @for d in data.deployments.iter().filter(|d| !d.archived || f.deployments.contains(&d.key)) {
+                        label.inline {
+                            input type="checkbox" name="deployments" value=(d.key) checked[f.deployments.contains(&d.key)];
+                            " " (d.label) " " span.badge { (d.kind.as_str()) }
+                        }
+                    }
+                }
+                details #advanced {
+                    summary { "Advanced settings" }
+                    label { "Evaluation mode"
+                        select name="evaluation_mode" {
+                            option value="remote" selected[f.evaluation_mode.as_str() == "remote"] { "Remote" }
+                            option value="local" selected[f.evaluation_mode.as_str() == "local"] { "Local" }
+                        }
+                    }
+                    label { "Bucketing unit" input name="bucketing_unit" value=(f.bucketing_unit) list="bucketing-units"; }
+                    label { "Bucketing salt" input name="bucketing_salt" value=(f.bucketing_salt); }
+                    p.warning { "Changing the bucketing salt (or the unit) reshuffles users: many will move to another variant. "
+                        "Change it only if you know you want that." }
+                }
+                datalist #bucketing-units { option value="user_id"; option value="device_id"; option value="company"; }
+                button type="submit" { "Save settings" }
+            }
+        }
+    }
+}
+
+fn payload_text(payload: Option<&Json>) -> String {
+    payload
+        .map(|p| serde_json::to_string_pretty(p).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn variants(f: &Flag, base: &str, hidden: &Markup) -> Markup {
+    html! {
+        section #variants {
+            h2 { "Variants" }
+            p.hint { code { (OFF) } " is reserved: it is what users outside the rollout get." }
+            table {
+                thead { tr { th { "Variant" } th { "Value" } th { "Payload" } th { "Description" } th {} } }
+                tbody {
+                    @for v in &f.variants {
+                        tr data-variant=(v.key) {
+                            td colspan="4" {
+                                form.edit-variant method="post" action=(format!("{base}/variants/{}", form::encode(&v.key))) {
+                                    (hidden)
+                                    input type="hidden" name="version" value=(f.version);
+                                    input name="key" value=(v.key) aria-label="key" required;
+                                    input name="value" value=(v.value) aria-label="value";
+                                    textarea name="payload" rows="1" aria-label="payload (JSON)" { (payload_text(v.payload.as_ref())) }
+                                    input name="description" value=(v.description) aria-label="description";
+                                    button type="submit" { "Save" }
+                                }
+                            }
+                            td {
+                                form.delete-variant method="post" action=(format!("{base}/variants/{}/delete", form::encode(&v.key))) {
+                                    (hidden)
+                                    input type="hidden" name="version" value=(f.version);
+                                    button type="submit" { "Delete" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h3 { "Create variant" }
+            form #new-variant method="post" action=(format!("{base}/variants")) {
+                (hidden)
+                input type="hidden" name="version" value=(f.version);
+                label { "Name" input name="name" required data-key-target="new-variant-key" data-value-target="new-variant-value"; }
+                label { "Key" input #new-variant-key name="key"; }
+                label { "Value" input #new-variant-value name="value"; span.hint { "The string your code receives; generated from the name." } }
+                label { "Payload (JSON)" textarea name="payload" rows="2" data-json="" placeholder="{\"layout\": \"b\"}" {} }
+                label { "Description" input name="description"; }
+                button type="submit" { "Apply" }
+            }
+        }
+    }
+}
+
+fn dependencies(data: &PageData, base: &str, hidden: &Markup) -> Markup {
+    let f = &data.flag;
+    let deps = &data.dependencies;
+    html! {
+        section #dependencies {
+            h2 { "Dependencies" }
+            h3 { "Prerequisites" }
+            p.hint { "This flag is evaluated only for users who get one of the chosen variants of each prerequisite; "
+                code { "off" } " stands for the users a prerequisite does not serve." }
+            ul #prerequisites {
+                @for p in &deps.prerequisites {
+                    li data-prerequisite=(p.flag.key) {
+                        a href=(flag_href(&f.project, &p.flag.key)) { (p.flag.name) }
+                        " " (state_badge(p.flag.state, p.flag.archived)) " is one of " code { (p.variants.join(", ")) }
+                        form.remove-prerequisite method="post" action=(format!("{base}/prerequisites/{}/delete", form::encode(&p.flag.key))) {
+                            (hidden)
+                            input type="hidden" name="version" value=(f.version);
+                            button type="submit" { "Remove" }
+                        }
+                    }
+                }
+                @if deps.prerequisites.is_empty() { li.none { "None." } }
+            }
+            @if data.eligible.is_empty() {
+                p.hint { "No flag of this project can be a prerequisite of this one." }
+            } @else {
+                form #add-prerequisite method="post" action=(format!("{base}/prerequisites")) {
+                    (hidden)
+                    input type="hidden" name="version" value=(f.version);
+                    label { "Depend on"
+                        select name="flag" data-variant-sets="" {
+                            option value="" { "Select a flag or experiment" }
+                            @for e in &data.eligible { option value=(e.key) { (e.name) " (" (e.key) ")" } }
+                        }
+                    }
+                    @for e in &data.eligible {
+                        fieldset.prerequisite-variants data-for=(e.key) hidden {
+                            legend { "Variants of " (e.key) }
+                            @for v in &e.variants {
+                                label.inline { input type="checkbox" name="variants" value=(v.key); " " (v.key) }
+                            }
+                            label.inline { input type="checkbox" name="variants" value=(OFF); " Off" }
+                        }
+                    }
+                    button type="submit" { "Add dependency" }
+                }
+            }
+            h3 { "Dependents" }
+            ul #dependents {
+                @for d in &deps.dependents {
+                    li data-dependent=(d.flag.key) {
+                        a href=(flag_href(&f.project, &d.flag.key)) { (d.flag.name) } " needs " code { (d.variants.join(", ")) }
+                    }
+                }
+                @if deps.dependents.is_empty() { li.none { "No flag depends on this one." } }
+            }
+        }
+    }
+}
+
+fn qa_section(
+    f: &Flag,
+    base: &str,
+    hidden: &Markup,
+    result: Option<&Result<Evaluation, Markup>>,
+    input: Option<&Fields>,
+) -> Markup {
+    let value = |name: &str| {
+        input
+            .and_then(|i| i.get(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    html! {
+        section #qa {
+            h2 { "Test a user" }
+            p.hint { "See which variant this flag and its prerequisites give a user, and why. "
+                "An inactive flag is tested as it will serve once activated." }
+            form #qa method="post" action=(format!("{base}/qa")) {
+                (hidden)
+                label { "User id" input name="user_id" value=(value("user_id")); }
+                label { "Device id" input name="device_id" value=(value("device_id")); }
+                label { "User fields (JSON)" textarea name="fields" rows="2" placeholder="{\"country\": \"US\", \"version\": \"2.1.0\"}" { (value("fields")) } }
+                label { "User properties (JSON)" textarea name="user_properties" rows="2" placeholder="{\"plan\": \"pro\"}" { (value("user_properties")) } }
+                label { "Groups (JSON)" textarea name="groups" rows="2" placeholder="{\"company\": [\"acme\"]}" { (value("groups")) } }
+                button type="submit" { "Test" }
+            }
+            @match result {
+                Some(Ok(e)) => div #qa-result {
+                    p { "Variant for " code { (f.key) } ": " strong.variant { (e.variant) }
+                        @if !e.active { " " span.hint { "(the flag is inactive: SDKs get off until it is activated)" } } }
+                    table {
+                        thead { tr { th { "Flag" } th { "Variant" } th { "Segment" } } }
+                        tbody {
+                            @for (key, r) in e.results.as_object().into_iter().flatten() {
+                                tr data-flag=(key) {
+                                    td { (key) }
+                                    td.variant { (r["key"].as_str().unwrap_or("")) }
+                                    td { (r["metadata"]["segmentName"].as_str().unwrap_or("")) }
+                                }
+                            }
+                        }
+                    }
+                    pre.explanation { (e.explanation) }
+                },
+                Some(Err(refusal)) => div #qa-result { (refusal) },
+                None => {}
+            }
+        }
+    }
+}
+
+fn exposures(f: &Flag, stats: Option<&ExposureStats>) -> Markup {
+    // A column per variant (with `off`), then any other variant SDKs reported.
+    let mut columns: Vec<String> = f.variants.iter().map(|v| v.key.clone()).collect();
+    columns.push(OFF.to_owned());
+    for k in stats.iter().flat_map(|s| s.totals.keys()) {
+        if !columns.contains(k) {
+            columns.push(k.clone());
+        }
+    }
+    html! {
+        section #exposures {
+            h2 { "Exposures" }
+            @match stats {
+                None => p.hint { "No exposure data." },
+                Some(s) => {
+                    p.hint { "Exposures per variant and day over the last 7 days, from the SDKs and remote evaluation (users in brackets)." }
+                    table #exposures {
+                        thead { tr { th { "Day" } @for c in &columns { th data-variant=(c) { (c) } } } }
+                        tbody {
+                            @for b in s.buckets.iter().rev() {
+                                tr data-start=(b.start) {
+                                    td { (when(b.start).get(..10).unwrap_or_default()) }
+                                    @for c in &columns {
+                                        td data-variant=(c) { @match b.variants.get(c) { Some(n) => { (n.count) " (" (n.users) ")" }, None => "0" } }
+                                    }
+                                }
+                            }
+                            tr.total {
+                                td { "Total" }
+                                @for c in &columns {
+                                    td data-variant=(c) { @match s.totals.get(c) { Some(n) => { (n.count) " (" (n.users) ")" }, None => "0" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The user a QA form describes.
+fn qa_user(fields: &Fields) -> Result<Json, String> {
+    let object = |name: &str| -> Result<serde_json::Map<String, Json>, String> {
+        match fields.text(name) {
+            None => Ok(serde_json::Map::new()),
+            Some(text) => match serde_json::from_str(&text) {
+                Ok(Json::Object(o)) => Ok(o),
+                _ => Err(format!("{} must be a JSON object", name.replace('_', " "))),
+            },
+        }
+    };
+    let mut user = object("fields")?;
+    for id in ["user_id", "device_id"] {
+        if let Some(v) = fields.text(id) {
+            user.insert(id.to_owned(), Json::String(v));
+        }
+    }
+    let props = object("user_properties")?;
+    if !props.is_empty() {
+        user.insert("user_properties".to_owned(), Json::Object(props));
+    }
+    let groups = object("groups")?;
+    if !groups.is_empty() {
+        // `{"company": "acme"}` is accepted for `{"company": ["acme"]}`.
+        let groups = groups
+            .into_iter()
+            .map(|(t, n)| match n {
+                Json::String(s) => (t, Json::Array(vec![Json::String(s)])),
+                other => (t, other),
+            })
+            .collect();
+        user.insert("groups".to_owned(), Json::Object(groups));
+    }
+    Ok(Json::Object(user))
+}
+
+/// `POST /flags/{key}/qa`: evaluates the flag for the user described, and shows the page with
+/// the result.
+pub(crate) async fn qa_handler(
+    console: ConsoleState,
+    session: Session,
+    key: String,
+    request: Request,
+) -> Response {
+    let fields = match super::form(&console, &session, request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let project = fields.text("project");
+    let result = match qa_user(&fields) {
+        Err(message) => Err(html! { p.error role="alert" { (message) } }),
+        Ok(user) => {
+            let services = console.services.clone();
+            let (p, k) = (project.clone(), key.clone());
+            call(move || services.flags.evaluate(p.as_deref(), &k, user))
+                .await
+                .map_err(|e| error_box(&e, project.as_deref()))
+        }
+    };
+    let extra = Extra {
+        qa: Some(result),
+        qa_input: Some(fields),
+        ..Extra::default()
+    };
+    render(&console, &session, project, &key, extra).await
+}
+
+/// The route's handler.
+pub(crate) async fn qa(
+    state: St,
+    session: Session,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    qa_handler(state.0, session, key, request).await
+}

@@ -1,0 +1,231 @@
+//! The flags list (search by name or key; filters by project, state, type, tag, evaluation
+//! mode, archived; badges) and the "Create flag" dialog.
+//!
+//! Hooks: `form#filters`; `table#flags` rows `tr[data-flag]` with a state `.badge`;
+//! `button#create-flag-open`, `dialog#create-flag` with `form#create-flag-form`.
+
+use axum::extract::{RawQuery, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+use vexil_core::service::{FlagQuery, NewFlag};
+use vexil_core::{EvaluationMode, FlagState, FlagType, Project};
+
+use super::layout::{self, csrf, error_box, state_badge, when};
+use super::{actor, call, flag_href, html, see_other, ConsoleState, Fields, Session, St};
+
+pub(crate) fn parse_type(s: Option<&str>) -> Option<FlagType> {
+    match s? {
+        "release" => Some(FlagType::Release),
+        "experiment" => Some(FlagType::Experiment),
+        _ => None,
+    }
+}
+
+pub(crate) fn parse_mode(s: Option<&str>) -> Option<EvaluationMode> {
+    match s? {
+        "remote" => Some(EvaluationMode::Remote),
+        "local" => Some(EvaluationMode::Local),
+        _ => None,
+    }
+}
+
+fn parse_state(s: Option<&str>) -> Option<FlagState> {
+    match s? {
+        "active" => Some(FlagState::Active),
+        "inactive" => Some(FlagState::Inactive),
+        _ => None,
+    }
+}
+
+/// `GET /flags`.
+pub(crate) async fn list(state: St, session: Session, RawQuery(query): RawQuery) -> Response {
+    let q = Fields::parse(query.unwrap_or_default().as_bytes());
+    render(&state.0, &session, &q, None).await
+}
+
+async fn render(
+    console: &ConsoleState,
+    session: &Session,
+    q: &Fields,
+    error: Option<(StatusCode, Markup, Fields)>,
+) -> Response {
+    let query = FlagQuery {
+        project: q.text("project"),
+        state: parse_state(q.get("state")),
+        kind: parse_type(q.get("type")),
+        evaluation_mode: parse_mode(q.get("evaluation_mode")),
+        tag: q.text("tag"),
+        deployment: None,
+        archived: Some(q.get("archived") == Some("true")),
+        q: q.text("q"),
+        offset: q.get("offset").and_then(|o| o.parse().ok()),
+        limit: Some(100),
+    };
+    let services = console.services.clone();
+    let loaded = call(move || Ok((services.flags.list(&query)?, services.projects.list()?))).await;
+    let (page, projects) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            return html(
+                super::status_of(&e),
+                layout::page(console, session, "Flags", error_box(&e, None)),
+            )
+        }
+    };
+    let (status, error, draft) = match error {
+        Some((s, m, d)) => (s, Some(m), Some(d)),
+        None => (StatusCode::OK, None, None),
+    };
+    let selected = |name: &str, value: &str| q.get(name) == Some(value);
+    let body = html! {
+        div.titlebar {
+            h1 { "Flags and experiments" }
+            button #create-flag-open type="button" data-dialog="create-flag" { "+ Create flag" }
+        }
+        @if let Some(e) = &error { (e) }
+        form #filters method="get" action="/flags" {
+            input type="search" name="q" placeholder="Search by name or key" value=(q.get("q").unwrap_or_default());
+            select name="project" {
+                option value="" { "All projects" }
+                @for p in &projects { option value=(p.key) selected[selected("project", &p.key)] { (p.name) } }
+            }
+            select name="state" {
+                option value="" { "Any state" }
+                option value="active" selected[selected("state", "active")] { "Active" }
+                option value="inactive" selected[selected("state", "inactive")] { "Inactive" }
+            }
+            select name="type" {
+                option value="" { "Any type" }
+                option value="release" selected[selected("type", "release")] { "Release" }
+                option value="experiment" selected[selected("type", "experiment")] { "Experiment" }
+            }
+            select name="evaluation_mode" {
+                option value="" { "Any mode" }
+                option value="remote" selected[selected("evaluation_mode", "remote")] { "Remote" }
+                option value="local" selected[selected("evaluation_mode", "local")] { "Local" }
+            }
+            input name="tag" placeholder="Tag" value=(q.get("tag").unwrap_or_default());
+            label.inline { input type="checkbox" name="archived" value="true" checked[selected("archived", "true")]; " Archived" }
+            button type="submit" { "Filter" }
+        }
+        p.hint { (page.total) " flag" @if page.total != 1 { "s" } }
+        table #flags {
+            thead { tr { th { "Name" } th { "Key" } th { "Project" } th { "Type" } th { "Mode" } th { "State" } th { "Tags" } th { "Updated" } } }
+            tbody {
+                @for f in &page.items {
+                    tr data-flag=(f.key) {
+                        td { a href=(flag_href(&f.project, &f.key)) { (f.name) } }
+                        td { code { (f.key) } }
+                        td { (f.project) }
+                        td { span class=(format!("badge type-{}", f.kind.as_str())) { (f.kind.as_str()) } }
+                        td { span class=(format!("badge mode-{}", f.evaluation_mode.as_str())) { (f.evaluation_mode.as_str()) } }
+                        td { (state_badge(f.state, f.archived)) }
+                        td { @for t in &f.tags { span.tag { (t) } " " } }
+                        td { (when(f.updated_at)) }
+                    }
+                }
+            }
+        }
+        (create_dialog(console, session, &projects, q.text("project"), draft.as_ref(), error.is_some()))
+    };
+    html(status, layout::page(console, session, "Flags", body))
+}
+
+fn create_dialog(
+    console: &ConsoleState,
+    session: &Session,
+    projects: &[Project],
+    project: Option<String>,
+    draft: Option<&Fields>,
+    open: bool,
+) -> Markup {
+    let value = |name: &str| {
+        draft
+            .and_then(|d| d.get(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let chosen = draft
+        .and_then(|d| d.text("project"))
+        .or(project)
+        .unwrap_or_default();
+    html! {
+        dialog #create-flag open[open] {
+            form #create-flag-form method="post" action="/flags" {
+                (csrf(console, session))
+                h2 { "Create a flag or experiment" }
+                label { "Project"
+                    select name="project" required {
+                        @for p in projects { option value=(p.key) selected[p.key == chosen] { (p.name) } }
+                    }
+                }
+                label { "Name" input name="name" required data-key-target="create-flag-key" value=(value("name")); }
+                label { "Key" input #create-flag-key name="key" pattern="[A-Za-z0-9._\\-]+" value=(value("key"));
+                    span.hint { "Used in your code; generated from the name, editable until you create the flag." } }
+                label { "Description" textarea name="description" rows="2" { (value("description")) } }
+                label { "Type"
+                    select name="type" {
+                        option value="release" { "Release (feature flag)" }
+                        option value="experiment" selected[value("type") == "experiment"] { "Experiment" }
+                    }
+                }
+                label { "Evaluation mode"
+                    select name="evaluation_mode" {
+                        option value="remote" { "Remote (evaluated by Vexil)" }
+                        option value="local" selected[value("evaluation_mode") == "local"] { "Local (evaluated in server SDKs)" }
+                    }
+                }
+                label { "Bucketing unit"
+                    input name="bucketing_unit" list="bucketing-units" value=(if value("bucketing_unit").is_empty() { "user_id".to_owned() } else { value("bucketing_unit") });
+                    span.hint { "Usually the user; a group type such as company keeps a whole company in one variant." }
+                }
+                datalist #bucketing-units { option value="user_id"; option value="device_id"; option value="company"; }
+                div.actions {
+                    button type="submit" { "Create" }
+                    button type="button" data-close="create-flag" { "Cancel" }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /flags`.
+pub(crate) async fn create(state: St, session: Session, request: Request) -> Response {
+    let console = state.0;
+    let fields = match super::form(&console, &session, request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let project = fields.text("project").unwrap_or_default();
+    let req = NewFlag {
+        project: project.clone(),
+        name: fields.text("name").unwrap_or_default(),
+        key: fields.text("key"),
+        description: fields.text("description").unwrap_or_default(),
+        kind: parse_type(fields.get("type")).unwrap_or(FlagType::Release),
+        experiment_key: None,
+        evaluation_mode: parse_mode(fields.get("evaluation_mode"))
+            .unwrap_or(EvaluationMode::Remote),
+        bucketing_unit: fields
+            .text("bucketing_unit")
+            .unwrap_or_else(|| "user_id".to_owned()),
+        bucketing_salt: None,
+        tags: Vec::new(),
+        deployments: Vec::new(),
+        variants: None,
+        segments: Vec::new(),
+        all_other_users: None,
+        inclusions: Default::default(),
+        prerequisites: Vec::new(),
+    };
+    let services = console.services.clone();
+    let who = actor(&session);
+    match call(move || services.flags.create(&who, req)).await {
+        Ok(saved) => see_other(&flag_href(&saved.value.project, &saved.value.key)),
+        Err(e) => {
+            let refused = (super::status_of(&e), error_box(&e, Some(&project)), fields);
+            render(&console, &session, &Fields::default(), Some(refused)).await
+        }
+    }
+}

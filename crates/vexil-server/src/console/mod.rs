@@ -1,0 +1,218 @@
+//! The web console, served at `/`: server-rendered HTML (maud) over the same service methods as
+//! the JSON API, with a little hand-written JavaScript for what a form cannot do alone
+//! (generated keys, the allocation editor's rows, live weight shares, copy buttons).
+//!
+//! Sign-in takes a management key; the session cookie names the key by id (never its secret),
+//! is signed with the server secret, `HttpOnly` and `SameSite=Strict`. Every form carries a
+//! CSRF token derived from the session, checked on every POST. A refused change re-renders the
+//! page with the reason and links to the flags that block it.
+//!
+//! Stable hooks for tests and scripts: ids and `data-*` attributes named in each page module.
+
+mod allocation;
+mod cohorts;
+mod flag_edit;
+mod flag_page;
+mod flags;
+mod form;
+mod history;
+mod layout;
+mod projects;
+mod session;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::Markup;
+use vexil_core::{Actor, Services};
+
+pub(crate) use form::Fields;
+pub(crate) use session::Session;
+
+/// What console handlers share.
+pub(crate) struct Console {
+    pub services: Services,
+    /// Signs session cookies and CSRF tokens.
+    pub secret: Vec<u8>,
+}
+
+pub(crate) type ConsoleState = Arc<Console>;
+
+/// Form bodies: 1 MiB, except cohort uploads.
+const FORM_LIMIT: usize = 1 << 20;
+const UPLOAD_LIMIT: usize = crate::api::UPLOAD_LIMIT;
+
+pub(crate) fn router(console: ConsoleState) -> Router {
+    let uploads = Router::new()
+        .route(
+            "/projects/{project}/cohorts",
+            get(cohorts::list).post(cohorts::upload),
+        )
+        .layer(DefaultBodyLimit::max(UPLOAD_LIMIT));
+    Router::new()
+        .route("/", get(home))
+        .route("/console.css", get(css))
+        .route("/console.js", get(js))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{project}", get(projects::show))
+        .route(
+            "/projects/{project}/deployments",
+            post(projects::create_deployment),
+        )
+        .route(
+            "/projects/{project}/deployments/{deployment}/archive",
+            post(projects::archive_deployment),
+        )
+        .route(
+            "/projects/{project}/cohorts/{cohort}/delete",
+            post(cohorts::delete),
+        )
+        .route("/flags", get(flags::list).post(flags::create))
+        .route("/flags/{key}", get(flag_page::show))
+        .route("/flags/{key}/settings", post(flag_edit::settings))
+        .route("/flags/{key}/variants", post(flag_edit::add_variant))
+        .route(
+            "/flags/{key}/variants/{variant}",
+            post(flag_edit::update_variant),
+        )
+        .route(
+            "/flags/{key}/variants/{variant}/delete",
+            post(flag_edit::delete_variant),
+        )
+        .route("/flags/{key}/allocation", post(flag_edit::allocation))
+        .route(
+            "/flags/{key}/prerequisites",
+            post(flag_edit::add_prerequisite),
+        )
+        .route(
+            "/flags/{key}/prerequisites/{prerequisite}/delete",
+            post(flag_edit::remove_prerequisite),
+        )
+        .route("/flags/{key}/qa", post(flag_page::qa))
+        .route("/flags/{key}/state/{action}", post(flag_edit::state))
+        .route("/flags/{key}/history", get(history::list))
+        .route("/flags/{key}/compare", get(history::compare))
+        .route(
+            "/flags/{key}/history/{version}/restore",
+            post(history::restore),
+        )
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
+        .merge(uploads)
+        .with_state(console)
+}
+
+async fn home(session: Option<Session>) -> Response {
+    match session {
+        Some(_) => Redirect::to("/flags").into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", include_str!("console.css"))
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("console.js"))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// An HTML answer with a status.
+pub(crate) fn html(status: StatusCode, markup: Markup) -> Response {
+    let mut response = Response::new(Body::from(markup.into_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+/// 303 to `to` (after a successful POST).
+pub(crate) fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// The status a refused service call answers with (the JSON API's mapping).
+pub(crate) fn status_of(err: &vexil_core::Error) -> StatusCode {
+    crate::error::status(err)
+}
+
+/// Runs a service call on the blocking pool.
+pub(crate) async fn call<R: Send + 'static>(
+    f: impl FnOnce() -> vexil_core::Result<R> + Send + 'static,
+) -> vexil_core::Result<R> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(join) => Err(vexil_core::Error::Internal(Box::new(join))),
+    }
+}
+
+/// The actor of a session, for service calls.
+pub(crate) fn actor(session: &Session) -> Actor {
+    session.actor.clone()
+}
+
+/// Reads a form body, checking the CSRF token.
+pub(crate) async fn form(
+    console: &ConsoleState,
+    session: &Session,
+    request: Request,
+) -> Result<Fields, Response> {
+    let bytes = axum::body::to_bytes(request.into_body(), UPLOAD_LIMIT)
+        .await
+        .map_err(|_| {
+            layout::message_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "the form is larger than the console accepts",
+            )
+        })?;
+    let fields = Fields::parse(&bytes);
+    if !session.check_csrf(console, fields.get("_csrf").unwrap_or("")) {
+        return Err(layout::message_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "the form's security token is missing or stale; reload the page and try again",
+        ));
+    }
+    Ok(fields)
+}
+
+/// `?project=` for links to a flag, when the project is known.
+pub(crate) fn flag_href(project: &str, key: &str) -> String {
+    format!(
+        "/flags/{}?project={}",
+        form::encode(key),
+        form::encode(project)
+    )
+}
+
+/// A handler's state extractor, re-exported for the page modules.
+pub(crate) type St = State<ConsoleState>;

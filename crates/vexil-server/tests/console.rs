@@ -1,0 +1,553 @@
+//! The web console over HTTP, without a browser: sign-in and the session cookie, CSRF, escaping,
+//! and the seeds' flows through the console's forms (project, deployments, a flag with variants
+//! and an allocation, prerequisites and the refusals that name their blocking flags, QA,
+//! history, cohorts), each checked against the JSON API. The same flows run in headless
+//! Chromium in `crates/vexil/tests/console_browser.rs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[macro_use]
+mod common;
+
+use common::Server;
+use reqwest::redirect::Policy;
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+
+on_both_backends!(console_flows);
+
+/// A signed-in browser: the session cookie and the page's CSRF token.
+struct Browser<'s> {
+    srv: &'s Server,
+    http: Client,
+    cookie: String,
+    csrf: String,
+}
+
+/// An answer: status, `Location` (redirects are not followed), body.
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    html: String,
+}
+
+impl Page {
+    #[track_caller]
+    fn has(&self, needle: &str) -> &Page {
+        assert!(
+            self.html.contains(needle),
+            "expected {needle:?} in the page:\n{}",
+            self.html
+        );
+        self
+    }
+
+    #[track_caller]
+    fn lacks(&self, needle: &str) -> &Page {
+        assert!(
+            !self.html.contains(needle),
+            "did not expect {needle:?} in the page"
+        );
+        self
+    }
+
+    #[track_caller]
+    fn redirects_to(&self, prefix: &str) -> &Page {
+        assert_eq!(self.status, StatusCode::SEE_OTHER, "{}", self.html);
+        let to = self.location.as_deref().unwrap_or_default();
+        assert!(
+            to.starts_with(prefix),
+            "redirect to {to}, expected {prefix}…"
+        );
+        self
+    }
+}
+
+fn client() -> Client {
+    Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+async fn read(response: reqwest::Response) -> Page {
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    Page {
+        status,
+        location,
+        html: response.text().await.unwrap(),
+    }
+}
+
+impl<'s> Browser<'s> {
+    async fn sign_in(srv: &'s Server) -> Browser<'s> {
+        let http = client();
+        let r = http
+            .post(srv.url("/login"))
+            .form(&[("key", srv.admin.as_str()), ("next", "/projects")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/projects");
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attribute), "{set}");
+        }
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let mut b = Browser {
+            srv,
+            http,
+            cookie,
+            csrf: String::new(),
+        };
+        let page = b.get("/projects").await;
+        let at = page.html.find("name=\"_csrf\" value=\"").unwrap() + 20;
+        b.csrf = page.html[at..at + 64].to_owned();
+        b
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        let r = self
+            .http
+            .get(self.srv.url(path))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        read(r).await
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut all = vec![("_csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        let r = self
+            .http
+            .post(self.srv.url(path))
+            .header("Cookie", &self.cookie)
+            .form(&all)
+            .send()
+            .await
+            .unwrap();
+        read(r).await
+    }
+}
+
+async fn console_flows(srv: &Server) {
+    // Not signed in: pages send you to the sign-in form, a wrong key is refused.
+    let anonymous = client();
+    let r = read(anonymous.get(srv.url("/flags?q=x")).send().await.unwrap()).await;
+    r.redirects_to("/login?next=%2Fflags%3Fq%3Dx");
+    let r = read(
+        anonymous
+            .post(srv.url("/login"))
+            .form(&[("key", "vxm_wrong")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    r.has("class=\"error\"").has("form id=\"login\"");
+    let forged = anonymous
+        .get(srv.url("/flags"))
+        .header("Cookie", "vexil_session=key.99999999999999.00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        StatusCode::SEE_OTHER,
+        "a forged cookie is no session"
+    );
+
+    let b = Browser::sign_in(srv).await;
+    // Every POST needs the session's CSRF token.
+    let r = read(
+        b.http
+            .post(srv.url("/projects"))
+            .header("Cookie", &b.cookie)
+            .form(&[("name", "Sneaky"), ("_csrf", "0")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    srv.get("/api/v1/projects/sneaky").await.ok(404);
+
+    // Project and deployments, with escaping of what users type.
+    b.post(
+        "/projects",
+        &[
+            ("name", "Checkout <script>x</script>"),
+            ("description", "the shop"),
+        ],
+    )
+    .await
+    .redirects_to("/projects/checkout-script-x-script");
+    let project = "checkout-script-x-script";
+    let page = b.get(&format!("/projects/{project}")).await;
+    page.has("Checkout &lt;script&gt;")
+        .lacks("<script>x</script>");
+    b.post(
+        &format!("/projects/{project}/deployments"),
+        &[("label", "Production"), ("type", "server")],
+    )
+    .await
+    .redirects_to(&format!("/projects/{project}"));
+    b.post(
+        &format!("/projects/{project}/deployments"),
+        &[("label", "Web"), ("type", "client")],
+    )
+    .await
+    .redirects_to("/projects/");
+    let deployment = srv
+        .get(&format!(
+            "/api/v1/projects/{project}/deployments/production"
+        ))
+        .await
+        .ok(200);
+    let sdk_key = deployment.json["api_key"].as_str().unwrap().to_owned();
+    b.get(&format!("/projects/{project}"))
+        .await
+        .has(&format!("data-copy=\"{sdk_key}\""))
+        .has("tr data-deployment=\"web\"");
+
+    // Create a flag, then configure it.
+    b.post(
+        "/flags",
+        &[
+            ("project", project),
+            ("name", "New checkout"),
+            ("key", ""),
+            ("type", "release"),
+            ("evaluation_mode", "remote"),
+            ("bucketing_unit", "user_id"),
+        ],
+    )
+    .await
+    .redirects_to(&format!("/flags/new-checkout?project={project}"));
+    let flag_path = |key: &str| format!("/flags/{key}");
+    let version = |key: &'static str| async move { srv.version(key).await.to_string() };
+    let v = version("new-checkout").await;
+    b.post(
+        &format!("{}/settings", flag_path("new-checkout")),
+        &[
+            ("project", project),
+            ("version", &v),
+            ("name", "New checkout"),
+            ("description", "Checkout v2"),
+            ("tags", "checkout, q4"),
+            ("deployments", "production"),
+            ("deployments", "web"),
+            ("evaluation_mode", "remote"),
+            ("bucketing_unit", "user_id"),
+            ("bucketing_salt", "newsalt1"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/new-checkout");
+    let flag = srv.flag("new-checkout").await.json;
+    assert_eq!(
+        (flag["deployments"].clone(), flag["tags"].clone()),
+        (json!(["production", "web"]), json!(["checkout", "q4"]))
+    );
+    assert_eq!(flag["bucketing_salt"], "newsalt1");
+
+    // Variants: generated keys, JSON payloads, `off` refused with the reason.
+    let v = version("new-checkout").await;
+    b.post(
+        &format!("{}/variants", flag_path("new-checkout")),
+        &[
+            ("project", project),
+            ("version", &v),
+            ("name", "Treatment B"),
+            ("payload", "{\"layout\": \"b\"}"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/new-checkout");
+    let v = version("new-checkout").await;
+    b.post(
+        &format!("{}/variants", flag_path("new-checkout")),
+        &[("project", project), ("version", &v), ("name", "Off")],
+    )
+    .await
+    .has("is reserved");
+    b.post(
+        &format!("{}/variants", flag_path("new-checkout")),
+        &[
+            ("project", project),
+            ("version", &v),
+            ("name", "broken"),
+            ("payload", "{not json"),
+        ],
+    )
+    .await
+    .has("the payload must be JSON");
+    let flag = srv.flag("new-checkout").await.json;
+    assert_eq!(flag["variants"][1]["key"], "treatment-b");
+    assert_eq!(flag["variants"][1]["payload"], json!({"layout": "b"}));
+
+    // Allocation: a segment with two conditions at 50% with weights 1:4, AOU 0%, an inclusion.
+    let v = version("new-checkout").await;
+    b.post(
+        &format!("{}/allocation", flag_path("new-checkout")),
+        &[
+            ("project", project),
+            ("version", &v),
+            ("segments[0].name", "North America"),
+            ("segments[0].percentage", "50"),
+            ("segments[0].weights.on", "1"),
+            ("segments[0].weights.treatment-b", "4"),
+            ("segments[0].conditions[0].target", "user_field"),
+            ("segments[0].conditions[0].name", "country"),
+            ("segments[0].conditions[0].op", "is"),
+            ("segments[0].conditions[0].values", "US\nCA"),
+            ("segments[0].conditions[5].target", "user_property"),
+            ("segments[0].conditions[5].name", "plan"),
+            ("segments[0].conditions[5].op", "is"),
+            ("segments[0].conditions[5].values", "pro"),
+            ("aou.percentage", "0"),
+            ("aou.weights.on", "1"),
+            ("inclusions.treatment-b", "vip-1\nvip-2"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/new-checkout");
+    let flag = srv.flag("new-checkout").await.json;
+    assert_eq!(flag["segments"][0]["name"], "North America");
+    assert_eq!(
+        flag["segments"][0]["conditions"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        flag["segments"][0]["weights"],
+        json!({"on": 1, "treatment-b": 4})
+    );
+    assert_eq!(
+        flag["inclusions"]["treatment-b"]["ids"],
+        json!(["vip-1", "vip-2"])
+    );
+    let page = b
+        .get(&format!("/flags/new-checkout?project={project}"))
+        .await;
+    page.has("20%").has("80%");
+    let r = b
+        .post(
+            &format!("{}/allocation", flag_path("new-checkout")),
+            &[
+                ("project", project),
+                ("version", &v),
+                ("segments[0].name", "X"),
+                ("segments[0].percentage", "lots"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    r.has("segments[0].percentage must be a whole number");
+
+    // QA: an included user, a user outside the segment.
+    let qa = |user: &'static str, fields: &'static str| {
+        let b = &b;
+        async move {
+            b.post(
+                "/flags/new-checkout/qa",
+                &[
+                    ("project", project),
+                    ("user_id", user),
+                    ("fields", fields),
+                    ("user_properties", "{\"plan\": \"pro\"}"),
+                ],
+            )
+            .await
+        }
+    };
+    qa("vip-1", "")
+        .await
+        .has("<strong class=\"variant\">treatment-b</strong>")
+        .has("individual-inclusions");
+    qa("someone", "{\"country\": \"DE\"}")
+        .await
+        .has("<strong class=\"variant\">off</strong>")
+        .has("not matched");
+    b.post(
+        "/flags/new-checkout/qa",
+        &[("project", project), ("user_properties", "[1]")],
+    )
+    .await
+    .has("user properties must be a JSON object");
+
+    // Dependencies: a second flag depends on the first's `on`; the rules refuse, with links.
+    b.post(
+        "/flags",
+        &[
+            ("project", project),
+            ("name", "Express pay"),
+            ("type", "release"),
+            ("evaluation_mode", "remote"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/express-pay");
+    b.get(&format!("/flags/new-checkout?project={project}"))
+        .await
+        .has("<option value=\"express-pay\">");
+    let v = version("express-pay").await;
+    b.post(
+        "/flags/express-pay/prerequisites",
+        &[
+            ("project", project),
+            ("version", &v),
+            ("flag", "new-checkout"),
+        ],
+    )
+    .await
+    .has("choose the variants of new-checkout");
+    b.post(
+        "/flags/express-pay/prerequisites",
+        &[
+            ("project", project),
+            ("version", &v),
+            ("flag", "new-checkout"),
+            ("variants", "on"),
+            ("variants", "off"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/express-pay");
+    // A cycle is not offered: new-checkout can no longer depend on express-pay.
+    b.get(&format!("/flags/new-checkout?project={project}"))
+        .await
+        .lacks("<option value=\"express-pay\">")
+        .has("data-dependent=\"express-pay\"");
+    let v = version("express-pay").await;
+    let r = b
+        .post(
+            "/flags/express-pay/state/activate",
+            &[("project", project), ("version", &v)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    r.has(&format!(
+        "<a href=\"/flags/new-checkout?project={project}\">new-checkout</a>"
+    ));
+    let v = version("new-checkout").await;
+    b.post(
+        "/flags/new-checkout/state/activate",
+        &[("project", project), ("version", &v)],
+    )
+    .await
+    .redirects_to("/flags/new-checkout");
+    let v = version("express-pay").await;
+    b.post(
+        "/flags/express-pay/state/activate",
+        &[("project", project), ("version", &v)],
+    )
+    .await
+    .redirects_to("/flags/express-pay");
+    let v = version("new-checkout").await;
+    b.post(
+        "/flags/new-checkout/state/archive",
+        &[("project", project), ("version", &v)],
+    )
+    .await
+    .has("class=\"blocking\"")
+    .has("express-pay");
+
+    // The flags list: search and filters, with badges.
+    b.get("/flags?q=express")
+        .await
+        .has("tr data-flag=\"express-pay\"")
+        .lacks("tr data-flag=\"new-checkout\"");
+    b.get("/flags?state=active&type=release&evaluation_mode=remote")
+        .await
+        .has("state-active");
+
+    // History: versions with who and what, compare, restore.
+    let page = b
+        .get(&format!("/flags/new-checkout/history?project={project}"))
+        .await;
+    page.has("tr data-version=\"1\"")
+        .has("class=\"actor\">admin<");
+    b.get(&format!(
+        "/flags/new-checkout/compare?project={project}&from=1&to=3"
+    ))
+    .await
+    .has("data-path=\"bucketing_salt\"");
+    let v = version("new-checkout").await;
+    b.post(
+        "/flags/new-checkout/history/2/restore",
+        &[("project", project), ("version", &v)],
+    )
+    .await
+    .redirects_to("/flags/new-checkout");
+    let restored = srv.flag("new-checkout").await.json;
+    assert_eq!(
+        restored["variants"].as_array().unwrap().len(),
+        1,
+        "version 2 had only `on`"
+    );
+    assert_eq!(restored["bucketing_salt"], "newsalt1");
+
+    // Cohorts: upload, size, refused deletion while a flag uses it.
+    let cohorts = format!("/projects/{project}/cohorts");
+    b.post(
+        &cohorts,
+        &[
+            ("id", "beta"),
+            ("name", "Beta"),
+            ("group_type", "User"),
+            ("members", "user_id\nu1\nu2\nu3\n"),
+        ],
+    )
+    .await
+    .redirects_to(&cohorts);
+    b.get(&cohorts).await.has("<td class=\"size\">3</td>");
+    let v = version("express-pay").await;
+    b.post(
+        "/flags/express-pay/allocation",
+        &[
+            ("project", project),
+            ("version", &v),
+            ("segments[0].name", "Beta"),
+            ("segments[0].percentage", "100"),
+            ("segments[0].weights.on", "1"),
+            ("segments[0].conditions[0].target", "cohort"),
+            ("segments[0].conditions[0].op", "set contains any"),
+            ("segments[0].conditions[0].values", "beta"),
+            ("aou.percentage", "0"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/express-pay");
+    let cohort_version = srv
+        .get(&format!("/api/v1/projects/{project}/cohorts/beta"))
+        .await
+        .ok(200)
+        .etag()
+        .to_string();
+    let r = b
+        .post(
+            &format!("{cohorts}/beta/delete"),
+            &[("version", &cohort_version)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    r.has("express-pay");
+
+    // Exposures sent by an SDK show on the flag page.
+    srv.ingest(&sdk_key, json!([{"event_type": "$exposure", "user_id": "u1", "event_properties": {"flag_key": "new-checkout", "variant": "on"}}]))
+        .await
+        .ok(200);
+    b.get(&format!("/flags/new-checkout?project={project}"))
+        .await
+        .has("table id=\"exposures\"")
+        .has("1 (1)");
+
+    // Sign out ends the session.
+    let r = b.post("/logout", &[]).await;
+    r.redirects_to("/login");
+}
