@@ -184,9 +184,11 @@ pub(crate) fn panel(flag: &Flag, cohorts: &[Cohort], hidden: Markup, action: &st
                     label { (v.key) ": ids"
                         textarea name=(format!("inclusions.{}", v.key)) rows="2" placeholder="one id per line" { (inclusion.ids.join("\n")) }
                     }
-                    label { "cohorts"
-                        select name=(format!("inclusion_cohorts.{}", v.key)) multiple {
-                            @for c in cohorts { option value=(c.id) selected[inclusion.cohorts.contains(&c.id)] { (c.name) } }
+                    @if !cohorts.is_empty() {
+                        label { "cohorts"
+                            select name=(format!("inclusion_cohorts.{}", v.key)) multiple {
+                                @for c in cohorts { option value=(c.id) selected[inclusion.cohorts.contains(&c.id)] { (c.name) } }
+                            }
                         }
                     }
                 }
