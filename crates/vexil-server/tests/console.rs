@@ -63,6 +63,21 @@ impl Page {
     }
 }
 
+/// `GET /login`: the cookie that ties the form to this browser, and the form's token.
+async fn login_form(http: &Client, srv: &Server) -> (String, String) {
+    let r = http.get(srv.url("/login")).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = r.text().await.unwrap();
+    let at = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    (cookie, html[at..at + 64].to_owned())
+}
+
 fn client() -> Client {
     Client::builder().redirect(Policy::none()).build().unwrap()
 }
@@ -83,9 +98,15 @@ async fn read(response: reqwest::Response) -> Page {
 impl<'s> Browser<'s> {
     async fn sign_in(srv: &'s Server) -> Browser<'s> {
         let http = client();
+        let (login_cookie, token) = login_form(&http, srv).await;
         let r = http
             .post(srv.url("/login"))
-            .form(&[("key", srv.admin.as_str()), ("next", "/projects")])
+            .header("Cookie", &login_cookie)
+            .form(&[
+                ("key", srv.admin.as_str()),
+                ("next", "/projects"),
+                ("_csrf", &token),
+            ])
             .send()
             .await
             .unwrap();
@@ -139,17 +160,21 @@ async fn console_flows(srv: &Server) {
     let anonymous = client();
     let r = read(anonymous.get(srv.url("/flags?q=x")).send().await.unwrap()).await;
     r.redirects_to("/login?next=%2Fflags%3Fq%3Dx");
-    let r = read(
-        anonymous
-            .post(srv.url("/login"))
-            .form(&[("key", "vxm_wrong")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (login_cookie, token) = login_form(&anonymous, srv).await;
+    let wrong = anonymous
+        .post(srv.url("/login"))
+        .header("Cookie", &login_cookie)
+        .form(&[("key", "vxm_wrong"), ("_csrf", &token)]);
+    let r = read(wrong.send().await.unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     r.has("class=\"error\"").has("form id=\"login\"");
+    // A sign-in form posted from elsewhere (no token tied to this browser) is refused.
+    let forged = anonymous
+        .post(srv.url("/login"))
+        .form(&[("key", srv.admin.as_str())]);
+    let r = read(forged.send().await.unwrap()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.location.is_none());
     let forged = anonymous
         .get(srv.url("/flags"))
         .header("Cookie", "vexil_session=key.99999999999999.00")

@@ -99,6 +99,7 @@ pub(crate) async fn settings(
                 tags: Some(items(f.get("tags").unwrap_or_default())),
                 deployments: Some(f.all("deployments")),
                 evaluation_mode: super::flags::parse_mode(f.get("evaluation_mode")),
+                experiment_key: f.text("experiment_key"),
                 bucketing_unit: f.text("bucketing_unit"),
                 bucketing_salt: f.text("bucketing_salt"),
                 ..FlagPatch::default()

@@ -199,6 +199,10 @@ fn configure(data: &PageData, base: &str, hidden: &Markup) -> Markup {
                 label { "Name" input name="name" value=(f.name) required; }
                 label { "Description" textarea name="description" rows="2" { (f.description) } }
                 label { "Tags" input name="tags" value=(f.tags.join(", ")) placeholder="comma-separated"; }
+                @if f.kind == vexil_core::FlagType::Experiment {
+                    label { "Experiment key" input name="experiment_key" value=(f.experiment_key.as_deref().unwrap_or(&f.key));
+                        span.hint { "The key analyses and SDKs know the experiment by (" code { "experimentKey" } ")." } }
+                }
                 fieldset.deployments {
                     legend { "Deployments" }
                     @if data.deployments.is_empty() { p.hint { "The project has no deployment yet." } }

@@ -16,6 +16,8 @@ use super::{call, form, layout, ConsoleState, Fields};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "vexil_session";
+/// The cookie that ties the sign-in form to the browser that loaded it.
+const LOGIN_COOKIE: &str = "vexil_login";
 /// How long a session lasts.
 const TTL_MS: i64 = 12 * 3_600_000;
 
@@ -87,13 +89,17 @@ fn verify(console: &ConsoleState, value: &str) -> Option<String> {
     (same(&good, sig) && expires.parse::<i64>().ok()? > now_ms()).then(|| key_id.to_owned())
 }
 
-fn cookie_from(headers: &HeaderMap) -> Option<&str> {
+fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+fn cookie_from(headers: &HeaderMap) -> Option<&str> {
+    named_cookie(headers, COOKIE)
 }
 
 async fn session_of(parts: &Parts, console: &ConsoleState) -> Option<Session> {
@@ -150,7 +156,7 @@ fn next_path(next: Option<&str>) -> String {
     }
 }
 
-fn login_form(next: &str, error: Option<&str>) -> maud::Markup {
+fn login_form(next: &str, token: &str, error: Option<&str>) -> maud::Markup {
     layout::bare(
         "Sign in",
         html! {
@@ -159,6 +165,7 @@ fn login_form(next: &str, error: Option<&str>) -> maud::Markup {
                 @if let Some(e) = error { p.error role="alert" { (e) } }
                 form #login method="post" action="/login" {
                     input type="hidden" name="next" value=(next);
+                    input type="hidden" name="_csrf" value=(token);
                     label { "Management key"
                         input type="password" name="key" autocomplete="current-password" required autofocus;
                     }
@@ -171,9 +178,28 @@ fn login_form(next: &str, error: Option<&str>) -> maud::Markup {
     )
 }
 
+/// A sign-in form with its token, and the cookie the token is checked against: a form posted
+/// from another site has neither (login CSRF).
+fn login_response(
+    console: &ConsoleState,
+    status: StatusCode,
+    next: &str,
+    error: Option<&str>,
+) -> Response {
+    let nonce = vexil_core::keys::random_base62(24).unwrap_or_default();
+    let token = mac(&console.secret, &["login", &nonce]);
+    let mut response = super::html(status, login_form(next, &token, error));
+    let cookie =
+        format!("{LOGIN_COOKIE}={nonce}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
 /// `GET /login`.
 pub(crate) async fn login_page(
-    State(_console): State<ConsoleState>,
+    State(console): State<ConsoleState>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let next = query
@@ -184,7 +210,7 @@ pub(crate) async fn login_page(
                 .map(|(_, v)| v.into_owned())
         })
         .map_or_else(|| "/flags".to_owned(), |n| next_path(Some(&n)));
-    super::html(StatusCode::OK, login_form(&next, None))
+    login_response(&console, StatusCode::OK, &next, None)
 }
 
 /// `POST /login`: checks the key and sets the session cookie.
@@ -193,14 +219,23 @@ pub(crate) async fn login(State(console): State<ConsoleState>, request: Request)
         .headers()
         .get("x-forwarded-proto")
         .is_some_and(|p| p.as_bytes() == b"https");
+    let nonce = named_cookie(request.headers(), LOGIN_COOKIE).map(str::to_owned);
     let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
-        return super::html(
+        return login_response(
+            &console,
             StatusCode::BAD_REQUEST,
-            login_form("/flags", Some("bad form")),
+            "/flags",
+            Some("bad form"),
         );
     };
     let fields = Fields::parse(&body);
     let next = next_path(fields.get("next"));
+    let token = fields.get("_csrf").unwrap_or("");
+    let token_ok = nonce.is_some_and(|n| same(&mac(&console.secret, &["login", &n]), token));
+    if !token_ok {
+        let why = "The sign-in form expired or came from elsewhere; please sign in again.";
+        return login_response(&console, StatusCode::FORBIDDEN, &next, Some(why));
+    }
     let key = fields.text("key").unwrap_or_default();
     let services = console.services.clone();
     match call(move || services.keys.sign_in(&key)).await {
@@ -218,9 +253,11 @@ pub(crate) async fn login(State(console): State<ConsoleState>, request: Request)
             }
             response
         }
-        Err(err) => super::html(
+        Err(err) => login_response(
+            &console,
             StatusCode::UNAUTHORIZED,
-            login_form(&next, Some(&err.to_string())),
+            &next,
+            Some(&err.to_string()),
         ),
     }
 }
