@@ -15,28 +15,7 @@ use vexil_core::{Cohort, Condition, FieldError, Flag, Inclusion, Rollout, Segmen
 use super::form::{lines, Fields};
 
 /// Every operator the engine knows, as the condition builder offers them.
-pub(crate) const OPERATORS: &[&str] = &[
-    "is",
-    "is not",
-    "contains",
-    "does not contain",
-    "less",
-    "less or equal",
-    "greater",
-    "greater or equal",
-    "version less",
-    "version less or equal",
-    "version greater",
-    "version greater or equal",
-    "set is",
-    "set is not",
-    "set contains",
-    "set does not contain",
-    "set contains any",
-    "set does not contain any",
-    "regex match",
-    "regex does not match",
-];
+const OPERATORS: &[&str] = &vexil_eval::Op::ALL;
 
 /// What a condition can read, with the builder's labels.
 const TARGETS: &[(&str, &str)] = &[

@@ -12,7 +12,7 @@ use maud::{html, Markup};
 use vexil_core::service::{parse_members, CohortUpload, MemberFormat};
 
 use super::layout::{self, csrf, error_box, when};
-use super::{actor, call, form, html, see_other, ConsoleState, Session, St};
+use super::{call, form, html, see_other, submit, ConsoleState, Session, St};
 
 /// `GET /projects/{project}/cohorts`.
 pub(crate) async fn list(state: St, session: Session, Path(project): Path<String>) -> Response {
@@ -85,6 +85,23 @@ async fn render(
     html(status, layout::page(console, session, "Cohorts", body))
 }
 
+/// After a cohort change: the cohorts page, or the page again with the reason.
+async fn after<R>(
+    console: &ConsoleState,
+    session: &Session,
+    project: &str,
+    submitted: Result<(super::Fields, vexil_core::Result<R>), Response>,
+) -> Response {
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(_))) => see_other(&format!("/projects/{}/cohorts", form::encode(project))),
+        Ok((_, Err(e))) => {
+            let refused = Some((super::status_of(&e), error_box(&e, Some(project))));
+            render(console, session, project, refused).await
+        }
+    }
+}
+
 /// `POST /projects/{project}/cohorts`: creates a cohort, or replaces one with `replace`.
 pub(crate) async fn upload(
     state: St,
@@ -93,48 +110,28 @@ pub(crate) async fn upload(
     request: Request,
 ) -> Response {
     let console = state.0;
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let id = fields.text("id");
-    let upload = CohortUpload {
-        name: fields
-            .text("name")
-            .or_else(|| id.clone())
-            .unwrap_or_default(),
-        id,
-        description: String::new(),
-        group_type: fields
-            .text("group_type")
-            .unwrap_or_else(|| "User".to_owned()),
-    };
-    let members = fields
-        .get("members")
-        .unwrap_or_default()
-        .as_bytes()
-        .to_vec();
-    let replace = fields.get("replace") == Some("1");
-    let services = console.services.clone();
-    let who = actor(&session);
     let p = project.clone();
-    let result = call(move || {
-        let members = parse_members(&members, MemberFormat::Csv)?;
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        let id = f.text("id");
+        let upload = CohortUpload {
+            name: f.text("name").or_else(|| id.clone()).unwrap_or_default(),
+            id,
+            description: String::new(),
+            group_type: f.text("group_type").unwrap_or_else(|| "User".to_owned()),
+        };
+        let members = parse_members(
+            f.get("members").unwrap_or_default().as_bytes(),
+            MemberFormat::Csv,
+        )?;
         // Replacing names the version just read: the user asked to replace what is there.
-        let expected = match (&upload.id, replace) {
-            (Some(id), true) => services.cohorts.get(&p, id).ok().map(|c| c.version),
+        let expected = match (&upload.id, f.get("replace") == Some("1")) {
+            (Some(id), true) => s.cohorts.get(&p, id).ok().map(|c| c.version),
             _ => None,
         };
-        services.cohorts.upload(&who, &p, upload, members, expected)
+        s.cohorts.upload(who, &p, upload, members, expected)
     })
     .await;
-    match result {
-        Ok(_) => see_other(&format!("/projects/{}/cohorts", form::encode(&project))),
-        Err(e) => {
-            let refused = Some((super::status_of(&e), error_box(&e, Some(&project))));
-            render(&console, &session, &project, refused).await
-        }
-    }
+    after(&console, &session, &project, submitted).await
 }
 
 /// `POST /projects/{project}/cohorts/{cohort}/delete`.
@@ -145,18 +142,10 @@ pub(crate) async fn delete(
     request: Request,
 ) -> Response {
     let console = state.0;
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let services = console.services.clone();
-    let who = actor(&session);
-    let (p, v) = (project.clone(), fields.version());
-    match call(move || services.cohorts.delete(&who, &p, &cohort, v)).await {
-        Ok(()) => see_other(&format!("/projects/{}/cohorts", form::encode(&project))),
-        Err(e) => {
-            let refused = Some((super::status_of(&e), error_box(&e, Some(&project))));
-            render(&console, &session, &project, refused).await
-        }
-    }
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        s.cohorts.delete(who, &p, &cohort, f.version())
+    })
+    .await;
+    after(&console, &session, &project, submitted).await
 }

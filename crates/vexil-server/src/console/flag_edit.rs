@@ -11,9 +11,7 @@ use vexil_core::{Error, FieldError, Flag, Prerequisite, Variant};
 use super::flag_page::{render, Extra};
 use super::form::items;
 use super::layout::error_box;
-use super::{
-    actor, allocation, call, flag_href, form, see_other, ConsoleState, Fields, Session, St,
-};
+use super::{allocation, flag_href, form, see_other, submit, ConsoleState, Fields, Session, St};
 
 /// After a change: back to the page with a notice (and the service's warnings).
 fn saved(project: &str, key: &str, what: &str, warnings: &[String]) -> Response {
@@ -43,8 +41,8 @@ async fn refused(
     render(console, session, project, key, extra).await
 }
 
-/// Reads the form, runs `change` with the actor, the project, the key and the fields, and
-/// answers as above.
+/// Reads the form, runs `change` with the services, the actor, the project, the key and the
+/// fields, and answers as above.
 async fn change(
     console: ConsoleState,
     session: Session,
@@ -61,18 +59,34 @@ async fn change(
         + Send
         + 'static,
 ) -> Response {
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let project = fields.text("project");
-    let services = console.services.clone();
-    let who = actor(&session);
-    let (p, k) = (project.clone(), key.clone());
-    match call(move || change(&services, &who, p.as_deref(), &k, &fields)).await {
-        Ok(s) => saved(&s.value.project, &s.value.key, what, &s.warnings),
-        Err(e) => refused(&console, &session, project, &key, &e).await,
+    let k = key.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        change(s, who, f.text("project").as_deref(), &k, f)
+    })
+    .await;
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(s))) => saved(&s.value.project, &s.value.key, what, &s.warnings),
+        Ok((fields, Err(e))) => refused(&console, &session, fields.text("project"), &key, &e).await,
     }
+}
+
+/// Saves the flag's prerequisites after `edit` changed the list.
+fn edit_prerequisites(
+    s: &vexil_core::Services,
+    who: &vexil_core::Actor,
+    project: Option<&str>,
+    key: &str,
+    version: Option<i64>,
+    edit: impl FnOnce(&mut Vec<Prerequisite>),
+) -> vexil_core::Result<Saved<Flag>> {
+    let mut list = s.flags.get(project, key)?.prerequisites;
+    edit(&mut list);
+    let patch = FlagPatch {
+        prerequisites: Some(list),
+        ..FlagPatch::default()
+    };
+    s.flags.update(who, project, key, version, patch)
 }
 
 fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Error {
@@ -248,14 +262,10 @@ pub(crate) async fn add_prerequisite(
                 format!("choose the variants of {prerequisite} that let users through (Off included)"),
             ));
         }
-        let mut list = s.flags.get(project, key)?.prerequisites;
-        list.retain(|p| p.flag != prerequisite);
-        list.push(Prerequisite { flag: prerequisite, variants });
-        let patch = FlagPatch {
-            prerequisites: Some(list),
-            ..FlagPatch::default()
-        };
-        s.flags.update(who, project, key, f.version(), patch)
+        edit_prerequisites(s, who, project, key, f.version(), |list| {
+            list.retain(|p| p.flag != prerequisite);
+            list.push(Prerequisite { flag: prerequisite, variants });
+        })
     })
     .await
 }

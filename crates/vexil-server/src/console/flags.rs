@@ -12,7 +12,7 @@ use vexil_core::service::{FlagQuery, NewFlag};
 use vexil_core::{EvaluationMode, FlagState, FlagType, Project};
 
 use super::layout::{self, csrf, error_box, state_badge, when};
-use super::{actor, call, flag_href, html, see_other, ConsoleState, Fields, Session, St};
+use super::{call, flag_href, html, see_other, submit, ConsoleState, Fields, Session, St};
 
 pub(crate) fn parse_type(s: Option<&str>) -> Option<FlagType> {
     match s? {
@@ -193,38 +193,40 @@ fn create_dialog(
 /// `POST /flags`.
 pub(crate) async fn create(state: St, session: Session, request: Request) -> Response {
     let console = state.0;
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let project = fields.text("project").unwrap_or_default();
-    let req = NewFlag {
-        project: project.clone(),
-        name: fields.text("name").unwrap_or_default(),
-        key: fields.text("key"),
-        description: fields.text("description").unwrap_or_default(),
-        kind: parse_type(fields.get("type")).unwrap_or(FlagType::Release),
-        experiment_key: None,
-        evaluation_mode: parse_mode(fields.get("evaluation_mode"))
-            .unwrap_or(EvaluationMode::Remote),
-        bucketing_unit: fields
-            .text("bucketing_unit")
-            .unwrap_or_else(|| "user_id".to_owned()),
-        bucketing_salt: None,
-        tags: Vec::new(),
-        deployments: Vec::new(),
-        variants: None,
-        segments: Vec::new(),
-        all_other_users: None,
-        inclusions: Default::default(),
-        prerequisites: Vec::new(),
-    };
-    let services = console.services.clone();
-    let who = actor(&session);
-    match call(move || services.flags.create(&who, req)).await {
-        Ok(saved) => see_other(&flag_href(&saved.value.project, &saved.value.key)),
-        Err(e) => {
-            let refused = (super::status_of(&e), error_box(&e, Some(&project)), fields);
+    let submitted = submit(&console, &session, request, |s, who, f| {
+        let req = NewFlag {
+            project: f.text("project").unwrap_or_default(),
+            name: f.text("name").unwrap_or_default(),
+            key: f.text("key"),
+            description: f.text("description").unwrap_or_default(),
+            kind: parse_type(f.get("type")).unwrap_or(FlagType::Release),
+            experiment_key: None,
+            evaluation_mode: parse_mode(f.get("evaluation_mode")).unwrap_or(EvaluationMode::Remote),
+            bucketing_unit: f
+                .text("bucketing_unit")
+                .unwrap_or_else(|| "user_id".to_owned()),
+            bucketing_salt: None,
+            tags: Vec::new(),
+            deployments: Vec::new(),
+            variants: None,
+            segments: Vec::new(),
+            all_other_users: None,
+            inclusions: Default::default(),
+            prerequisites: Vec::new(),
+        };
+        s.flags.create(who, req)
+    })
+    .await;
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(saved))) => see_other(&flag_href(&saved.value.project, &saved.value.key)),
+        Ok((fields, Err(e))) => {
+            let project = fields.text("project");
+            let refused = (
+                super::status_of(&e),
+                error_box(&e, project.as_deref()),
+                fields,
+            );
             render(&console, &session, &Fields::default(), Some(refused)).await
         }
     }

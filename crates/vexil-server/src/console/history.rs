@@ -10,7 +10,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::layout::{self, csrf, error_box, when};
-use super::{actor, call, flag_href, form, html, see_other, Fields, Session, St};
+use super::{call, flag_href, form, html, see_other, submit, Fields, Session, St};
 
 /// How many versions the page lists.
 const PAGE: u32 = 200;
@@ -161,21 +161,18 @@ pub(crate) async fn restore(
     request: Request,
 ) -> Response {
     let console = state.0;
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
+    let k = key.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        s.flags
+            .restore(who, f.text("project").as_deref(), &k, f.version(), version)
+    })
+    .await;
+    let (fields, result) = match submitted {
+        Ok(x) => x,
+        Err(refusal) => return refusal,
     };
     let project = fields.text("project");
-    let services = console.services.clone();
-    let who = actor(&session);
-    let (p, k, expected) = (project.clone(), key.clone(), fields.version());
-    match call(move || {
-        services
-            .flags
-            .restore(&who, p.as_deref(), &k, expected, version)
-    })
-    .await
-    {
+    match result {
         Ok(s) => see_other(&format!(
             "{}&notice={}",
             flag_href(&s.value.project, &s.value.key),

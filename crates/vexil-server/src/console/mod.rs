@@ -205,6 +205,23 @@ pub(crate) async fn form(
     Ok(fields)
 }
 
+/// Reads a form (checking its CSRF token) and makes one service call with it on the blocking
+/// pool; `Err` is the refusal to answer as is (a bad token). The call's own error is for the
+/// handler, which re-renders its page with the reason.
+pub(crate) async fn submit<R: Send + 'static>(
+    console: &ConsoleState,
+    session: &Session,
+    request: Request,
+    f: impl FnOnce(&Services, &Actor, &Fields) -> vexil_core::Result<R> + Send + 'static,
+) -> Result<(Fields, vexil_core::Result<R>), Response> {
+    let fields = form(console, session, request).await?;
+    let services = console.services.clone();
+    let who = actor(session);
+    let input = fields.clone();
+    let result = call(move || f(&services, &who, &input)).await;
+    Ok((fields, result))
+}
+
 /// `?project=` for links to a flag, when the project is known.
 pub(crate) fn flag_href(project: &str, key: &str) -> String {
     format!(

@@ -13,7 +13,7 @@ use vexil_core::service::{DeploymentPatch, NewDeployment, NewProject};
 use vexil_core::{DeploymentType, Project};
 
 use super::layout::{self, csrf, error_box};
-use super::{actor, call, form, html, see_other, ConsoleState, Session, St};
+use super::{call, form, html, see_other, submit, ConsoleState, Session, St};
 
 /// `GET /projects`.
 pub(crate) async fn list(state: St, session: Session) -> Response {
@@ -63,20 +63,19 @@ async fn render_list(console: &ConsoleState, session: &Session, error: Option<Ma
 /// `POST /projects`.
 pub(crate) async fn create(state: St, session: Session, request: Request) -> Response {
     let console = state.0;
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let req = NewProject {
-        name: fields.text("name").unwrap_or_default(),
-        key: fields.text("key"),
-        description: fields.text("description").unwrap_or_default(),
-    };
-    let services = console.services.clone();
-    let who = actor(&session);
-    match call(move || services.projects.create(&who, req)).await {
-        Ok(p) => see_other(&format!("/projects/{}", form::encode(&p.key))),
-        Err(e) => render_list(&console, &session, Some(error_box(&e, None))).await,
+    let submitted = submit(&console, &session, request, |s, who, f| {
+        let req = NewProject {
+            name: f.text("name").unwrap_or_default(),
+            key: f.text("key"),
+            description: f.text("description").unwrap_or_default(),
+        };
+        s.projects.create(who, req)
+    })
+    .await;
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(p))) => see_other(&format!("/projects/{}", form::encode(&p.key))),
+        Ok((_, Err(e))) => render_list(&console, &session, Some(error_box(&e, None))).await,
     }
 }
 
@@ -177,6 +176,23 @@ fn credentials(project: &Project) -> Markup {
     }
 }
 
+/// After a deployment change: the project page, or the page again with the reason.
+async fn after(
+    console: &ConsoleState,
+    session: &Session,
+    project: &str,
+    submitted: Result<(super::Fields, vexil_core::Result<vexil_core::Deployment>), Response>,
+) -> Response {
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(_))) => see_other(&format!("/projects/{}", form::encode(project))),
+        Ok((_, Err(e))) => {
+            let refused = Some((super::status_of(&e), error_box(&e, Some(project))));
+            render(console, session, project, refused).await
+        }
+    }
+}
+
 /// `POST /projects/{project}/deployments`.
 pub(crate) async fn create_deployment(
     state: St,
@@ -185,29 +201,21 @@ pub(crate) async fn create_deployment(
     request: Request,
 ) -> Response {
     let console = state.0;
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let kind = match fields.get("type") {
-        Some("client") => DeploymentType::Client,
-        _ => DeploymentType::Server,
-    };
-    let req = NewDeployment {
-        label: fields.text("label").unwrap_or_default(),
-        key: fields.text("key"),
-        kind,
-    };
-    let services = console.services.clone();
-    let who = actor(&session);
     let p = project.clone();
-    match call(move || services.deployments.create(&who, &p, req)).await {
-        Ok(_) => see_other(&format!("/projects/{}", form::encode(&project))),
-        Err(e) => {
-            let refused = Some((super::status_of(&e), error_box(&e, Some(&project))));
-            render(&console, &session, &project, refused).await
-        }
-    }
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        let kind = match f.get("type") {
+            Some("client") => DeploymentType::Client,
+            _ => DeploymentType::Server,
+        };
+        let req = NewDeployment {
+            label: f.text("label").unwrap_or_default(),
+            key: f.text("key"),
+            kind,
+        };
+        s.deployments.create(who, &p, req)
+    })
+    .await;
+    after(&console, &session, &project, submitted).await
 }
 
 /// `POST /projects/{project}/deployments/{deployment}/archive`: archives or unarchives.
@@ -218,22 +226,15 @@ pub(crate) async fn archive_deployment(
     request: Request,
 ) -> Response {
     let console = state.0;
-    let fields = match super::form(&console, &session, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let patch = DeploymentPatch {
-        archived: Some(fields.get("archived") != Some("false")),
-        ..DeploymentPatch::default()
-    };
-    let services = console.services.clone();
-    let who = actor(&session);
-    let (p, d, v) = (project.clone(), deployment, fields.version());
-    match call(move || services.deployments.update(&who, &p, &d, v, patch)).await {
-        Ok(_) => see_other(&format!("/projects/{}", form::encode(&project))),
-        Err(e) => {
-            let refused = Some((super::status_of(&e), error_box(&e, Some(&project))));
-            render(&console, &session, &project, refused).await
-        }
-    }
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        let patch = DeploymentPatch {
+            archived: Some(f.get("archived") != Some("false")),
+            ..DeploymentPatch::default()
+        };
+        s.deployments
+            .update(who, &p, &deployment, f.version(), patch)
+    })
+    .await;
+    after(&console, &session, &project, submitted).await
 }
