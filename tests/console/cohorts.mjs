@@ -71,19 +71,23 @@ export async function steps(runner, state) {
   });
 
   await runner.step('cohort-condition', ['cohort-upload', 'sign-in'], async () => {
-    const key = await createFlag(page, { project: state.project, name: 'Beta program' });
+    // Local: cohorts are synced to local SDKs, and a local flag gives the prerequisite checks a
+    // local candidate.
+    const key = await createFlag(page, { project: state.project, name: 'Beta program', mode: 'local' });
     state.flags.beta = key;
     const path = flagPath(state, key);
     const form = 'section#allocation form#allocation';
-    await at(page, path);
-    if ((await page.locator(`${form} #segments .segment`).count()) === 0) {
+    const segments = page.locator(`${form} #segments .segment`);
+    for (let i = await segments.count(); i < 2; i++) {
       await (await need(page, `${form} button#add-segment`, 'the add-segment button')).click();
+      await segments.nth(i).waitFor();
     }
-    const segment = page.locator(`${form} #segments .segment`).first();
-    await segment.waitFor();
-    if ((await segment.locator('.condition').count()) === 0) await segment.locator('button.add-condition').first().click();
-    await segment.locator('.condition').first().waitFor();
-    const c = 'segments[0].conditions[0]';
+    for (const i of [0, 1]) {
+      const segment = segments.nth(i);
+      if ((await segment.locator('.condition').count()) === 0) await segment.locator('button.add-condition').first().click();
+      await segment.locator('.condition').first().waitFor();
+    }
+    const [c, g] = ['segments[0].conditions[0]', 'segments[1].conditions[0]'];
     await fill(page, form, {
       'segments[0].name': 'Beta testers',
       'segments[0].percentage': 100,
@@ -91,21 +95,33 @@ export async function steps(runner, state) {
       [`${c}.target`]: 'cohort',
       [`${c}.op`]: 'set contains any',
       [`${c}.values`]: 'beta-testers',
+      'segments[1].name': 'Acme',
+      'segments[1].percentage': 100,
+      'segments[1].weights.on': 1,
+      [`${g}.target`]: 'group_name',
+      [`${g}.group_type`]: 'company',
+      [`${g}.op`]: 'is',
+      [`${g}.values`]: 'acme',
       'aou.percentage': 0,
     });
     await submit(page, form, {
       button:
         ':is(button[type=submit], button:not([type]), input[type=submit]):not(#add-segment, .remove-segment, .add-condition, .remove-condition)',
     });
-    await noError(page, 'saving a cohort condition');
+    await noError(page, 'saving a cohort condition and a group condition');
     await at(page, path);
     eq('cohort', await fieldValue(page, form, `${c}.target`), 'the saved condition target');
     eq('beta-testers', (await fieldValue(page, form, `${c}.values`)).trim(), 'the saved cohort id');
-    // QA adds the cohorts holding the user, as remote evaluation does.
+    eq(['group_name', 'company'], [await fieldValue(page, form, `${g}.target`), await fieldValue(page, form, `${g}.group_type`)], 'the saved group condition');
+    // QA adds the cohorts holding the user, as remote evaluation does; groups come from the
+    // groups field.
     let r = await qa(page, path, { user_id: 'qa-beta-2' });
     eq('on', r.variant, 'QA of a member of beta-testers');
     r = await qa(page, path, { user_id: 'not-a-beta-user' });
     eq('off', r.variant, 'QA of a user outside beta-testers');
+    r = await qa(page, path, { user_id: 'someone-at-acme', groups: { company: ['acme'] } });
+    eq('on', r.variant, 'QA of a user whose company group is acme');
+    ok(r.explanation.includes('Acme'), `QA of a user of acme: the explanation must name the segment Acme: ${r.explanation}`);
   });
 
   await runner.step('cohort-delete', ['cohort-condition'], async () => {

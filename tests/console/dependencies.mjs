@@ -93,8 +93,12 @@ export async function steps(runner, state) {
     ok(!offered.includes(promo), `${where(page)}: a flag of another project (${promo}) is offered (${JSON.stringify(offered)})`);
     await at(page, path(local));
     offered = await eligible(page);
-    const remote = [main, dependent, state.flags.beta].filter((k) => k && offered.includes(k));
+    const remote = [main, dependent].filter((k) => offered.includes(k));
     eq([], remote, `${where(page)}: remote flags offered to a local flag`);
+    // beta-program (cohorts step) is local: a local flag may depend on it.
+    if (state.flags.beta) {
+      ok(offered.includes(state.flags.beta), `${where(page)}: the local flag ${state.flags.beta} must be offered to a local flag (offered: ${JSON.stringify(offered)})`);
+    }
   });
 
   await runner.step('add-prerequisite', ['eligible-prerequisites'], async () => {
@@ -170,6 +174,14 @@ export async function steps(runner, state) {
     ok(refusal.includes(dependent) || refusal.includes('Express shipping'), `the refusal must name the dependent: ${JSON.stringify(refusal)}`);
     await at(page, path(main));
     await need(page, 'section#variants tr[data-variant="on"]', 'the variant whose deletion was refused');
+    // Nor can its key change.
+    const edit = 'section#variants tr[data-variant="on"] form.edit-variant';
+    await fill(page, edit, { key: 'on-renamed' });
+    await submit(page, edit);
+    const renamed = await errorText(page, 'changing the key of a variant a dependent relies on is refused');
+    ok(renamed.includes(dependent) || renamed.includes('Express shipping'), `the refusal must name the dependent: ${JSON.stringify(renamed)}`);
+    await at(page, path(main));
+    await need(page, 'section#variants tr[data-variant="on"]', 'the variant whose key change was refused');
   });
 
   await runner.step('qa-prerequisites', ['activation', 'allocation'], async () => {
@@ -208,7 +220,7 @@ export async function steps(runner, state) {
     });
     ok(served, `Production does not serve ${main} with its segments`);
     const seen = new Set();
-    const users = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => ({
+    const users = [1, 2, 3, 4, 5, 6].map((i) => ({
       user_id: `u-us-${i}`,
       user_properties: { country: i % 2 ? 'US' : 'CA', plan: 'pro' },
     }));

@@ -263,28 +263,33 @@ export async function fieldValue(page, form, name) {
  */
 export async function submit(page, form, { watch, button, csrf = true } = {}) {
   const el = await need(page, form, 'the form to submit');
-  const method = ((await el.getAttribute('method')) ?? 'get').toLowerCase();
-  if (method === 'post' && csrf) {
-    const csrf = await el.evaluate((f) => f.querySelector('input[type=hidden][name=_csrf]')?.value ?? null);
-    ok(csrf, `${where(page)}: \`${form}\` is a POST form without a hidden \`_csrf\` input with a value`);
+  const submitter = button ?? 'button[type=submit], button:not([type]), input[type=submit]';
+  // One round trip: what the form is, and a mark on this document (gone once a new page loads).
+  const info = await el.evaluate(
+    (f, [submitter, watch]) => {
+      document.documentElement.dataset.vxStale = '1';
+      window.__vxChanged = false;
+      const target = watch && document.querySelector(watch);
+      if (target) {
+        new MutationObserver(() => {
+          window.__vxChanged = true;
+        }).observe(target, { subtree: true, childList: true, characterData: true, attributes: true });
+      }
+      return {
+        post: (f.getAttribute('method') ?? 'get').toLowerCase() === 'post',
+        csrf: f.querySelector('input[type=hidden][name=_csrf]')?.value ?? null,
+        button: f.querySelector(submitter) !== null,
+      };
+    },
+    [submitter, watch ?? null],
+  );
+  if (info.post && csrf) {
+    ok(info.csrf, `${where(page)}: \`${form}\` is a POST form without a hidden \`_csrf\` input with a value`);
   }
-  const submitter = el
-    .locator(button ?? 'button[type=submit], button:not([type]), input[type=submit]')
-    .first();
-  ok((await submitter.count()) > 0, `${where(page)}: \`${form}\` has no submit button`);
-  await page.evaluate((w) => {
-    document.documentElement.dataset.vxStale = '1';
-    window.__vxChanged = false;
-    const target = w && document.querySelector(w);
-    if (target) {
-      new MutationObserver(() => {
-        window.__vxChanged = true;
-      }).observe(target, { subtree: true, childList: true, characterData: true, attributes: true });
-    }
-  }, watch ?? null);
+  ok(info.button, `${where(page)}: \`${form}\` has no submit button`);
   const from = where(page);
   const started = performance.now();
-  await submitter.click();
+  await el.locator(submitter).first().click();
   try {
     await page.waitForFunction(
       () => document.documentElement.dataset.vxStale !== '1' || window.__vxChanged === true,

@@ -84,7 +84,7 @@ export async function steps(runner, state) {
       { key: s.promo, project: state.otherProject, name: 'Promo banner', state: 'inactive', type: 'experiment', mode: 'remote', tags: [] },
       { key: s.old, project: p, name: 'Old promo', state: 'archived', type: 'release', mode: 'remote', tags: [] },
     ];
-    if (s.beta) known.push({ key: s.beta, project: p, name: 'Beta program', state: 'inactive', type: 'release', mode: 'remote', tags: [] });
+    if (s.beta) known.push({ key: s.beta, project: p, name: 'Beta program', state: 'inactive', type: 'release', mode: 'local', tags: [] });
     const search = (q) => (f) => f.name.toLowerCase().includes(q.toLowerCase()) || f.key.includes(q.toLowerCase());
     const live = (f) => f.state !== 'archived';
     const cases = [
