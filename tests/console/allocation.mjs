@@ -75,14 +75,14 @@ async function shares(page, names, want) {
   ok(close, `${where(page)}: shares of ${names.join(', ')}: expected ${JSON.stringify(want)} %, got ${JSON.stringify(got)}`);
 }
 
-/** Makes segment `i` have exactly `n` conditions with the add/remove buttons. */
+/** Makes segment `i` have exactly `n` conditions with the add/remove buttons (removing the first). */
 async function conditions(page, i, n) {
   const segment = page.locator(`${FORM} #segments .segment`).nth(i);
   for (let guard = 0; guard < 10; guard++) {
     const have = await segment.locator('.condition').count();
     if (have === n) return;
     if (have < n) await segment.locator('button.add-condition').first().click();
-    else await segment.locator('.condition').last().locator('button.remove-condition').first().click();
+    else await segment.locator('.condition').first().locator('button.remove-condition').first().click();
     await page.waitForFunction(
       ([sel, i, have]) => document.querySelectorAll(sel)[i]?.querySelectorAll('.condition').length !== have,
       [`${FORM} #segments .segment`, i, have],
@@ -91,22 +91,46 @@ async function conditions(page, i, n) {
   fail(`${where(page)}: segment ${i} does not get to ${n} conditions with button.add-condition / button.remove-condition`);
 }
 
-/** Makes #segments hold exactly `n` segments with button#add-segment / button.remove-segment. */
+/**
+ * Makes #segments hold exactly `n` segments with button#add-segment / button.remove-segment
+ * (removing the first, so that the names left need not start at 0).
+ */
 async function segments(page, n) {
   const sel = `${FORM} #segments .segment`;
   for (let guard = 0; guard < 10; guard++) {
     const have = await page.locator(sel).count();
     if (have === n) return;
     if (have < n) await (await need(page, `${FORM} button#add-segment`, 'the add-segment button')).click();
-    else await page.locator(sel).last().locator('button.remove-segment').first().click();
+    else await page.locator(sel).first().locator('button.remove-segment').first().click();
     await page.waitForFunction(([sel, have]) => document.querySelectorAll(sel).length !== have, [sel, have]);
   }
   fail(`${where(page)}: #segments does not get to ${n} segments`);
 }
 
-/** Fills condition j of segment i. */
-async function condition(page, i, j, { target, name, groupType, op, values }) {
-  const prefix = `segments[${i}].conditions[${j}]`;
+/**
+ * The name prefixes of the segments on the page and of their conditions, as the page numbers
+ * them: [{segment: 'segments[1]', conditions: ['segments[1].conditions[2]', ...]}].
+ */
+async function layout(page) {
+  return page.locator(`${FORM} #segments .segment`).evaluateAll((segments) =>
+    segments.map((s) => ({
+      segment: s.querySelector('input[name$=".name"]:not(.condition *)')?.name.replace(/\.name$/, '') ?? null,
+      conditions: [...s.querySelectorAll('.condition')].map(
+        (c) => c.querySelector('select[name$=".target"]')?.name.replace(/\.target$/, '') ?? null,
+      ),
+    })),
+  );
+}
+
+/** Every named field of `form`: name -> value (checked for checkboxes). */
+async function values(page, form) {
+  return page.locator(form).evaluate((f) =>
+    Object.fromEntries([...f.elements].filter((e) => e.name).map((e) => [e.name, e.type === 'checkbox' ? e.checked : e.value])),
+  );
+}
+
+/** Fills the condition whose fields are named `prefix.…`. */
+async function condition(page, prefix, { target, name, groupType, op, values }) {
   const fields = { [`${prefix}.target`]: target, [`${prefix}.op`]: op, [`${prefix}.values`]: values.join('\n') };
   if (name !== undefined) fields[`${prefix}.name`] = name;
   if (groupType !== undefined) fields[`${prefix}.group_type`] = groupType;
@@ -196,51 +220,55 @@ export async function steps(runner, state) {
       await conditions(page, i, s.conditions.length + 1);
       await conditions(page, i, s.conditions.length);
     }
-    const first = 'segments[0].conditions[0]';
+    const first = (await layout(page))[0].conditions[0];
     eq(TARGETS, (await options(page, `${FORM} select[name="${first}.target"]`)).filter((t) => t), 'the condition target options');
     const ops = await options(page, `${FORM} select[name="${first}.op"]`);
     const missing = OPERATORS.filter((o) => !ops.includes(o));
     ok(missing.length === 0, `${where(page)}: the op select lacks ${JSON.stringify(missing)} (options: ${JSON.stringify(ops)})`);
 
+    let shape = await layout(page);
     for (const [i, s] of p.segments.entries()) {
-      await fill(page, FORM, { [`segments[${i}].name`]: s.name, [`segments[${i}].percentage`]: s.percentage });
-      for (const [j, c] of s.conditions.entries()) await condition(page, i, j, c);
-      for (const [v, w] of Object.entries(s.weights)) await setField(page, FORM, `segments[${i}].weights.${v}`, w);
-      await shares(page, names.map((v) => `segments[${i}].weights.${v}`), s.shares);
+      const { segment, conditions: cs } = shape[i];
+      ok(segment && cs.every((c) => c), `${where(page)}: segment ${i} has no \`segments[i].name\` or a condition without \`….target\` (${JSON.stringify(shape)})`);
+      await fill(page, FORM, { [`${segment}.name`]: s.name, [`${segment}.percentage`]: s.percentage });
+      for (const [j, c] of s.conditions.entries()) await condition(page, cs[j], c);
+      await fill(page, FORM, Object.fromEntries(Object.entries(s.weights).map(([v, w]) => [`${segment}.weights.${v}`, w])));
+      await shares(page, names.map((v) => `${segment}.weights.${v}`), s.shares);
     }
-    await setField(page, FORM, 'aou.percentage', p.aou.percentage);
-    for (const [v, w] of Object.entries(p.aou.weights)) await setField(page, FORM, `aou.weights.${v}`, w);
+    await fill(page, FORM, {
+      'aou.percentage': p.aou.percentage,
+      ...Object.fromEntries(Object.entries(p.aou.weights).map(([v, w]) => [`aou.weights.${v}`, w])),
+      ...Object.fromEntries(Object.entries(p.inclusions).map(([v, ids]) => [`inclusions.${v}`, ids.join('\n')])),
+    });
     await shares(page, names.map((v) => `aou.weights.${v}`), p.aou.shares);
-    for (const [v, ids] of Object.entries(p.inclusions)) await setField(page, FORM, `inclusions.${v}`, ids.join('\n'));
     await submit(page, FORM, { button: SAVE });
     await noError(page, 'saving the allocation');
 
-    // Everything reads back after a reload, shares included.
+    // Everything reads back after a reload, in order, shares included.
     await at(page, path);
-    eq(p.segments.length, await page.locator(`${FORM} #segments .segment`).count(), 'saved segments');
+    shape = await layout(page);
+    eq(p.segments.length, shape.length, 'saved segments');
+    const saved = await values(page, FORM);
+    const lines = (v) => (v ?? '').split('\n').map((l) => l.trim()).filter((l) => l);
     for (const [i, s] of p.segments.entries()) {
-      eq(s.name, await fieldValue(page, FORM, `segments[${i}].name`), `segment ${i} name`);
-      eq(String(s.percentage), await fieldValue(page, FORM, `segments[${i}].percentage`), `segment ${i} percentage`);
+      const { segment, conditions: cs } = shape[i];
+      eq([s.name, String(s.percentage)], [saved[`${segment}.name`], saved[`${segment}.percentage`]], `segment ${i} name and percentage`);
+      eq(s.conditions.length, cs.length, `segment ${i} conditions`);
       for (const [j, c] of s.conditions.entries()) {
-        const c_ = `segments[${i}].conditions[${j}]`;
         const got = {
-          target: await fieldValue(page, FORM, `${c_}.target`),
-          name: await fieldValue(page, FORM, `${c_}.name`),
-          op: await fieldValue(page, FORM, `${c_}.op`),
-          values: (await fieldValue(page, FORM, `${c_}.values`)).split('\n').map((l) => l.trim()).filter((l) => l),
+          target: saved[`${cs[j]}.target`],
+          name: saved[`${cs[j]}.name`],
+          op: saved[`${cs[j]}.op`],
+          values: lines(saved[`${cs[j]}.values`]),
         };
         eq(c, got, `segment ${i} condition ${j}`);
       }
-      for (const [v, w] of Object.entries(s.weights)) {
-        eq(w, number(await fieldValue(page, FORM, `segments[${i}].weights.${v}`)), `segment ${i} weight ${v}`);
-      }
-      await shares(page, names.map((v) => `segments[${i}].weights.${v}`), s.shares);
+      const weights = Object.fromEntries(Object.keys(s.weights).map((v) => [v, number(saved[`${segment}.weights.${v}`])]));
+      eq(s.weights, weights, `segment ${i} weights`);
+      await shares(page, names.map((v) => `${segment}.weights.${v}`), s.shares);
     }
-    eq('0', await fieldValue(page, FORM, 'aou.percentage'), 'All Other Users percentage');
-    for (const [v, ids] of Object.entries(p.inclusions)) {
-      const got = (await fieldValue(page, FORM, `inclusions.${v}`)).split('\n').map((l) => l.trim()).filter((l) => l);
-      eq(ids, got, `inclusions of ${v}`);
-    }
+    eq('0', saved['aou.percentage'], 'All Other Users percentage');
+    for (const [v, ids] of Object.entries(p.inclusions)) eq(ids, lines(saved[`inclusions.${v}`]), `inclusions of ${v}`);
   });
 
   await runner.step('qa', ['allocation'], async () => {

@@ -1,7 +1,7 @@
 // Exposures: `$exposure` events sent to /2/httpapi as SDKs send them (with the Production key)
 // show up in the flag's exposures table, a column per variant, per day and in total.
 
-import { at, eq, flagPath, need, number, ok, where } from './lib.mjs';
+import { eq, flagPath, need, number, ok, visit, where } from './lib.mjs';
 import * as sdk from './sdk.mjs';
 
 /** table#exposures as {header: [...], days: [[...]], total: [...]} of cell texts. */
@@ -36,7 +36,8 @@ export async function steps(runner, state) {
     const answer = await sdk.exposures(state.fx.base, state.deployments.server.sdkKey, events);
     eq(events.length, answer.events_ingested, '/2/httpapi events_ingested');
 
-    await at(page, flagPath(state, main));
+    // A fresh load: the page may already show this flag from before the events were sent.
+    await visit(page, flagPath(state, main));
     const t = await table(page);
     ok(t.total, `${where(page)}: \`table#exposures\` has no \`tr.total\` (rows: ${JSON.stringify(t)})`);
     const column = (variant, name) => {

@@ -21,6 +21,7 @@ import {
   text,
   type,
   until,
+  visit,
   where,
 } from './lib.mjs';
 
@@ -202,6 +203,30 @@ export async function steps(runner, state) {
     await noError(page, 'deleting variant temp');
     await at(page, path);
     await absent(page, `section${VARIANTS} tr[data-variant="${temp}"]`, 'the deleted variant');
+  });
+
+  await runner.step('stale-edit', ['settings'], async () => {
+    // Two tabs on the same flag: the second saves a form read before the first saved, and must
+    // not overwrite the first's change (the forms carry the version they were read at).
+    const path = flagPath(state, state.flags.main);
+    const form = 'section#configure form#settings';
+    const other = await page.context().newPage();
+    runner.watch(other);
+    try {
+      await at(other, path);
+      await at(page, path);
+      await fill(page, form, { description: 'One-page checkout, for everyone' });
+      await submit(page, form);
+      await noError(page, 'saving the settings');
+      await fill(other, form, { description: 'A stale description' });
+      await submit(other, form);
+      const error = await errorText(other, 'saving a form read before another save is refused');
+      ok(/version|chang|conflict|reload/i.test(error), `the refusal of a stale save must say the flag changed: ${JSON.stringify(error)}`);
+      await visit(page, path);
+      eq('One-page checkout, for everyone', await fieldValue(page, form, 'description'), 'the description after the stale save');
+    } finally {
+      await other.close();
+    }
   });
 
   await runner.step('variant-json', ['variants'], async () => {

@@ -165,7 +165,8 @@ export function scratch() {
 
 /**
  * Makes sure `page` shows `path`: a page reached by redirect after a form (`/flags/x?project=p&
- * notice=…`) is a fresh GET of the same page, so it is not loaded again.
+ * notice=…`) is a fresh GET of the same page, so it is not loaded again. Only for changes made
+ * in this page: after a change made elsewhere (the SDK API, another tab) use `visit`.
  */
 export async function at(page, path) {
   const want = new URL(path, page.url() === 'about:blank' ? 'http://x' : page.url());
