@@ -575,4 +575,8 @@ async fn console_flows(srv: &Server) {
     // Sign out ends the session.
     let r = b.post("/logout", &[]).await;
     r.redirects_to("/login");
+    b.get("/flags").await.redirects_to("/login");
+    // Another sign-in is a session of its own, unaffected.
+    let again = Browser::sign_in(srv).await;
+    assert_eq!(again.get("/flags").await.status, StatusCode::OK);
 }

@@ -136,11 +136,26 @@ impl KeyService {
         live(row).map(|(row, actor)| (row.id, actor))
     }
 
-    /// The actor of key `id`, while it exists and is not revoked.
-    pub fn actor_by_id(&self, id: &str) -> Result<Actor> {
-        let row = self
-            .core
-            .read(|tx| Ok(tx.list_api_keys()?.into_iter().find(|k| k.id == id)))?;
+    /// Ends a console session for good (signing out): `session` is its random id.
+    pub fn end_session(&self, session: &str) -> Result<()> {
+        let name = format!("ended_session:{session}");
+        self.core.write(|tx| {
+            tx.insert_setting(&name, &now_ms().to_string())?;
+            Ok(())
+        })
+    }
+
+    /// The actor of a console session of key `id`, unless the key was revoked or the session
+    /// ended.
+    pub fn session_actor(&self, id: &str, session: &str) -> Result<Actor> {
+        let name = format!("ended_session:{session}");
+        let (row, ended) = self.core.read(|tx| {
+            let row = tx.list_api_keys()?.into_iter().find(|k| k.id == id);
+            Ok((row, tx.get_setting(&name)?.is_some()))
+        })?;
+        if ended {
+            return Err(Error::Unauthorized("this session has ended".into()));
+        }
         live(row).map(|(_, actor)| actor)
     }
 }

@@ -101,16 +101,21 @@ document.addEventListener("change", (event) => {
   }
 });
 
-// JSON fields are checked before they are sent (the server checks again).
+// JSON fields are checked before they are sent (the server checks again): the reason shows
+// under the field.
 document.addEventListener("submit", (event) => {
   for (const field of event.target.querySelectorAll("textarea[data-json]")) {
-    field.setCustomValidity("");
+    field.parentElement.querySelector(".error")?.remove();
     if (field.value.trim() === "") continue;
     try {
       JSON.parse(field.value);
     } catch (e) {
-      field.setCustomValidity(`Not valid JSON: ${e.message}`);
-      field.reportValidity();
+      const error = document.createElement("p");
+      error.className = "error";
+      error.setAttribute("role", "alert");
+      error.textContent = `The payload must be JSON: ${e.message}`;
+      field.insertAdjacentElement("afterend", error);
+      field.focus();
       event.preventDefault();
     }
   }

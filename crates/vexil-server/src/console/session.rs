@@ -25,6 +25,8 @@ const TTL_MS: i64 = 12 * 3_600_000;
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     pub actor: Actor,
+    /// The random id of this sign-in.
+    id: String,
     /// The cookie value; the CSRF token is derived from it.
     cookie: String,
 }
@@ -72,21 +74,24 @@ impl Session {
     }
 }
 
-/// `key_id.expires.signature`.
-fn cookie_value(console: &ConsoleState, key_id: &str, expires: i64) -> String {
+/// `key_id.session.expires.signature`, where `session` is random and names this sign-in (so
+/// that signing out ends it alone).
+fn cookie_value(console: &ConsoleState, key_id: &str, session: &str, expires: i64) -> String {
     let expires = expires.to_string();
-    let sig = mac(&console.secret, &["session", key_id, &expires]);
-    format!("{key_id}.{expires}.{sig}")
+    let sig = mac(&console.secret, &["session", key_id, session, &expires]);
+    format!("{key_id}.{session}.{expires}.{sig}")
 }
 
-/// The key id of a valid, unexpired cookie value.
-fn verify(console: &ConsoleState, value: &str) -> Option<String> {
-    let mut parts = value.rsplitn(3, '.');
+/// The key id and session id of a valid, unexpired cookie value.
+fn verify(console: &ConsoleState, value: &str) -> Option<(String, String)> {
+    let mut parts = value.rsplitn(4, '.');
     let sig = parts.next()?;
     let expires = parts.next()?;
+    let session = parts.next()?;
     let key_id = parts.next()?;
-    let good = mac(&console.secret, &["session", key_id, expires]);
-    (same(&good, sig) && expires.parse::<i64>().ok()? > now_ms()).then(|| key_id.to_owned())
+    let good = mac(&console.secret, &["session", key_id, session, expires]);
+    (same(&good, sig) && expires.parse::<i64>().ok()? > now_ms())
+        .then(|| (key_id.to_owned(), session.to_owned()))
 }
 
 fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -104,13 +109,15 @@ fn cookie_from(headers: &HeaderMap) -> Option<&str> {
 
 async fn session_of(parts: &Parts, console: &ConsoleState) -> Option<Session> {
     let value = cookie_from(&parts.headers)?.to_owned();
-    let key_id = verify(console, &value)?;
+    let (key_id, id) = verify(console, &value)?;
     let services = console.services.clone();
-    let actor = call(move || services.keys.actor_by_id(&key_id))
+    let session = id.clone();
+    let actor = call(move || services.keys.session_actor(&key_id, &session))
         .await
         .ok()?;
     Some(Session {
         actor,
+        id,
         cookie: value,
     })
 }
@@ -241,7 +248,8 @@ pub(crate) async fn login(State(console): State<ConsoleState>, request: Request)
     match call(move || services.keys.sign_in(&key)).await {
         Ok((id, _)) => {
             let expires = now_ms() + TTL_MS;
-            let value = cookie_value(&console, &id, expires);
+            let session = vexil_core::keys::random_base62(22).unwrap_or_default();
+            let value = cookie_value(&console, &id, &session, expires);
             let cookie = format!(
                 "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
                 TTL_MS / 1000,
@@ -270,6 +278,12 @@ pub(crate) async fn logout(
 ) -> Response {
     if let Err(refused) = super::form(&console, &session, request).await {
         return refused;
+    }
+    // Ended server-side too: the cookie no longer signs in, wherever a copy of it is.
+    let services = console.services.clone();
+    let id = session.id.clone();
+    if let Err(err) = call(move || services.keys.end_session(&id)).await {
+        return layout::message_page(super::status_of(&err), "Not signed out", &err.to_string());
     }
     let mut response = Redirect::to("/login").into_response();
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
@@ -300,9 +314,12 @@ mod tests {
     #[test]
     fn cookies_verify_only_unaltered_and_unexpired() {
         let c = console();
-        let good = cookie_value(&c, "key1", now_ms() + 1000);
-        assert_eq!(verify(&c, &good).as_deref(), Some("key1"));
-        let expired = cookie_value(&c, "key1", now_ms() - 1);
+        let good = cookie_value(&c, "key1", "s1", now_ms() + 1000);
+        assert_eq!(
+            verify(&c, &good),
+            Some(("key1".to_owned(), "s1".to_owned()))
+        );
+        let expired = cookie_value(&c, "key1", "s1", now_ms() - 1);
         assert_eq!(verify(&c, &expired), None);
         let forged = good.replacen("key1", "key2", 1);
         assert_eq!(verify(&c, &forged), None);
