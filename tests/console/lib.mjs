@@ -84,12 +84,6 @@ export class Runner {
     mkdirSync(artifacts, { recursive: true });
   }
 
-  /** Records something that is not in the console's contract but deserves a look. */
-  note(message) {
-    this.notes = [...(this.notes ?? []), message];
-    console.log(`note ${message}`);
-  }
-
   /** The page to capture when a step fails (the latest registered). */
   watch(page) {
     this.pages.push(page);
@@ -147,10 +141,6 @@ export class Runner {
       console.log('\nFailures:');
       for (const f of failed) console.log(`- ${f.name}: ${f.message}`);
       console.log(`\nScreenshots and HTML of failed steps: ${this.artifacts}`);
-    }
-    if (this.notes?.length) {
-      console.log('\nNotes (beyond the contract, not failures):');
-      for (const n of this.notes) console.log(`- ${n}`);
     }
     const passed = this.results.length - failed.length;
     console.log(`console: ${passed} passed, ${failed.length} failed`);
