@@ -46,7 +46,7 @@ export const OPERATORS = [
 
 export const TARGETS = ['user_field', 'user_property', 'cohort', 'group_name', 'group_property', 'group_cohort'];
 
-const FORM = 'section#allocation form#allocation';
+const FORM = 'section#allocation form#allocation-form';
 /** The save button: a submit button that is not one of the editing buttons. */
 const SAVE =
   ':is(button[type=submit], button:not([type]), input[type=submit]):not(#add-segment, .remove-segment, .add-condition, .remove-condition)';
@@ -175,10 +175,10 @@ export async function qa(page, path, user) {
   // The answer of a QA run holds the form again: the next user is tested from there.
   const key = new URL(path, 'http://x').pathname;
   const here = new URL(page.url()).pathname;
-  if (!(here === key || here === `${key}/qa`) || (await page.locator('section#qa form#qa').count()) === 0) {
+  if (!(here === key || here === `${key}/qa`) || (await page.locator('section#qa form#qa-form').count()) === 0) {
     await at(page, path);
   }
-  const form = 'section#qa form#qa';
+  const form = 'section#qa form#qa-form';
   await need(page, form, 'the QA form');
   await fill(page, form, {
     user_id: user.user_id ?? '',

@@ -76,7 +76,7 @@ export async function steps(runner, state) {
     const key = await createFlag(page, { project: state.project, name: 'Beta program', mode: 'local' });
     state.flags.beta = key;
     const path = flagPath(state, key);
-    const form = 'section#allocation form#allocation';
+    const form = 'section#allocation form#allocation-form';
     const segments = page.locator(`${form} #segments .segment`);
     for (let i = await segments.count(); i < 2; i++) {
       await (await need(page, `${form} button#add-segment`, 'the add-segment button')).click();

@@ -73,7 +73,7 @@ export async function steps(runner, state) {
     await submit(page, 'section#configure form#settings');
     await noError(page, 'saving the settings of express-ship');
     await at(page, path(state.flags.dependent));
-    const form = 'section#allocation form#allocation';
+    const form = 'section#allocation form#allocation-form';
     await fill(page, form, { 'aou.percentage': 100, 'aou.weights.on': 1 });
     await submit(page, form, {
       button:

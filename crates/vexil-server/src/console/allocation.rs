@@ -135,7 +135,7 @@ fn segment_block(flag: &Flag, index: &str, segment: Option<&Segment>) -> Markup 
 /// The panel, with its form.
 pub(crate) fn panel(flag: &Flag, cohorts: &[Cohort], hidden: Markup, action: &str) -> Markup {
     html! {
-        form #allocation method="post" action=(action) {
+        form #allocation-form method="post" action=(action) {
             (hidden)
             input type="hidden" name="version" value=(flag.version);
             h3 { "Rule-based user segments" }

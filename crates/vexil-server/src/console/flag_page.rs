@@ -4,10 +4,10 @@
 //! Hooks: `h1`, a state `.badge`, `form#activate|#deactivate|#archive|#unarchive`;
 //! `section#configure` with `form#settings` and `details#advanced`; `section#variants` rows
 //! `tr[data-variant]` with `form.edit-variant`, `form.delete-variant`, and `form#new-variant`;
-//! `section#allocation` (see `allocation.rs`); `section#dependencies` with
+//! `section#allocation` with `form#allocation-form` (see `allocation.rs`); `section#dependencies` with
 //! `#prerequisites li[data-prerequisite]`, `form.remove-prerequisite`, `form#add-prerequisite`
 //! (`select[name=flag]`, `fieldset[data-for]` of `input[name=variants]`), `#dependents li`;
-//! `section#qa` with `form#qa` and `#qa-result`; `section#exposures` with `table#exposures`;
+//! `section#qa` with `form#qa-form` and `#qa-result`; `section#exposures` with `table#exposures`;
 //! `a#history-link`.
 
 use axum::extract::{Path, RawQuery, Request};
@@ -364,7 +364,7 @@ fn qa_section(
             h2 { "Test a user" }
             p.hint { "See which variant this flag and its prerequisites give a user, and why. "
                 "An inactive flag is tested as it will serve once activated." }
-            form #qa method="post" action=(format!("{base}/qa")) {
+            form #qa-form method="post" action=(format!("{base}/qa")) {
                 (hidden)
                 label { "User id" input name="user_id" value=(value("user_id")); }
                 label { "Device id" input name="device_id" value=(value("device_id")); }
