@@ -92,3 +92,50 @@ pub fn start(db: &Path, extra: &[&str]) -> Server {
         }
     }
 }
+
+/// A folder of the repository, from its root (`tests/console`).
+pub fn repo_dir(relative: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
+    root.join(relative)
+}
+
+/// Why a Node test in `dir` cannot run here: no `node`, or no `node_modules` (`npm ci`).
+pub fn missing_node(dir: &Path) -> Option<String> {
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        _ => return Some("node is not installed".to_owned()),
+    }
+    (!dir.join("node_modules").is_dir())
+        .then(|| format!("{} has no node_modules (run `npm ci` there)", dir.display()))
+}
+
+/// Says a suite is skipped, and why; under `CI=true` a skip is a failure instead.
+pub fn skip(suite: &str, reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true needs {suite}: {reason}"
+    );
+    println!("skipped: {reason}");
+}
+
+/// Waits for `child` until `deadline`, then kills it; `None` when it was killed.
+pub fn wait_until(
+    child: &mut Child,
+    deadline: std::time::Instant,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
