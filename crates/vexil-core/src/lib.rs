@@ -9,6 +9,7 @@ pub mod compile;
 pub mod diff;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod model;
 pub mod rules;
 pub mod sdk;

@@ -1,19 +1,30 @@
 //! Field validation of a flag document on its own (rules that involve other flags, deployments
 //! or cohorts live in [`crate::rules`] and the services). Every error names the field by its
-//! JSON path so the API and the console can show it next to the input.
+//! JSON path so the API and the console can show it next to the input. The model's limits
+//! ([`crate::limits`]) are checked first, by counting alone, so an oversized document is
+//! refused before any of its values is parsed or compiled.
 
 use std::collections::HashSet;
 
-use vexil_eval::{full_match_regex, is_version, Op};
+use vexil_eval::{is_version, Op};
 
 use crate::error::FieldError;
 use crate::keys::is_url_safe_key;
+use crate::limits::{
+    is_regex, json_bytes, Violations, CONDITIONS_PER_SEGMENT, CONFIG_BYTES, REGEXES_PER_FLAG,
+    SEGMENTS_PER_FLAG, VALUES_PER_CONDITION, VARIANTS_PER_FLAG,
+};
 use crate::model::{Condition, Flag, Rollout, Target, OFF, RESERVED_SEGMENT_NAMES, USER_FIELDS};
 
 /// Normalizes what has a canonical form (an empty variant value becomes the key) and returns
-/// every field error of `flag`, in document order.
+/// every field error of `flag`, in document order. A document past the model's limits gets only
+/// those errors: they are checked first, and the other rules would read all of it.
 pub fn validate_flag(flag: &mut Flag) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    if !check_limits(flag, &mut errors) {
+        return errors;
+    }
+    let label = label(flag);
     let e = &mut errors;
     if !is_url_safe_key(&flag.key) {
         e.push(FieldError::new(
@@ -47,7 +58,7 @@ pub fn validate_flag(flag: &mut Flag) -> Vec<FieldError> {
                 ));
             }
             for (j, condition) in segment.conditions.iter().enumerate() {
-                check_condition(e, &format!("{at}.conditions[{j}]"), condition);
+                check_condition(e, &label, &format!("{at}.conditions[{j}]"), condition);
             }
             check_rollout(e, &at, &segment.rollout(), flag);
         }
@@ -56,6 +67,56 @@ pub fn validate_flag(flag: &mut Flag) -> Vec<FieldError> {
     }
     check_prerequisites(e, flag);
     errors
+}
+
+/// How limit violations name the flag: `flag "checkout-v2"`.
+fn label(flag: &Flag) -> String {
+    format!("flag {:?}", flag.key)
+}
+
+/// Checks the document against the model's limits by counting, and returns whether it is
+/// within all of them. An imported flag's targeting is its config, whose limits the import
+/// checks when the config is set; here only its size is.
+fn check_limits(flag: &Flag, errors: &mut Vec<FieldError>) -> bool {
+    let mut v = Violations::new(errors, "", label(flag));
+    let bytes = match &flag.imported_config {
+        Some(config) => config.json().len(),
+        None => json_bytes(flag),
+    };
+    let mut within = v.count(&CONFIG_BYTES, "", bytes);
+    if flag.imported_config.is_some() {
+        return within;
+    }
+    within &= v.count(&VARIANTS_PER_FLAG, "variants", flag.variants.len());
+    within &= v.count(&SEGMENTS_PER_FLAG, "segments", flag.segments.len());
+    let mut regexes = 0;
+    for (i, segment) in flag.segments.iter().enumerate() {
+        let at = format!("segments[{i}].conditions");
+        within &= v.count(&CONDITIONS_PER_SEGMENT, &at, segment.conditions.len());
+        for (j, condition) in segment.conditions.iter().enumerate() {
+            let field = format!("{at}[{j}].values");
+            within &= v.count(&VALUES_PER_CONDITION, &field, condition.values.len());
+            if is_regex(&condition.op) {
+                regexes += condition.values.len();
+            }
+        }
+    }
+    within &= v.count(&REGEXES_PER_FLAG, "segments", regexes);
+    // An inclusion compiles to one condition on the ids and one on the cohorts.
+    for (variant, inclusion) in &flag.inclusions {
+        let at = format!("inclusions.{variant}");
+        within &= v.count(
+            &VALUES_PER_CONDITION,
+            &format!("{at}.ids"),
+            inclusion.ids.len(),
+        );
+        within &= v.count(
+            &VALUES_PER_CONDITION,
+            &format!("{at}.cohorts"),
+            inclusion.cohorts.len(),
+        );
+    }
+    within
 }
 
 fn check_text(e: &mut Vec<FieldError>, field: &str, value: &str, max: usize, required: bool) {
@@ -179,7 +240,7 @@ fn check_variants(e: &mut Vec<FieldError>, flag: &mut Flag) {
     }
 }
 
-fn check_condition(e: &mut Vec<FieldError>, at: &str, condition: &Condition) {
+fn check_condition(e: &mut Vec<FieldError>, label: &str, at: &str, condition: &Condition) {
     let op = Op::parse(&condition.op);
     if op == Op::Unknown {
         e.push(FieldError::new(
@@ -241,7 +302,10 @@ fn check_condition(e: &mut Vec<FieldError>, at: &str, condition: &Condition) {
         let field = format!("{at}.values[{k}]");
         match op {
             Op::RegexMatch | Op::RegexDoesNotMatch => {
-                if let Err(err) = full_match_regex(value) {
+                // The pattern's length and compiled size are limits; a pattern that does not
+                // parse is refused here, where a person can fix it.
+                let invalid = Violations::new(e, "", label).regex(&field, value);
+                if let Some(err) = invalid {
                     e.push(FieldError::new(
                         field,
                         "invalid_regex",

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use rustc_hash::FxHashSet;
 
 use crate::coerce::{coerce_string, coerce_string_list, string_list};
@@ -164,12 +164,67 @@ pub(crate) struct Condition {
 /// A regex that did not compile, reported by [`Condition::new`] as a warning.
 pub(crate) struct BadRegex {
     pub pattern: String,
-    pub error: regex::Error,
+    pub error: RegexError,
 }
 
-/// The anchored form the engine compiles: the whole prop must match (spec §4.8).
-pub fn full_match_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!(r"\A(?:{pattern})\z"))
+/// The longest pattern [`full_match_regex`] parses, in bytes. Real targeting patterns (emails,
+/// versions, user agents, id prefixes) are tens of bytes; 4 KiB leaves room for long literal
+/// alternations while keeping the parse, and the program it compiles to, small. A longer
+/// pattern is refused before it is parsed.
+pub const MAX_REGEX_PATTERN_BYTES: usize = 4 * 1024;
+
+/// The most heap one compiled regex program may take (`RegexBuilder::size_limit`). 1 MiB holds
+/// `\w{20}` (Unicode classes are large) or a 4 KiB literal several times over; the crate's
+/// default of 10 MiB let one imported pattern cost hundreds of megabytes once it was compiled
+/// into every deployment's snapshot. Compilation stops as soon as the limit is passed, so a
+/// refused pattern is also cheap to refuse.
+pub const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
+
+/// The most memory the lazy DFA of one compiled regex may cache per thread
+/// (`RegexBuilder::dfa_size_limit`). Half the crate's default: patterns within the limits above
+/// rarely need more, and one that does only falls back to a slower matcher, never fails.
+pub const REGEX_DFA_SIZE_LIMIT: usize = 1024 * 1024;
+
+/// Why [`full_match_regex`] did not compile a pattern.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegexError {
+    /// The pattern is longer than [`MAX_REGEX_PATTERN_BYTES`]; it was not parsed.
+    #[error("the pattern is {len} bytes long, at most {max}")]
+    TooLong {
+        /// The pattern's length in bytes.
+        len: usize,
+        /// [`MAX_REGEX_PATTERN_BYTES`].
+        max: usize,
+    },
+    /// The compiled program would take more than [`REGEX_SIZE_LIMIT`] bytes.
+    #[error("the compiled pattern would take more than {max} bytes")]
+    TooLarge {
+        /// The limit that was passed.
+        max: usize,
+    },
+    /// The pattern is not valid in Rust's regex dialect (look-around and back-references, say).
+    #[error(transparent)]
+    Invalid(regex::Error),
+}
+
+/// The anchored form the engine compiles: the whole prop must match (spec §4.8). Patterns are
+/// held to [`MAX_REGEX_PATTERN_BYTES`], [`REGEX_SIZE_LIMIT`] and [`REGEX_DFA_SIZE_LIMIT`], so
+/// that no config, however it was made, can make a compiled flag set large.
+pub fn full_match_regex(pattern: &str) -> Result<Regex, RegexError> {
+    if pattern.len() > MAX_REGEX_PATTERN_BYTES {
+        return Err(RegexError::TooLong {
+            len: pattern.len(),
+            max: MAX_REGEX_PATTERN_BYTES,
+        });
+    }
+    RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|err| match err {
+            regex::Error::CompiledTooBig(max) => RegexError::TooLarge { max },
+            other => RegexError::Invalid(other),
+        })
 }
 
 impl Condition {
@@ -562,5 +617,39 @@ mod tests {
         let (_, bad) = Condition::new(Op::RegexMatch, vec!["ok".into(), "(?<=x)y".into()]);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].pattern, "(?<=x)y");
+    }
+
+    #[test]
+    fn regexes_are_held_to_the_limits() {
+        let at_limit = "a".repeat(MAX_REGEX_PATTERN_BYTES);
+        let over = "a".repeat(MAX_REGEX_PATTERN_BYTES + 1);
+        // (pattern, what full_match_regex gives: "ok", "too long", "too large" or "invalid")
+        let cases: [(&str, &str); 6] = [
+            (&at_limit, "ok"),
+            (&over, "too long"),
+            (r"\w{10}", "ok"),
+            (r"\w{1000}", "too large"),
+            (r"(?:a{100}){1000}", "too large"),
+            ("(?<=x)y", "invalid"),
+        ];
+        for (pattern, expected) in cases {
+            let got = match full_match_regex(pattern) {
+                Ok(_) => "ok",
+                Err(RegexError::TooLong { len, max }) => {
+                    assert_eq!((len, max), (pattern.len(), MAX_REGEX_PATTERN_BYTES));
+                    "too long"
+                }
+                Err(RegexError::TooLarge { max }) => {
+                    assert_eq!(max, REGEX_SIZE_LIMIT);
+                    "too large"
+                }
+                Err(RegexError::Invalid(_)) => "invalid",
+            };
+            assert_eq!(got, expected, "{}", &pattern[..pattern.len().min(40)]);
+        }
+        // A pattern over a limit compiles to nothing: a warning, and the condition never matches.
+        let (condition, bad) = Condition::new(Op::RegexMatch, vec![over.clone()]);
+        assert_eq!(bad.len(), 1);
+        assert!(!condition.matches(Some(&Value::from(over.as_str()))));
     }
 }

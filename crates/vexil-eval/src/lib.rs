@@ -33,7 +33,10 @@ mod results;
 mod value;
 
 pub use compile::{CompileError, CycleError, FlagSet, Plan, Warning};
-pub use condition::{full_match_regex, Op};
+pub use condition::{
+    full_match_regex, Op, RegexError, MAX_REGEX_PATTERN_BYTES, REGEX_DFA_SIZE_LIMIT,
+    REGEX_SIZE_LIMIT,
+};
 pub use context::Context;
 pub use engine::{evaluate, evaluate_plan, explain};
 pub use explain::{

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 on_both_backends!(
     cohorts_upload_replace_use_and_delete,
-    import_amplitude_configs
+    import_amplitude_configs,
+    import_over_the_model_limits
 );
 
 /// The members of a cohort, sorted.
@@ -624,4 +625,96 @@ async fn import_amplitude_configs(srv: &Server) {
         keys(&listed["items"]),
         ["imp-beta", "imp-checkout", "imp-infra", "native"]
     );
+}
+
+/// Every flag of project `lim`: key, version and imported config.
+async fn lim_flags(srv: &Server) -> Vec<(String, i64, Value)> {
+    let listed = srv.get("/api/v1/flags?project=lim").await.ok(200).json;
+    let mut out = Vec::new();
+    for key in keys(&listed["items"]) {
+        let f = srv.flag(&key).await;
+        let config = f.json["imported_config"].clone();
+        out.push((key, f.etag(), config));
+    }
+    out
+}
+
+/// Imports past the model's limits (`vexil_core::limits`) answer 422 with the limit's code and
+/// a message naming the flag and the JSON path, and store nothing: the project's flags, managed
+/// and imported, stay as they were.
+async fn import_over_the_model_limits(srv: &Server) {
+    srv.create_project("Lim").await;
+    srv.create_deployment("lim", "Production", "server").await;
+    srv.flag_in("lim", "managed", json!({})).await;
+    let raw = configs(&["c-beta"]);
+    let body = json!({"deployment": "production", "flags": raw});
+    srv.post("/api/v1/projects/lim/import", &body).await.ok(200);
+    let before = lim_flags(srv).await;
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    // A changed config for a stored flag, and a new flag with one value too many: neither is
+    // stored.
+    let mut changed = raw.clone();
+    changed[0]["metadata"]["flagVersion"] = json!(13);
+    let ids: Vec<String> = (0..20_001).map(|i| format!("user-{i}")).collect();
+    let oversized = json!({"key": "checkout-v2", "variants": {"on": {"key": "on"}, "off": {"key": "off"}},
+        "segments": [{"variant": "off"},
+                     {"variant": "on", "conditions": [[{"selector": ["context", "user", "user_id"], "op": "is", "values": ids}]]}]});
+    changed.as_array_mut().unwrap().push(oversized);
+    let r = srv
+        .post(
+            "/api/v1/projects/lim/import",
+            &json!({"deployment": "production", "flags": changed}),
+        )
+        .await;
+    r.err(
+        422,
+        "too_many_values",
+        Some("flags[3].segments[1].conditions[0][0].values"),
+    );
+    assert_eq!(
+        r.message(),
+        "flags[3] (checkout-v2): segments[1].conditions[0][0].values: 20001 values, at most 20000"
+    );
+    assert_eq!(lim_flags(srv).await, before, "nothing changed");
+
+    // A 4 MB regex is refused by the config's size, before the config is parsed.
+    let pattern = "a".repeat(4 << 20);
+    let huge = json!([{"key": "big-regex", "variants": {"on": {"key": "on"}},
+        "segments": [{"variant": "on", "conditions": [[{"selector": ["context", "user", "user_id"], "op": "regex match", "values": [pattern]}]]}]}]);
+    let size = huge[0].to_string().len();
+    let r = srv
+        .post(
+            "/api/v1/projects/lim/import",
+            &json!({"deployment": "production", "flags": huge}),
+        )
+        .await;
+    r.err(422, "config_too_large", Some("flags[0]"));
+    assert_eq!(
+        r.message(),
+        format!("flags[0] (big-regex): {size} bytes, at most 1048576")
+    );
+
+    // A long pattern within a config of allowed size is refused before it is compiled.
+    let long = json!([{"key": "long-regex", "variants": {"on": {"key": "on"}},
+        "segments": [{"variant": "on", "conditions": [[{"selector": ["context", "user", "user_id"], "op": "regex match", "values": ["ok", "a".repeat(4097)]}]]}]}]);
+    let r = srv
+        .post(
+            "/api/v1/projects/lim/import",
+            &json!({"deployment": "production", "flags": long}),
+        )
+        .await;
+    r.err(
+        422,
+        "regex_too_long",
+        Some("flags[0].segments[0].conditions[0][0].values[1]"),
+    );
+    assert!(
+        r.message().starts_with(
+            "flags[0] (long-regex): segments[0].conditions[0][0].values[1]: 4097 bytes"
+        ),
+        "{}",
+        r.text
+    );
+    assert_eq!(lim_flags(srv).await, before, "nothing changed");
 }

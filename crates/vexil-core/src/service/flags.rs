@@ -118,9 +118,11 @@ pub struct FlagQuery {
     pub archived: Option<bool>,
     /// Case-insensitive text search on name and key.
     pub q: Option<String>,
-    /// Rows to skip.
+    /// Rows to skip (default 0).
+    #[param(minimum = 0, maximum = 9223372036854775807_u64)]
     pub offset: Option<u64>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -212,6 +214,7 @@ impl FlagService {
         let project = f.project.clone();
         let saved = self.core.write(|tx| {
             super::projects::lock(tx, &project)?;
+            crate::limits::check_flag_count(tx, &project, 1)?;
             check_and_normalize(tx, None, &mut f)?;
             let row = flag_row(&f)?;
             tx.insert_flag(&row).map_err(|e| match e {

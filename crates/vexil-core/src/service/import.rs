@@ -2,6 +2,11 @@
 //! engine format) and its cohorts (`{cohortId, groupType, memberIds, ...}`). Each config
 //! becomes one flag attached to a deployment and served exactly as given; re-importing the same
 //! files changes nothing. The whole import is one transaction.
+//!
+//! Every config is held to the model's limits ([`crate::limits`]) before anything is stored:
+//! the number of configs and each config's size as soon as the file is split into configs,
+//! each config's counts and regex patterns after it is parsed and before it is compiled, and
+//! the project's flag count at the start of the transaction. A refused import stores nothing.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +21,7 @@ use super::flags::{load, write_version};
 use super::{now_ms, record, Actor, Core, Role};
 use crate::error::{Error, FieldError, Result};
 use crate::keys::{is_url_safe_key, salt};
+use crate::limits::{check_config, Violations, CONFIG_BYTES, FLAGS_PER_PROJECT};
 use crate::model::{
     Cohort, EvaluationMode, Flag, FlagState, FlagType, ImportedConfig, Prerequisite, Rollout,
     Variant, OFF, USER_FIELDS,
@@ -75,6 +81,7 @@ impl ImportService {
         let report = self.core.write(|tx| {
             super::projects::lock(tx, project)?;
             let deployment = super::deployments::find(tx, project, deployment)?.key;
+            check_flag_count(tx, project, &configs)?;
             let mut report = ImportReport::default();
             import_cohorts(tx, actor, project, &cohorts, &mut report)?;
             for (key, raw, config) in &configs {
@@ -98,7 +105,9 @@ impl ImportService {
 
 /// Parses and validates the configs, in dependency order (prerequisites first).
 fn parse_configs(text: &str) -> Result<Vec<(String, Box<RawValue>, FlagConfig)>> {
-    let raws: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(|e| {
+    // Borrowed, the configs are slices of `text`: their sizes are known before any is copied
+    // or parsed.
+    let raws: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
         Error::invalid(
             "flags",
             "invalid_json",
@@ -107,20 +116,19 @@ fn parse_configs(text: &str) -> Result<Vec<(String, Box<RawValue>, FlagConfig)>>
             ),
         )
     })?;
-    let mut parsed = Vec::with_capacity(raws.len());
     let mut errors = Vec::new();
+    if !Violations::new(&mut errors, "flags", "the flags file").count(
+        &FLAGS_PER_PROJECT,
+        "",
+        raws.len(),
+    ) {
+        return Err(Error::Invalid(errors));
+    }
+    let mut parsed = Vec::with_capacity(raws.len());
     let mut seen = HashMap::new();
     for (i, raw) in raws.into_iter().enumerate() {
-        let config = match parse_config(raw.get()) {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(FieldError::new(
-                    format!("flags[{i}]"),
-                    "invalid_flag_config",
-                    e,
-                ));
-                continue;
-            }
+        let Some(config) = checked_config(raw.get(), &format!("flags[{i}]"), &mut errors) else {
+            continue;
         };
         if !is_url_safe_key(&config.key) {
             errors.push(FieldError::new(
@@ -136,7 +144,7 @@ fn parse_configs(text: &str) -> Result<Vec<(String, Box<RawValue>, FlagConfig)>>
                 format!("{:?} appears twice", config.key),
             ));
         }
-        parsed.push((config.key.clone(), raw, config));
+        parsed.push((config.key.clone(), raw.to_owned(), config));
     }
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
@@ -146,10 +154,69 @@ fn parse_configs(text: &str) -> Result<Vec<(String, Box<RawValue>, FlagConfig)>>
     order_by_dependencies(parsed)
 }
 
-fn parse_config(text: &str) -> std::result::Result<FlagConfig, String> {
-    let config: FlagConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    FlagSet::compile(vec![config.clone()]).map_err(|e| e.to_string())?;
-    Ok(config)
+/// Parses one config found at `at` (`flags[3]`, `imported_config`) and holds it to the
+/// model's limits, each before the work it protects: the size before parsing, the counts and
+/// patterns before compiling. Faults go to `errors`, each naming `at`, the flag's key and the
+/// path inside the config.
+fn checked_config(text: &str, at: &str, errors: &mut Vec<FieldError>) -> Option<FlagConfig> {
+    if text.len() > CONFIG_BYTES.max {
+        let label = label(at, key_of(text).as_deref());
+        Violations::new(errors, at, label).count(&CONFIG_BYTES, "", text.len());
+        return None;
+    }
+    let config: FlagConfig = match serde_json::from_str(text) {
+        Ok(config) => config,
+        Err(e) => {
+            errors.push(FieldError::new(at, "invalid_flag_config", e.to_string()));
+            return None;
+        }
+    };
+    let before = errors.len();
+    check_config(
+        &config,
+        &mut Violations::new(errors, at, label(at, Some(&config.key))),
+    );
+    if errors.len() > before {
+        return None;
+    }
+    if let Err(e) = FlagSet::compile(vec![config.clone()]) {
+        errors.push(FieldError::new(at, "invalid_flag_config", e.to_string()));
+        return None;
+    }
+    Some(config)
+}
+
+/// How a limit violation names an imported flag: `flags[3] (checkout-v2)`.
+fn label(at: &str, key: Option<&str>) -> String {
+    match key {
+        Some(key) => format!("{at} ({key})"),
+        None => at.to_owned(),
+    }
+}
+
+/// The `key` of a config too large to parse, read without building anything else.
+fn key_of(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Key {
+        key: Option<String>,
+    }
+    serde_json::from_str::<Key>(text).ok()?.key
+}
+
+/// Refuses an import that would take the project past [`crate::limits::FLAGS_PER_PROJECT`],
+/// before it writes anything.
+fn check_flag_count(
+    tx: &mut dyn Tx,
+    project: &str,
+    configs: &[(String, Box<RawValue>, FlagConfig)],
+) -> Result<()> {
+    let mut added = 0;
+    for (key, _, _) in configs {
+        if tx.get_flag(project, key)?.is_none() {
+            added += 1;
+        }
+    }
+    crate::limits::check_flag_count(tx, project, added)
 }
 
 fn order_by_dependencies(
@@ -444,8 +511,10 @@ fn gate_variants(config: &FlagConfig, dependency: &str) -> Vec<String> {
 
 /// Replaces an imported flag's config (a PATCH of `imported_config`), validated like an import.
 pub(crate) fn apply_config(f: &mut Flag, config: ImportedConfig) -> Result<()> {
-    let parsed = parse_config(config.json())
-        .map_err(|e| Error::invalid("imported_config", "invalid_flag_config", e))?;
+    let mut errors = Vec::new();
+    let Some(parsed) = checked_config(config.json(), "imported_config", &mut errors) else {
+        return Err(Error::Invalid(errors));
+    };
     if parsed.key != f.key {
         return Err(Error::invalid(
             "imported_config.key",
