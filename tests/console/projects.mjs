@@ -1,6 +1,6 @@
-// Projects and deployments: a project made from its form, its API and secret keys, a server and
-// a client deployment with their SDK keys and copy buttons, and archiving a deployment, which
-// the SDK API must then refuse.
+// Projects and deployments: a project made from its form, its API and secret keys (the secret
+// shown once, in the answer to the form), a server and a client deployment with their SDK keys
+// and copy buttons, and archiving a deployment, which the SDK API must then refuse.
 
 import * as sdk from './sdk.mjs';
 import {
@@ -14,16 +14,23 @@ import {
   submit,
   text,
   until,
+  visit,
   where,
 } from './lib.mjs';
 
-/** Makes a project through form#new-project; returns its key (from the link in table#projects). */
-export async function createProject(page, name, description) {
+/**
+ * Makes a project through form#new-project; returns its key (from the link in table#projects).
+ * `created(page)`, when given, reads the answer to the form first: the only page that shows the
+ * project's secret key.
+ */
+export async function createProject(page, name, description, created) {
   await at(page, '/projects');
   await fill(page, 'form#new-project', { name, description });
   await submit(page, 'form#new-project');
   await noError(page, `creating project ${name}`);
-  await at(page, '/projects');
+  if (created) await created(page);
+  // The answer to the form is served at /projects itself: load the list anew.
+  await visit(page, '/projects');
   const row = page.locator('table#projects tr').filter({ hasText: name }).first();
   ok((await row.count()) > 0, `${where(page)}: no row of \`table#projects\` names ${name}`);
   const href = await row.locator('a[href^="/projects/"]').first().getAttribute('href');
@@ -55,10 +62,13 @@ export async function steps(runner, state) {
   const { page } = state;
 
   await runner.step('projects', ['sign-in'], async () => {
-    state.project = await createProject(page, 'Checkout', 'Checkout and payments');
+    let secret = '';
+    state.project = await createProject(page, 'Checkout', 'Checkout and payments', async (answer) => {
+      secret = await text(answer, '#project-secret-key', "the project's secret key, in the answer to the form");
+    });
     await at(page, `/projects/${state.project}`);
     const api = await text(page, '#project-api-key', "the project's API key");
-    const secret = await text(page, '#project-secret-key', "the project's secret key");
+    await absent(page, '#project-secret-key', 'the secret key after its creation (it is shown once)');
     ok(api.length >= 8, `#project-api-key must show the key, got ${JSON.stringify(api)}`);
     ok(secret.length >= 8 && secret !== api, `#project-secret-key must show a key of its own, got ${JSON.stringify(secret)}`);
     state.projectApiKey = api;

@@ -106,6 +106,11 @@ impl From<StoreError> for Error {
 }
 
 impl Error {
+    /// Whether the store could not be reached or was too busy: the call may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Store(StoreError::Unavailable(_)))
+    }
+
     /// A single-field validation error.
     pub fn invalid(
         field: impl Into<String>,

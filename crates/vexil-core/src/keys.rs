@@ -1,5 +1,6 @@
 //! Generated identifiers and secrets: keys from names, salts, deployment and project keys,
-//! management keys and their hashes. Randomness comes from the operating system.
+//! management keys, console session tokens and their hashes. Randomness comes from the
+//! operating system.
 
 use sha2::{Digest, Sha256};
 
@@ -85,6 +86,26 @@ pub fn management_secret() -> Result<String> {
     Ok(format!("vxm_{}", random_base62(43)?))
 }
 
+/// A project's secret key: 32 base62 characters (190 bits). Only its hash is stored.
+pub fn project_secret() -> Result<String> {
+    random_base62(32)
+}
+
+/// A console session's token: 43 base62 characters (255 bits). Only its hash is stored.
+pub fn session_token() -> Result<String> {
+    random_base62(43)
+}
+
+/// Whether two secrets (or hashes) are equal, compared without stopping at the first
+/// difference, so that the time taken tells nothing about how much of a guess was right.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// The stored form of a secret: hex SHA-256. The secrets are long random strings, so a fast
 /// hash is enough; there is nothing to brute-force.
 pub fn hash_secret(secret: &str) -> String {
@@ -131,6 +152,16 @@ mod tests {
         let k = deployment_key(crate::DeploymentType::Server).unwrap();
         assert!(k.starts_with("server-") && k.len() == 39, "{k}");
         assert_ne!(salt().unwrap(), salt().unwrap());
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+        assert!(same_secret("", ""));
+        assert_ne!(session_token().unwrap(), session_token().unwrap());
+        assert_eq!(project_secret().unwrap().len(), 32);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod rules;
 pub mod sdk;
 pub mod service;
 pub mod validate;
+pub mod webhooks;
 
 pub use error::{Error, FieldError, Result};
 pub use model::*;

@@ -16,9 +16,22 @@ pub struct Project {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// Authenticates cohort downloads and event ingestion, together with `secret_key`.
+    /// Authenticates event ingestion, and cohort downloads together with the secret key. It
+    /// is public (SDKs send it, as Amplitude's project API key), so it is stored in clear.
     pub api_key: String,
-    pub secret_key: String,
+    /// Hex SHA-256 of the secret key, which is only ever verified: the key itself is shown
+    /// once, in the answer of the creation or rotation that made it.
+    pub secret_key_hash: String,
+    /// The API key a rotation replaced, accepted until `previous_key_expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_api_key: Option<String>,
+    /// The hash of the secret key a rotation replaced, accepted until
+    /// `previous_key_expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_key_hash: Option<String>,
+    /// The end of the last rotation's grace period (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key_expires_at: Option<i64>,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -55,10 +68,26 @@ pub struct Deployment {
     pub kind: DeploymentType,
     /// The SDK key: `client-` or `server-` and 32 random base62 characters.
     pub api_key: String,
+    /// The SDK key a rotation replaced, accepted until `previous_key_expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_api_key: Option<String>,
+    /// The end of the last rotation's grace period (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key_expires_at: Option<i64>,
     pub archived: bool,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Deployment {
+    /// Whether `key` authenticates SDKs for this deployment at `now_ms`: its SDK key, or the
+    /// key a rotation replaced while its grace period lasts.
+    pub fn accepts_key(&self, key: &str, now_ms: i64) -> bool {
+        self.api_key == key
+            || (self.previous_api_key.as_deref() == Some(key)
+                && self.previous_key_expires_at.is_some_and(|end| now_ms < end))
+    }
 }
 
 /// Release flags roll features out; experiments measure variants against each other.

@@ -1,9 +1,14 @@
 //! The server's settings, as a plain struct the binary fills in (from flags, environment and
 //! defaults); the library reads nothing itself.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use vexil_core::sdk::PublisherOptions;
+
+use crate::listen::ConnectionLimits;
+use crate::proxy::IpNet;
+use crate::webhooks::WebhookOptions;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -29,7 +34,37 @@ pub struct ServerConfig {
     pub stream_max_age: Duration,
     /// Most open streams; past it new ones get 503.
     pub max_streams: usize,
+    /// How snapshots are rebuilt. Its `sync_interval` also paces how often the server reloads
+    /// the management keys and the server secret that other nodes and `vexil keys` change.
     pub publisher: PublisherOptions,
+    /// Caps and timeouts of the connection layer.
+    pub connections: ConnectionLimits,
+    /// Bytes of event batches held at once (read, checked or being stored); a batch that does
+    /// not fit waits briefly, then gets 429 with `Retry-After`. A batch counts its
+    /// `Content-Length`, or the 20 MiB batch limit when compressed or of unknown length.
+    pub ingest_buffer: usize,
+    /// Failed management-key attempts (API and console sign-in) allowed per client address and
+    /// minute, refilled continuously; past them every attempt gets 429 until one refills. 0
+    /// turns the throttle off.
+    pub auth_failures_per_minute: u32,
+    /// Most client addresses the sign-in throttle tracks; past it, it forgets those with the
+    /// most attempts left.
+    pub auth_throttle_clients: usize,
+    /// Reverse proxies in front of the server: when a request comes from one, its client is
+    /// the right-most address of `X-Forwarded-For` that is not a trusted proxy (the sign-in
+    /// throttle counts failures per client). Empty: the peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// This node's own directory for riding out an outage of the store: the snapshots it last
+    /// published (`snapshots/`), from which it starts and serves SDKs while the store is
+    /// unreachable, and the spool of event batches the store could not take (`spool/`),
+    /// stored once it answers. `None`: neither; a batch then gets `503` while the store is
+    /// unreachable, and the server does not start without the store. Never share one
+    /// directory between two running nodes.
+    pub state_dir: Option<PathBuf>,
+    /// Bytes the spool may hold on disk; past it batches get `503` with `Retry-After`.
+    pub spool_max_bytes: u64,
+    /// How webhook events are delivered (retry delays, poll interval, timeout).
+    pub webhooks: WebhookOptions,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +81,14 @@ impl Default for ServerConfig {
             stream_max_age: Duration::from_secs(30 * 60),
             max_streams: 20_000,
             publisher: PublisherOptions::default(),
+            connections: ConnectionLimits::default(),
+            ingest_buffer: 24 << 20,
+            auth_failures_per_minute: 10,
+            auth_throttle_clients: 100_000,
+            trusted_proxies: Vec::new(),
+            state_dir: None,
+            spool_max_bytes: vexil_core::sdk::spool::DEFAULT_MAX_BYTES,
+            webhooks: WebhookOptions::default(),
         }
     }
 }

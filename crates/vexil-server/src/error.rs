@@ -2,12 +2,14 @@
 //! `{"code", "message", "field"?, "errors"?, "blocking"?, "current_version"?}`; a 5xx says little
 //! to the client and logs the whole error chain.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use vexil_core::{Error, FieldError};
+
+use crate::throttle::TooManyAttempts;
 
 /// The error body of every endpoint.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,6 +36,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: Box<ErrorBody>,
+    /// Seconds to send as `Retry-After` (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -53,6 +57,7 @@ impl ApiError {
                 blocking: Vec::new(),
                 current_version: None,
             }),
+            retry_after: None,
         }
     }
 
@@ -72,6 +77,7 @@ pub fn status(err: &Error) -> StatusCode {
         Error::VersionRequired => StatusCode::PRECONDITION_REQUIRED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -129,6 +135,17 @@ impl From<Error> for ApiError {
             }
             Error::Forbidden(m) => ApiError::new(status, "forbidden", m, None),
             Error::Unauthorized(m) => ApiError::new(status, "unauthorized", m, None),
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %chain(&e), "the store is unavailable");
+                let mut out = ApiError::new(
+                    status,
+                    "store_unavailable",
+                    "the database is unavailable or busy; retry shortly",
+                    None,
+                );
+                out.retry_after = Some(1);
+                out
+            }
             other => {
                 tracing::error!(error = %chain(&other), "request failed");
                 ApiError::new(
@@ -142,11 +159,43 @@ impl From<Error> for ApiError {
     }
 }
 
+/// A client that failed to give a good management key too often: 429 with `Retry-After`. The
+/// console shows the same status and message on its sign-in page.
+impl From<TooManyAttempts> for ApiError {
+    fn from(refused: TooManyAttempts) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            refused.to_string(),
+            Some("Authorization".to_string()),
+        );
+        e.retry_after = Some(refused.retry_after_secs());
+        e
+    }
+}
+
 pub use vexil_core::error::chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let retry_after = self.retry_after;
+        let failure = match (self.status, self.body.code.as_str()) {
+            (_, "store_unavailable") => Some("unavailable"),
+            (StatusCode::INTERNAL_SERVER_ERROR, _) => Some("other"),
+            _ => None,
+        };
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(kind) = failure {
+            response
+                .extensions_mut()
+                .insert(crate::metrics::StoreFailure(kind));
+        }
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -1,6 +1,7 @@
 //! Request extractors whose failures are JSON errors naming the field: JSON bodies (with the
 //! path of the first bad field), query strings, path segments, `If-Match`, and the management
-//! key of `Authorization: Bearer`.
+//! key of `Authorization: Bearer` (wrong keys count against the client in the sign-in
+//! throttle).
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -41,7 +42,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 pub async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if crate::listen::caused_by::<crate::listen::BodyTimeout>(&rejection) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body did not arrive in time",
+                None,
+            )
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 status,
                 "body_too_large",
@@ -152,11 +160,17 @@ impl FromRequestParts<AppState> for Auth {
                 Some("Authorization".to_string()),
             ));
         };
-        let services = state.services.clone();
-        let secret = secret.to_string();
-        crate::blocking(move || services.keys.authenticate(&secret))
-            .await
-            .map(Auth)
+        // Only a key that fails counts against the client; a missing header guesses nothing.
+        let client = state.throttle.client(&parts.extensions, &parts.headers);
+        state.throttle.check(client)?;
+        // The key cache answers without the store (the server loaded it at start), so this
+        // runs here rather than on the blocking pool: a wrong key is refused at once even
+        // while the database is down.
+        let authenticated = state.services.keys.authenticate(secret);
+        if let Err(vexil_core::Error::Unauthorized(_)) = authenticated {
+            state.throttle.failed(client);
+        }
+        authenticated.map(Auth).map_err(ApiError::from)
     }
 }
 

@@ -10,9 +10,18 @@
 mod api;
 mod config;
 mod console;
+mod credentials;
 pub mod error;
 mod extract;
+mod health;
+mod listen;
+mod metrics;
+mod proxy;
 mod sdk;
+mod state;
+mod throttle;
+mod trace;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::atomic::AtomicUsize;
@@ -20,18 +29,24 @@ use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use vexil_core::sdk::{server_secret, Publisher, Tracker};
+use vexil_core::sdk::{Publisher, Tracker};
 use vexil_core::Services;
 
 pub use api::openapi;
 pub use config::ServerConfig;
 use error::{ApiError, ApiResult};
+pub use listen::ConnectionLimits;
+pub use proxy::{InvalidNet, IpNet};
+pub use webhooks::WebhookOptions;
 
 /// What management handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
     pub publisher: Publisher,
+    /// Failed management-key attempts per client, shared with the console's sign-in.
+    pub(crate) throttle: Arc<throttle::Throttle>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
 }
 
 /// A started application: snapshots published, the tracker's writer running.
@@ -39,11 +54,17 @@ pub struct App {
     state: AppState,
     sdk: Arc<sdk::Sdk>,
     console: Arc<console::Console>,
+    /// Reloads the management keys and the server secret every sync interval.
+    credentials: credentials::Follower,
+    /// Delivers the webhook outbox.
+    webhooks: webhooks::Worker,
 }
 
 impl App {
     /// Loads and publishes every deployment's snapshot and starts the background threads.
-    /// Runs the blocking part on tokio's blocking pool.
+    /// Runs the blocking part on tokio's blocking pool. Fails when the store is unreachable,
+    /// unless the config names a state directory: then the node starts with the snapshots it
+    /// persisted there (or none: not ready until the store answers).
     pub async fn start(services: Services, config: ServerConfig) -> vexil_core::Result<App> {
         let started = tokio::task::spawn_blocking(move || App::start_blocking(services, config))
             .await
@@ -53,24 +74,57 @@ impl App {
 
     fn start_blocking(services: Services, config: ServerConfig) -> vexil_core::Result<App> {
         let store = services.store().clone();
-        let secret = server_secret(&store)?;
-        let registry = Arc::new(sdk::registry::Registry::new(&secret));
+        // Requests authenticate from the key cache: load it before serving any (or, when the
+        // store is unreachable and the node keeps a state directory, when it answers).
+        let secrets = state::credentials(&services, &config)?;
+        let registry = Arc::new(sdk::registry::Registry::new(&secrets));
+        let throttle = Arc::new(
+            throttle::Throttle::new(
+                config.auth_failures_per_minute,
+                config.auth_throttle_clients,
+            )
+            .trusting(config.trusted_proxies.clone()),
+        );
         let console = Arc::new(console::Console {
             services: services.clone(),
-            secret: secret.into_bytes(),
+            secrets: std::sync::RwLock::new(Arc::new(secrets.clone())),
+            throttle: throttle.clone(),
+            secure_cookies: config.public_url.as_deref().is_some_and(console::is_https),
         });
         let publisher = Publisher::new(store.clone(), config.publisher.clone());
         services.subscribe(publisher.listener());
         publisher.subscribe(registry.clone());
-        publisher.load_all()?;
+        state::load_snapshots(&publisher, &config)?;
         publisher.spawn()?;
-        let tracker = Tracker::start(store, publisher.clone())?;
+        let tracker = Tracker::start_with_spool(store, publisher.clone(), state::spool(&config)?)?;
+        let streams = Arc::new(AtomicUsize::new(0));
+        let metrics = Arc::new(metrics::Metrics::new(metrics::Live {
+            registry: registry.clone(),
+            publisher: publisher.clone(),
+            tracker: tracker.clone(),
+            streams: streams.clone(),
+        }));
         let limiter = config.rate_limit.map(sdk::Limiter::new);
+        let ingest_buffer = Arc::new(tokio::sync::Semaphore::new(
+            sdk::ingest_buffer_kib(&config) as usize
+        ));
+        let webhooks = webhooks::Worker::start(services.clone(), config.webhooks.clone())?;
+        let credentials = credentials::Follower::start(
+            services.clone(),
+            console.clone(),
+            registry.clone(),
+            secrets,
+            config.publisher.sync_interval,
+        );
         Ok(App {
             console,
+            credentials,
+            webhooks,
             state: AppState {
                 services,
                 publisher: publisher.clone(),
+                throttle,
+                metrics: metrics.clone(),
             },
             sdk: Arc::new(sdk::Sdk {
                 registry,
@@ -78,16 +132,46 @@ impl App {
                 tracker,
                 config,
                 limiter,
-                streams: AtomicUsize::new(0),
+                streams,
+                metrics,
+                ingest_buffer,
             }),
         })
     }
 
-    /// Every route: the management API, the SDK API and the console.
+    /// Every route: the management API, the SDK API, the console and the probes.
     pub fn router(&self) -> Router {
+        let health = health::Health {
+            store: self.state.services.store().clone(),
+            publisher: self.sdk.publisher.clone(),
+            tracker: self.sdk.tracker.clone(),
+        };
         api::router(self.state.clone())
             .merge(sdk::router(self.sdk.clone()))
             .merge(console::router(self.console.clone()))
+            .merge(health::router(health))
+            .merge(metrics::router(self.state.clone()))
+            .layer(tower::util::MapResponseLayer::new(health::nosniff))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.metrics.clone(),
+                metrics::track,
+            ))
+            .layer(axum::middleware::from_fn(trace::context))
+    }
+
+    /// Serves `/metrics` without a management key on `listener` (meant for an internal
+    /// network) until `shutdown` resolves.
+    pub fn serve_metrics(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+        let router = metrics::open_router(self.state.metrics.clone());
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
     }
 
     /// Serves until `shutdown` resolves; open streams end then, and the requests in flight
@@ -98,17 +182,18 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let registry = self.sdk.registry.clone();
-        let app = tower::ServiceExt::map_request(self.router(), sdk::normalize_path);
-        axum::serve(listener, axum::ServiceExt::into_make_service(app))
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                registry.close();
-            })
-            .await
+        let limits = self.sdk.config.connections.clone();
+        listen::serve(listener, self.router(), limits, async move {
+            shutdown.await;
+            registry.close();
+        })
+        .await
     }
 
     /// Stores the queued tracking records and stops the background threads.
     pub async fn stop(&self) {
+        self.credentials.stop();
+        self.webhooks.stop().await;
         let publisher = self.sdk.publisher.clone();
         let tracker = self.sdk.tracker.clone();
         let _ = tokio::task::spawn_blocking(move || {

@@ -202,20 +202,28 @@ async fn console_flows(srv: &Server) {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     srv.get("/api/v1/projects/sneaky").await.ok(404);
 
-    // Project and deployments, with escaping of what users type.
-    b.post(
-        "/projects",
-        &[
-            ("name", "Checkout <script>x</script>"),
-            ("description", "the shop"),
-        ],
-    )
-    .await
-    .redirects_to("/projects/checkout-script-x-script");
+    // Project and deployments, with escaping of what users type. The answer to the form is
+    // the project's page with its secret key, which no later page shows (only its hash is
+    // stored).
+    let created = b
+        .post(
+            "/projects",
+            &[
+                ("name", "Checkout <script>x</script>"),
+                ("description", "the shop"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.html);
+    created
+        .has("Checkout &lt;script&gt;")
+        .has("id=\"project-secret-key\"");
     let project = "checkout-script-x-script";
     let page = b.get(&format!("/projects/{project}")).await;
     page.has("Checkout &lt;script&gt;")
-        .lacks("<script>x</script>");
+        .lacks("<script>x</script>")
+        .has("id=\"project-api-key\"")
+        .lacks("id=\"project-secret-key\"");
     b.post(
         &format!("/projects/{project}/deployments"),
         &[("label", "Production"), ("type", "server")],

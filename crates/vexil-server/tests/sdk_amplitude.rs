@@ -812,10 +812,16 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         "all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
     )
     .await;
-    // An exposure before any flag targets flag-a: stored, and read back once one does.
-    let early = json!([{"event_type": "$exposure", "user_id": "u7",
-        "event_properties": {"flag_key": "flag-a", "variant": "on"}}]);
-    srv.ingest(&fx.client, early).await.ok(200);
+    // An exposure before any flag targets flag-a: stored, and read back once one does. Sent
+    // with the public client key it is stored but sets no property (anyone could send it);
+    // sent with a server key or the project API key it does.
+    let early = |user: &str| {
+        json!([{"event_type": "$exposure", "user_id": user,
+        "event_properties": {"flag_key": "flag-a", "variant": "on"}}])
+    };
+    srv.ingest(&fx.client, early("u6")).await.ok(200);
+    srv.ingest(&fx.server, early("u7")).await.ok(200);
+    srv.ingest(&fx.api_key, early("u8")).await.ok(200);
     srv.live_flag(&fx, "flag-b", json!({
         "evaluation_mode": "remote",
         "segments": [{"name": "Saw A", "conditions": [{"type": "user_property", "property": "[Experiment] flag-a", "op": "is", "values": ["on"]}],
@@ -824,11 +830,17 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
     })).await;
     let key = &fx.server;
     let b = |user: Value| async move { srv.variant(key, &user, "flag-b").await };
-    assert_eq!(
-        b(json!({"user_id": "u7"})).await.as_deref(),
-        Some("on"),
-        "loaded when targeted"
-    );
+    for (user, expected, why) in [
+        ("u6", "off", "a client key sets no targeting property"),
+        ("u7", "on", "loaded when targeted (server key)"),
+        ("u8", "on", "loaded when targeted (project API key)"),
+    ] {
+        assert_eq!(
+            b(json!({ "user_id": user })).await.as_deref(),
+            Some(expected),
+            "{why}"
+        );
+    }
     let u1 = json!({"user_id": "u1"});
     assert_eq!(
         b(u1.clone()).await.as_deref(),
@@ -863,7 +875,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         e
     };
     srv.ingest(
-        &fx.client,
+        &fx.server,
         json!([
             exposure(json!({"user_id": "u2"}), Some("on"), "e1"),
             exposure(json!({"device_id": "d9"}), Some("on"), "e2")
@@ -881,7 +893,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         "device properties carry over"
     );
     srv.ingest(
-        &fx.client,
+        &fx.server,
         json!([exposure(json!({"user_id": "u2"}), None, "e3")]),
     )
     .await
@@ -922,7 +934,8 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         b_stats["totals"],
         json!({"off": {"count": 1, "users": 1}, "on": {"count": 1, "users": 1}})
     );
-    // Exposures: the ingested events (u7, e1, e2 on; e3 fallback).
+    // Exposures: the ingested events (u6, u7, u8, e1, e2 on; e3 fallback); the client key's
+    // exposure is counted like the others.
     let ex = srv
         .get("/api/v1/flags/flag-a/exposures?days=2&interval=hour")
         .await
@@ -930,7 +943,7 @@ async fn experiment_properties_feed_targeting(srv: &Server) {
         .json;
     assert_eq!(
         ex["totals"],
-        json!({"off": {"count": 1, "users": 1}, "on": {"count": 3, "users": 3}})
+        json!({"off": {"count": 1, "users": 1}, "on": {"count": 5, "users": 5}})
     );
     assert_eq!(ex["buckets"].as_array().unwrap().len(), 48);
 }

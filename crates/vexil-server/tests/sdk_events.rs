@@ -261,3 +261,46 @@ async fn stored_events_and_counts(srv: &Server) {
         .await
         .err(404, "not_found", None);
 }
+
+/// Batches share a bounded buffer: while one batch holds all of it (here, a client that sends a
+/// 20 MiB batch slowly), others wait briefly and are then told to retry, with `Retry-After`
+/// and before their bodies are read; once it is free they are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_past_the_buffer_are_told_to_retry() {
+    use tokio::io::AsyncWriteExt;
+
+    let mut config = common::fast_config();
+    config.ingest_buffer = 20 << 20;
+    let srv = Server::start_with(common::Backend::Sqlite, config)
+        .await
+        .unwrap();
+    let fx = srv.sdk_fixture("Busy").await;
+    let mut slow = tokio::net::TcpStream::connect(srv.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"api_key\":\"{}\",\"events\":[",
+        20 << 20,
+        fx.server
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let event = json!([{"event_type": "$exposure", "user_id": "u1", "insert_id": "b1",
+        "event_properties": {"flag_key": "f", "variant": "on"}}]);
+    // The slow batch takes the whole buffer once the server has read its head; until then a
+    // small batch may still get in (and is stored), after it each one is told to retry.
+    let refused = srv
+        .eventually("the slow batch to hold the buffer", || async {
+            let r = srv.ingest(&fx.server, event.clone()).await;
+            (r.status == 429).then_some(r)
+        })
+        .await;
+    assert_eq!(refused.json["code"], 429, "{}", refused.text);
+    assert_eq!(refused.headers["retry-after"], "1");
+    drop(slow);
+    srv.eventually("the buffer to be free again", || async {
+        let r = srv.ingest(&fx.server, event.clone()).await;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    srv.assert_no_server_errors();
+}

@@ -29,4 +29,9 @@ pub enum StoreError {
     /// The database driver failed.
     #[error("database error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached now, or is too busy to answer in time (no connection
+    /// within the pool's wait, a lost connection, SQLite's write lock held past the busy
+    /// timeout). Nothing was written; the same call may succeed later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -27,8 +27,9 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use error::StoreError;
 pub use rows::{
-    ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
-    ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow,
+    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, ExperimentPropertyRow, ExposureCount,
+    ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, OutboxRow, Page, ProjectRow,
+    SdkRevisionRow, SessionRow, WebhookRow,
 };
 
 /// Result of store operations.
@@ -46,6 +47,24 @@ pub trait Store: Send + Sync {
 
     /// A short name for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// A feed of the projects whose SDK revisions other processes change, so that a node
+    /// follows them at once instead of at its next poll. `None` when the backend has no such
+    /// channel (SQLite: a node polls). A feed may be lost (a dropped connection); callers then
+    /// poll and ask for a new one.
+    fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
+}
+
+/// The notification channel of SDK revision changes (PostgreSQL `LISTEN`/`NOTIFY`).
+pub const CHANGE_CHANNEL: &str = "vexil_revisions";
+
+/// Announcements of changed SDK revisions ([`Store::change_feed`]).
+pub trait ChangeFeed: Send {
+    /// Waits up to `timeout` for announcements and returns the projects announced (empty when
+    /// none came). An error means the feed is lost.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Vec<String>>;
 }
 
 /// Runs `f` in a write transaction and returns its value; `f` may fail with any error that a
@@ -186,10 +205,58 @@ pub trait Tx {
     /// Sets `revoked_at` on a key; `NotFound` when no key has this id.
     fn revoke_api_key(&mut self, id: &str, at: i64) -> Result<()>;
 
+    // -- console sessions -------------------------------------------------------------------
+    /// Stores a new session; `Conflict` (field `hash`) when one has this hash.
+    fn insert_session(&mut self, row: &SessionRow) -> Result<()>;
+    /// The session with this token hash, expired or not.
+    fn session_by_hash(&mut self, hash: &str) -> Result<Option<SessionRow>>;
+    /// Deletes one session; returns whether it existed.
+    fn delete_session(&mut self, hash: &str) -> Result<bool>;
+    /// Deletes every session of a management key; returns how many.
+    fn delete_key_sessions(&mut self, key_id: &str) -> Result<u64>;
+    /// Deletes the sessions that expire at or before `now`; returns how many.
+    fn purge_sessions(&mut self, now: i64) -> Result<u64>;
+
+    // -- webhooks ---------------------------------------------------------------------------
+    /// Stores a new subscription; `Conflict` (field `id`) when the project has one with its id.
+    fn insert_webhook(&mut self, row: &WebhookRow) -> Result<()>;
+    fn get_webhook(&mut self, project: &str, id: &str) -> Result<Option<WebhookRow>>;
+    /// A project's subscriptions, in id order.
+    fn list_webhooks(&mut self, project: &str) -> Result<Vec<WebhookRow>>;
+    fn update_webhook(&mut self, row: &WebhookRow, expected_version: i64) -> Result<()>;
+    /// Deletes a subscription with its outbox rows and delivery log; `NotFound` when absent.
+    fn delete_webhook(&mut self, project: &str, id: &str) -> Result<()>;
+    /// Queues an event for one webhook; `Conflict` (field `id`) when the id exists.
+    fn insert_outbox(&mut self, row: &OutboxRow) -> Result<()>;
+    /// Claims at most `limit` undelivered, unfailed rows due at `now` (oldest due first) by
+    /// moving their `next_attempt_at` to `lease_until`, and returns them as claimed. A row
+    /// another transaction claimed meanwhile is skipped, so that two workers (or nodes) never
+    /// hold the same row; a worker that dies loses its claim when the lease lapses.
+    fn claim_outbox(&mut self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<OutboxRow>>;
+    /// Writes a row's `attempts`, `next_attempt_at`, `delivered_at` and `failed_at`;
+    /// `NotFound` when it is gone (its webhook was deleted).
+    fn update_outbox(&mut self, row: &OutboxRow) -> Result<()>;
+    fn get_outbox(&mut self, id: &str) -> Result<Option<OutboxRow>>;
+    /// Deletes delivered and failed rows created before `before`; returns how many.
+    fn purge_outbox(&mut self, before: i64) -> Result<u64>;
+    /// Appends an attempt to a webhook's log and keeps only its newest `keep` entries.
+    fn insert_delivery(&mut self, row: &DeliveryRow, keep: u32) -> Result<()>;
+    /// A webhook's newest `limit` attempts, newest first.
+    fn list_deliveries(
+        &mut self,
+        project: &str,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>>;
+
     // -- server settings --------------------------------------------------------------------
     fn get_setting(&mut self, key: &str) -> Result<Option<String>>;
     /// Stores a setting unless one with this key exists; returns whether it stored it.
     fn insert_setting(&mut self, key: &str, value: &str) -> Result<bool>;
+    /// Stores a setting, replacing the value of one with this key.
+    fn put_setting(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Deletes a setting; returns whether it existed.
+    fn delete_setting(&mut self, key: &str) -> Result<bool>;
 
     // -- SDK snapshot revisions -------------------------------------------------------------
     /// The revisions of the deployments of `project` (of every project when `None`), ordered

@@ -13,13 +13,21 @@
 //! unique violation, and the part after `__` is the `field` of [`crate::StoreError::Conflict`].
 //! SQLite reports the columns instead; the last one is the field.
 //!
+//! A version may also change data in a way SQL cannot say once for both dialects (hashing
+//! with SHA-256, which SQLite lacks); its `data` step, written over the shared `Conn`, runs
+//! right after its script in the same transaction.
+//!
 //! Never edit a released migration: add a new version.
+
+use crate::sql::{upgrade, Conn};
 
 /// One schema version.
 pub(crate) struct Migration {
     pub(crate) version: i64,
     pub(crate) sqlite: &'static str,
     pub(crate) postgres: &'static str,
+    /// Data changes after the script, on the migrating transaction's connection.
+    pub(crate) data: Option<fn(&mut dyn Conn) -> crate::Result<()>>,
 }
 
 /// Every migration, oldest first; versions are consecutive from 1.
@@ -28,11 +36,25 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 1,
         sqlite: V1_SQLITE,
         postgres: V1_POSTGRES,
+        data: None,
     },
     Migration {
         version: 2,
         sqlite: V2_SQLITE,
         postgres: V2_POSTGRES,
+        data: None,
+    },
+    Migration {
+        version: 3,
+        sqlite: V3_SQLITE,
+        postgres: V3_POSTGRES,
+        data: Some(upgrade::hash_project_secrets),
+    },
+    Migration {
+        version: 4,
+        sqlite: V4_SQLITE,
+        postgres: V4_POSTGRES,
+        data: None,
     },
 ];
 
@@ -419,4 +441,135 @@ CREATE TABLE experiment_properties (
 );
 CREATE INDEX experiment_properties_updated ON experiment_properties (updated_at);
 CREATE INDEX experiment_properties_flag ON experiment_properties (project, flag_key);
+"#;
+
+// Version 3: secrets at rest. Console sessions live server-side: the browser holds a random
+// token, the table only its hash, so a database reader can neither forge nor replay one. The
+// `ended_session:` settings of the signed cookies that sessions replace go. (Project secret
+// keys are hashed by the data step, `upgrade::hash_project_secrets`.)
+const V3_SQLITE: &str = "
+CREATE TABLE sessions (
+    hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    CONSTRAINT sessions__hash PRIMARY KEY (hash)
+);
+CREATE INDEX sessions_key ON sessions (key_id);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+
+DELETE FROM settings WHERE key LIKE 'ended_session:%';
+";
+
+const V3_POSTGRES: &str = r#"
+CREATE TABLE sessions (
+    hash TEXT COLLATE "C" NOT NULL,
+    key_id TEXT COLLATE "C" NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    CONSTRAINT sessions__hash PRIMARY KEY (hash)
+);
+CREATE INDEX sessions_key ON sessions (key_id);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+
+DELETE FROM settings WHERE key LIKE 'ended_session:%';
+"#;
+
+// Version 4: signed webhooks. A subscription keeps its signing secret in clear (the server
+// must sign with it); the outbox holds one row per event and subscription, written in the
+// transaction of the change it reports, until a delivery succeeds or its retries run out; the
+// delivery log keeps the last attempts of each subscription. Outbox ids are the event ids the
+// domain generates, so that no dialect-specific identity column is needed there.
+const V4_SQLITE: &str = "
+CREATE TABLE webhooks (
+    project TEXT NOT NULL REFERENCES projects (key),
+    id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    description TEXT NOT NULL,
+    events TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    CONSTRAINT webhooks__id PRIMARY KEY (project, id)
+);
+
+CREATE TABLE webhook_outbox (
+    id TEXT NOT NULL,
+    project TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    failed_at INTEGER,
+    CONSTRAINT webhook_outbox__id PRIMARY KEY (id)
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE INDEX webhook_outbox_webhook ON webhook_outbox (project, webhook);
+
+CREATE TABLE webhook_deliveries (
+    seq INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status INTEGER,
+    response TEXT NOT NULL,
+    error TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (project, webhook, seq);
+";
+
+const V4_POSTGRES: &str = r#"
+CREATE TABLE webhooks (
+    project TEXT COLLATE "C" NOT NULL REFERENCES projects (key),
+    id TEXT COLLATE "C" NOT NULL,
+    url TEXT COLLATE "C" NOT NULL,
+    description TEXT COLLATE "C" NOT NULL,
+    events TEXT COLLATE "C" NOT NULL,
+    secret TEXT COLLATE "C" NOT NULL,
+    active BOOLEAN NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    CONSTRAINT webhooks__id PRIMARY KEY (project, id)
+);
+
+CREATE TABLE webhook_outbox (
+    id TEXT COLLATE "C" NOT NULL,
+    project TEXT COLLATE "C" NOT NULL,
+    webhook TEXT COLLATE "C" NOT NULL,
+    event_type TEXT COLLATE "C" NOT NULL,
+    payload TEXT COLLATE "C" NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    delivered_at BIGINT,
+    failed_at BIGINT,
+    CONSTRAINT webhook_outbox__id PRIMARY KEY (id)
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE INDEX webhook_outbox_webhook ON webhook_outbox (project, webhook);
+
+CREATE TABLE webhook_deliveries (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    project TEXT COLLATE "C" NOT NULL,
+    webhook TEXT COLLATE "C" NOT NULL,
+    event_id TEXT COLLATE "C" NOT NULL,
+    event_type TEXT COLLATE "C" NOT NULL,
+    attempt BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    status BIGINT,
+    response TEXT COLLATE "C" NOT NULL,
+    error TEXT COLLATE "C" NOT NULL,
+    duration_ms BIGINT NOT NULL
+);
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (project, webhook, seq);
 "#;

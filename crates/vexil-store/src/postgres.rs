@@ -26,13 +26,16 @@ use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement};
 
 use crate::migrations::{self, MIGRATIONS};
 use crate::sql::{conflict_field, Conn, Dialect, SqlTx, Val};
-use crate::{Result, Store, StoreError, Tx};
+use crate::{ChangeFeed, Result, Store, StoreError, Tx};
 
 /// Connections in the pool of one node.
 const POOL_SIZE: u32 = 16;
 
 /// How long opening a connection may take when the URL does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits for a pooled connection. Short, so that during an outage callers get
+/// `Unavailable` (a `503` with `Retry-After`) within a second instead of hanging.
+const POOL_WAIT: Duration = Duration::from_secs(1);
 
 /// Advisory-lock class for schema migrations (any constant; the second key is the schema).
 const MIGRATION_LOCK_CLASS: i32 = 0x5645_584c; // "VEXL"
@@ -41,10 +44,35 @@ const MIGRATION_LOCK_CLASS: i32 = 0x5645_584c; // "VEXL"
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
+    /// How to open a connection of its own (the change feed's, outside the pool).
+    config: Config,
+    search_path: Option<String>,
 }
 
+/// A driver error as a store error: no pooled connection in time, or a connection lost or
+/// refused (an error the server did not answer with), is `Unavailable`; anything else is
+/// `Backend`.
 fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
-    StoreError::Backend(Box::new(err))
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    let lost = boxed
+        .downcast_ref::<::postgres::Error>()
+        .is_some_and(|e| e.as_db_error().is_none() && (e.is_closed() || has_io_source(e)));
+    if lost || boxed.is::<r2d2::Error>() {
+        StoreError::Unavailable(boxed)
+    } else {
+        StoreError::Backend(boxed)
+    }
+}
+
+fn has_io_source(err: &::postgres::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// `name` as a quoted SQL identifier.
@@ -106,16 +134,22 @@ impl PostgresStore {
         migrate(&mut client, schema)?;
         drop(client);
 
+        let search_path = schema.map(|s| format!("SET search_path TO {}", quote_ident(s)));
         let manager = Manager {
-            config,
-            search_path: schema.map(|s| format!("SET search_path TO {}", quote_ident(s))),
+            config: config.clone(),
+            search_path: search_path.clone(),
         };
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
+            .connection_timeout(POOL_WAIT)
             .build(manager)
             .map_err(backend)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            config,
+            search_path,
+        })
     }
 
     fn run(&self, writing: bool, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
@@ -160,11 +194,78 @@ impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+
+    /// A connection of its own that `LISTEN`s to the revision channel and keeps what concerns
+    /// this store's schema.
+    fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        let mut client = self.config.connect(NoTls).map_err(backend)?;
+        if let Some(set) = &self.search_path {
+            client.batch_execute(set).map_err(backend)?;
+        }
+        let schema: String = client
+            .query_one("SELECT current_schema()", &[])
+            .map_err(backend)?
+            .get(0);
+        client
+            .batch_execute(&format!("LISTEN {}", quote_ident(crate::CHANGE_CHANNEL)))
+            .map_err(backend)?;
+        Ok(Some(Box::new(Feed {
+            client,
+            prefix: format!("{schema}/"),
+        })))
+    }
+}
+
+/// The change feed of a PostgreSQL store.
+struct Feed {
+    client: Client,
+    /// `schema/`: the payloads of this store's schema start with it.
+    prefix: String,
+}
+
+impl ChangeFeed for Feed {
+    fn wait(&mut self, timeout: Duration) -> Result<Vec<String>> {
+        use ::postgres::fallible_iterator::FallibleIterator;
+
+        let mut payloads = Vec::new();
+        {
+            let mut notifications = self.client.notifications();
+            if let Some(first) = notifications
+                .timeout_iter(timeout)
+                .next()
+                .map_err(backend)?
+            {
+                payloads.push(first.payload().to_owned());
+            }
+            // Whatever else has arrived, without waiting again.
+            let mut pending = notifications.iter();
+            while let Some(n) = pending.next().map_err(backend)? {
+                payloads.push(n.payload().to_owned());
+            }
+        }
+        if self.client.is_closed() {
+            return Err(StoreError::Unavailable(
+                "the change feed's connection closed".into(),
+            ));
+        }
+        let mut projects: Vec<String> = payloads
+            .iter()
+            .filter_map(|p| p.strip_prefix(&self.prefix).map(str::to_owned))
+            .collect();
+        projects.sort();
+        projects.dedup();
+        Ok(projects)
+    }
 }
 
 /// Creates the schema and applies the missing migrations in one transaction, holding an
 /// advisory lock on the schema's name so that nodes starting together migrate one at a time.
 fn migrate(client: &mut Client, schema: Option<&str>) -> Result<()> {
+    migrate_to(client, schema, migrations::latest())
+}
+
+/// Applies the missing migrations up to version `target` (tests start from older schemas).
+fn migrate_to(client: &mut Client, schema: Option<&str>, target: i64) -> Result<()> {
     let mut tx = client.transaction().map_err(backend)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE($2, current_schema())))",
@@ -193,8 +294,18 @@ fn migrate(client: &mut Client, schema: Option<&str>) -> Result<()> {
             migrations::latest()
         )));
     }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+    let missing = MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target);
+    for migration in missing {
         tx.batch_execute(migration.postgres).map_err(backend)?;
+        if let Some(data) = migration.data {
+            let mut statements = HashMap::new();
+            data(&mut PgConn {
+                tx: &mut tx,
+                statements: &mut statements,
+            })?;
+        }
         tx.execute(
             "INSERT INTO vexil_schema_migrations (version, applied_at) \
              VALUES ($1, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT)",
@@ -336,6 +447,65 @@ impl Conn for PgConn<'_, '_> {
                     None => Err(backend(err)),
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    /// The PostgreSQL side of the SQLite test of the same name: version 3 leaves only hashes
+    /// of project secrets. Skipped (with a message) when the test server is unreachable,
+    /// unless `CI=true`.
+    #[test]
+    fn version_3_hashes_project_secrets() {
+        let url = std::env::var("VEXIL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let mut client = match Client::connect(&url, NoTls) {
+            Ok(client) => client,
+            Err(err) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL not reachable at {url}: {err}")
+            }
+            Err(err) => {
+                eprintln!("skipped: PostgreSQL not reachable at {url}: {err}");
+                return;
+            }
+        };
+        let schema = format!("vexil_migrate_v3_{}", std::process::id());
+        let quoted = quote_ident(&schema);
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {quoted} CASCADE"))
+            .unwrap();
+        migrate_to(&mut client, Some(&schema), 2).unwrap();
+        let doc = r#"{"key":"p","api_key":"a","secret_key":"s3cr3t","version":1}"#;
+        client
+            .batch_execute(&format!(
+                "SET search_path TO {quoted};
+                 INSERT INTO projects VALUES ('p', 'P', 'a', 1, 0, 0, '{doc}');
+                 INSERT INTO history VALUES ('p', 'project', 'p', 1, 'admin', 0, 'create', 'c', '{doc}');"
+            ))
+            .unwrap();
+        migrate_to(&mut client, Some(&schema), migrations::latest()).unwrap();
+        let docs: Vec<String> = client
+            .query(
+                "SELECT doc FROM projects UNION ALL SELECT doc FROM history",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        client
+            .batch_execute(&format!("DROP SCHEMA {quoted} CASCADE"))
+            .unwrap();
+        assert_eq!(docs.len(), 2);
+        for doc in docs {
+            assert!(!doc.contains("s3cr3t"), "{doc}");
+            let value: serde_json::Value = serde_json::from_str(&doc).unwrap();
+            assert_eq!(value["secret_key_hash"].as_str().map(str::len), Some(64));
         }
     }
 }

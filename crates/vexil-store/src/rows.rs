@@ -138,6 +138,19 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
+/// A console session: a random token in the browser's cookie, stored only as its hash, so that
+/// whoever reads the database cannot present a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Hex SHA-256 of the session token, unique.
+    pub hash: String,
+    /// The id of the management key that signed in.
+    pub key_id: String,
+    pub created_at: i64,
+    /// The session is refused from this time on and purged after it.
+    pub expires_at: i64,
+}
+
 /// The revision of what one deployment serves to SDKs. Every node that publishes snapshots
 /// compares the hash of what it would serve with the stored one and bumps `revision` when they
 /// differ, so all nodes agree on one counter per deployment.
@@ -213,4 +226,63 @@ pub struct ExperimentPropertyRow {
     pub flag_key: String,
     pub variant: Option<String>,
     pub updated_at: i64,
+}
+
+/// A webhook subscription: where a project's changes are posted and how they are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    pub project: String,
+    /// Unique per project.
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// The event types delivered (`flag.created`, `cohort.*`, …), as the domain spells them.
+    pub events: Vec<String>,
+    /// The signing secret, in clear: the server signs every delivery with it.
+    pub secret: String,
+    pub active: bool,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One event waiting for (or done with) its delivery to one webhook. Rows are written in the
+/// transaction of the change they report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// The event id, unique.
+    pub id: String,
+    pub project: String,
+    pub webhook: String,
+    pub event_type: String,
+    /// The JSON body delivered, byte for byte.
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When the next attempt is due; while a worker holds the row, when its claim lapses.
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    /// Set once a receiver answered 2xx.
+    pub delivered_at: Option<i64>,
+    /// Set once the retries ran out.
+    pub failed_at: Option<i64>,
+}
+
+/// One delivery attempt, kept in a webhook's delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub project: String,
+    pub webhook: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// 1 for the first attempt at this event.
+    pub attempt: i64,
+    pub at: i64,
+    /// The receiver's HTTP status; `None` when no answer came.
+    pub status: Option<i64>,
+    /// The start of the receiver's answer (at most 1 KiB).
+    pub response: String,
+    /// Why the attempt failed without an answer (connection, timeout); empty otherwise.
+    pub error: String,
+    pub duration_ms: i64,
 }

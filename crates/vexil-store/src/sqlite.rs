@@ -30,8 +30,24 @@ pub struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
+/// A driver error as a store error: the write lock held past the busy timeout, or no pooled
+/// connection in time, is `Unavailable` (worth a retry); anything else is `Backend`.
 fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
-    StoreError::Backend(Box::new(err))
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    let busy = boxed
+        .downcast_ref::<rusqlite::Error>()
+        .and_then(rusqlite::Error::sqlite_error_code)
+        .is_some_and(|c| {
+            matches!(
+                c,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        });
+    if busy || boxed.is::<r2d2::Error>() {
+        StoreError::Unavailable(boxed)
+    } else {
+        StoreError::Backend(boxed)
+    }
 }
 
 /// The per-connection settings (journal mode is a property of the file, set once in `open`).
@@ -75,6 +91,7 @@ impl SqliteStore {
             .with_init(|conn| configure(conn));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
+            .connection_timeout(BUSY_TIMEOUT)
             .min_idle(Some(1))
             .build(manager)
             .map_err(backend)?;
@@ -118,6 +135,11 @@ impl Store for SqliteStore {
 /// Applies the missing migrations in one immediate transaction, so two processes opening the
 /// same new file do not both create the schema.
 fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, migrations::latest())
+}
+
+/// Applies the missing migrations up to version `target` (tests start from older schemas).
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend)?;
@@ -136,8 +158,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             migrations::latest()
         )));
     }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+    let missing = MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target);
+    for migration in missing {
         tx.execute_batch(migration.sqlite).map_err(backend)?;
+        if let Some(data) = migration.data {
+            data(&mut SqliteConn { conn: &tx })?;
+        }
         tx.execute(
             "INSERT INTO vexil_schema_migrations (version, applied_at) \
              VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER) * 1000)",
@@ -243,5 +271,70 @@ impl Conn for SqliteConn<'_> {
             }
             Err(err) => Err(backend(err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    /// A database made by version 2 holds clear project secrets, in the project and in its
+    /// history; opening it with this build leaves only their hashes, and drops the ended
+    /// sessions of the signed cookies.
+    #[test]
+    fn version_3_hashes_project_secrets() {
+        let path = std::env::temp_dir().join(format!(
+            "vexil-store-migrate-v3-{}-{:?}.db",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_to(&mut conn, 2).unwrap();
+        let doc = r#"{"key":"p","name":"P","api_key":"a","secret_key":"s3cr3t","version":1}"#;
+        conn.execute_batch(&format!(
+            "INSERT INTO projects VALUES ('p', 'P', 'a', 1, 0, 0, '{doc}');
+             INSERT INTO history VALUES ('p', 'project', 'p', 1, 'admin', 0, 'create', 'created', '{doc}');
+             INSERT INTO settings VALUES ('ended_session:x', '1'), ('server_secret', 'k');"
+        ))
+        .unwrap();
+        drop(conn);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let (project, history, ended, secret) = crate::read(&store, |tx| {
+            Ok::<_, StoreError>((
+                tx.get_project("p")?.unwrap().doc,
+                tx.get_history("p", "project", "p", 1)?.unwrap().doc,
+                tx.get_setting("ended_session:x")?,
+                tx.get_setting("server_secret")?,
+            ))
+        })
+        .unwrap();
+        for doc in [project, history] {
+            assert!(
+                !doc.contains("s3cr3t") && !doc.contains("\"secret_key\""),
+                "{doc}"
+            );
+            let value: serde_json::Value = serde_json::from_str(&doc).unwrap();
+            assert_eq!(value["secret_key_hash"], sha256_hex("s3cr3t"));
+            assert_eq!(value["api_key"], "a");
+        }
+        assert_eq!(ended, None);
+        assert_eq!(secret.as_deref(), Some("k"));
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    fn sha256_hex(secret: &str) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }

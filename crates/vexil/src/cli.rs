@@ -3,6 +3,7 @@
 //! parsed values to the command that owns them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -60,6 +61,18 @@ pub struct DbArgs {
     pub db: String,
 }
 
+impl DbArgs {
+    /// Whether `--db` names a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.db.starts_with("postgres://") || self.db.starts_with("postgresql://")
+    }
+
+    /// The SQLite file `--db` names (when it is not PostgreSQL).
+    pub fn sqlite_path(&self) -> &str {
+        self.db.strip_prefix("sqlite://").unwrap_or(&self.db)
+    }
+}
+
 /// Options of `vexil serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -105,7 +118,8 @@ pub struct ServeArgs {
     pub ofrep: bool,
 
     /// How often, in milliseconds, the server checks the database for changes made by other
-    /// nodes or by `vexil flags import`.
+    /// nodes or by `vexil flags import` and `vexil keys` (flags, management keys created or
+    /// revoked, a rotated server secret).
     #[arg(
         long,
         env = "VEXIL_SYNC_INTERVAL_MS",
@@ -113,6 +127,129 @@ pub struct ServeArgs {
         value_name = "MS"
     )]
     pub sync_interval_ms: u64,
+
+    /// Most connections open at once, event streams not counted; past it new connections are
+    /// answered 503 with Retry-After and closed. Keep it and --max-streams within the open-file
+    /// limit (`ulimit -n`).
+    #[arg(
+        long,
+        env = "VEXIL_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+
+    /// Most connections open at once from one client address (0: no per-address cap; use 0
+    /// behind a proxy that does not pass client addresses, where every client has its address).
+    #[arg(
+        long,
+        env = "VEXIL_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Most SDK event streams open at once (flag streams and OFREP notifications).
+    #[arg(
+        long,
+        env = "VEXIL_MAX_STREAMS",
+        default_value_t = 20_000,
+        value_name = "N"
+    )]
+    pub max_streams: usize,
+
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(
+        long,
+        env = "VEXIL_HEADER_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds a client has to send a request's body, from the end of its headers (408 after).
+    #[arg(
+        long,
+        env = "VEXIL_BODY_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub body_timeout: u64,
+
+    /// Seconds a write to a client may stay blocked because the client stopped reading; then
+    /// the connection is closed.
+    #[arg(
+        long,
+        env = "VEXIL_WRITE_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub write_timeout: u64,
+
+    /// Log lines as `text` or `json` (one object a line, with each request's trace id).
+    #[arg(
+        long,
+        env = "VEXIL_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// Also serve Prometheus metrics at `/metrics` on this address, without a management key
+    /// (for an internal network); on the main address `/metrics` always asks for one.
+    #[arg(long, env = "VEXIL_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Mebibytes of event batches held at once; past it batches wait briefly, then get 429
+    /// with Retry-After (at least 20, the largest batch).
+    #[arg(
+        long,
+        env = "VEXIL_INGEST_BUFFER_MB",
+        default_value_t = 24,
+        value_name = "MIB"
+    )]
+    pub ingest_buffer_mb: usize,
+
+    /// A reverse proxy in front of the server, as an address or a network (`10.0.0.0/8`,
+    /// `fd00::/8`); repeat, or comma-separate in the environment variable. For requests from
+    /// one, the client is the right-most address of X-Forwarded-For that is not a trusted
+    /// proxy: the sign-in throttle then counts wrong keys per real client, not per proxy.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VEXIL_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<vexil_server::IpNet>,
+
+    /// This node's own directory for riding out an outage of the database. Event batches the
+    /// database cannot take are spooled there (flushed to disk before the 200) and stored once
+    /// it answers; the snapshots last served are kept there, so that the node starts and serves
+    /// SDKs while the database is unreachable. Default: `vexil-state` beside a SQLite database
+    /// file; with PostgreSQL, none unless given (each node needs a directory of its own, which
+    /// a shared default cannot promise). `off` turns it off: batches then get 503 while the
+    /// database is unreachable, and the server does not start without it.
+    #[arg(long, env = "VEXIL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<String>,
+
+    /// Mebibytes of event batches the spool may hold; past it batches get 503 with Retry-After
+    /// while the database is unreachable.
+    #[arg(
+        long,
+        env = "VEXIL_SPOOL_MAX_MB",
+        default_value_t = 256,
+        value_name = "MIB"
+    )]
+    pub spool_max_mb: u64,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl ServeArgs {
@@ -135,7 +272,34 @@ impl ServeArgs {
                 sync_interval: std::time::Duration::from_millis(self.sync_interval_ms.max(50)),
                 ..defaults.publisher.clone()
             },
+            max_streams: self.max_streams.max(1),
+            connections: vexil_server::ConnectionLimits {
+                max_connections: self.max_connections.max(1),
+                max_connections_per_ip: self.max_connections_per_ip,
+                header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                body_timeout: Duration::from_secs(self.body_timeout.max(1)),
+                write_timeout: Duration::from_secs(self.write_timeout.max(1)),
+            },
+            ingest_buffer: self.ingest_buffer_mb.saturating_mul(1 << 20),
+            trusted_proxies: self.trusted_proxies.clone(),
+            state_dir: self.state_dir(),
+            spool_max_bytes: self.spool_max_mb.max(1).saturating_mul(1 << 20),
             ..defaults
+        }
+    }
+
+    /// The state directory: as given (`off` or empty: none), else `vexil-state` beside a
+    /// SQLite database, else none.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        match self.state_dir.as_deref().map(str::trim) {
+            Some("off" | "") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None if self.db.is_postgres() => None,
+            None => {
+                let db = std::path::Path::new(self.db.sqlite_path());
+                let beside = db.parent().unwrap_or_else(|| std::path::Path::new(""));
+                Some(beside.join("vexil-state"))
+            }
         }
     }
 }
@@ -159,12 +323,24 @@ pub enum KeysCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Revoke a key by id or name; it stops working at once.
+    /// Revoke a key by id or name, ending its console sessions. Running servers refuse it
+    /// within their sync interval (the server that revokes it through the API, at once).
     Revoke {
         #[command(flatten)]
         db: DbArgs,
         /// The key's id (or its name, when unique).
         key: String,
+    },
+    /// Replace the server secret, which keys the console's CSRF tokens and the OFREP stream
+    /// tokens. Running servers switch within their sync interval; with a grace period the old
+    /// secret keeps verifying tokens until it ends (forms already open, streams already handed
+    /// out), with 0 it stops at once.
+    RotateServerSecret {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Seconds the old secret keeps working (at most 604800, 7 days).
+        #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+        grace_seconds: u32,
     },
 }
 

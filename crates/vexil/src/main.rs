@@ -3,6 +3,7 @@
 //! in one module per command.
 
 mod cli;
+mod deferred;
 mod eval;
 mod serve;
 

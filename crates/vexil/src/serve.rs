@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use vexil_core::{Actor, Role, Services};
-use vexil_store::{PostgresStore, SqliteStore, Store};
+use vexil_store::{PostgresStore, SqliteStore, Store, StoreError};
 
-use crate::cli::{DbArgs, FlagsCommand, KeysCommand, ServeArgs};
+use crate::cli::{DbArgs, FlagsCommand, KeysCommand, LogFormat, ServeArgs};
 
 /// Opens SQLite (a path) or PostgreSQL (a `postgres://` URL), creating the schema.
 pub fn open_store(db: &DbArgs) -> Result<Arc<dyn Store>> {
@@ -23,43 +23,118 @@ pub fn open_store(db: &DbArgs) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// The store `vexil serve` runs on. With a state directory, a PostgreSQL database that cannot
+/// be reached is connected to in the background, so that the server starts on the snapshots
+/// it persisted; without one, the server needs the database to start.
+fn open_serving_store(args: &ServeArgs) -> Result<Arc<dyn Store>> {
+    if !args.db.is_postgres() || args.state_dir().is_none() {
+        return open_store(&args.db);
+    }
+    match PostgresStore::connect(&args.db.db, None) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(StoreError::Unavailable(err)) => {
+            tracing::warn!(error = %err, "PostgreSQL is unreachable; starting without it and connecting in the background");
+            let store = crate::deferred::Deferred::connect_later(args.db.db.clone())
+                .context("starting the database connector")?;
+            Ok(Arc::new(store))
+        }
+        Err(err) => Err(err).context("connecting to PostgreSQL"),
+    }
+}
+
 pub fn serve(args: &ServeArgs) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VEXIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(args.log_format)?;
     // The store opens before the async runtime starts: the PostgreSQL driver runs its own.
-    let store = open_store(&args.db)?;
+    let store = open_serving_store(args)?;
     let services = Services::new(store);
-    if let Some(key) = services
-        .keys
-        .bootstrap()
-        .context("creating the first admin key")?
-    {
-        println!("Created the admin management key (it is shown only this once; keep it):");
-        println!("  {}", key.secret);
-        println!("Use it as: Authorization: Bearer {}", key.secret);
+    match services.keys.bootstrap() {
+        Ok(Some(key)) => {
+            println!("Created the admin management key (it is shown only this once; keep it):");
+            println!("  {}", key.secret);
+            println!("Use it as: Authorization: Bearer {}", key.secret);
+        }
+        Ok(None) => {}
+        // Only a node with a state directory starts without its database (see
+        // `open_serving_store`); the first key is made on a start that reaches it.
+        Err(err) if err.is_unavailable() => {
+            tracing::warn!(error = %vexil_server::error::chain(&err), "the database is unreachable; the first admin key (if none exists) is created on a start that reaches it");
+        }
+        Err(err) => return Err(err).context("creating the first admin key"),
+    }
+    match args.state_dir() {
+        Some(dir) => tracing::info!(dir = %dir.display(), "state directory (event spool, persisted snapshots)"),
+        None => tracing::info!("no state directory: event batches get 503 while the database is unreachable (see --state-dir)"),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    // The application is handed out of the runtime and dropped after it: the PostgreSQL driver
+    // panics when its connections are closed on a runtime thread.
+    let app = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let metrics_listener = match args.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("listening for metrics on {at}"))?,
+            ),
+            None => None,
+        };
+        let app = vexil_server::App::start(services, args.config())
+            .await
+            .map_err(|e| anyhow::anyhow!(vexil_server::error::chain(&e)))
+            .context("starting the server")?;
+        // One signal stops both listeners.
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Some(metrics_listener) = metrics_listener {
+            let at = metrics_listener
+                .local_addr()
+                .context("reading the metrics address")?;
+            println!("Metrics are at http://{at}/metrics");
+            let metrics = app.serve_metrics(metrics_listener, stopped(stop.clone()));
+            tokio::spawn(async move {
+                if let Err(err) = metrics.await {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            });
+        }
         println!("Vexil is listening on http://{addr}");
         tracing::info!(%addr, "listening");
-        vexil_server::run(services, args.config(), listener, shutdown_signal())
-            .await
-            .context("serving")?;
-        tracing::info!("stopped");
-        Ok(())
-    })
+        let served = app.serve(listener, stopped(stop)).await;
+        app.stop().await;
+        served.context("serving")?;
+        Ok::<_, anyhow::Error>(app)
+    })?;
+    drop(runtime);
+    drop(app);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Logs to stderr at `VEXIL_LOG`'s level (default `info`), as text or as one JSON object a
+/// line (with the request span's fields: trace id, span id, method, path).
+fn init_logging(format: LogFormat) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VEXIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!(e).context("setting up logging"))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -123,6 +198,25 @@ pub fn keys(command: &KeysCommand) -> Result<()> {
             let services = Services::new(open_store(db)?);
             let k = services.keys.revoke(&actor, key)?;
             println!("revoked {} ({})", k.id, k.name);
+        }
+        KeysCommand::RotateServerSecret { db, grace_seconds } => {
+            let services = Services::new(open_store(db)?);
+            let rotation = services
+                .keys
+                .rotate_server_secret(&actor, *grace_seconds)
+                .context("rotating the server secret")?;
+            match rotation.previous_expires_at {
+                Some(at) => println!(
+                    "rotated the server secret (rotation {}); the old one works until {at} \
+                     (Unix ms); running servers switch within their sync interval",
+                    rotation.version
+                ),
+                None => println!(
+                    "rotated the server secret (rotation {}); the old one stopped; running \
+                     servers switch within their sync interval",
+                    rotation.version
+                ),
+            }
         }
     }
     Ok(())

@@ -56,6 +56,24 @@ fn vexil(args: &[&str], db: &Path) -> (bool, String, String) {
     )
 }
 
+/// Polls `GET /api/v1/projects` with `key` until it answers `status`: a server takes the keys
+/// `vexil keys` changes from the database within its sync interval. Polls no faster than the
+/// interval, so a key not yet known costs few failures in the sign-in throttle.
+fn eventually_status(addr: &str, key: &str, status: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (got, body) = request(addr, "GET", "/api/v1/projects", key, None);
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {got} instead of {status}: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn stop(mut server: Server) {
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
@@ -106,12 +124,12 @@ fn serve_keys_and_import_work_on_one_database() {
         "deployment keys never manage"
     );
 
-    // The administration commands share the database with the running server.
+    // The administration commands share the database with the running server, which follows
+    // them within its sync interval.
     let (ok, secret, err) = vexil(&["keys", "create", "--name", "ci", "--role", "reader"], &db);
     assert!(ok, "{err}");
     let reader = secret.trim().to_string();
-    let (status, _) = request(&addr, "GET", "/api/v1/projects", &reader, None);
-    assert_eq!(status, 200);
+    eventually_status(&addr, &reader, 200);
     let (status, body) = request(
         &addr,
         "POST",
@@ -128,8 +146,21 @@ fn serve_keys_and_import_work_on_one_database() {
     assert!(!list.contains(&reader), "listings never show secrets");
     let (ok, _, err) = vexil(&["keys", "revoke", "ci"], &db);
     assert!(ok, "{err}");
-    let (status, _) = request(&addr, "GET", "/api/v1/projects", &reader, None);
-    assert_eq!(status, 401);
+    eventually_status(&addr, &reader, 401);
+    let (ok, out, err) = vexil(
+        &["keys", "rotate-server-secret", "--grace-seconds", "60"],
+        &db,
+    );
+    assert!(
+        ok && out.contains("rotated the server secret"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = vexil(
+        &["keys", "rotate-server-secret", "--grace-seconds", "604801"],
+        &db,
+    );
+    assert!(!ok && err.contains("grace"), "{err}");
+    eventually_status(&addr, &admin, 200);
 
     let flags = dir.0.join("flags.json");
     std::fs::write(
@@ -223,4 +254,34 @@ fn bad_databases_and_roles_are_reported() {
     let (ok, _, err) = vexil(&["keys", "list"], &dir.0);
     assert!(!ok);
     assert!(err.contains("opening the SQLite database"), "{err}");
+}
+
+/// On PostgreSQL too, SIGTERM ends `vexil serve` with status 0: the driver's connections are
+/// closed off the async runtime, where closing them does not panic.
+#[test]
+fn a_postgres_server_stops_cleanly() {
+    let url = std::env::var("VEXIL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let mut admin = match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(client) => client,
+        Err(err) => return common::skip("a_postgres_server_stops_cleanly", &err.to_string()),
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let db = format!("vexil_serve_{}_{nanos}", std::process::id());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let server = start(Path::new(&format!("{base}/{db}")), &[]);
+    let key = server
+        .key
+        .clone()
+        .expect("a new database prints an admin key");
+    let (status, _) = request(&server.addr, "GET", "/api/v1/projects", &key, None);
+    assert_eq!(status, 200);
+    stop(server);
+    admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
 }

@@ -58,6 +58,11 @@ impl CohortData {
         self.members.len()
     }
 
+    /// The members, sorted and without duplicates.
+    pub fn members(&self) -> &[Box<str>] {
+        &self.members
+    }
+
     /// Whether both hold the same members (a re-upload of the same list keeps `last_modified`).
     pub fn same_members(&self, members: &[String]) -> bool {
         let mut sorted: Vec<&str> = members.iter().map(String::as_str).collect();

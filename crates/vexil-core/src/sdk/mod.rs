@@ -1,25 +1,34 @@
 //! What the SDK-facing API serves, without HTTP: per-deployment snapshots built and published
 //! after every change ([`Publisher`], [`Snapshot`]), remote evaluation with server-side
 //! enrichment, OFREP's mapping of contexts, reasons and ETags ([`ofrep`]), and the exposures
-//! and assignments SDKs report ([`Tracker`]).
+//! and assignments SDKs report ([`Tracker`]). With a state directory, a node also keeps what
+//! it needs to ride out an outage of the store on local disk: the event batches the store could
+//! not take ([`spool`], stored later by the tracker's replay thread) and the last snapshots it published
+//! ([`persist`]), from which it can start while the store is unreachable.
 //!
 //! The HTTP server reads only snapshots on its SDK routes; the database is read when a snapshot
 //! is built and written when exposures are stored.
 
+pub mod ingest;
 mod memory;
 pub mod ofrep;
+pub mod persist;
 mod publisher;
+mod replay;
 mod snapshot;
+pub mod spool;
 mod tracking;
 
 pub use memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
-pub use publisher::{Publisher, PublisherOptions, SnapshotSink};
+pub use persist::{PersistError, Persister};
+pub use publisher::{PublishStats, Publisher, PublisherOptions, SnapshotSink, SnapshotSource};
 pub use snapshot::{
-    referenced_cohort_ids, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions, Snapshot,
-    SnapshotInput, Tracked,
+    referenced_cohort_ids, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions,
+    ServedCounts, Snapshot, SnapshotInput, StripedCounter, Tracked,
 };
+pub use spool::{Spool, SpoolError, SpoolOptions, SpoolStats};
 pub use tracking::{
-    Batch, IngestError, IngestReport, Source, Tracker, ASSIGNMENT_DEDUP_MS, INSERT_ID_WINDOW_MS,
+    Accepted, IngestError, IngestReport, Source, Tracker, ASSIGNMENT_DEDUP_MS, INSERT_ID_WINDOW_MS,
 };
 
 use std::sync::Arc;

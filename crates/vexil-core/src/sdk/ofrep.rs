@@ -6,7 +6,7 @@
 use sha2::{Digest, Sha256};
 use vexil_eval::{evaluate_plan, Context, Object, Results, Value};
 
-use super::snapshot::{FlagInfo, Snapshot};
+use super::snapshot::{FlagInfo, ServedCounts, Snapshot};
 
 /// Names the engine and compiler in ETags, so that an upgrade that could change results also
 /// changes every tag.
@@ -167,7 +167,13 @@ type Failure = (&'static str, String);
 
 impl Snapshot {
     /// `POST /ofrep/v1/evaluate/flags/{key}`: evaluates a flag attached to this deployment.
-    pub fn ofrep_flag(&self, key: &str, mut user: Object) -> OfrepAnswer {
+    /// Served results are counted in `counts`, when given.
+    pub fn ofrep_flag(
+        &self,
+        key: &str,
+        mut user: Object,
+        counts: Option<&ServedCounts>,
+    ) -> OfrepAnswer {
         let Some(index) = self.flags.index_of(key).filter(|&i| self.infos[i].deployed) else {
             return OfrepAnswer::NotFound;
         };
@@ -181,14 +187,25 @@ impl Snapshot {
         let results = evaluate_plan(&self.flags, &context, plan);
         let mut body = String::with_capacity(256);
         match write_item(&mut body, info, &results) {
-            Ok(()) => OfrepAnswer::Success(body),
+            Ok(outcome) => {
+                if let (Some(counts), Some(o)) = (counts, outcome) {
+                    counts.add(index, o);
+                }
+                OfrepAnswer::Success(body)
+            }
             Err((_, details)) => OfrepAnswer::TargetingKeyMissing(details),
         }
     }
 
     /// `POST /ofrep/v1/evaluate/flags`: every attached flag, ascending by key, with per-flag
-    /// failures (§B4). `event_streams` is the JSON array to hand out, if any.
-    pub fn ofrep_bulk(&self, mut user: Object, event_streams: Option<&str>) -> String {
+    /// failures (§B4). `event_streams` is the JSON array to hand out, if any; served results
+    /// are counted in `counts`, when given.
+    pub fn ofrep_bulk(
+        &self,
+        mut user: Object,
+        event_streams: Option<&str>,
+        counts: Option<&ServedCounts>,
+    ) -> String {
         self.enrich(&mut user);
         let context = Context::from_sdk_user(Value::Object(user));
         let shared = self
@@ -217,8 +234,13 @@ impl Snapshot {
                     continue;
                 }
             };
-            if let Err((code, details)) = write_item(&mut out, info, results) {
-                push_failure(&mut out, info, code, &details);
+            match write_item(&mut out, info, results) {
+                Ok(outcome) => {
+                    if let (Some(counts), Some(o)) = (counts, outcome) {
+                        counts.add(index, o);
+                    }
+                }
+                Err((code, details)) => push_failure(&mut out, info, code, &details),
             }
         }
         out.push_str("],\"metadata\":{\"version\":\"");
@@ -244,11 +266,16 @@ fn push_failure(out: &mut String, info: &FlagInfo, code: &str, details: &str) {
 
 /// Appends the OFREP item of one flag from the results (§B5), or returns why there is none
 /// (and appends nothing).
-fn write_item(out: &mut String, info: &FlagInfo, results: &Results<'_>) -> Result<(), Failure> {
+/// Writes one flag's item; `Ok` holds the position of the served outcome, if prepared.
+fn write_item(
+    out: &mut String,
+    info: &FlagInfo,
+    results: &Results<'_>,
+) -> Result<Option<usize>, Failure> {
     let Some(r) = results.get(&info.key) else {
         out.push_str(&info.ofrep_head);
         out.push_str(",\"reason\":\"DEFAULT\"}");
-        return Ok(());
+        return Ok(None);
     };
     let detail = r.detail();
     let segment = info.segments.get(detail.segment_index).copied();
@@ -261,13 +288,14 @@ fn write_item(out: &mut String, info: &FlagInfo, results: &Results<'_>) -> Resul
             ),
         ));
     }
-    let Some(outcome) = info.outcome(detail.segment_index, r.variant_index()) else {
+    let position = info.outcome_position(detail.segment_index, r.variant_index());
+    let Some(outcome) = position.and_then(|p| info.outcomes.get(p)) else {
         // Every result is prepared; should one not be, answer the code-default form.
         out.push_str(&info.ofrep_head);
         out.push_str(",\"reason\":\"DEFAULT\",\"variant\":");
         out.push_str(&serde_json::to_string(r.key()).unwrap_or_default());
         out.push('}');
-        return Ok(());
+        return Ok(None);
     };
     let value = outcome
         .ofrep_value()
@@ -288,7 +316,7 @@ fn write_item(out: &mut String, info: &FlagInfo, results: &Results<'_>) -> Resul
     out.push_str(reason);
     out.push('"');
     out.push_str(outcome.ofrep_tail());
-    Ok(())
+    Ok(position)
 }
 
 #[cfg(test)]

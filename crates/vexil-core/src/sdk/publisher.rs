@@ -3,16 +3,28 @@
 //! [`SnapshotSink`]s (the HTTP server swaps them in and wakes its streams).
 //!
 //! Changes are picked up two ways. A change made through this process's services arrives as a
-//! [`ChangeListener`] call and is rebuilt on the publisher's thread within a few milliseconds
-//! (bursts coalesce). A change made by another node (PostgreSQL) or another process (`vexil
-//! flags import`) shows as a stored revision that differs from the one loaded; the thread polls
-//! the revisions every `sync_interval` and rebuilds those projects.
+//! [`ChangeListener`] call and is rebuilt by a worker within a few milliseconds (bursts
+//! coalesce). A change made by another node (PostgreSQL) or another process (`vexil flags
+//! import`) shows as a stored revision that differs from the one loaded; a sync thread polls
+//! the revisions every `sync_interval` and queues those projects.
+//!
+//! Projects are rebuilt independently: a small pool of workers takes changed projects from one
+//! queue, and a project is never rebuilt by two threads at once (a per-project lock, which
+//! direct [`Publisher::refresh`] calls take too). A project changed during its rebuild stays
+//! queued and is rebuilt again once the running rebuild ends, so a slow project delays only
+//! itself.
+//!
+//! A node that starts while the store is unreachable can serve the snapshots it persisted
+//! before ([`super::persist`], handed over with [`Publisher::adopt`]); the sync thread then
+//! retries [`Publisher::load_all`] every `sync_interval` until the store answers, and the
+//! store's snapshots replace the persisted ones. [`Publisher::source`] says which are served.
 //!
 //! Revisions are content-addressed: a node bumps a deployment's revision only when the digest
 //! of what it would serve differs from the stored digest, under the project lock, so every node
 //! that builds the same content agrees on one number.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +48,24 @@ pub trait SnapshotSink: Send + Sync {
     fn publish(&self, project: &str, data: Option<&Arc<ProjectData>>, snapshots: &[Arc<Snapshot>]);
 }
 
+/// Where the published snapshots came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotSource {
+    /// Loaded from the store: [`Publisher::load_all`] succeeded.
+    Store,
+    /// Persisted on local disk by an earlier run, served while the store is unreachable.
+    Disk,
+}
+
+impl SnapshotSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotSource::Store => "store",
+            SnapshotSource::Disk => "disk",
+        }
+    }
+}
+
 /// How the publisher runs.
 #[derive(Debug, Clone)]
 pub struct PublisherOptions {
@@ -43,6 +73,8 @@ pub struct PublisherOptions {
     pub sync_interval: Duration,
     /// How long a change waits for more changes before the rebuild starts.
     pub debounce: Duration,
+    /// How many projects may be rebuilt at once (at least one).
+    pub workers: usize,
 }
 
 impl Default for PublisherOptions {
@@ -50,9 +82,16 @@ impl Default for PublisherOptions {
         PublisherOptions {
             sync_interval: Duration::from_secs(1),
             debounce: Duration::from_millis(5),
+            // Enough that a few slow projects do not hold up the rest; few enough that
+            // rebuilds leave most of the machine to serving.
+            workers: 4,
         }
     }
 }
+
+mod threads;
+
+use threads::{follow, listen, work, Job};
 
 /// Property rows written by other nodes are re-read this far back, so that rows committed
 /// slightly out of order (or stamped by a clock slightly behind) are not missed.
@@ -60,7 +99,13 @@ const PROPERTY_LOOKBACK_MS: i64 = 2_000;
 
 #[derive(Default)]
 struct Queue {
-    dirty: BTreeSet<String>,
+    /// Projects changed since their last rebuild started, with the time of the first such
+    /// change (a project is rebuilt `debounce` after it).
+    dirty: BTreeMap<String, Instant>,
+    /// Projects a worker is rebuilding; a worker never takes one of these.
+    running: BTreeSet<String>,
+    /// Another node announced a change: the sync thread looks at the store now.
+    sync_now: bool,
     stop: bool,
 }
 
@@ -79,19 +124,51 @@ struct Inner {
     /// One property index per project, kept across rebuilds.
     properties: Mutex<BTreeMap<String, Arc<UserProperties>>>,
     sinks: RwLock<Vec<Arc<dyn SnapshotSink>>>,
-    /// Serializes rebuilds, so an older build never replaces a newer one.
-    rebuilding: Mutex<()>,
+    /// One lock per project, held for its whole rebuild, so that an older build of a project
+    /// never replaces a newer one while other projects build at the same time.
+    rebuilding: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
     /// Projects whose last rebuild failed; retried at every sync.
     failed: Mutex<BTreeSet<String>>,
     /// Newest `updated_at` of the properties read from the store.
     property_watermark: Mutex<i64>,
+    /// Where the published snapshots came from; `None` until some are loaded.
+    source: Mutex<Option<SnapshotSource>>,
+    stats: PublishStats,
+}
+
+/// Rebuilds so far: how many, how long in all, how many failed (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    count: AtomicU64,
+    failed: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl PublishStats {
+    fn record(&self, took: Duration, ok: bool) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Rebuilds, failed rebuilds, and their total duration in seconds.
+    pub fn read(&self) -> (u64, u64, f64) {
+        (
+            self.count.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
 }
 
 /// Builds and publishes snapshots; cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     inner: Arc<Inner>,
-    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,46 +189,123 @@ impl Publisher {
                 current: RwLock::new(BTreeMap::new()),
                 properties: Mutex::new(BTreeMap::new()),
                 sinks: RwLock::new(Vec::new()),
-                rebuilding: Mutex::new(()),
+                rebuilding: Mutex::new(BTreeMap::new()),
                 failed: Mutex::new(BTreeSet::new()),
                 property_watermark: Mutex::new(0),
+                source: Mutex::new(None),
+                stats: PublishStats::default(),
             }),
-            thread: Arc::new(Mutex::new(None)),
+            threads: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// A handle for the background threads, which own no threads themselves.
+    fn handle(inner: &Arc<Inner>) -> Publisher {
+        Publisher {
+            inner: inner.clone(),
+            threads: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
     /// Loads the stored properties and every project's snapshots. Blocking; run it off async
-    /// threads.
+    /// threads. Projects published before (from disk) that the store no longer has are
+    /// withdrawn.
     pub fn load_all(&self) -> Result<()> {
         // Each project loads the stored properties its targeting reads when it is built; other
         // nodes' writes are followed from now on.
         *lock(&self.inner.property_watermark) = now_ms();
-        let projects: Vec<String> = vexil_store::read(&*self.inner.store, |tx| {
+        let projects: BTreeSet<String> = vexil_store::read(&*self.inner.store, |tx| {
             Ok::<_, Error>(tx.list_projects()?.into_iter().map(|p| p.key).collect())
         })?;
-        for p in projects {
-            self.refresh(&p)?;
+        for p in &projects {
+            self.refresh(p)?;
+        }
+        let gone: Vec<String> = self
+            .projects()
+            .into_iter()
+            .filter(|p| !projects.contains(p))
+            .collect();
+        for project in gone {
+            self.inner
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&project);
+            publish(&self.inner, &project, None, &[]);
+        }
+        *lock(&self.inner.source) = Some(SnapshotSource::Store);
+        Ok(())
+    }
+
+    /// Publishes a project's snapshots persisted by an earlier run (the store being
+    /// unreachable), as if rebuilt; [`Publisher::load_all`] replaces them once the store
+    /// answers.
+    pub fn adopt(&self, data: Arc<ProjectData>, snapshots: Vec<Arc<Snapshot>>) {
+        let key = data.key.clone();
+        let project_lock = lock(&self.inner.rebuilding)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock(&project_lock);
+        publish(&self.inner, &key, Some(&data), &snapshots);
+        self.inner
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, Loaded { snapshots, data });
+        lock(&self.inner.source).get_or_insert(SnapshotSource::Disk);
+    }
+
+    /// Where the published snapshots came from: `None` before any are loaded (the store was
+    /// unreachable at start and nothing was persisted).
+    pub fn source(&self) -> Option<SnapshotSource> {
+        *lock(&self.inner.source)
+    }
+
+    /// The keys of the published projects.
+    pub fn projects(&self) -> Vec<String> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Starts the background threads: the workers that rebuild changed projects and the one
+    /// that polls the store.
+    pub fn spawn(&self) -> Result<()> {
+        let workers = self.inner.options.workers.max(1);
+        let jobs = (0..workers)
+            .map(|i| (format!("vexil-publisher-{i}"), Job::Work))
+            .chain([
+                ("vexil-publisher-sync".to_owned(), Job::Follow),
+                ("vexil-publisher-listen".to_owned(), Job::Listen),
+            ]);
+        for (name, job) in jobs {
+            let inner = self.inner.clone();
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || match job {
+                    Job::Work => work(&inner),
+                    Job::Follow => follow(&inner),
+                    Job::Listen => listen(&inner),
+                })
+                .map_err(|e| Error::Internal(Box::new(e)))?;
+            // Recorded one by one, so that `stop` joins whatever started before a failure.
+            lock(&self.threads).push(handle);
         }
         Ok(())
     }
 
-    /// Starts the background thread that rebuilds changed projects and polls the store.
-    pub fn spawn(&self) -> Result<()> {
-        let inner = self.inner.clone();
-        let handle = std::thread::Builder::new()
-            .name("vexil-publisher".into())
-            .spawn(move || run(&inner))
-            .map_err(|e| Error::Internal(Box::new(e)))?;
-        *lock(&self.thread) = Some(handle);
-        Ok(())
-    }
-
-    /// Stops the background thread (if any) and waits for it.
+    /// Stops the background threads (if any) and waits for them; a rebuild under way ends
+    /// first.
     pub fn stop(&self) {
         lock(&self.inner.queue).stop = true;
         self.inner.wake.notify_all();
-        let handle = lock(&self.thread).take();
-        if let Some(handle) = handle {
+        let handles = std::mem::take(&mut *lock(&self.threads));
+        for handle in handles {
             let _ = handle.join();
         }
     }
@@ -210,7 +364,9 @@ impl Publisher {
 
     /// Rebuilds and publishes one project now.
     pub fn refresh(&self, project: &str) -> Result<()> {
+        let started = Instant::now();
         let result = rebuild(&self.inner, project);
+        self.inner.stats.record(started.elapsed(), result.is_ok());
         let mut failed = lock(&self.inner.failed);
         if result.is_err() {
             failed.insert(project.to_owned());
@@ -220,9 +376,29 @@ impl Publisher {
         result
     }
 
+    /// Rebuilds so far (for metrics).
+    pub fn stats(&self) -> &PublishStats {
+        &self.inner.stats
+    }
+
     /// Compares the stored revisions with the loaded ones and rebuilds the projects that
-    /// differ (or failed before); on PostgreSQL also reads the properties other nodes wrote.
+    /// differ (or failed before), on the calling thread; on PostgreSQL also reads the
+    /// properties other nodes wrote.
     pub fn sync(&self) -> Result<()> {
+        let stale = self.stale()?;
+        let mut first_error = None;
+        for project in stale {
+            if let Err(err) = self.refresh(&project) {
+                first_error.get_or_insert(err);
+            }
+        }
+        self.follow_properties()?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The projects whose stored revisions differ from the loaded ones, or whose last rebuild
+    /// failed.
+    fn stale(&self) -> Result<BTreeSet<String>> {
         let stored = vexil_store::read(&*self.inner.store, |tx| {
             Ok::<_, Error>(tx.sdk_revisions(None)?)
         })?;
@@ -244,17 +420,16 @@ impl Publisher {
                 }
             }
         }
-        let mut first_error = None;
-        for project in stale {
-            if let Err(err) = self.refresh(&project) {
-                first_error.get_or_insert(err);
-            }
-        }
+        Ok(stale)
+    }
+
+    /// On PostgreSQL, applies the properties other nodes stored since the last look.
+    fn follow_properties(&self) -> Result<()> {
         if self.inner.store.backend() == "postgres" {
             let since = *lock(&self.inner.property_watermark) - PROPERTY_LOOKBACK_MS;
             self.load_properties(since.max(0))?;
         }
-        first_error.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// Applies the stored properties written at or after `since` to the in-memory indexes.
@@ -283,9 +458,27 @@ struct Listener(Arc<Inner>);
 
 impl ChangeListener for Listener {
     fn changed(&self, project: &str) {
-        lock(&self.0.queue).dirty.insert(project.to_owned());
-        self.0.wake.notify_all();
+        queue(&self.0, [project.to_owned()]);
     }
+
+    /// Rebuilds and publishes the project on the calling thread (a rotated key then fails on
+    /// this node before the rotation answers).
+    fn changed_now(&self, project: &str) -> Result<()> {
+        Publisher::handle(&self.0).refresh(project)
+    }
+}
+
+/// Marks `projects` changed (keeping the time of an earlier change still waiting) and wakes
+/// the workers.
+fn queue(inner: &Inner, projects: impl IntoIterator<Item = String>) {
+    let now = Instant::now();
+    {
+        let mut queue = lock(&inner.queue);
+        for project in projects {
+            queue.dirty.entry(project).or_insert(now);
+        }
+    }
+    inner.wake.notify_all();
 }
 
 fn properties_of(inner: &Inner, project: &str) -> Arc<UserProperties> {
@@ -293,52 +486,6 @@ fn properties_of(inner: &Inner, project: &str) -> Arc<UserProperties> {
         .entry(project.to_owned())
         .or_default()
         .clone()
-}
-
-/// The background loop: rebuild dirty projects soon after they change, sync periodically.
-fn run(inner: &Arc<Inner>) {
-    let publisher = Publisher {
-        inner: inner.clone(),
-        thread: Arc::new(Mutex::new(None)),
-    };
-    let mut last_sync = Instant::now();
-    loop {
-        let dirty = {
-            let mut queue = lock(&inner.queue);
-            let wait = inner
-                .options
-                .sync_interval
-                .saturating_sub(last_sync.elapsed());
-            if queue.dirty.is_empty() && !queue.stop && !wait.is_zero() {
-                queue = inner
-                    .wake
-                    .wait_timeout(queue, wait)
-                    .map(|(q, _)| q)
-                    .unwrap_or_else(|e| e.into_inner().0);
-            }
-            if queue.stop {
-                return;
-            }
-            if !queue.dirty.is_empty() {
-                // Let a burst of changes land before rebuilding once.
-                drop(queue);
-                std::thread::sleep(inner.options.debounce);
-                queue = lock(&inner.queue);
-            }
-            std::mem::take(&mut queue.dirty)
-        };
-        for project in dirty {
-            if let Err(err) = publisher.refresh(&project) {
-                tracing::error!(project, error = %crate::error::chain(&err), "rebuilding snapshots failed");
-            }
-        }
-        if last_sync.elapsed() >= inner.options.sync_interval {
-            last_sync = Instant::now();
-            if let Err(err) = publisher.sync() {
-                tracing::warn!(error = %crate::error::chain(&err), "syncing snapshots with the store failed");
-            }
-        }
-    }
 }
 
 /// What a project's rebuild reads in one transaction.
@@ -418,7 +565,7 @@ fn digest(
             "live"
         },
         &state.project.api_key,
-        &state.project.secret_key,
+        &state.project.secret_key_hash,
     ];
     for field in fields {
         h.update(field.as_bytes());
@@ -441,7 +588,11 @@ struct Planned {
 }
 
 fn rebuild(inner: &Inner, key: &str) -> Result<()> {
-    let _one_at_a_time = lock(&inner.rebuilding);
+    let project_lock = lock(&inner.rebuilding)
+        .entry(key.to_owned())
+        .or_default()
+        .clone();
+    let _one_at_a_time = lock(&project_lock);
     let cached = inner
         .current
         .read()
@@ -497,7 +648,10 @@ fn rebuild(inner: &Inner, key: &str) -> Result<()> {
     let data = Arc::new(ProjectData {
         key: state.project.key.clone(),
         api_key: state.project.api_key.clone(),
-        secret_key: state.project.secret_key.clone(),
+        secret_key_hash: state.project.secret_key_hash.clone(),
+        previous_api_key: state.project.previous_api_key.clone(),
+        previous_secret_key_hash: state.project.previous_secret_key_hash.clone(),
+        previous_key_expires_at: state.project.previous_key_expires_at,
         cohorts: state.cohorts.clone(),
         properties,
         mutex_flags: mutex_flags(&state.flags),

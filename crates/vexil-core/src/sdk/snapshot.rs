@@ -7,6 +7,7 @@
 //! swaps it in whole.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use vexil_eval::{
@@ -21,9 +22,15 @@ use crate::model::{Deployment, EvaluationMode};
 #[derive(Debug)]
 pub struct ProjectData {
     pub key: String,
-    /// Project API key and secret key: cohort downloads and event ingestion.
+    /// Project API key: event ingestion, and cohort downloads with the secret key.
     pub api_key: String,
-    pub secret_key: String,
+    /// Hex SHA-256 of the secret key; the clear key is nowhere but with its holders.
+    pub secret_key_hash: String,
+    /// The API key and secret key hash a rotation replaced, accepted until
+    /// `previous_key_expires_at` (Unix milliseconds).
+    pub previous_api_key: Option<String>,
+    pub previous_secret_key_hash: Option<String>,
+    pub previous_key_expires_at: Option<i64>,
     /// Every cohort of the project, by id.
     pub cohorts: BTreeMap<String, Arc<CohortData>>,
     /// The users' `[Experiment] <flag_key>` properties; one instance per project, kept across
@@ -31,6 +38,30 @@ pub struct ProjectData {
     pub properties: Arc<UserProperties>,
     /// Keys of the project's mutual-exclusion-group flags (no user property is set for them).
     pub mutex_flags: BTreeSet<String>,
+}
+
+impl ProjectData {
+    /// Whether the previous credentials still count at `now_ms`.
+    fn in_grace(&self, now_ms: i64) -> bool {
+        self.previous_key_expires_at.is_some_and(|end| now_ms < end)
+    }
+
+    /// Whether `key` is the project's API key at `now_ms`: the current one, or the one a
+    /// rotation replaced while its grace period lasts.
+    pub fn accepts_api_key(&self, key: &str, now_ms: i64) -> bool {
+        self.api_key == key
+            || (self.in_grace(now_ms) && self.previous_api_key.as_deref() == Some(key))
+    }
+
+    /// Whether `secret` is the project's secret key at `now_ms` (the current one, or the one a
+    /// rotation replaced while its grace period lasts). Hashes are compared without stopping
+    /// at the first difference.
+    pub fn accepts_secret(&self, secret: &str, now_ms: i64) -> bool {
+        let hash = crate::keys::hash_secret(secret);
+        let same = |stored: &str| crate::keys::same_secret(stored, &hash);
+        same(&self.secret_key_hash)
+            | (self.in_grace(now_ms) && self.previous_secret_key_hash.as_deref().is_some_and(same))
+    }
 }
 
 /// One possible result of one flag, prepared.
@@ -154,6 +185,61 @@ pub struct RemoteOptions<'a> {
     pub v1: bool,
     /// Keep what tracking needs (ids, groups and the results).
     pub track: bool,
+    /// Count each served result here (the `/metrics` evaluation counters).
+    pub counts: Option<&'a ServedCounts>,
+}
+
+/// One counter per (flag, variant) a snapshot can serve, indexed by flag and outcome. Several
+/// outcomes of a flag (one per segment) share their variant's counter. The server owns the
+/// counters and hands the same ones to every snapshot of a deployment, so counts survive
+/// publishes.
+#[derive(Debug, Default)]
+pub struct ServedCounts {
+    by_outcome: Vec<Vec<Arc<StripedCounter>>>,
+}
+
+/// Stripes of a [`StripedCounter`]: enough that the server's threads rarely share one.
+const STRIPES: usize = 8;
+
+/// A counter that many threads add to at once without contending for one cache line: each
+/// thread adds to its own stripe, and reading sums them. Remote evaluation adds to one per
+/// flag of every answer, where a shared atomic would bounce between cores.
+#[derive(Debug, Default)]
+pub struct StripedCounter {
+    stripes: [Stripe; STRIPES],
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Stripe(AtomicU64);
+
+impl StripedCounter {
+    /// Adds one.
+    pub fn add(&self) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        }
+        let stripe = STRIPE.with(|s| *s);
+        self.stripes[stripe].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl ServedCounts {
+    /// Counts one served result.
+    pub fn add(&self, flag: usize, outcome: usize) {
+        if let Some(counter) = self.by_outcome.get(flag).and_then(|f| f.get(outcome)) {
+            counter.add();
+        }
+    }
 }
 
 /// The answer of a remote evaluation.
@@ -256,6 +342,12 @@ impl Snapshot {
         }
     }
 
+    /// Every config the deployment serves, as JSON in served order, whatever its kind (what
+    /// [`super::persist`] keeps to build the snapshot again).
+    pub(crate) fn configs_json(&self) -> &Arc<str> {
+        &self.flags_all
+    }
+
     /// The compiled flags.
     pub fn flag_set(&self) -> &FlagSet {
         &self.flags
@@ -346,6 +438,26 @@ impl Snapshot {
         }
     }
 
+    /// Counters for every (flag, variant) this snapshot can serve, from `counter` (which should
+    /// give the same counter for the same deployment, flag and variant every time).
+    pub fn served_counts(
+        &self,
+        mut counter: impl FnMut(&str, &str) -> Arc<StripedCounter>,
+    ) -> ServedCounts {
+        ServedCounts {
+            by_outcome: self
+                .infos
+                .iter()
+                .map(|info| {
+                    info.outcomes
+                        .iter()
+                        .map(|o| counter(&info.key, &o.variant_key))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
     /// Remote evaluation (`/sdk/v2/vardata` and the v1 endpoints): enriches `user`, evaluates,
     /// and writes the result object from the prepared JSON of each result.
     pub fn evaluate_remote(
@@ -389,6 +501,9 @@ impl Snapshot {
             let found = info.outcome_position(segment, r.variant_index());
             if let (Some(t), Some(o)) = (tracked.as_mut(), found) {
                 t.hits.push((r.flag_index() as u32, o as u32));
+            }
+            if let (Some(counts), Some(o)) = (options.counts, found) {
+                counts.add(r.flag_index(), o);
             }
             if options.v1 {
                 let (default, deployed) = match found {

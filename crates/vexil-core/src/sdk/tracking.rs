@@ -2,13 +2,16 @@
 //! `/2/httpapi`, and the records remote evaluation makes itself. Both are stored durably and
 //! set the users' `[Experiment] <flag_key>` properties that remote evaluation reads back.
 //!
-//! Posted batches are written in the request's own transaction, so a `200` means stored.
+//! Posted batches are written in the request's own transaction, so a `200` means stored. With a
+//! [`Spool`], a batch the store cannot take because it is unreachable is appended to the spool
+//! instead (flushed to disk before the answer, so a `200` still means durable) and stored by
+//! the replay thread once the store answers ([`super::replay`]).
 //! Records made by remote evaluation must not slow evaluation down: they go through a bounded
 //! queue to a writer thread that stores them in batches. When the queue is full (the database
 //! cannot keep up) a record is dropped and counted rather than blocking the request.
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,7 +23,9 @@ use vexil_store::{ExperimentPropertyRow, ExposureRow, Store};
 
 use super::memory::IdKind;
 use super::publisher::Publisher;
+use super::replay::Replayer;
 use super::snapshot::{Snapshot, Tracked};
+use super::spool::{Spool, SpoolStats};
 use crate::error::{Error, Result};
 use crate::service::now_ms;
 
@@ -41,13 +46,11 @@ const DEDUP_CAPACITY: usize = 250_000;
 pub struct Source {
     pub project: String,
     pub deployment: Option<String>,
-}
-
-/// A parsed event batch.
-#[derive(Debug)]
-pub struct Batch {
-    pub api_key: String,
-    pub events: Vec<Json>,
+    /// Whether the key is a secret one (a server deployment key or the project API key). Only
+    /// trusted batches set `[Experiment]` user properties: targeting reads them, and a client
+    /// key is public, so anyone could otherwise move any user into any variant of a flag that
+    /// targets on them. Exposures sent with a client key are still stored and counted.
+    pub trusted: bool,
 }
 
 /// Why a batch is refused (the answers of §A10.5).
@@ -68,6 +71,22 @@ pub struct IngestReport {
     pub events_ingested: usize,
     /// Exposure records stored.
     pub stored: usize,
+}
+
+/// What became of an accepted batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored in the store.
+    Stored(IngestReport),
+    /// The store was unreachable (or older batches still wait in the spool): appended to the
+    /// spool, durably, for the replay thread to store.
+    Spooled,
+}
+
+/// A batch that failed after its first `committed` events were stored.
+pub(crate) struct Partial {
+    pub error: IngestError,
+    pub committed: usize,
 }
 
 /// One property change: set (`Some`) or unset (`None`).
@@ -97,18 +116,46 @@ pub struct Tracker {
     queue: SyncSender<Option<Job>>,
     dedup: Arc<Dedup>,
     dropped: Arc<AtomicU64>,
+    /// Evaluations queued for the writer now.
+    queued: Arc<AtomicUsize>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Held while a posted batch is stored: batches queue here rather than on the database.
+    ingesting: Arc<Mutex<()>>,
+    /// Where batches go while the store is unreachable, and the thread that stores them later.
+    spool: Option<(Arc<Spool>, Arc<Replayer>)>,
 }
 
 impl Tracker {
     /// Starts the writer thread for records made by remote evaluation.
     pub fn start(store: Arc<dyn Store>, publisher: Publisher) -> Result<Tracker> {
+        Tracker::start_with_spool(store, publisher, None)
+    }
+
+    /// Like [`Tracker::start`]; with a spool, batches the store cannot take go there, and a
+    /// replay thread stores them (and whatever an earlier run left) once the store answers.
+    pub fn start_with_spool(
+        store: Arc<dyn Store>,
+        publisher: Publisher,
+        spool: Option<Spool>,
+    ) -> Result<Tracker> {
+        let mut tracker = Tracker::start_writer(store, publisher)?;
+        if let Some(spool) = spool {
+            let spool = Arc::new(spool);
+            let replayer = Replayer::start(tracker.clone(), spool.clone())?;
+            tracker.spool = Some((spool, replayer));
+        }
+        Ok(tracker)
+    }
+
+    fn start_writer(store: Arc<dyn Store>, publisher: Publisher) -> Result<Tracker> {
         let (queue, jobs) = sync_channel(QUEUE_CAPACITY);
         let writer_store = store.clone();
         let writer_publisher = publisher.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer_queued = queued.clone();
         let handle = std::thread::Builder::new()
             .name("vexil-tracker".into())
-            .spawn(move || write_loop(&*writer_store, &writer_publisher, &jobs))
+            .spawn(move || write_loop(&*writer_store, &writer_publisher, &jobs, &writer_queued))
             .map_err(|e| Error::Internal(Box::new(e)))?;
         Ok(Tracker {
             store,
@@ -116,12 +163,19 @@ impl Tracker {
             queue,
             dedup: Arc::new(Dedup::default()),
             dropped: Arc::new(AtomicU64::new(0)),
+            queued,
             writer: Arc::new(Mutex::new(Some(handle))),
+            ingesting: Arc::new(Mutex::new(())),
+            spool: None,
         })
     }
 
-    /// Stores what is queued and stops the writer.
+    /// Stores what is queued and stops the writer and the replay thread. Spooled batches stay
+    /// on disk for the next start.
     pub fn stop(&self) {
+        if let Some((_, replayer)) = &self.spool {
+            replayer.stop();
+        }
         let _ = self.queue.send(None);
         let handle = self
             .writer
@@ -138,66 +192,157 @@ impl Tracker {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Parses a `/2/httpapi` body (`{"api_key", "events"}`).
-    pub fn parse_batch(body: &[u8]) -> std::result::Result<Batch, IngestError> {
-        let value: Json =
-            serde_json::from_slice(body).map_err(|e| IngestError::Invalid(e.to_string()))?;
-        let Json::Object(mut object) = value else {
-            return Err(IngestError::Invalid(
-                "the body must be a JSON object".into(),
-            ));
-        };
-        let api_key = match object.remove("api_key") {
-            Some(Json::String(k)) => k,
-            _ => return Err(IngestError::MissingField("api_key")),
-        };
-        let events = match object.remove("events") {
-            Some(Json::Array(events)) => events,
-            _ => return Err(IngestError::MissingField("events")),
-        };
-        Ok(Batch { api_key, events })
+    /// Evaluations waiting for the writer now.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
-    /// Stores a batch's exposures and assignments in one transaction, skipping insert ids
-    /// already seen in the project within [`INSERT_ID_WINDOW_MS`], then applies the property
-    /// changes. Blocking.
-    pub fn ingest(&self, source: &Source, events: &[Json]) -> Result<IngestReport> {
+    /// What the spool holds, when there is one.
+    pub fn spool_stats(&self) -> Option<SpoolStats> {
+        self.spool.as_ref().map(|(spool, _)| spool.stats())
+    }
+
+    /// Stores the events of a batch body that [`super::ingest::head`] accepted, in
+    /// transactions of [`super::ingest::CHUNK`] events, skipping insert ids already seen in the
+    /// project within [`INSERT_ID_WINDOW_MS`], then applies the property changes of each chunk.
+    /// One batch is stored at a time per node. Blocking.
+    pub fn ingest(
+        &self,
+        source: &Source,
+        body: &[u8],
+    ) -> std::result::Result<IngestReport, IngestError> {
+        self.ingest_from(source, body, 0, &mut |_| {})
+            .map_err(|p| p.error)
+    }
+
+    /// Stores a batch, or spools it when the store is unreachable and there is a spool. While
+    /// older batches wait in the spool, new ones queue behind them, so that events are stored
+    /// in the order they were accepted (the latest `[Experiment]` property wins) and no batch
+    /// waits for an unreachable store. Blocking.
+    pub fn accept(
+        &self,
+        source: &Source,
+        body: &[u8],
+    ) -> std::result::Result<Accepted, IngestError> {
+        let Some((spool, replayer)) = &self.spool else {
+            return self.ingest(source, body).map(Accepted::Stored);
+        };
+        let spooled = |stored: usize| {
+            spool.append(source, stored, body).map(|()| {
+                replayer.wake();
+                Accepted::Spooled
+            })
+        };
+        if !spool.is_empty() {
+            match spooled(0) {
+                Ok(accepted) => return Ok(accepted),
+                // A full spool (or a failing disk) should not refuse a batch the store might
+                // take: try the store.
+                Err(err) => {
+                    tracing::warn!(error = %crate::error::chain(&err), "spooling a batch failed; storing it directly");
+                }
+            }
+        }
+        let guard = self.one_at_a_time();
+        // Batches that waited here while another found the store unreachable follow it into
+        // the spool instead of waiting for the store in turn.
+        if !spool.is_empty() {
+            drop(guard);
+            if let Ok(accepted) = spooled(0) {
+                return Ok(accepted);
+            }
+            return self.ingest(source, body).map(Accepted::Stored);
+        }
+        match self.ingest_locked(source, body, 0, &mut |_| {}) {
+            Ok(report) => Ok(Accepted::Stored(report)),
+            Err(Partial {
+                error: IngestError::Failed(err),
+                committed,
+            }) if err.is_unavailable() => {
+                drop(guard);
+                spooled(committed).map_err(|spool_err| {
+                    tracing::warn!(error = %crate::error::chain(&spool_err), "the store is unreachable and the spool cannot take the batch");
+                    IngestError::Failed(err)
+                })
+            }
+            Err(partial) => Err(partial.error),
+        }
+    }
+
+    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.ingesting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`Tracker::ingest`] of the events after the first `skip`, telling `progress` how many
+    /// events of the batch are stored after each chunk; on failure, says how many were.
+    pub(crate) fn ingest_from(
+        &self,
+        source: &Source,
+        body: &[u8],
+        skip: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::result::Result<IngestReport, Partial> {
+        let _one_at_a_time = self.one_at_a_time();
+        self.ingest_locked(source, body, skip, progress)
+    }
+
+    fn ingest_locked(
+        &self,
+        source: &Source,
+        body: &[u8],
+        skip: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::result::Result<IngestReport, Partial> {
         let now = now_ms();
         let mutex = self
             .publisher
             .project(&source.project)
             .map(|p| p.mutex_flags.clone())
             .unwrap_or_default();
-        let parsed: Vec<(Option<String>, Vec<ExposureRow>)> = events
-            .iter()
-            .map(|e| (text(e, "insert_id"), records(source, e, now)))
-            .filter(|(_, rows)| !rows.is_empty())
-            .collect();
-        let stored = vexil_store::write(&*self.store, |tx| {
-            let mut kept: Vec<ExposureRow> = Vec::new();
-            for (insert_id, rows) in &parsed {
-                if let Some(id) = insert_id {
-                    if !tx.claim_insert_id(&source.project, id, now, now - INSERT_ID_WINDOW_MS)? {
-                        continue;
-                    }
-                }
-                kept.extend(rows.iter().cloned());
-            }
-            let props = property_rows(&source.project, &kept, &mutex, now);
-            tx.insert_exposures(&kept)?;
-            tx.put_experiment_properties(&props)?;
-            Ok::<_, Error>((kept.len(), props))
-        })?;
-        let (count, props) = stored;
         let index = self.publisher.properties(&source.project);
-        for p in props {
-            if let Some(kind) = IdKind::parse(&p.id_kind) {
-                index.apply(kind, &p.id, &p.flag_key, p.variant.as_deref());
+        let mut stored = 0;
+        let mut committed = skip;
+        let read = super::ingest::each_chunk(body, source, now, skip, &mut |chunk, seen| {
+            let (count, props) = vexil_store::write(&*self.store, |tx| {
+                let mut kept: Vec<ExposureRow> = Vec::new();
+                for (insert_id, rows) in chunk {
+                    if let Some(id) = insert_id {
+                        if !tx.claim_insert_id(
+                            &source.project,
+                            id,
+                            now,
+                            now - INSERT_ID_WINDOW_MS,
+                        )? {
+                            continue;
+                        }
+                    }
+                    kept.extend(rows.iter().cloned());
+                }
+                let props = if source.trusted {
+                    property_rows(&source.project, &kept, &mutex, now)
+                } else {
+                    Vec::new()
+                };
+                tx.insert_exposures(&kept)?;
+                tx.put_experiment_properties(&props)?;
+                Ok::<_, Error>((kept.len(), props))
+            })?;
+            stored += count;
+            committed = seen;
+            progress(seen);
+            for p in props {
+                if let Some(kind) = IdKind::parse(&p.id_kind) {
+                    index.apply(kind, &p.id, &p.flag_key, p.variant.as_deref());
+                }
             }
-        }
+            Ok(())
+        });
+        let events = read.map_err(|error| Partial { error, committed })?;
         Ok(IngestReport {
-            events_ingested: events.len(),
-            stored: count,
+            events_ingested: events,
+            stored,
         })
     }
 
@@ -229,9 +374,12 @@ impl Tracker {
             library: library.map(str::to_owned),
             at: now,
         };
+        // Counted before it is sent, so that the writer never takes the count below zero.
+        self.queued.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(Some(job)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() {
                     tracing::warn!(
@@ -302,7 +450,7 @@ impl Job {
 }
 
 /// The string member `key` of an event.
-fn text(event: &Json, key: &str) -> Option<String> {
+pub(super) fn text(event: &Json, key: &str) -> Option<String> {
     event
         .get(key)
         .and_then(Json::as_str)
@@ -311,7 +459,7 @@ fn text(event: &Json, key: &str) -> Option<String> {
 }
 
 /// The exposure records one event stands for (§A10.2); none for events Vexil does not store.
-fn records(source: &Source, event: &Json, now: i64) -> Vec<ExposureRow> {
+pub(super) fn records(source: &Source, event: &Json, now: i64) -> Vec<ExposureRow> {
     let props = event
         .get("event_properties")
         .and_then(Json::as_object)
@@ -440,7 +588,12 @@ fn property_rows(
 }
 
 /// The writer: stores queued records in batches, then applies their property changes.
-fn write_loop(store: &dyn Store, publisher: &Publisher, jobs: &Receiver<Option<Job>>) {
+fn write_loop(
+    store: &dyn Store,
+    publisher: &Publisher,
+    jobs: &Receiver<Option<Job>>,
+    queued: &AtomicUsize,
+) {
     let mut last_purge = Instant::now();
     loop {
         let first = match jobs.recv_timeout(Duration::from_secs(60)) {
@@ -467,6 +620,7 @@ fn write_loop(store: &dyn Store, publisher: &Publisher, jobs: &Receiver<Option<J
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(batch.len(), Ordering::Relaxed);
         write_batch(store, publisher, batch);
         purge(store, &mut last_purge);
         if stop {
@@ -587,153 +741,4 @@ impl Dedup {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn source() -> Source {
-        Source {
-            project: "p".into(),
-            deployment: Some("prod".into()),
-        }
-    }
-
-    #[test]
-    fn events_become_records() {
-        let cases = [
-            (
-                json!({"event_type": "$exposure", "user_id": "u1", "time": 5, "insert_id": "i",
-                       "event_properties": {"flag_key": "f", "variant": "on", "experiment_key": "e",
-                                            "metadata": {"flagVersion": 3, "segmentName": "S"}}}),
-                vec![("client_exposure", "f", Some("on"), Some(3), Some("S"))],
-            ),
-            (
-                json!({"event_type": "$exposure", "device_id": "d", "event_properties": {"flag_key": "f"}}),
-                vec![("client_exposure", "f", None, None, None)],
-            ),
-            (
-                json!({"event_type": "[Experiment] Exposure", "user_id": "u",
-                       "event_properties": {"[Experiment] Flag Key": "f", "[Experiment] Variant": "treatment",
-                                            "metadata": {"flagVersion": 7}}}),
-                vec![("server_exposure", "f", Some("treatment"), Some(7), None)],
-            ),
-            (
-                json!({"event_type": "[Experiment] Exposure", "user_id": "u",
-                       "event_properties": {"key": "legacy", "variant": "on"}}),
-                vec![("client_exposure", "legacy", Some("on"), None, None)],
-            ),
-            (
-                json!({"event_type": "[Experiment] Assignment", "user_id": "u",
-                       "event_properties": {"a.variant": "on", "a.details": "v4 rule:Beta users",
-                                            "b.variant": "off", "b.details": "v1 rule:All Other Users"}}),
-                vec![
-                    ("assignment", "a", Some("on"), Some(4), Some("Beta users")),
-                    ("assignment", "b", None, Some(1), Some("All Other Users")),
-                ],
-            ),
-            (json!({"event_type": "page view", "user_id": "u"}), vec![]),
-            (json!({"event_type": "$exposure", "user_id": "u"}), vec![]),
-        ];
-        for (event, expected) in cases {
-            let got: Vec<_> = records(&source(), &event, 99)
-                .into_iter()
-                .map(|r| {
-                    (
-                        r.kind,
-                        r.flag_key,
-                        r.variant,
-                        r.flag_version,
-                        r.segment_name,
-                    )
-                })
-                .collect();
-            let expected: Vec<_> = expected
-                .into_iter()
-                .map(|(k, f, v, n, s)| {
-                    (
-                        k.to_owned(),
-                        f.to_owned(),
-                        v.map(str::to_owned),
-                        n,
-                        s.map(str::to_owned),
-                    )
-                })
-                .collect();
-            assert_eq!(got, expected, "{event}");
-        }
-        let row = &records(
-            &source(),
-            &json!({"event_type": "$exposure", "user_id": "u",
-            "groups": {"org": ["acme"]}, "library": "x/1", "event_properties": {"flag_key": "f"}}),
-            99,
-        )[0];
-        assert_eq!(
-            (
-                row.event_time,
-                row.groups.as_deref(),
-                row.library.as_deref(),
-                row.deployment.as_str()
-            ),
-            (99, Some(r#"{"org":["acme"]}"#), Some("x/1"), "prod")
-        );
-    }
-
-    #[test]
-    fn batches_need_a_key_and_events() {
-        assert!(matches!(
-            Tracker::parse_batch(br#"{"api_key": "k"}"#),
-            Err(IngestError::MissingField("events"))
-        ));
-        assert!(matches!(
-            Tracker::parse_batch(br#"{"events": []}"#),
-            Err(IngestError::MissingField("api_key"))
-        ));
-        assert!(matches!(
-            Tracker::parse_batch(b"[1"),
-            Err(IngestError::Invalid(_))
-        ));
-        let batch = Tracker::parse_batch(br#"{"api_key": "k", "events": [{}, {}]}"#).unwrap();
-        assert_eq!((batch.api_key.as_str(), batch.events.len()), ("k", 2));
-    }
-
-    #[test]
-    fn properties_follow_the_last_record_and_skip_mutex_groups() {
-        let row = |flag: &str, variant: Option<&str>, user: Option<&str>, device: Option<&str>| {
-            ExposureRow {
-                project: "p".into(),
-                deployment: String::new(),
-                kind: "client_exposure".into(),
-                flag_key: flag.into(),
-                variant: variant.map(str::to_owned),
-                experiment_key: None,
-                flag_version: None,
-                segment_name: None,
-                user_id: user.map(str::to_owned),
-                device_id: device.map(str::to_owned),
-                groups: None,
-                event_time: 1,
-                received_at: 1,
-                insert_id: None,
-                library: None,
-            }
-        };
-        let mutex = std::collections::BTreeSet::from(["mutex-1".to_owned()]);
-        let rows = [
-            row("a", Some("on"), Some("u"), Some("d")),
-            row("b", None, None, Some("d")),
-            row("mutex-1", Some("slot-1"), Some("u"), None),
-            row("c", Some("x"), None, None),
-        ];
-        let got: Vec<_> = property_rows("p", &rows, &mutex, 7)
-            .into_iter()
-            .map(|p| (p.id_kind, p.id, p.flag_key, p.variant))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("user".into(), "u".into(), "a".into(), Some("on".into())),
-                ("device".into(), "d".into(), "b".into(), None),
-            ]
-        );
-    }
-}
+mod tests;

@@ -31,6 +31,7 @@ pub struct CohortUpload {
     pub description: String,
     /// `User` (default) or a group type such as `company`.
     #[serde(default = "user")]
+    #[schema(min_length = 1, max_length = 128)]
     pub group_type: String,
 }
 
@@ -332,12 +333,22 @@ fn check_fields(id: &str, name: &str, group_type: &str) -> Result<()> {
         ));
     }
     errors.extend(crate::validate::text_error("name", name, 255, true));
-    errors.extend(crate::validate::text_error(
-        "group_type",
-        group_type,
-        128,
-        true,
-    ));
+    // The group type is optional (absent means `User`), so a blank one is an invalid value, not
+    // a missing one: `required` would tell clients, and API fuzzers, that it must be sent.
+    if group_type.trim().is_empty() {
+        errors.push(FieldError::new(
+            "group_type",
+            "invalid_group_type",
+            "group_type is blank: give a group type such as `company`, or leave it out for `User`",
+        ));
+    } else {
+        errors.extend(crate::validate::text_error(
+            "group_type",
+            group_type,
+            128,
+            false,
+        ));
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -1,4 +1,14 @@
 //! Management API keys: created with a role, shown once, stored as a hash, revoked.
+//!
+//! Requests authenticate from [`KeyCache`], an in-memory copy of every key by hash, never from
+//! the store: a wrong key is refused at once even while the database is down, and a flood of
+//! wrong keys costs the database nothing. The cache is loaded on first use (the server loads it
+//! when it starts), follows the keys this process creates and revokes as soon as they are
+//! committed, and follows other nodes and `vexil keys` through [`KeyService::refresh`], which
+//! the server calls every sync interval. When a refresh fails, the last known keys stay in use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -33,6 +43,84 @@ pub struct CreatedKey {
 #[derive(Clone)]
 pub struct KeyService {
     pub(crate) core: Core,
+    pub(crate) cache: Arc<KeyCache>,
+}
+
+/// What authentication needs of a key.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedKey {
+    pub id: String,
+    pub actor: Actor,
+    pub revoked: bool,
+}
+
+/// Every management key by hash; see the module's documentation.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache {
+    state: RwLock<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    loaded: bool,
+    /// Bumped by every local change, so that a refresh that read the store before the change
+    /// committed does not bring the old state back.
+    generation: u64,
+    by_hash: HashMap<String, CachedKey>,
+}
+
+fn cached(row: &ApiKeyRow) -> CachedKey {
+    CachedKey {
+        id: row.id.clone(),
+        actor: Actor {
+            name: row.name.clone(),
+            role: Role::parse(&row.role).unwrap_or(Role::Reader),
+        },
+        revoked: row.revoked_at.is_some(),
+    }
+}
+
+impl KeyCache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CacheState> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, CacheState> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn loaded(&self) -> bool {
+        self.read().loaded
+    }
+
+    fn generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    /// Replaces the cache with `rows`, read from the store when the cache was at
+    /// `generation`; refuses (returns false) when a local change came in between.
+    fn replace(&self, rows: &[ApiKeyRow], generation: u64) -> bool {
+        let mut state = self.write();
+        if state.generation != generation {
+            return false;
+        }
+        state.by_hash = rows.iter().map(|r| (r.hash.clone(), cached(r))).collect();
+        state.loaded = true;
+        true
+    }
+
+    /// Applies a committed local change to one key.
+    fn apply(&self, row: &ApiKeyRow) {
+        let mut state = self.write();
+        state.generation += 1;
+        if state.loaded {
+            state.by_hash.insert(row.hash.clone(), cached(row));
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<CachedKey> {
+        self.read().by_hash.get(hash).cloned()
+    }
 }
 
 fn info(row: &ApiKeyRow) -> KeyInfo {
@@ -68,6 +156,7 @@ impl KeyService {
             revoked_at: None,
         };
         self.core.write(|tx| Ok(tx.insert_api_key(&row)?))?;
+        self.cache.apply(&row);
         Ok(CreatedKey {
             key: info(&row),
             secret,
@@ -90,10 +179,12 @@ impl KeyService {
             .read(|tx| Ok(tx.list_api_keys()?.iter().map(info).collect()))
     }
 
-    /// Revokes a key by id or name (when the name is unique).
+    /// Revokes a key by id or name (when the name is unique), and ends its console sessions.
+    /// The last active admin key stays: without it nobody could create or revoke keys any
+    /// more.
     pub fn revoke(&self, actor: &Actor, id_or_name: &str) -> Result<KeyInfo> {
         actor.require(Role::Admin)?;
-        self.core.write(|tx| {
+        let revoked = self.core.write(|tx| {
             let keys = tx.list_api_keys()?;
             let matches: Vec<&ApiKeyRow> = keys
                 .iter()
@@ -115,64 +206,103 @@ impl KeyService {
                     ))
                 }
             };
+            refuse_last_admin(&keys, row)?;
             let at = now_ms();
             tx.revoke_api_key(&row.id, at)?;
+            tx.delete_key_sessions(&row.id)?;
             let mut row = row.clone();
             row.revoked_at = Some(at);
-            Ok(info(&row))
-        })
-    }
-
-    /// The actor a secret authenticates, or `Unauthorized`.
-    pub fn authenticate(&self, secret: &str) -> Result<Actor> {
-        self.sign_in(secret).map(|(_, actor)| actor)
-    }
-
-    /// Like [`KeyService::authenticate`], with the key's id (console sessions name the key
-    /// by id, never by secret).
-    pub fn sign_in(&self, secret: &str) -> Result<(String, Actor)> {
-        let hash = hash_secret(secret);
-        let row = self.core.read(|tx| Ok(tx.api_key_by_hash(&hash)?))?;
-        live(row).map(|(row, actor)| (row.id, actor))
-    }
-
-    /// Ends a console session for good (signing out): `session` is its random id.
-    pub fn end_session(&self, session: &str) -> Result<()> {
-        let name = format!("ended_session:{session}");
-        self.core.write(|tx| {
-            tx.insert_setting(&name, &now_ms().to_string())?;
-            Ok(())
-        })
-    }
-
-    /// The actor of a console session of key `id`, unless the key was revoked or the session
-    /// ended.
-    pub fn session_actor(&self, id: &str, session: &str) -> Result<Actor> {
-        let name = format!("ended_session:{session}");
-        let (row, ended) = self.core.read(|tx| {
-            let row = tx.list_api_keys()?.into_iter().find(|k| k.id == id);
-            Ok((row, tx.get_setting(&name)?.is_some()))
+            Ok(row)
         })?;
-        if ended {
-            return Err(Error::Unauthorized("this session has ended".into()));
+        self.cache.apply(&revoked);
+        Ok(info(&revoked))
+    }
+
+    /// Reloads the key cache from the store. Keys this process creates or revokes are in the
+    /// cache at once; this brings those of other nodes and of `vexil keys`. On failure the
+    /// cache keeps what it had.
+    pub fn refresh(&self) -> Result<()> {
+        // A local change that commits while the keys are read makes the read stale; the change
+        // is in the cache already, so read again (a few times at most: the next refresh comes
+        // soon anyway).
+        for _ in 0..3 {
+            let generation = self.cache.generation();
+            let rows = self.core.read(|tx| Ok(tx.list_api_keys()?))?;
+            if self.cache.replace(&rows, generation) {
+                break;
+            }
         }
-        live(row).map(|(_, actor)| actor)
+        Ok(())
+    }
+
+    /// The actor a secret authenticates, or `Unauthorized`. Answers from the key cache, without
+    /// the store (which it reads only to load the cache on first use).
+    pub fn authenticate(&self, secret: &str) -> Result<Actor> {
+        self.key_of(secret).map(|key| key.actor)
+    }
+
+    /// The cached key of a secret, unless unknown or revoked.
+    pub(crate) fn key_of(&self, secret: &str) -> Result<CachedKey> {
+        if !self.cache.loaded() {
+            self.refresh()?;
+        }
+        match self.cache.get(&hash_secret(secret)) {
+            Some(key) if !key.revoked => Ok(key),
+            Some(_) => Err(Error::Unauthorized(
+                "this management key has been revoked".into(),
+            )),
+            None => Err(Error::Unauthorized("unknown management key".into())),
+        }
     }
 }
 
-/// The key's actor, unless the key is unknown or revoked.
-fn live(row: Option<ApiKeyRow>) -> Result<(ApiKeyRow, Actor)> {
-    match row {
-        Some(row) if row.revoked_at.is_none() => {
-            let actor = Actor {
-                name: row.name.clone(),
-                role: Role::parse(&row.role).unwrap_or(Role::Reader),
-            };
-            Ok((row, actor))
+/// Refuses to revoke `row` when it is the last active admin key.
+fn refuse_last_admin(keys: &[ApiKeyRow], row: &ApiKeyRow) -> Result<()> {
+    let active_admin = |k: &ApiKeyRow| k.revoked_at.is_none() && k.role == Role::Admin.as_str();
+    if !active_admin(row) || keys.iter().filter(|k| active_admin(k)).count() > 1 {
+        return Ok(());
+    }
+    Err(Error::Blocked {
+        code: "last_admin_key",
+        message: format!(
+            "the key {:?} (id {}) is the last active admin key; create another admin key before \
+             revoking it, or nobody could manage keys any more",
+            row.name, row.id
+        ),
+        field: None,
+        blocking: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    fn row(id: &str, revoked: bool) -> ApiKeyRow {
+        ApiKeyRow {
+            id: id.to_owned(),
+            name: format!("key {id}"),
+            hash: hash_secret(id),
+            prefix: String::new(),
+            role: "writer".to_owned(),
+            created_at: 0,
+            revoked_at: revoked.then_some(1),
         }
-        Some(_) => Err(Error::Unauthorized(
-            "this management key has been revoked".into(),
-        )),
-        None => Err(Error::Unauthorized("unknown management key".into())),
+    }
+
+    /// A refresh that read the store before a local change committed is refused, so the
+    /// change is not undone; a later one applies.
+    #[test]
+    fn refreshes_never_undo_local_changes() {
+        let cache = KeyCache::default();
+        assert!(cache.replace(&[row("a", false)], 0));
+        let before = cache.generation();
+        cache.apply(&row("a", true));
+        assert!(!cache.replace(&[row("a", false)], before), "stale read");
+        assert!(cache.get(&hash_secret("a")).unwrap().revoked);
+        assert!(cache.replace(&[row("a", true), row("b", false)], cache.generation()));
+        assert!(cache.get(&hash_secret("b")).is_some());
     }
 }

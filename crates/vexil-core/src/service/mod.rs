@@ -12,6 +12,9 @@ mod flags;
 mod import;
 mod keys;
 mod projects;
+mod secrets;
+mod sessions;
+mod webhooks;
 
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,7 +24,9 @@ use utoipa::ToSchema;
 use vexil_store::{HistoryRow, Store, Tx};
 
 pub use cohorts::{clean_members, parse_members, CohortService, CohortUpload, MemberFormat};
-pub use deployments::{DeploymentPatch, DeploymentService, NewDeployment};
+pub use deployments::{
+    DeploymentPatch, DeploymentService, DeploymentView, NewDeployment, RotateDeploymentKey,
+};
 pub use flags::{
     Dependencies, DependencyInfo, Evaluation, ExposureBucket, ExposureKind, ExposureParams,
     ExposureStats, FlagPatch, FlagQuery, FlagService, FlagSummary, Interval, NewFlag, VariantCount,
@@ -29,7 +34,13 @@ pub use flags::{
 };
 pub use import::{ImportReport, ImportService};
 pub use keys::{CreatedKey, KeyInfo, KeyService};
-pub use projects::{NewProject, ProjectPatch, ProjectService};
+pub use projects::{NewProject, ProjectPatch, ProjectService, ProjectView, RotateProjectKeys};
+pub use secrets::{SecretRotation, ServerSecrets, MAX_GRACE_SECONDS};
+pub use sessions::NewSession;
+pub use webhooks::{
+    Attempt, DeliveryView, DueEvent, NewWebhook, Outcome, QueuedEvent, WebhookPatch,
+    WebhookService, WebhookView, WebhookWithSecret, LOG_SIZE,
+};
 
 use crate::error::{Error, Result};
 
@@ -100,6 +111,15 @@ impl Role {
 /// Told after every committed change, with the project it touched.
 pub trait ChangeListener: Send + Sync {
     fn changed(&self, project: &str);
+
+    /// Told instead of [`ChangeListener::changed`] after a change that must be in effect on
+    /// this node when the service call returns (a rotated key must stop working before the
+    /// rotation answers): the listener applies it before returning. By default the same as
+    /// `changed`.
+    fn changed_now(&self, project: &str) -> Result<()> {
+        self.changed(project);
+        Ok(())
+    }
 }
 
 /// The result of a write, with warnings the caller should show (e.g. a changed salt).
@@ -136,6 +156,25 @@ impl Core {
             listener.changed(project);
         }
     }
+
+    /// Like [`Core::changed`], waiting for each listener to apply the change. The change is
+    /// committed whatever happens here, so a listener's failure is logged, not returned (the
+    /// publisher retries a failed rebuild at its next sync).
+    fn changed_now(&self, project: &str) {
+        let listeners = match self.listeners.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for listener in listeners {
+            if let Err(err) = listener.changed_now(project) {
+                tracing::warn!(
+                    project,
+                    error = %crate::error::chain(&err),
+                    "applying a change at once failed; it follows at the next sync"
+                );
+            }
+        }
+    }
 }
 
 /// Every service over one store.
@@ -148,6 +187,7 @@ pub struct Services {
     pub cohorts: CohortService,
     pub keys: KeyService,
     pub import: ImportService,
+    pub webhooks: WebhookService,
 }
 
 impl Services {
@@ -161,8 +201,12 @@ impl Services {
             deployments: DeploymentService { core: core.clone() },
             flags: FlagService { core: core.clone() },
             cohorts: CohortService { core: core.clone() },
-            keys: KeyService { core: core.clone() },
+            keys: KeyService {
+                core: core.clone(),
+                cache: Arc::default(),
+            },
             import: ImportService { core: core.clone() },
+            webhooks: WebhookService { core: core.clone() },
             core,
         }
     }
@@ -207,7 +251,8 @@ pub(crate) fn check_version(
     }
 }
 
-/// Appends a history entry for an entity's new version.
+/// Appends a history entry for an entity's new version, and queues its webhook events in the
+/// same transaction (every change goes through here, so none escapes the outbox).
 #[allow(
     clippy::too_many_arguments,
     reason = "one flat record; a struct would only rename the fields"
@@ -224,7 +269,7 @@ pub(crate) fn record(
     summary: String,
     doc: String,
 ) -> Result<()> {
-    tx.append_history(&HistoryRow {
+    let row = HistoryRow {
         project: project.to_string(),
         entity: entity.to_string(),
         key: key.to_string(),
@@ -234,6 +279,19 @@ pub(crate) fn record(
         action: action.to_string(),
         summary,
         doc,
-    })?;
-    Ok(())
+    };
+    tx.append_history(&row)?;
+    webhooks::enqueue(
+        tx,
+        &webhooks::Change {
+            actor,
+            project,
+            entity,
+            key,
+            version,
+            at,
+            action,
+            doc: &row.doc,
+        },
+    )
 }

@@ -12,8 +12,12 @@ use utoipa_axum::routes;
 use vexil_core::service::{clean_members, parse_members, CohortUpload, ImportReport, MemberFormat};
 use vexil_core::Cohort;
 
+use super::doc::{
+    BadRequest, Common, Conflict, Forbidden, IfMatchHeader, IfMatchWhenReplacing, NotFound,
+    PayloadTooLarge, PreconditionRequired, RequestTimeout, Unprocessable, UnsupportedMediaType,
+};
 use super::{tagged, UPLOAD_LIMIT};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{body, parse_json, Auth, IfMatch, Json, Path, Query};
 use crate::{blocking, AppState};
 
@@ -28,7 +32,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// List a project's cohorts with their sizes.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/cohorts", tag = "cohorts", params(("project" = String, Path)),
-    responses((status = 200, body = Vec<Cohort>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<Cohort>), BadRequest, NotFound, Common), security(("bearer" = [])))]
 async fn list_cohorts(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -50,8 +54,11 @@ struct NewCohort {
 
 /// Create a cohort from a JSON body (or replace it, with `If-Match`).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/cohorts", tag = "cohorts", request_body = NewCohort,
-    params(("project" = String, Path)),
-    responses((status = 201, body = Cohort), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    params(("project" = String, Path), IfMatchWhenReplacing),
+    responses(
+        (status = 201, description = "The cohort as created or replaced", body = Cohort, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn create_cohort(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -75,6 +82,7 @@ struct UploadQuery {
     /// The cohort's name (default: its id).
     name: Option<String>,
     /// `User` (default) or a group type.
+    #[param(min_length = 1, max_length = 128)]
     group_type: Option<String>,
     description: Option<String>,
 }
@@ -83,9 +91,13 @@ struct UploadQuery {
 /// (`application/json`: an array of ids or `{"memberIds": [...]}`). Creates the cohort or
 /// replaces its members atomically (then `If-Match` is required).
 #[utoipa::path(put, path = "/api/v1/projects/{project}/cohorts/{cohort}", tag = "cohorts",
-    request_body(content = String, content_type = "text/csv", description = "one member id per line"),
-    params(("project" = String, Path), ("cohort" = String, Path), UploadQuery, ("If-Match" = Option<String>, Header, description = "the version read, when replacing")),
-    responses((status = 200, body = Cohort), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    request_body(description = "The members: CSV, one id per line (first column, optional header), or a JSON array of ids",
+        content((String = "text/csv"), (Vec<String> = "application/json"))),
+    params(("project" = String, Path), ("cohort" = String, Path), UploadQuery, IfMatchWhenReplacing),
+    responses(
+        (status = 200, description = "The cohort as created or replaced", body = Cohort, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn replace_cohort(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -132,7 +144,9 @@ async fn replace_cohort(
 /// Show a cohort.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/cohorts/{cohort}", tag = "cohorts",
     params(("project" = String, Path), ("cohort" = String, Path)),
-    responses((status = 200, body = Cohort), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, body = Cohort, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, NotFound, Common), security(("bearer" = [])))]
 async fn get_cohort(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -144,8 +158,9 @@ async fn get_cohort(
 
 /// Delete a cohort; refused while a flag uses it (the error names the flags).
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/cohorts/{cohort}", tag = "cohorts",
-    params(("project" = String, Path), ("cohort" = String, Path), ("If-Match" = String, Header, description = "the version read")),
-    responses((status = 204), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    params(("project" = String, Path), ("cohort" = String, Path), IfMatchHeader),
+    responses((status = 204, description = "Deleted"),
+        BadRequest, Forbidden, NotFound, Conflict, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn delete_cohort(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -159,7 +174,7 @@ async fn delete_cohort(
 /// A cohort's member ids.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/cohorts/{cohort}/members", tag = "cohorts",
     params(("project" = String, Path), ("cohort" = String, Path)),
-    responses((status = 200, body = Vec<String>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<String>), BadRequest, NotFound, Common), security(("bearer" = [])))]
 async fn cohort_members(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -189,7 +204,9 @@ struct ImportRequest {
 /// and cohort id: importing the same files again changes nothing.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/import", tag = "import", request_body = ImportRequest,
     params(("project" = String, Path)),
-    responses((status = 200, body = ImportReport), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = ImportReport),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge, Unprocessable,
+        Common), security(("bearer" = [])))]
 async fn import(
     State(s): State<AppState>,
     Auth(actor): Auth,

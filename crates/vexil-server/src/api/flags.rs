@@ -16,8 +16,12 @@ use vexil_core::service::{
 };
 use vexil_core::{Flag, Variant};
 
+use super::doc::{
+    BadRequest, Common, Conflict, Forbidden, IfMatchHeader, NotFound, PayloadTooLarge,
+    PreconditionRequired, RequestTimeout, Unprocessable, UnsupportedMediaType,
+};
 use super::{tagged, PageBody};
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, IfMatch, Json, Path, Query};
 use crate::{blocking, AppState};
 
@@ -55,13 +59,22 @@ fn saved(status: StatusCode, s: &Saved<Flag>) -> Response {
 
 /// List flags and experiments, filtered and paginated (unarchived by default).
 #[utoipa::path(get, path = "/api/v1/flags", tag = "flags", params(FlagQuery),
-    responses((status = 200, body = PageBody<FlagSummary>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = PageBody<FlagSummary>), BadRequest, Unprocessable, Common), security(("bearer" = [])))]
 async fn list_flags(
     State(s): State<AppState>,
     Auth(_): Auth,
     Query(q): Query<FlagQuery>,
 ) -> ApiResult<axum::Json<PageBody<FlagSummary>>> {
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50));
+    // SQL's OFFSET is a signed 64-bit number; the document declares this bound, so a larger
+    // offset is refused here rather than answered with a page no database could count to.
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("query parameter offset: at most {}", i64::MAX),
+            Some("offset".to_string()),
+        ));
+    }
     let page = blocking(move || s.services.flags.list(&q)).await?;
     Ok(axum::Json(PageBody {
         items: page.items,
@@ -73,7 +86,10 @@ async fn list_flags(
 
 /// Create a flag or experiment (inactive). The key is generated from the name unless given.
 #[utoipa::path(post, path = "/api/v1/flags", tag = "flags", request_body = NewFlag,
-    responses((status = 201, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 201, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, Common), security(("bearer" = [])))]
 async fn create_flag(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -85,7 +101,9 @@ async fn create_flag(
 
 /// Show a flag with its variants, segments, inclusions and prerequisites.
 #[utoipa::path(get, path = "/api/v1/flags/{key}", tag = "flags", params(("key" = String, Path), InProject),
-    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, body = Flag, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn get_flag(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -99,8 +117,11 @@ async fn get_flag(
 /// Change a flag: any of its fields but the key (`If-Match` required). Lists replace the
 /// stored ones. A new bucketing salt or unit is accepted with a warning that users move.
 #[utoipa::path(patch, path = "/api/v1/flags/{key}", tag = "flags", request_body = FlagPatch,
-    params(("key" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
-    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    params(("key" = String, Path), InProject, IfMatchHeader),
+    responses(
+        (status = 200, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn update_flag(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -120,8 +141,11 @@ async fn update_flag(
 
 /// Add a variant (weight 0 in every segment, so nobody moves).
 #[utoipa::path(post, path = "/api/v1/flags/{key}/variants", tag = "flags", request_body = Variant,
-    params(("key" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
-    responses((status = 201, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    params(("key" = String, Path), InProject, IfMatchHeader),
+    responses(
+        (status = 201, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn add_variant(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -142,8 +166,11 @@ async fn add_variant(
 /// Replace a variant; a new key renames it in weights and inclusions (refused while a
 /// dependent flag uses the old key).
 #[utoipa::path(put, path = "/api/v1/flags/{key}/variants/{variant}", tag = "flags", request_body = Variant,
-    params(("key" = String, Path), ("variant" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
-    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    params(("key" = String, Path), ("variant" = String, Path), InProject, IfMatchHeader),
+    responses(
+        (status = 200, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn update_variant(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -168,8 +195,10 @@ async fn update_variant(
 
 /// Delete a variant (refused while a dependent flag uses it).
 #[utoipa::path(delete, path = "/api/v1/flags/{key}/variants/{variant}", tag = "flags",
-    params(("key" = String, Path), ("variant" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
-    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    params(("key" = String, Path), ("variant" = String, Path), InProject, IfMatchHeader),
+    responses(
+        (status = 200, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, Conflict, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn delete_variant(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -190,8 +219,11 @@ macro_rules! state_change {
     ($name:ident, $method:ident, $path:literal, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "flags",
-            params(("key" = String, Path), InProject, ("If-Match" = String, Header, description = "the version read")),
-            responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+            params(("key" = String, Path), InProject, IfMatchHeader),
+            responses(
+                (status = 200, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+                BadRequest, Forbidden, NotFound, Conflict, Unprocessable, PreconditionRequired,
+                Common), security(("bearer" = [])))]
         async fn $name(
             State(s): State<AppState>,
             Auth(actor): Auth,
@@ -232,7 +264,7 @@ state_change!(
 
 /// The dependencies card: prerequisites and the flags that depend on this one.
 #[utoipa::path(get, path = "/api/v1/flags/{key}/dependencies", tag = "flags", params(("key" = String, Path), InProject),
-    responses((status = 200, body = Dependencies), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Dependencies), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn dependencies(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -246,7 +278,7 @@ async fn dependencies(
 
 /// The flags this one may add as a prerequisite: same project, compatible evaluation mode, no cycle.
 #[utoipa::path(get, path = "/api/v1/flags/{key}/eligible-prerequisites", tag = "flags", params(("key" = String, Path), InProject),
-    responses((status = 200, body = Vec<FlagSummary>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<FlagSummary>), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn eligible_prerequisites(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -268,23 +300,35 @@ struct VersionsQuery {
     project: Option<String>,
     /// Versions older than this one.
     before: Option<i64>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
 /// A flag's versions, newest first: who, when, what changed.
 #[utoipa::path(get, path = "/api/v1/flags/{key}/versions", tag = "history", params(("key" = String, Path), VersionsQuery),
-    responses((status = 200, body = Vec<VersionInfo>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<VersionInfo>), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn list_versions(
     State(s): State<AppState>,
     Auth(_): Auth,
     Path(key): Path<String>,
     Query(q): Query<VersionsQuery>,
 ) -> ApiResult<axum::Json<Vec<VersionInfo>>> {
+    let limit = q.limit.unwrap_or(50);
+    // The service would clamp the limit silently; the API refuses what its document declares
+    // out of range, as the flag list does, so a client learns its page is not what it asked for.
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "out_of_range",
+            "limit is 1 to 500",
+            Some("limit".to_string()),
+        ));
+    }
     blocking(move || {
         s.services
             .flags
-            .versions(q.project.as_deref(), &key, q.before, q.limit.unwrap_or(50))
+            .versions(q.project.as_deref(), &key, q.before, limit)
     })
     .await
     .map(axum::Json)
@@ -293,7 +337,7 @@ async fn list_versions(
 /// One version, with the flag as it was.
 #[utoipa::path(get, path = "/api/v1/flags/{key}/versions/{version}", tag = "history",
     params(("key" = String, Path), ("version" = i64, Path), InProject),
-    responses((status = 200, body = VersionInfo), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = VersionInfo), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn get_version(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -327,7 +371,7 @@ struct Comparison {
 
 /// Compare two versions of a flag field by field.
 #[utoipa::path(get, path = "/api/v1/flags/{key}/versions/compare", tag = "history", params(("key" = String, Path), CompareQuery),
-    responses((status = 200, body = Comparison), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Comparison), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn compare_versions(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -347,8 +391,10 @@ async fn compare_versions(
 /// Restore the configuration of an old version as a new version (`If-Match` names the current
 /// one). State and archive status stay as they are.
 #[utoipa::path(post, path = "/api/v1/flags/{key}/versions/{version}/restore", tag = "history",
-    params(("key" = String, Path), ("version" = i64, Path), InProject, ("If-Match" = String, Header, description = "the current version")),
-    responses((status = 200, body = Flag), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    params(("key" = String, Path), ("version" = i64, Path), InProject, IfMatchHeader),
+    responses(
+        (status = 200, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, Conflict, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn restore_version(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -377,7 +423,9 @@ struct EvaluateRequest {
 /// QA: evaluate this flag and its prerequisites for a user, with the engine's explanation.
 #[utoipa::path(post, path = "/api/v1/flags/{key}/evaluate", tag = "flags", request_body = EvaluateRequest,
     params(("key" = String, Path), InProject),
-    responses((status = 200, body = Evaluation), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Evaluation),
+        BadRequest, NotFound, RequestTimeout, PayloadTooLarge, UnsupportedMediaType, Unprocessable,
+        Common), security(("bearer" = [])))]
 async fn evaluate(
     State(s): State<AppState>,
     Auth(_): Auth,
@@ -397,7 +445,7 @@ async fn evaluate(
 /// Exposures (or assignments) of this flag per variant over the last days, by hour or day.
 #[utoipa::path(get, path = "/api/v1/flags/{key}/exposures", tag = "flags",
     params(("key" = String, Path), ExposureParams),
-    responses((status = 200, body = ExposureStats), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = ExposureStats), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn exposures(
     State(s): State<AppState>,
     Auth(_): Auth,

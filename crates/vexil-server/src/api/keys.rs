@@ -9,7 +9,11 @@ use utoipa_axum::routes;
 use vexil_core::service::{CreatedKey, KeyInfo};
 use vexil_core::Role;
 
-use crate::error::{ApiResult, ErrorBody};
+use super::doc::{
+    BadRequest, Common, Conflict, Forbidden, NotFound, PayloadTooLarge, RequestTimeout,
+    Unprocessable, UnsupportedMediaType,
+};
+use crate::error::ApiResult;
 use crate::extract::{Auth, Json, Path};
 use crate::{blocking, AppState};
 
@@ -21,7 +25,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// List management keys (never their secrets).
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
-    responses((status = 200, body = Vec<KeyInfo>), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<KeyInfo>), Forbidden, Common), security(("bearer" = [])))]
 async fn list_keys(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -46,7 +50,9 @@ fn writer() -> Role {
 
 /// Create a management key; the response holds its secret, shown this once.
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
-    responses((status = 201, body = CreatedKey), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 201, body = CreatedKey),
+        BadRequest, Forbidden, RequestTimeout, PayloadTooLarge, UnsupportedMediaType,
+        Unprocessable, Common), security(("bearer" = [])))]
 async fn create_key(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -56,9 +62,11 @@ async fn create_key(
     Ok((StatusCode::CREATED, axum::Json(key)))
 }
 
-/// Revoke a management key by id; it stops working at once.
+/// Revoke a management key by id; it stops working at once. The last active admin key cannot
+/// be revoked (409 `last_admin_key`): create another admin key first.
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = KeyInfo), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = KeyInfo),
+        BadRequest, Forbidden, NotFound, Conflict, Unprocessable, Common), security(("bearer" = [])))]
 async fn revoke_key(
     State(s): State<AppState>,
     Auth(actor): Auth,

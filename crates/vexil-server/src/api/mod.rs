@@ -2,9 +2,11 @@
 //! annotations, body limits, and JSON answers for unknown routes and methods.
 
 mod cohorts;
+mod doc;
 mod flags;
 mod keys;
 mod projects;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -55,6 +57,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(projects::routes())
         .merge(flags::routes())
         .merge(keys::routes())
+        .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .merge(cohorts::routes())
 }

@@ -12,7 +12,7 @@ use maud::{html, Markup};
 use vexil_core::service::{parse_members, CohortUpload, MemberFormat};
 
 use super::layout::{self, csrf, error_box, when};
-use super::{call, form, html, see_other, submit, ConsoleState, Session, St};
+use super::{call, form, html, see_other, submit, submit_upload, ConsoleState, Session, St};
 
 /// `GET /projects/{project}/cohorts`.
 pub(crate) async fn list(state: St, session: Session, Path(project): Path<String>) -> Response {
@@ -27,7 +27,14 @@ async fn render(
 ) -> Response {
     let services = console.services.clone();
     let p = project.to_owned();
-    let loaded = call(move || Ok((services.projects.get(&p)?, services.cohorts.list(&p)?))).await;
+    let who = super::actor(session);
+    let loaded = call(move || {
+        Ok((
+            services.projects.get_for(&who, &p)?,
+            services.cohorts.list(&p)?,
+        ))
+    })
+    .await;
     let (project_doc, cohorts) = match loaded {
         Ok(x) => x,
         Err(e) => {
@@ -111,7 +118,7 @@ pub(crate) async fn upload(
 ) -> Response {
     let console = state.0;
     let p = project.clone();
-    let submitted = submit(&console, &session, request, move |s, who, f| {
+    let submitted = submit_upload(&console, &session, request, move |s, who, f| {
         let id = f.text("id");
         let upload = CohortUpload {
             name: f.text("name").or_else(|| id.clone()).unwrap_or_default(),

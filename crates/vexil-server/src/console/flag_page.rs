@@ -15,8 +15,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use serde_json::Value as Json;
-use vexil_core::service::{Dependencies, Evaluation, ExposureParams, ExposureStats};
-use vexil_core::{Cohort, Deployment, Flag, FlagState, OFF};
+use vexil_core::service::{
+    Dependencies, DeploymentView, Evaluation, ExposureParams, ExposureStats,
+};
+use vexil_core::{Actor, Cohort, Flag, FlagState, OFF};
 
 use super::layout::{self, csrf, error_box, notice, state_badge, when};
 use super::{allocation, call, flag_href, form, html, ConsoleState, Fields, Session, St};
@@ -24,7 +26,7 @@ use super::{allocation, call, flag_href, form, html, ConsoleState, Fields, Sessi
 /// What the page shows besides the flag itself.
 pub(crate) struct PageData {
     pub flag: Flag,
-    deployments: Vec<Deployment>,
+    deployments: Vec<DeploymentView>,
     cohorts: Vec<Cohort>,
     dependencies: Dependencies,
     /// The flags that may become prerequisites, with their variants.
@@ -35,6 +37,7 @@ pub(crate) struct PageData {
 /// Loads the page's data for flag `key` (in `project`, when given).
 pub(crate) async fn load(
     console: &ConsoleState,
+    actor: Actor,
     project: Option<String>,
     key: &str,
 ) -> vexil_core::Result<PageData> {
@@ -43,7 +46,7 @@ pub(crate) async fn load(
     call(move || {
         let flag = services.flags.get(project.as_deref(), &key)?;
         let p = Some(flag.project.as_str());
-        let deployments = services.deployments.list(&flag.project)?;
+        let deployments = services.deployments.list_for(&actor, &flag.project)?;
         let cohorts = services.cohorts.list(&flag.project)?;
         let dependencies = services.flags.dependencies(p, &key)?;
         let eligible = services
@@ -103,7 +106,7 @@ pub(crate) async fn render(
     key: &str,
     extra: Extra,
 ) -> Response {
-    match load(console, project.clone(), key).await {
+    match load(console, super::actor(session), project.clone(), key).await {
         Ok(data) => {
             let status = extra.error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
             let title = data.flag.name.clone();

@@ -8,8 +8,8 @@ use axum::extract::{RawQuery, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::{FlagQuery, NewFlag};
-use vexil_core::{EvaluationMode, FlagState, FlagType, Project};
+use vexil_core::service::{FlagQuery, NewFlag, ProjectView};
+use vexil_core::{EvaluationMode, FlagState, FlagType};
 
 use super::layout::{self, csrf, error_box, state_badge, when};
 use super::{call, flag_href, html, see_other, submit, ConsoleState, Fields, Session, St};
@@ -63,7 +63,14 @@ async fn render(
         limit: Some(100),
     };
     let services = console.services.clone();
-    let loaded = call(move || Ok((services.flags.list(&query)?, services.projects.list()?))).await;
+    let who = super::actor(session);
+    let loaded = call(move || {
+        Ok((
+            services.flags.list(&query)?,
+            services.projects.list_for(&who)?,
+        ))
+    })
+    .await;
     let (page, projects) = match loaded {
         Ok(x) => x,
         Err(e) => {
@@ -135,7 +142,7 @@ async fn render(
 fn create_dialog(
     console: &ConsoleState,
     session: &Session,
-    projects: &[Project],
+    projects: &[ProjectView],
     project: Option<String>,
     draft: Option<&Fields>,
     open: bool,

@@ -2,10 +2,16 @@
 //! the JSON API, with a little hand-written JavaScript for what a form cannot do alone
 //! (generated keys, the allocation editor's rows, live weight shares, copy buttons).
 //!
-//! Sign-in takes a management key; the session cookie names the key by id (never its secret),
-//! is signed with the server secret, `HttpOnly` and `SameSite=Strict`. Every form carries a
-//! CSRF token derived from the session, checked on every POST. A refused change re-renders the
-//! page with the reason and links to the flags that block it.
+//! Sign-in takes a management key and starts a server-side session: the cookie holds a random
+//! token whose hash the store keeps (never the key's secret), `HttpOnly` and `SameSite=Strict`,
+//! and `Secure` when the server is reached over HTTPS. Wrong keys count against the client in the sign-in throttle
+//! that the JSON API shares. Every form carries a CSRF token derived from the session, checked
+//! on every POST. A refused change re-renders the page with the reason and links to the flags
+//! that block it.
+//!
+//! Bodies are read with a limit fitting the form: 16 KiB for signing in and out, 1 MiB for
+//! every other form, the API's upload limit for a writer's cohort upload. A body over its limit is refused
+//! (413) without being read past it.
 //!
 //! Stable hooks for tests and scripts: ids and `data-*` attributes named in each page module.
 
@@ -19,17 +25,18 @@ mod history;
 mod layout;
 mod projects;
 mod session;
+mod webhooks;
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::Markup;
-use vexil_core::{Actor, Services};
+use vexil_core::{Actor, Role, Services};
 
 pub(crate) use form::Fields;
 pub(crate) use session::Session;
@@ -37,17 +44,34 @@ pub(crate) use session::Session;
 /// What console handlers share.
 pub(crate) struct Console {
     pub services: Services,
-    /// Signs session cookies and CSRF tokens.
-    pub secret: Vec<u8>,
+    /// Keys the CSRF and sign-in form tokens; replaced when the server secret is rotated.
+    pub secrets: std::sync::RwLock<Arc<vexil_core::service::ServerSecrets>>,
+    /// Failed sign-ins per client, shared with the JSON API's key check.
+    pub throttle: Arc<crate::throttle::Throttle>,
+    /// Cookies carry `Secure` always: the server's public URL is `https://`. Without it they
+    /// carry it when a proxy says the request came over HTTPS (`X-Forwarded-Proto`).
+    pub secure_cookies: bool,
+}
+
+/// Whether a URL is an `https://` one (the scheme is case-insensitive).
+pub(crate) fn is_https(url: &str) -> bool {
+    url.trim_start()
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 pub(crate) type ConsoleState = Arc<Console>;
 
-/// Form bodies: 1 MiB, except cohort uploads.
+/// Form bodies: 1 MiB, which the largest form (an allocation with long inclusion lists) stays
+/// well below; cohort uploads take the API's upload limit.
 const FORM_LIMIT: usize = 1 << 20;
+/// The sign-in and sign-out forms: a key, the page to go back to and a token at most.
+const SESSION_FORM_LIMIT: usize = 16 << 10;
 const UPLOAD_LIMIT: usize = crate::api::UPLOAD_LIMIT;
 
 pub(crate) fn router(console: ConsoleState) -> Router {
+    // Handlers read their bodies through `read_body`, with the limit of their form; these
+    // layers bound only what an axum extractor would read, and say the same.
     let uploads = Router::new()
         .route(
             "/projects/{project}/cohorts",
@@ -73,6 +97,15 @@ pub(crate) fn router(console: ConsoleState) -> Router {
         .route(
             "/projects/{project}/cohorts/{cohort}/delete",
             post(cohorts::delete),
+        )
+        .route("/projects/{project}/webhooks", post(webhooks::create))
+        .route(
+            "/projects/{project}/webhooks/{id}/test",
+            post(webhooks::test),
+        )
+        .route(
+            "/projects/{project}/webhooks/{id}/delete",
+            post(webhooks::delete),
         )
         .route("/flags", get(flags::list).post(flags::create))
         .route("/flags/{key}", get(flag_page::show))
@@ -179,21 +212,65 @@ pub(crate) fn actor(session: &Session) -> Actor {
     session.actor.clone()
 }
 
-/// Reads a form body, checking the CSRF token.
+/// Reads a whole body of at most `limit` bytes. A body that declares a larger length is
+/// refused before any of it is read; one that grows past the limit, as soon as it does.
+pub(crate) async fn read_body(request: Request, limit: usize) -> Result<Bytes, Response> {
+    use crate::listen::{caused_by, BodyTimeout};
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+    let too_large = || {
+        layout::message_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Too large",
+            "the form is larger than the console accepts",
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let err = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => return Ok(collected.to_bytes()),
+        Err(err) => err,
+    };
+    let err: &(dyn std::error::Error + 'static) = &*err;
+    Err(if caused_by::<LengthLimitError>(err) {
+        too_large()
+    } else if caused_by::<BodyTimeout>(err) {
+        layout::message_page(
+            StatusCode::REQUEST_TIMEOUT,
+            "Too slow",
+            "the form did not arrive in time; please send it again",
+        )
+    } else {
+        layout::message_page(
+            StatusCode::BAD_REQUEST,
+            "Not received",
+            "the form did not arrive whole; please send it again",
+        )
+    })
+}
+
+/// Reads a form body (at most [`FORM_LIMIT`]), checking the CSRF token.
 pub(crate) async fn form(
     console: &ConsoleState,
     session: &Session,
     request: Request,
 ) -> Result<Fields, Response> {
-    let bytes = axum::body::to_bytes(request.into_body(), UPLOAD_LIMIT)
-        .await
-        .map_err(|_| {
-            layout::message_page(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Too large",
-                "the form is larger than the console accepts",
-            )
-        })?;
+    form_within(console, session, request, FORM_LIMIT).await
+}
+
+async fn form_within(
+    console: &ConsoleState,
+    session: &Session,
+    request: Request,
+    limit: usize,
+) -> Result<Fields, Response> {
+    let bytes = read_body(request, limit).await?;
     let fields = Fields::parse(&bytes);
     if !session.check_csrf(console, fields.get("_csrf").unwrap_or("")) {
         return Err(layout::message_page(
@@ -214,7 +291,34 @@ pub(crate) async fn submit<R: Send + 'static>(
     request: Request,
     f: impl FnOnce(&Services, &Actor, &Fields) -> vexil_core::Result<R> + Send + 'static,
 ) -> Result<(Fields, vexil_core::Result<R>), Response> {
-    let fields = form(console, session, request).await?;
+    submit_within(console, session, request, FORM_LIMIT, f).await
+}
+
+/// [`submit`] for a cohort upload: a writer's body may be as large as the API's uploads. Only
+/// writers may upload (the service refuses anyone else), so anyone else's body is held to the
+/// form limit: a refused upload then costs the server no more than any form.
+pub(crate) async fn submit_upload<R: Send + 'static>(
+    console: &ConsoleState,
+    session: &Session,
+    request: Request,
+    f: impl FnOnce(&Services, &Actor, &Fields) -> vexil_core::Result<R> + Send + 'static,
+) -> Result<(Fields, vexil_core::Result<R>), Response> {
+    let limit = if session.actor.role >= Role::Writer {
+        UPLOAD_LIMIT
+    } else {
+        FORM_LIMIT
+    };
+    submit_within(console, session, request, limit, f).await
+}
+
+async fn submit_within<R: Send + 'static>(
+    console: &ConsoleState,
+    session: &Session,
+    request: Request,
+    limit: usize,
+    f: impl FnOnce(&Services, &Actor, &Fields) -> vexil_core::Result<R> + Send + 'static,
+) -> Result<(Fields, vexil_core::Result<R>), Response> {
+    let fields = form_within(console, session, request, limit).await?;
     let services = console.services.clone();
     let who = actor(session);
     let input = fields.clone();

@@ -1,16 +1,20 @@
 //! Projects and their deployments: list and create projects; a project's credentials, its
-//! deployments with their SDK keys (and a copy button), create and archive deployments.
+//! deployments with their SDK keys (and a copy button), create and archive deployments. Readers
+//! see neither credentials nor SDK keys (the services' views leave them out). A project's
+//! secret key is stored only as a hash, so the page shows it once: in the answer to the form
+//! that created the project.
 //!
 //! Hooks: `table#projects`, `form#new-project`; `#project-api-key`, `#project-secret-key`,
 //! `table#deployments` rows `tr[data-deployment]` with `.deployment-key`, `button.copy`,
-//! `form.archive-deployment`; `form#new-deployment`; `a#cohorts-link`.
+//! `form.archive-deployment`; `form#new-deployment`; `a#cohorts-link`; the Webhooks section
+//! (`webhooks.rs`).
 
 use axum::extract::{Path, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::{DeploymentPatch, NewDeployment, NewProject};
-use vexil_core::{DeploymentType, Project};
+use vexil_core::service::{DeploymentPatch, NewDeployment, NewProject, ProjectView};
+use vexil_core::DeploymentType;
 
 use super::layout::{self, csrf, error_box};
 use super::{call, form, html, see_other, submit, ConsoleState, Session, St};
@@ -22,7 +26,8 @@ pub(crate) async fn list(state: St, session: Session) -> Response {
 
 async fn render_list(console: &ConsoleState, session: &Session, error: Option<Markup>) -> Response {
     let services = console.services.clone();
-    let projects = call(move || services.projects.list()).await;
+    let who = super::actor(session);
+    let projects = call(move || services.projects.list_for(&who)).await;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -74,31 +79,36 @@ pub(crate) async fn create(state: St, session: Session, request: Request) -> Res
     .await;
     match submitted {
         Err(refusal) => refusal,
-        Ok((_, Ok(p))) => see_other(&format!("/projects/{}", form::encode(&p.key))),
+        // The project's page at once, not a redirect: its secret key is in this answer only.
+        Ok((_, Ok(p))) => render(&console, &session, &p.key.clone(), Some(p), None).await,
         Ok((_, Err(e))) => render_list(&console, &session, Some(error_box(&e, None))).await,
     }
 }
 
 /// `GET /projects/{project}`.
 pub(crate) async fn show(state: St, session: Session, Path(project): Path<String>) -> Response {
-    render(&state.0, &session, &project, None).await
+    render(&state.0, &session, &project, None, None).await
 }
 
+/// The project's page; `created` is the answer of its creation, whose secret key it shows.
 async fn render(
     console: &ConsoleState,
     session: &Session,
     key: &str,
+    created: Option<ProjectView>,
     error: Option<(StatusCode, Markup)>,
 ) -> Response {
     let services = console.services.clone();
     let k = key.to_owned();
+    let who = super::actor(session);
     let loaded = call(move || {
-        let project = services.projects.get(&k)?;
-        let deployments = services.deployments.list(&k)?;
-        Ok((project, deployments))
+        let project = services.projects.get_for(&who, &k)?;
+        let deployments = services.deployments.list_for(&who, &k)?;
+        let webhooks = super::webhooks::load(&services, &who, &k)?;
+        Ok((project, deployments, webhooks))
     })
     .await;
-    let (project, deployments) = match loaded {
+    let (mut project, deployments, webhooks) = match loaded {
         Ok(x) => x,
         Err(e) => {
             return html(
@@ -107,6 +117,7 @@ async fn render(
             )
         }
     };
+    project.secret_key = created.and_then(|c| c.secret_key);
     let (status, error) = match error {
         Some((s, m)) => (s, Some(m)),
         None => (StatusCode::OK, None),
@@ -130,8 +141,13 @@ async fn render(
                         td { (d.label) " " @if d.archived { span.badge.archived { "archived" } } }
                         td { span.badge { (d.kind.as_str()) } }
                         td {
-                            code.deployment-key { (d.api_key) }
-                            " " button.copy type="button" data-copy=(d.api_key) { "Copy" }
+                            @match &d.api_key {
+                                Some(key) => {
+                                    code.deployment-key { (key) }
+                                    " " button.copy type="button" data-copy=(key) { "Copy" }
+                                }
+                                None => span.hint.deployment-key { "writers and admins see it" },
+                            }
                         }
                         td {
                             form.archive-deployment method="post" action=(format!("{base}/deployments/{}/archive", form::encode(&d.key))) {
@@ -157,20 +173,34 @@ async fn render(
             }
             button type="submit" { "Create deployment" }
         }
+        (super::webhooks::section(console, session, &base, &webhooks))
     };
     html(status, layout::page(console, session, &project.name, body))
 }
 
-/// The project's API and secret keys: cohort sync and exposure events use them.
-fn credentials(project: &Project) -> Markup {
+/// The project's API key and, in the answer that created it, its secret key: cohort sync and
+/// exposure events use them.
+fn credentials(project: &ProjectView) -> Markup {
+    let Some(api_key) = &project.api_key else {
+        return html! {
+            p.hint.credentials { "The project's credentials (cohort sync, exposure events) are shown to writers and admins." }
+        };
+    };
+    let rotate = format!("POST /api/v1/projects/{}/rotate-keys", project.key);
     html! {
-        details.credentials {
+        details.credentials open[project.secret_key.is_some()] {
             summary { "Project credentials (cohort sync, exposure events)" }
             dl {
                 dt { "API key" }
-                dd { code #project-api-key { (project.api_key) } " " button.copy type="button" data-copy=(project.api_key) { "Copy" } }
+                dd { code #project-api-key { (api_key) } " " button.copy type="button" data-copy=(api_key) { "Copy" } }
                 dt { "Secret key" }
-                dd { code #project-secret-key { (project.secret_key) } " " button.copy type="button" data-copy=(project.secret_key) { "Copy" } }
+                @match &project.secret_key {
+                    Some(secret_key) => dd {
+                        code #project-secret-key { (secret_key) } " " button.copy type="button" data-copy=(secret_key) { "Copy" }
+                        p.hint.once { "Copy it now: it is shown only this once (Vexil keeps only its hash)." }
+                    },
+                    None => dd.hint { "Shown only when it is made. To get a new one, rotate it: " code { (rotate) } }
+                }
             }
         }
     }
@@ -188,7 +218,7 @@ async fn after(
         Ok((_, Ok(_))) => see_other(&format!("/projects/{}", form::encode(project))),
         Ok((_, Err(e))) => {
             let refused = Some((super::status_of(&e), error_box(&e, Some(project))));
-            render(console, session, project, refused).await
+            render(console, session, project, None, refused).await
         }
     }
 }

@@ -1,6 +1,9 @@
-//! Console sessions: sign-in with a management key, a signed cookie naming the key by id, and
-//! CSRF tokens derived from the session.
+//! Console sessions: sign-in with a management key (throttled per client with the JSON API's
+//! key check), a cookie holding a random session token that the store knows only by its hash
+//! (see `vexil_core::service::sessions`), CSRF tokens derived from the session with the server
+//! secret, and the same-origin path to go back to after signing in.
 
+use std::sync::{Arc, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request, State};
@@ -10,9 +13,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use maud::html;
 use sha2::Sha256;
+use vexil_core::service::ServerSecrets;
 use vexil_core::Actor;
 
 use super::{call, form, layout, ConsoleState, Fields};
+use crate::error::ApiError;
+use crate::throttle::TooManyAttempts;
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "vexil_session";
@@ -21,14 +27,21 @@ const LOGIN_COOKIE: &str = "vexil_login";
 /// How long a session lasts.
 const TTL_MS: i64 = 12 * 3_600_000;
 
-/// A signed-in user.
-#[derive(Debug, Clone)]
+/// A signed-in user. `Debug` does not print the token.
+#[derive(Clone)]
 pub(crate) struct Session {
     pub actor: Actor,
-    /// The random id of this sign-in.
-    id: String,
-    /// The cookie value; the CSRF token is derived from it.
-    cookie: String,
+    /// The session token, the cookie's value; the CSRF token is derived from it.
+    token: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("actor", &self.actor)
+            .field("token", &"***")
+            .finish()
+    }
 }
 
 fn now_ms() -> i64 {
@@ -63,35 +76,39 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The server secrets in force.
+fn secrets(console: &ConsoleState) -> Arc<ServerSecrets> {
+    console
+        .secrets
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// The token of `parts` made with the current server secret.
+fn sign(console: &ConsoleState, parts: &[&str]) -> String {
+    mac(secrets(console).current().as_bytes(), parts)
+}
+
+/// Whether `token` is the token of `parts` made with a server secret still in force (the
+/// current one, or the previous one during its rotation's grace period).
+fn verify(console: &ConsoleState, parts: &[&str], token: &str) -> bool {
+    !token.is_empty()
+        && secrets(console)
+            .accepted(now_ms())
+            .any(|secret| same(&mac(secret.as_bytes(), parts), token))
+}
+
 impl Session {
-    /// The token every form of this session carries.
+    /// The token every form of this session carries. A CSRF token is worthless without the
+    /// session cookie, so deriving it from the stored server secret gives nothing away.
     pub fn csrf(&self, console: &ConsoleState) -> String {
-        mac(&console.secret, &["csrf", &self.cookie])
+        sign(console, &["csrf", &self.token])
     }
 
     pub fn check_csrf(&self, console: &ConsoleState, token: &str) -> bool {
-        !token.is_empty() && same(&self.csrf(console), token)
+        verify(console, &["csrf", &self.token], token)
     }
-}
-
-/// `key_id.session.expires.signature`, where `session` is random and names this sign-in (so
-/// that signing out ends it alone).
-fn cookie_value(console: &ConsoleState, key_id: &str, session: &str, expires: i64) -> String {
-    let expires = expires.to_string();
-    let sig = mac(&console.secret, &["session", key_id, session, &expires]);
-    format!("{key_id}.{session}.{expires}.{sig}")
-}
-
-/// The key id and session id of a valid, unexpired cookie value.
-fn verify(console: &ConsoleState, value: &str) -> Option<(String, String)> {
-    let mut parts = value.rsplitn(4, '.');
-    let sig = parts.next()?;
-    let expires = parts.next()?;
-    let session = parts.next()?;
-    let key_id = parts.next()?;
-    let good = mac(&console.secret, &["session", key_id, session, expires]);
-    (same(&good, sig) && expires.parse::<i64>().ok()? > now_ms())
-        .then(|| (key_id.to_owned(), session.to_owned()))
 }
 
 fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -108,18 +125,11 @@ fn cookie_from(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn session_of(parts: &Parts, console: &ConsoleState) -> Option<Session> {
-    let value = cookie_from(&parts.headers)?.to_owned();
-    let (key_id, id) = verify(console, &value)?;
+    let token = cookie_from(&parts.headers)?.to_owned();
     let services = console.services.clone();
-    let session = id.clone();
-    let actor = call(move || services.keys.session_actor(&key_id, &session))
-        .await
-        .ok()?;
-    Some(Session {
-        actor,
-        id,
-        cookie: value,
-    })
+    let looked_up = token.clone();
+    let actor = call(move || services.keys.session(&looked_up)).await.ok()?;
+    Some(Session { actor, token })
 }
 
 impl FromRequestParts<ConsoleState> for Session {
@@ -155,11 +165,42 @@ impl OptionalFromRequestParts<ConsoleState> for Session {
     }
 }
 
-/// Where to go after signing in: a local path only.
+/// Where to go after signing in: a path on this server, else `/flags`.
 fn next_path(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n) if is_local_path(n) => n.to_owned(),
         _ => "/flags".to_owned(),
+    }
+}
+
+/// Whether `next` is a path on this server: one `/`, then visible ASCII without `\`. Browsers
+/// drop tabs and line breaks from a URL and read `\` as `/`, so `/<tab>/evil.example` and
+/// `/\evil.example` would leave the site like `//evil.example` does. The paths the console
+/// itself sends here are percent-encoded, hence plain ASCII; keeping to it also keeps the
+/// value a valid `Location` header.
+fn is_local_path(next: &str) -> bool {
+    let bytes = next.as_bytes();
+    bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && bytes.iter().all(|&b| b.is_ascii_graphic() && b != b'\\')
+}
+
+/// Whether cookies get `Secure`: the server's public URL is HTTPS, or the proxy in front says
+/// this request came over HTTPS.
+fn secure(console: &ConsoleState, headers: &HeaderMap) -> bool {
+    console.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|p| p.to_str().ok())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// `; Secure` when cookies need it.
+fn secure_attribute(secure: bool) -> &'static str {
+    if secure {
+        "; Secure"
+    } else {
+        ""
     }
 }
 
@@ -189,17 +230,44 @@ fn login_form(next: &str, token: &str, error: Option<&str>) -> maud::Markup {
 /// from another site has neither (login CSRF).
 fn login_response(
     console: &ConsoleState,
+    secure: bool,
     status: StatusCode,
     next: &str,
     error: Option<&str>,
 ) -> Response {
     let nonce = vexil_core::keys::random_base62(24).unwrap_or_default();
-    let token = mac(&console.secret, &["login", &nonce]);
+    let token = sign(console, &["login", &nonce]);
     let mut response = super::html(status, login_form(next, &token, error));
-    let cookie =
-        format!("{LOGIN_COOKIE}={nonce}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    let cookie = format!(
+        "{LOGIN_COOKIE}={nonce}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{}",
+        secure_attribute(secure)
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// The sign-in form again, refused with 429 and `Retry-After` (the JSON API's answer, as a
+/// page).
+fn throttled(
+    console: &ConsoleState,
+    secure: bool,
+    next: &str,
+    refused: TooManyAttempts,
+) -> Response {
+    let refused = ApiError::from(refused);
+    let mut response = login_response(
+        console,
+        secure,
+        refused.status,
+        next,
+        Some(&refused.body.message),
+    );
+    if let Some(secs) = refused.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
@@ -207,6 +275,7 @@ fn login_response(
 /// `GET /login`.
 pub(crate) async fn login_page(
     State(console): State<ConsoleState>,
+    headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let next = query
@@ -217,43 +286,47 @@ pub(crate) async fn login_page(
                 .map(|(_, v)| v.into_owned())
         })
         .map_or_else(|| "/flags".to_owned(), |n| next_path(Some(&n)));
-    login_response(&console, StatusCode::OK, &next, None)
+    login_response(
+        &console,
+        secure(&console, &headers),
+        StatusCode::OK,
+        &next,
+        None,
+    )
 }
 
-/// `POST /login`: checks the key and sets the session cookie.
+/// `POST /login`: checks the key and sets the session cookie. A client that gave wrong keys
+/// too often is refused (429) before its key is looked at, even a good one.
 pub(crate) async fn login(State(console): State<ConsoleState>, request: Request) -> Response {
-    let secure = request
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|p| p.as_bytes() == b"https");
+    let secure = secure(&console, request.headers());
+    let client = console
+        .throttle
+        .client(request.extensions(), request.headers());
     let nonce = named_cookie(request.headers(), LOGIN_COOKIE).map(str::to_owned);
-    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
-        return login_response(
-            &console,
-            StatusCode::BAD_REQUEST,
-            "/flags",
-            Some("bad form"),
-        );
+    let body = match super::read_body(request, super::SESSION_FORM_LIMIT).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let fields = Fields::parse(&body);
     let next = next_path(fields.get("next"));
+    if let Err(refused) = console.throttle.check(client) {
+        return throttled(&console, secure, &next, refused);
+    }
     let token = fields.get("_csrf").unwrap_or("");
-    let token_ok = nonce.is_some_and(|n| same(&mac(&console.secret, &["login", &n]), token));
+    let token_ok = nonce.is_some_and(|n| verify(&console, &["login", &n], token));
     if !token_ok {
         let why = "The sign-in form expired or came from elsewhere; please sign in again.";
-        return login_response(&console, StatusCode::FORBIDDEN, &next, Some(why));
+        return login_response(&console, secure, StatusCode::FORBIDDEN, &next, Some(why));
     }
     let key = fields.text("key").unwrap_or_default();
     let services = console.services.clone();
-    match call(move || services.keys.sign_in(&key)).await {
-        Ok((id, _)) => {
-            let expires = now_ms() + TTL_MS;
-            let session = vexil_core::keys::random_base62(22).unwrap_or_default();
-            let value = cookie_value(&console, &id, &session, expires);
+    match call(move || services.keys.start_session(&key, TTL_MS)).await {
+        Ok(session) => {
             let cookie = format!(
-                "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                session.token,
                 TTL_MS / 1000,
-                if secure { "; Secure" } else { "" }
+                secure_attribute(secure)
             );
             let mut response = Redirect::to(&next).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -261,12 +334,13 @@ pub(crate) async fn login(State(console): State<ConsoleState>, request: Request)
             }
             response
         }
-        Err(err) => login_response(
-            &console,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            Some(&err.to_string()),
-        ),
+        Err(err) => {
+            if let vexil_core::Error::Unauthorized(_) = err {
+                console.throttle.failed(client);
+            }
+            let status = super::status_of(&err);
+            login_response(&console, secure, status, &next, Some(&err.to_string()))
+        }
     }
 }
 
@@ -276,17 +350,22 @@ pub(crate) async fn logout(
     session: Session,
     request: Request,
 ) -> Response {
-    if let Err(refused) = super::form(&console, &session, request).await {
+    let secure = secure(&console, request.headers());
+    let signed_out = super::form_within(&console, &session, request, super::SESSION_FORM_LIMIT);
+    if let Err(refused) = signed_out.await {
         return refused;
     }
     // Ended server-side too: the cookie no longer signs in, wherever a copy of it is.
     let services = console.services.clone();
-    let id = session.id.clone();
-    if let Err(err) = call(move || services.keys.end_session(&id)).await {
+    let token = session.token.clone();
+    if let Err(err) = call(move || services.keys.end_session(&token)).await {
         return layout::message_page(super::status_of(&err), "Not signed out", &err.to_string());
     }
     let mut response = Redirect::to("/login").into_response();
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let cookie = format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure_attribute(secure)
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -307,30 +386,96 @@ mod tests {
         );
         std::sync::Arc::new(super::super::Console {
             services: vexil_core::Services::new(store),
-            secret: b"secret".to_vec(),
+            secrets: std::sync::RwLock::new(Arc::new(ServerSecrets::new(
+                "new",
+                Some(("old".to_owned(), now_ms() + 60_000)),
+            ))),
+            throttle: std::sync::Arc::new(crate::throttle::Throttle::new(10, 100)),
+            secure_cookies: false,
         })
     }
 
+    /// Tokens are made with the current secret and verified with every secret in force; the
+    /// previous one stops when its grace period ends.
     #[test]
-    fn cookies_verify_only_unaltered_and_unexpired() {
+    fn tokens_follow_the_secrets_in_force() {
         let c = console();
-        let good = cookie_value(&c, "key1", "s1", now_ms() + 1000);
-        assert_eq!(
-            verify(&c, &good),
-            Some(("key1".to_owned(), "s1".to_owned()))
-        );
-        let expired = cookie_value(&c, "key1", "s1", now_ms() - 1);
-        assert_eq!(verify(&c, &expired), None);
-        let forged = good.replacen("key1", "key2", 1);
-        assert_eq!(verify(&c, &forged), None);
-        assert_eq!(verify(&c, "garbage"), None);
+        let session = Session {
+            actor: vexil_core::Actor::cli(),
+            token: "t".to_owned(),
+        };
+        let current = session.csrf(&c);
+        let previous = mac(b"old", &["csrf", "t"]);
+        assert_eq!(current, mac(b"new", &["csrf", "t"]));
+        assert!(session.check_csrf(&c, &current));
+        assert!(session.check_csrf(&c, &previous));
+        assert!(!session.check_csrf(&c, ""));
+        assert!(!session.check_csrf(&c, &mac(b"other", &["csrf", "t"])));
+        *c.secrets.write().unwrap() = Arc::new(ServerSecrets::new(
+            "new",
+            Some(("old".to_owned(), now_ms() - 1)),
+        ));
+        assert!(!session.check_csrf(&c, &previous), "past its grace period");
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("a=b; {COOKIE}={good}; c=d")).unwrap(),
+            HeaderValue::from_str(&format!("a=b; {COOKIE}=tok; c=d")).unwrap(),
         );
-        assert_eq!(cookie_from(&headers), Some(good.as_str()));
-        assert_eq!(next_path(Some("//evil.example")), "/flags");
-        assert_eq!(next_path(Some("/flags/x?project=p")), "/flags/x?project=p");
+        assert_eq!(cookie_from(&headers), Some("tok"));
+    }
+
+    /// Every `next` that would leave the site, or break the `Location` header, falls back to
+    /// `/flags`; paths on this server pass unchanged.
+    #[test]
+    fn next_is_a_path_on_this_server_or_flags() {
+        fn check(next: Option<&str>, local: bool) {
+            let expected = match (next, local) {
+                (Some(n), true) => n,
+                _ => "/flags",
+            };
+            assert_eq!(next_path(next), expected, "next = {next:?}");
+        }
+        for local in [
+            "/",
+            "/flags",
+            "/flags/x?project=p",
+            "/flags?q=a%20b&state=active",
+            "/projects/p/cohorts",
+            "/%09/evil.example",
+            "/%2F%2Fevil.example",
+            "/flags#top",
+        ] {
+            check(Some(local), true);
+        }
+        for hostile in [
+            "",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example/x",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\r\n/evil.example",
+            "/flags\r\nSet-Cookie: a=b",
+            "\t//evil.example",
+            " /flags",
+            "/ flags",
+            "/flags\u{0}",
+            "/flags\u{7f}",
+            "/flags\u{85}",
+            "/flags/\u{2028}",
+            "/évil",
+            "/x\\y",
+            "/./\\evil.example",
+            "https://evil.example",
+            "http:/evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "flags",
+        ] {
+            check(Some(hostile), false);
+        }
+        check(None, false);
     }
 }

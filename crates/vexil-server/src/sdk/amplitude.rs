@@ -14,7 +14,7 @@ use vexil_eval::{Object, Value};
 use super::registry::Served;
 use super::{
     amp_error, decode_base64, header_str, json_response, query_param, read_body, too_many,
-    BodyError, SdkState, EVAL_LIMIT,
+    SdkState, EVAL_LIMIT,
 };
 
 static X_AMP_EXP_USER: HeaderName = HeaderName::from_static("x-amp-exp-user");
@@ -141,13 +141,7 @@ fn header_flag_keys(headers: &HeaderMap) -> Result<Vec<String>, Response> {
 async fn body_user(headers: &HeaderMap, body: Body) -> Result<Object, Response> {
     let bytes = read_body(headers, body, EVAL_LIMIT)
         .await
-        .map_err(|e| match e {
-            BodyError::TooLarge => amp_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is larger than 1 MiB",
-            ),
-            BodyError::Invalid(m) => amp_error(StatusCode::BAD_REQUEST, &m),
-        })?;
+        .map_err(|e| amp_error(e.status(), &e.message(EVAL_LIMIT)))?;
     user_from_json(&bytes).map_err(|m| amp_error(StatusCode::BAD_REQUEST, &m))
 }
 
@@ -175,6 +169,7 @@ fn answer(
         local_only,
         v1,
         track: assignment || exposure,
+        counts: Some(&served.counts),
     };
     match served.snapshot.evaluate_remote(user, options) {
         Ok(answer) => {
@@ -312,7 +307,10 @@ pub(crate) async fn cohort(
     let project = credentials.as_deref().and_then(|c| {
         let (key, secret) = c.split_once(':')?;
         let project = sdk.registry.project_by_api_key(key)?;
-        constant_time_eq(project.secret_key.as_bytes(), secret.as_bytes()).then_some(project)
+        // Only the secret's hash is kept; a rotated one counts during its grace period.
+        project
+            .accepts_secret(secret, super::registry::now_ms())
+            .then_some(project)
     });
     let Some(project) = project else {
         return amp_error(StatusCode::UNAUTHORIZED, "Invalid cohort credentials");
@@ -341,11 +339,6 @@ pub(crate) async fn cohort(
         StatusCode::OK,
         Bytes::from_owner(ArcStr(cohort.download_body())),
     )
-}
-
-/// Compares secrets without stopping at the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -32,10 +32,12 @@ use base64::Engine;
 use bytes::Bytes;
 use vexil_core::sdk::{Publisher, Tracker};
 
+pub(crate) use events::ingest_buffer_kib;
 pub use limit::Limiter;
 use registry::{Registry, Served};
 
 use crate::config::ServerConfig;
+use crate::listen::{caused_by, BodyTimeout};
 
 /// What the SDK handlers share.
 pub(crate) struct Sdk {
@@ -45,7 +47,10 @@ pub(crate) struct Sdk {
     pub config: ServerConfig,
     pub limiter: Option<Limiter>,
     /// Streams open now.
-    pub streams: AtomicUsize,
+    pub streams: Arc<AtomicUsize>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Room for event batches, in KiB (`ServerConfig::ingest_buffer`).
+    pub ingest_buffer: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) type SdkState = Arc<Sdk>;
@@ -273,7 +278,30 @@ pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
 /// Why a body could not be read.
 pub(crate) enum BodyError {
     TooLarge,
+    /// The client did not send it in time.
+    TimedOut,
     Invalid(String),
+}
+
+impl BodyError {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Invalid(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub(crate) fn message(&self, limit: usize) -> String {
+        match self {
+            BodyError::TooLarge => format!(
+                "the request body is larger than {} MiB",
+                limit.div_ceil(1 << 20)
+            ),
+            BodyError::TimedOut => "the request body did not arrive in time".to_owned(),
+            BodyError::Invalid(m) => m.clone(),
+        }
+    }
 }
 
 /// Reads a body up to `limit` bytes, inflating `Content-Encoding: gzip` (also up to `limit`).
@@ -283,14 +311,13 @@ pub(crate) async fn read_body(
     limit: usize,
 ) -> Result<Bytes, BodyError> {
     let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if s.is::<http_body_util::LengthLimitError>() {
-                return BodyError::TooLarge;
-            }
-            source = s.source();
+        if caused_by::<http_body_util::LengthLimitError>(&e) {
+            BodyError::TooLarge
+        } else if caused_by::<BodyTimeout>(&e) {
+            BodyError::TimedOut
+        } else {
+            BodyError::Invalid(e.to_string())
         }
-        BodyError::Invalid(e.to_string())
     })?;
     let gzip = headers
         .get(header::CONTENT_ENCODING)

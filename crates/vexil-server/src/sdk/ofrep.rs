@@ -12,9 +12,7 @@ use axum::response::Response;
 use vexil_core::sdk::ofrep::{etag, if_none_match, parse_request, OfrepAnswer};
 
 use super::registry::Served;
-use super::{
-    header_str, json_response, query_param, read_body, scheme_key, BodyError, SdkState, EVAL_LIMIT,
-};
+use super::{header_str, json_response, query_param, read_body, scheme_key, SdkState, EVAL_LIMIT};
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
@@ -90,19 +88,10 @@ async fn context(
     body: Body,
     key: Option<&str>,
 ) -> Result<vexil_core::sdk::ofrep::OfrepRequest, Response> {
-    let bytes = read_body(headers, body, EVAL_LIMIT)
-        .await
-        .map_err(|e| match e {
-            BodyError::TooLarge => error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                key,
-                Some("INVALID_CONTEXT"),
-                "the request body is larger than 1 MiB",
-            ),
-            BodyError::Invalid(m) => {
-                error(StatusCode::BAD_REQUEST, key, Some("INVALID_CONTEXT"), &m)
-            }
-        })?;
+    let bytes = read_body(headers, body, EVAL_LIMIT).await.map_err(|e| {
+        let message = e.message(EVAL_LIMIT);
+        error(e.status(), key, Some("INVALID_CONTEXT"), &message)
+    })?;
     parse_request(&bytes)
         .map_err(|m| error(StatusCode::BAD_REQUEST, key, Some("INVALID_CONTEXT"), &m))
 }
@@ -123,7 +112,10 @@ pub(crate) async fn one(
         Ok(r) => r,
         Err(r) => return r,
     };
-    match served.snapshot.ofrep_flag(&flag, request.user) {
+    match served
+        .snapshot
+        .ofrep_flag(&flag, request.user, Some(&served.counts))
+    {
         OfrepAnswer::Success(body) => with_headers(json_response(StatusCode::OK, body)),
         OfrepAnswer::NotFound => error(
             StatusCode::NOT_FOUND,
@@ -178,7 +170,10 @@ pub(crate) async fn bulk(State(sdk): State<SdkState>, request: Request) -> Respo
             .config
             .ofrep_events
             .then(|| event_streams(&sdk, headers, &served));
-        let body = served.snapshot.ofrep_bulk(request.user, streams.as_deref());
+        let body =
+            served
+                .snapshot
+                .ofrep_bulk(request.user, streams.as_deref(), Some(&served.counts));
         with_headers(json_response(StatusCode::OK, body))
     };
     if let Ok(v) = HeaderValue::from_str(&tag) {
@@ -199,6 +194,8 @@ fn event_streams(sdk: &SdkState, headers: &HeaderMap, served: &Served) -> String
             format!("{proto}://{host}")
         }
     };
-    let url = format!("{base}/sdk/ofrep/v1/events?token={}", served.token);
+    // Made with the current server secret, so a rotated one stops being handed out at once.
+    let token = sdk.registry.token(&served.id());
+    let url = format!("{base}/sdk/ofrep/v1/events?token={token}");
     serde_json::json!([{ "type": "sse", "url": url, "inactivityDelaySec": 120 }]).to_string()
 }

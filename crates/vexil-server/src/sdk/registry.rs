@@ -2,17 +2,23 @@
 //! key, by OFREP stream token, and a watch channel per deployment that wakes its streams. The
 //! [`Registry`] is the publisher's [`SnapshotSink`]; every publish swaps in a new immutable
 //! index, so a request holds one consistent view.
+//!
+//! Keys a rotation replaced stay in the index with their deployment or project, and are
+//! accepted only until their grace period ends (checked on every lookup, so they stop on time
+//! without a publish). Stream tokens are made with the current server secret; during the
+//! grace period of a secret's rotation, tokens made with the previous one still resolve.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use base64::Engine;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::watch;
-use vexil_core::sdk::{ProjectData, Snapshot, SnapshotSink};
+use vexil_core::sdk::{ProjectData, ServedCounts, Snapshot, SnapshotSink, StripedCounter};
+use vexil_core::service::ServerSecrets;
 
 /// One deployment as served: its snapshot and what is derived from it once.
 #[derive(Debug)]
@@ -20,8 +26,8 @@ pub struct Served {
     pub snapshot: Arc<Snapshot>,
     /// `data: <flags>\n\n`: the SSE event of `/sdk/stream/v1/flags`.
     pub sse_frame: Bytes,
-    /// The OFREP stream token of this deployment.
-    pub token: String,
+    /// What remote evaluation and OFREP served, per flag and variant (kept across publishes).
+    pub counts: ServedCounts,
     gzipped: [OnceLock<Bytes>; 2],
 }
 
@@ -50,32 +56,125 @@ fn deployment_id(s: &Snapshot) -> String {
     format!("{}/{}", s.project.key, s.deployment.key)
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Index {
+    /// By SDK key, and by the key a rotation replaced (checked against its expiry).
     by_key: HashMap<Box<str>, Arc<Served>>,
+    /// By stream token made with the current server secret.
     by_token: HashMap<Box<str>, Arc<Served>>,
+    /// By stream token made with the previous server secret, during its grace period.
+    by_previous_token: HashMap<Box<str>, Arc<Served>>,
+    /// By API key, and by the API key a rotation replaced (checked against its expiry).
     projects_by_api_key: HashMap<Box<str>, Arc<ProjectData>>,
     /// (project, deployment key) -> served, for replacing a project's deployments.
     by_project: HashMap<String, Vec<Arc<Served>>>,
 }
 
+/// The labels of an evaluation counter: project, deployment, flag, variant.
+pub type CounterKey = (String, String, String, String);
+
 /// The snapshots the SDK routes read.
 pub struct Registry {
     index: RwLock<Arc<Index>>,
+    /// Evaluation counters by deployment, flag and variant, handed to every snapshot that can
+    /// serve them.
+    counters: Mutex<HashMap<CounterKey, Arc<StripedCounter>>>,
     watches: RwLock<HashMap<String, watch::Sender<Arc<Served>>>>,
-    secret: Vec<u8>,
+    secrets: RwLock<Arc<ServerSecrets>>,
     closed: watch::Sender<bool>,
 }
 
+/// Milliseconds since the Unix epoch, what grace periods end at.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// base64url of HMAC-SHA256(secret, `ofrep-sse:<deployment>`).
+fn token_with(secret: &str, deployment_id: &str) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length.
+        Err(_) => return String::new(),
+    };
+    mac.update(b"ofrep-sse:");
+    mac.update(deployment_id.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+impl Index {
+    /// Adds a deployment under its keys and tokens.
+    fn add(&mut self, s: &Arc<Served>, secrets: &ServerSecrets) {
+        let d = &s.snapshot.deployment;
+        self.by_key.insert(d.api_key.as_str().into(), s.clone());
+        if let Some(previous) = &d.previous_api_key {
+            self.by_key.insert(previous.as_str().into(), s.clone());
+        }
+        let id = s.id();
+        self.by_token
+            .insert(token_with(secrets.current(), &id).into(), s.clone());
+        if let Some((previous, _)) = secrets.previous() {
+            self.by_previous_token
+                .insert(token_with(previous, &id).into(), s.clone());
+        }
+    }
+
+    /// Removes a deployment from under its keys and tokens.
+    fn remove(&mut self, s: &Served, secrets: &ServerSecrets) {
+        let d = &s.snapshot.deployment;
+        self.by_key.remove(d.api_key.as_str());
+        if let Some(previous) = &d.previous_api_key {
+            self.by_key.remove(previous.as_str());
+        }
+        let id = s.id();
+        self.by_token
+            .remove(token_with(secrets.current(), &id).as_str());
+        if let Some((previous, _)) = secrets.previous() {
+            self.by_previous_token
+                .remove(token_with(previous, &id).as_str());
+        }
+    }
+}
+
 impl Registry {
-    /// `secret` keys the OFREP stream tokens.
-    pub fn new(secret: &str) -> Registry {
+    /// `secrets` key the OFREP stream tokens.
+    pub fn new(secrets: &ServerSecrets) -> Registry {
         Registry {
             index: RwLock::new(Arc::new(Index::default())),
+            counters: Mutex::new(HashMap::new()),
             watches: RwLock::new(HashMap::new()),
-            secret: secret.as_bytes().to_vec(),
+            secrets: RwLock::new(Arc::new(secrets.clone())),
             closed: watch::channel(false).0,
         }
+    }
+
+    fn secrets(&self) -> Arc<ServerSecrets> {
+        self.secrets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes stream tokens with new server secrets (after a rotation): every deployment is
+    /// indexed again under the tokens of the new current secret and, during the grace period,
+    /// of the previous one.
+    pub fn rekey(&self, secrets: &ServerSecrets) {
+        let mut guard = self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *self
+            .secrets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(secrets.clone());
+        let mut next = (**guard).clone();
+        next.by_token.clear();
+        next.by_previous_token.clear();
+        for s in guard.by_project.values().flatten() {
+            next.add(s, secrets);
+        }
+        *guard = Arc::new(next);
     }
 
     fn index(&self) -> Arc<Index> {
@@ -85,23 +184,80 @@ impl Registry {
             .clone()
     }
 
-    /// The deployment whose SDK key this is.
+    /// The deployment whose SDK key this is (or was, during a rotation's grace period).
     pub fn by_key(&self, key: &str) -> Option<Arc<Served>> {
         let index = self
             .index
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        index.by_key.get(key).cloned()
+        let served = index.by_key.get(key)?;
+        // The current key needs no clock; a replaced one is checked against its expiry.
+        (served.snapshot.deployment.api_key == key
+            || served.snapshot.deployment.accepts_key(key, now_ms()))
+        .then(|| served.clone())
     }
 
     /// The deployment an OFREP stream token stands for.
     pub fn by_token(&self, token: &str) -> Option<Arc<Served>> {
-        self.index().by_token.get(token).cloned()
+        let index = self.index();
+        if let Some(served) = index.by_token.get(token) {
+            return Some(served.clone());
+        }
+        let in_grace = self
+            .secrets()
+            .previous()
+            .is_some_and(|(_, end)| now_ms() < end);
+        in_grace
+            .then(|| index.by_previous_token.get(token).cloned())
+            .flatten()
     }
 
-    /// The project whose API key this is.
+    /// The project whose API key this is (or was, during a rotation's grace period).
     pub fn project_by_api_key(&self, key: &str) -> Option<Arc<ProjectData>> {
-        self.index().projects_by_api_key.get(key).cloned()
+        let data = self.index().projects_by_api_key.get(key).cloned()?;
+        data.accepts_api_key(key, now_ms()).then_some(data)
+    }
+
+    /// Every deployment served now.
+    pub fn all(&self) -> Vec<Arc<Served>> {
+        self.index()
+            .by_project
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The evaluation counters, sorted by their labels.
+    pub fn evaluation_counts(&self) -> Vec<(CounterKey, u64)> {
+        let counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<(CounterKey, u64)> =
+            counters.iter().map(|(k, v)| (k.clone(), v.get())).collect();
+        out.sort();
+        out
+    }
+
+    /// The counters of what `snapshot` can serve; counters no snapshot can serve any more are
+    /// forgotten first, so that deleted flags do not accumulate.
+    fn counts_for(&self, snapshot: &Snapshot) -> ServedCounts {
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counters.retain(|_, c| Arc::strong_count(c) > 1);
+        let (project, deployment) = (&snapshot.project.key, &snapshot.deployment.key);
+        snapshot.served_counts(|flag, variant| {
+            let key = (
+                project.clone(),
+                deployment.clone(),
+                flag.to_owned(),
+                variant.to_owned(),
+            );
+            counters.entry(key).or_default().clone()
+        })
     }
 
     /// Follows a deployment's publications; `None` when it has none.
@@ -123,16 +279,10 @@ impl Registry {
         self.closed.send_replace(true);
     }
 
-    /// The OFREP stream token: base64url of HMAC-SHA256(secret, `ofrep-sse:<deployment>`).
+    /// The OFREP stream token of a deployment (`project/deployment`): base64url of
+    /// HMAC-SHA256(current server secret, `ofrep-sse:<deployment>`).
     pub fn token(&self, deployment_id: &str) -> String {
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
-            Ok(mac) => mac,
-            // HMAC takes keys of any length.
-            Err(_) => return String::new(),
-        };
-        mac.update(b"ofrep-sse:");
-        mac.update(deployment_id.as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        token_with(self.secrets().current(), deployment_id)
     }
 }
 
@@ -148,7 +298,7 @@ impl SnapshotSink for Registry {
                 Arc::new(Served {
                     snapshot: s.clone(),
                     sse_frame: Bytes::from(frame),
-                    token: self.token(&deployment_id(s)),
+                    counts: self.counts_for(s),
                     gzipped: [OnceLock::new(), OnceLock::new()],
                 })
             })
@@ -158,27 +308,23 @@ impl SnapshotSink for Registry {
                 .index
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let old = guard.clone();
-            let mut next = Index {
-                by_key: old.by_key.clone(),
-                by_token: old.by_token.clone(),
-                projects_by_api_key: old.projects_by_api_key.clone(),
-                by_project: old.by_project.clone(),
-            };
+            // Under the index lock, so a rotation of the secret cannot come in between.
+            let secrets = self.secrets();
+            let mut next = (**guard).clone();
             for gone in next.by_project.remove(project).unwrap_or_default() {
-                next.by_key
-                    .remove(gone.snapshot.deployment.api_key.as_str());
-                next.by_token.remove(gone.token.as_str());
+                next.remove(&gone, &secrets);
             }
             next.projects_by_api_key.retain(|_, p| p.key != project);
             for s in &served {
-                next.by_key
-                    .insert(s.snapshot.deployment.api_key.as_str().into(), s.clone());
-                next.by_token.insert(s.token.as_str().into(), s.clone());
+                next.add(s, &secrets);
             }
             if let Some(data) = data {
                 next.projects_by_api_key
                     .insert(data.api_key.as_str().into(), data.clone());
+                if let Some(previous) = &data.previous_api_key {
+                    next.projects_by_api_key
+                        .insert(previous.as_str().into(), data.clone());
+                }
             }
             next.by_project.insert(project.to_owned(), served.clone());
             *guard = Arc::new(next);

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::watch;
@@ -21,6 +22,7 @@ use tokio::time::{sleep_until, Duration, Instant};
 
 use super::registry::Served;
 use super::{amp_error, header_str, query_param, too_many, SdkState};
+use crate::listen::ConnectionSlot;
 
 /// The keep-alive event: data of one space, which is `data:` and two spaces on the wire.
 const KEEPALIVE: &[u8] = b"data:  \n\n";
@@ -81,9 +83,18 @@ enum Refused {
 
 impl Wait {
     /// Subscribes to `served`'s deployment; returns the wait and the latest snapshot.
-    fn open(sdk: &SdkState, served: &Served) -> Result<(Wait, Arc<Served>), Refused> {
+    /// The connection's place under the connection cap is given back: streams are counted
+    /// apart, by `max_streams`.
+    fn open(
+        sdk: &SdkState,
+        served: &Served,
+        slot: Option<Extension<ConnectionSlot>>,
+    ) -> Result<(Wait, Arc<Served>), Refused> {
         let mut updates = sdk.registry.watch(served).ok_or(Refused::Publishing)?;
         let open = Open::new(sdk).ok_or(Refused::TooMany)?;
+        if let Some(Extension(slot)) = slot {
+            slot.release();
+        }
         let latest = updates.borrow_and_update().clone();
         let wait = Wait {
             _open: open,
@@ -125,7 +136,11 @@ struct FlagStream {
 }
 
 /// `GET /sdk/stream/v1/flags`.
-pub(crate) async fn flags(State(sdk): State<SdkState>, headers: HeaderMap) -> Response {
+pub(crate) async fn flags(
+    State(sdk): State<SdkState>,
+    slot: Option<Extension<ConnectionSlot>>,
+    headers: HeaderMap,
+) -> Response {
     if !sdk.config.streaming {
         return amp_error(
             StatusCode::NOT_IMPLEMENTED,
@@ -140,7 +155,7 @@ pub(crate) async fn flags(State(sdk): State<SdkState>, headers: HeaderMap) -> Re
     if let Err(retry) = sdk.limit(&key) {
         return too_many(retry, r#"{"error":"Too many requests"}"#.to_owned());
     }
-    let (wait, latest) = match Wait::open(&sdk, &served) {
+    let (wait, latest) = match Wait::open(&sdk, &served, slot) {
         Ok(opened) => opened,
         Err(Refused::Publishing) => {
             return amp_error(
@@ -213,6 +228,7 @@ fn refetch(served: &Served) -> Bytes {
 /// revision changes, at most one a second.
 pub(crate) async fn ofrep_events(
     State(sdk): State<SdkState>,
+    slot: Option<Extension<ConnectionSlot>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -223,7 +239,7 @@ pub(crate) async fn ofrep_events(
     let Some(served) = served.filter(|s| !s.snapshot.deployment.archived) else {
         return plain(StatusCode::UNAUTHORIZED);
     };
-    let Ok((wait, latest)) = Wait::open(&sdk, &served) else {
+    let Ok((wait, latest)) = Wait::open(&sdk, &served, slot) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     let mut queue = vec![Bytes::from_static(b"retry: 5000\n\n")];

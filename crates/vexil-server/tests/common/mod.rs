@@ -14,6 +14,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a part of the harness")]
 
+pub mod outage;
 pub mod sdk;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -90,6 +91,10 @@ impl Store for Guarded {
     fn backend(&self) -> &'static str {
         self.inner().backend()
     }
+
+    fn change_feed(&self) -> vexil_store::Result<Option<Box<dyn vexil_store::ChangeFeed>>> {
+        self.inner().change_feed()
+    }
 }
 
 impl Drop for Guarded {
@@ -137,6 +142,7 @@ fn open_postgres() -> Option<Guarded> {
         }
     }
     let schema = unique("vexil_api_test");
+    SCHEMA_OF_LAST.with(|s| s.borrow_mut().clone_from(&schema));
     let store = PostgresStore::connect(&url, Some(&schema)).unwrap();
     Some(Guarded {
         inner: Some(Arc::new(store)),
@@ -147,6 +153,26 @@ fn open_postgres() -> Option<Guarded> {
             }
         })),
     })
+}
+
+/// A fresh schema of the PostgreSQL test server that the server under test reaches at the
+/// URL `via` makes of the real one (through a proxy, say); `None` outside CI when PostgreSQL is
+/// unreachable.
+fn open_postgres_via(via: &dyn Fn(&str) -> String) -> Option<Guarded> {
+    let mut direct = open_postgres()?;
+    let cleanup_schema = direct.cleanup.take()?;
+    drop(direct);
+    let schema = SCHEMA_OF_LAST.with(|s| s.borrow().clone());
+    let store = PostgresStore::connect(&via(&postgres_url()), Some(&schema)).unwrap();
+    Some(Guarded {
+        inner: Some(Arc::new(store)),
+        cleanup: Some(cleanup_schema),
+    })
+}
+
+thread_local! {
+    /// The schema `open_postgres` made last on this thread.
+    static SCHEMA_OF_LAST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// An answer: status, JSON body (`Null` when empty or not JSON), headers.
@@ -321,11 +347,32 @@ impl Server {
 
     /// A server with these settings over a fresh store of `backend`.
     pub async fn start_with(backend: Backend, config: ServerConfig) -> Option<Server> {
+        Server::start_opened(backend, config, move || match backend {
+            Backend::Sqlite => Some(Arc::new(open_sqlite()) as Arc<dyn Store>),
+            Backend::Postgres => Some(Arc::new(open_postgres()?) as Arc<dyn Store>),
+        })
+        .await
+    }
+
+    /// A server over a fresh PostgreSQL schema that it reaches at the URL `via` makes of the
+    /// test server's (e.g. through a proxy that can fail on purpose).
+    pub async fn postgres_via(
+        config: ServerConfig,
+        via: impl Fn(&str) -> String + Send + 'static,
+    ) -> Option<Server> {
+        Server::start_opened(Backend::Postgres, config, move || {
+            Some(Arc::new(open_postgres_via(&via)?) as Arc<dyn Store>)
+        })
+        .await
+    }
+
+    async fn start_opened(
+        backend: Backend,
+        config: ServerConfig,
+        open: impl FnOnce() -> Option<Arc<dyn Store>> + Send + 'static,
+    ) -> Option<Server> {
         let opened = tokio::task::spawn_blocking(move || {
-            let store: Arc<dyn Store> = match backend {
-                Backend::Sqlite => Arc::new(open_sqlite()),
-                Backend::Postgres => Arc::new(open_postgres()?),
-            };
+            let store = open()?;
             let services = Services::new(store.clone());
             let admin = services
                 .keys
@@ -354,6 +401,18 @@ impl Server {
         })
     }
 
+    /// Stops the server and waits until it has; its store stays open (for
+    /// [`Server::another_node`]).
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            let wait = move || stopped.recv_timeout(std::time::Duration::from_secs(30));
+            tokio::task::spawn_blocking(wait).await.unwrap().unwrap();
+        }
+    }
+
     /// A second server (another node) on this server's database, with the same admin key.
     pub async fn another_node(&self, config: ServerConfig) -> Server {
         let services = Services::new(self.store.clone());
@@ -372,6 +431,12 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The server's store, to check what it holds (use it from a blocking thread: the
+    /// PostgreSQL driver must not run on an async one).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
     }
 
     /// A request authenticated with the admin key.

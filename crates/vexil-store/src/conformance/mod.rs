@@ -44,15 +44,22 @@
 //! | `concurrent_updates_one_wins` | two writers on one base version: one wins, one mismatches |
 //! | `lock_project_serializes_writers` | read-then-update under `lock_project` loses no update |
 //! | `settings_insert_once` | a setting keeps its first value |
+//! | `settings_put_and_delete` | a setting replaced and deleted |
+//! | `sessions_round_trip` | insert/lookup by hash, conflict on hash, delete one, per key, expired |
 //! | `sdk_revisions_round_trip` | revisions upserted per deployment, listed per project or all |
 //! | `insert_ids_deduplicate_within_window` | an insert id counts once per project per window |
 //! | `exposure_counts_by_bucket_and_variant` | counts and distinct users per bucket and variant |
 //! | `experiment_properties_round_trip` | upsert, unset, last write wins, `since` |
+//! | `webhooks_round_trip` | insert/get/list/update/delete, conflict on id, cascade to outbox and log |
+//! | `outbox_claims_and_outcomes` | due rows oldest first, bounded, leased; outcomes; purge |
+//! | `delivery_log_keeps_the_newest` | newest first, only the last `keep` per webhook |
 
 mod entities;
 mod listing;
 mod sdk;
+mod sessions;
 mod transactions;
+mod webhooks;
 
 pub use entities::{
     api_keys_round_trip, cohort_member_replace_is_atomic, cohorts_round_trip, deployment_conflicts,
@@ -67,9 +74,13 @@ pub use sdk::{
     experiment_properties_round_trip, exposure_counts_by_bucket_and_variant,
     insert_ids_deduplicate_within_window, sdk_revisions_round_trip, settings_insert_once,
 };
+pub use sessions::{sessions_round_trip, settings_put_and_delete};
 pub use transactions::{
     concurrent_updates_one_wins, helpers_return_closure_errors, lock_project_serializes_writers,
     read_rejects_writes, write_rolls_back_on_error,
+};
+pub use webhooks::{
+    delivery_log_keeps_the_newest, outbox_claims_and_outcomes, webhooks_round_trip,
 };
 
 use crate::rows::{ApiKeyRow, CohortRow, DeploymentRow, FlagRow, HistoryRow, ProjectRow};
@@ -113,10 +124,15 @@ pub const CASES: &[Case] = table![
     concurrent_updates_one_wins,
     lock_project_serializes_writers,
     settings_insert_once,
+    settings_put_and_delete,
+    sessions_round_trip,
     sdk_revisions_round_trip,
     insert_ids_deduplicate_within_window,
     exposure_counts_by_bucket_and_variant,
     experiment_properties_round_trip,
+    webhooks_round_trip,
+    outbox_claims_and_outcomes,
+    delivery_log_keeps_the_newest,
 ];
 
 /// Runs every case, each on a fresh store from `make`; panics on the first failure.
@@ -157,10 +173,15 @@ macro_rules! conformance_tests {
             concurrent_updates_one_wins,
             lock_project_serializes_writers,
             settings_insert_once,
+            settings_put_and_delete,
+            sessions_round_trip,
             sdk_revisions_round_trip,
             insert_ids_deduplicate_within_window,
             exposure_counts_by_bucket_and_variant,
             experiment_properties_round_trip,
+            webhooks_round_trip,
+            outbox_claims_and_outcomes,
+            delivery_log_keeps_the_newest,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

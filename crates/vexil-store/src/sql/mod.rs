@@ -9,6 +9,9 @@
 
 mod codec;
 mod sdk;
+mod sessions;
+pub(crate) mod upgrade;
+mod webhooks;
 
 use self::codec::{
     api_key_row, cohort_params, cohort_row, decode_members, deployment_params, deployment_row,
@@ -17,8 +20,9 @@ use self::codec::{
 };
 use crate::rows::{
     ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
-    ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow,
+    ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
 };
+use crate::rows::{DeliveryRow, OutboxRow, WebhookRow};
 use crate::{Result, StoreError, Tx};
 
 /// A parameter or a result cell.
@@ -600,12 +604,93 @@ impl Tx for SqlTx<'_> {
         Ok(())
     }
 
+    fn insert_session(&mut self, row: &SessionRow) -> Result<()> {
+        sessions::insert_session(self, row)
+    }
+
+    fn session_by_hash(&mut self, hash: &str) -> Result<Option<SessionRow>> {
+        sessions::session_by_hash(self, hash)
+    }
+
+    fn delete_session(&mut self, hash: &str) -> Result<bool> {
+        sessions::delete_session(self, hash)
+    }
+
+    fn delete_key_sessions(&mut self, key_id: &str) -> Result<u64> {
+        sessions::delete_key_sessions(self, key_id)
+    }
+
+    fn purge_sessions(&mut self, now: i64) -> Result<u64> {
+        sessions::purge_sessions(self, now)
+    }
+
+    fn insert_webhook(&mut self, row: &WebhookRow) -> Result<()> {
+        webhooks::insert_webhook(self, row)
+    }
+
+    fn get_webhook(&mut self, project: &str, id: &str) -> Result<Option<WebhookRow>> {
+        webhooks::get_webhook(self, project, id)
+    }
+
+    fn list_webhooks(&mut self, project: &str) -> Result<Vec<WebhookRow>> {
+        webhooks::list_webhooks(self, project)
+    }
+
+    fn update_webhook(&mut self, row: &WebhookRow, expected_version: i64) -> Result<()> {
+        webhooks::update_webhook(self, row, expected_version)
+    }
+
+    fn delete_webhook(&mut self, project: &str, id: &str) -> Result<()> {
+        webhooks::delete_webhook(self, project, id)
+    }
+
+    fn insert_outbox(&mut self, row: &OutboxRow) -> Result<()> {
+        webhooks::insert_outbox(self, row)
+    }
+
+    fn claim_outbox(&mut self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+        webhooks::claim_outbox(self, now, lease_until, limit)
+    }
+
+    fn update_outbox(&mut self, row: &OutboxRow) -> Result<()> {
+        webhooks::update_outbox(self, row)
+    }
+
+    fn get_outbox(&mut self, id: &str) -> Result<Option<OutboxRow>> {
+        webhooks::get_outbox(self, id)
+    }
+
+    fn purge_outbox(&mut self, before: i64) -> Result<u64> {
+        webhooks::purge_outbox(self, before)
+    }
+
+    fn insert_delivery(&mut self, row: &DeliveryRow, keep: u32) -> Result<()> {
+        webhooks::insert_delivery(self, row, keep)
+    }
+
+    fn list_deliveries(
+        &mut self,
+        project: &str,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>> {
+        webhooks::list_deliveries(self, project, webhook, limit)
+    }
+
     fn get_setting(&mut self, key: &str) -> Result<Option<String>> {
         sdk::get_setting(self, key)
     }
 
     fn insert_setting(&mut self, key: &str, value: &str) -> Result<bool> {
         sdk::insert_setting(self, key, value)
+    }
+
+    fn put_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        sdk::put_setting(self, key, value)
+    }
+
+    fn delete_setting(&mut self, key: &str) -> Result<bool> {
+        sdk::delete_setting(self, key)
     }
 
     fn sdk_revisions(&mut self, project: Option<&str>) -> Result<Vec<SdkRevisionRow>> {

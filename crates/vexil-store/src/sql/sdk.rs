@@ -3,7 +3,7 @@
 //! its trait methods for these tables here.
 
 use super::codec::{text, Cells};
-use super::{SqlTx, Val};
+use super::{Dialect, SqlTx, Val};
 use crate::rows::{
     ExperimentPropertyRow, ExposureCount, ExposureQuery, ExposureRow, SdkRevisionRow,
 };
@@ -41,6 +41,20 @@ pub(super) fn insert_setting(tx: &mut SqlTx<'_>, key: &str, value: &str) -> Resu
     tx.writable()?;
     let sql = "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING";
     Ok(tx.conn.execute(sql, &[text(key), text(value)])? > 0)
+}
+
+pub(super) fn put_setting(tx: &mut SqlTx<'_>, key: &str, value: &str) -> Result<()> {
+    tx.writable()?;
+    let sql = "INSERT INTO settings (key, value) VALUES ($1, $2) \
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+    tx.conn.execute(sql, &[text(key), text(value)])?;
+    Ok(())
+}
+
+pub(super) fn delete_setting(tx: &mut SqlTx<'_>, key: &str) -> Result<bool> {
+    tx.writable()?;
+    let sql = "DELETE FROM settings WHERE key = $1";
+    Ok(tx.conn.execute(sql, &[text(key)])? > 0)
 }
 
 fn revision_row(c: &mut Cells) -> Result<SdkRevisionRow> {
@@ -89,6 +103,16 @@ pub(super) fn put_sdk_revision(tx: &mut SqlTx<'_>, row: &SdkRevisionRow) -> Resu
             Val::Int(row.changed_at),
         ],
     )?;
+    // Other nodes' change feeds hear of it when the transaction commits (PostgreSQL delivers
+    // notifications on commit, once per distinct payload). The payload names the schema, since
+    // stores in different schemas of one database share the channel.
+    if tx.conn.dialect() == Dialect::Postgres {
+        // `execute`, not `query`: pg_notify returns `void`, which has no cell to decode.
+        tx.conn.execute(
+            "SELECT pg_notify($1, current_schema() || '/' || $2)",
+            &[text(crate::CHANGE_CHANNEL), text(&row.project)],
+        )?;
+    }
     Ok(())
 }
 

@@ -113,6 +113,23 @@ pub fn missing_node(dir: &Path) -> Option<String> {
         .then(|| format!("{} has no node_modules (run `npm ci` there)", dir.display()))
 }
 
+/// The schemathesis command: `VEXIL_SCHEMATHESIS` when set (`.ci/run` installs a pinned version
+/// into a virtualenv and sets it), else `schemathesis` on `PATH`; `Err` says why it cannot run.
+pub fn schemathesis() -> Result<String, String> {
+    let program = std::env::var("VEXIL_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".to_owned());
+    match Command::new(&program).arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(program),
+        Ok(out) => Err(format!(
+            "`{program} --version` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(err) => Err(format!(
+            "schemathesis is not installed ({program}: {err}); install the version .ci/run pins \
+             with pip, or set VEXIL_SCHEMATHESIS to its path"
+        )),
+    }
+}
+
 /// Says a suite is skipped, and why; under `CI=true` a skip is a failure instead.
 pub fn skip(suite: &str, reason: &str) {
     assert!(

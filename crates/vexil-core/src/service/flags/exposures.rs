@@ -54,6 +54,7 @@ pub struct ExposureParams {
     /// The project key; needed only when several projects have a flag with this key.
     pub project: Option<String>,
     /// How many days back from now, 1 to 90 (default 7).
+    #[param(minimum = 1, maximum = 90)]
     pub days: Option<u32>,
     /// Bucket width (default `day`).
     pub interval: Option<Interval>,

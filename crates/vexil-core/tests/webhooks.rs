@@ -1,0 +1,165 @@
+//! The webhook outbox through the services over a real SQLite store: a change queues its event
+//! in its own transaction (a refused change queues nothing), only for the active webhooks whose
+//! filter selects it; and each recorded attempt settles the event as the schedule says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use vexil_core::service::{Attempt, NewProject, NewWebhook, Outcome};
+use vexil_core::webhooks::RetrySchedule;
+use vexil_core::{Actor, Services};
+use vexil_store::SqliteStore;
+
+/// Removes the scratch directory when the test ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn services(name: &str) -> (Services, Scratch) {
+    let dir =
+        std::env::temp_dir().join(format!("vexil-core-webhooks-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("vexil.db")).unwrap());
+    let services = Services::new(store);
+    let project = NewProject {
+        name: "Shop".into(),
+        key: Some("shop".into()),
+        description: String::new(),
+    };
+    services.projects.create(&Actor::cli(), project).unwrap();
+    (services, Scratch(dir))
+}
+
+fn hook(services: &Services, events: &[&str], active: bool) -> String {
+    let new = NewWebhook {
+        url: "http://127.0.0.1:9/hook".into(),
+        description: String::new(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        active,
+    };
+    let created = services
+        .webhooks
+        .create(&Actor::cli(), "shop", new)
+        .unwrap();
+    assert!(created.secret.starts_with("whsec_"));
+    created.webhook.id
+}
+
+fn create_flag(services: &Services, key: &str) -> vexil_core::Result<()> {
+    let new = serde_json::from_value(json!({"project": "shop", "name": key, "key": key})).unwrap();
+    services.flags.create(&Actor::cli(), new).map(|_| ())
+}
+
+/// Everything due, whenever it is due.
+fn claim_all(services: &Services) -> Vec<vexil_core::service::DueEvent> {
+    services
+        .webhooks
+        .claim_due(i64::MAX / 2, 1000, 100)
+        .unwrap()
+}
+
+#[test]
+fn changes_queue_their_events_in_their_transaction() {
+    let (services, _scratch) = services("queue");
+    let flags = hook(&services, &["flag.*"], true);
+    hook(&services, &["cohort.*"], true);
+    hook(&services, &["*"], false);
+    create_flag(&services, "checkout").unwrap();
+    // A refused change (the key is taken) rolls back, events included.
+    assert!(create_flag(&services, "checkout").is_err());
+    let due = claim_all(&services);
+    assert_eq!(
+        due.len(),
+        1,
+        "one event, for the one active webhook that wants it"
+    );
+    let event = &due[0];
+    assert_eq!(event.event.webhook, flags);
+    assert_eq!(event.event.event_type, "flag.created");
+    assert!(event.secret.starts_with("whsec_"));
+    let body: Value = serde_json::from_str(&event.event.payload).unwrap();
+    assert_eq!(body["id"], event.event.id.as_str());
+    assert_eq!(body["type"], "flag.created");
+    assert_eq!(body["project"], "shop");
+    assert_eq!(body["actor"], json!({"name": "cli", "role": "admin"}));
+    assert_eq!(body["before"], Value::Null);
+    assert_eq!(body["after"]["key"], "checkout");
+    assert!(claim_all(&services).is_empty(), "claimed events are leased");
+}
+
+#[test]
+fn attempts_settle_events_by_the_schedule() {
+    let (services, _scratch) = services("settle");
+    let id = hook(&services, &["*"], true);
+    create_flag(&services, "a").unwrap();
+    let schedule = RetrySchedule {
+        delays: vec![Duration::ZERO],
+    };
+    let attempt = |status: Option<u16>| Attempt {
+        at: 1,
+        status,
+        response: "x".repeat(5000),
+        error: status.is_none().then(|| "connection refused".to_string()),
+        duration_ms: 3,
+    };
+    let due = claim_all(&services).remove(0);
+    let outcome = services
+        .webhooks
+        .record_attempt(&due, attempt(Some(500)), &schedule)
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+    let again = claim_all(&services).remove(0);
+    assert_eq!(again.event.id, due.event.id, "due again after the delay");
+    assert_eq!(again.event.attempts, 1);
+    let outcome = services
+        .webhooks
+        .record_attempt(&again, attempt(None), &schedule)
+        .unwrap();
+    assert_eq!(outcome, Outcome::Failed, "no delay left");
+    assert!(
+        claim_all(&services).is_empty(),
+        "a failed event is not tried again"
+    );
+
+    let test = services
+        .webhooks
+        .send_test(&Actor::cli(), "shop", &id)
+        .unwrap();
+    let due = claim_all(&services).remove(0);
+    assert_eq!(due.event.id, test.event_id);
+    let outcome = services
+        .webhooks
+        .record_attempt(&due, attempt(Some(204)), &schedule)
+        .unwrap();
+    assert_eq!(outcome, Outcome::Delivered);
+
+    let log = services
+        .webhooks
+        .deliveries(&Actor::cli(), "shop", &id, 50)
+        .unwrap();
+    let seen: Vec<(i64, Option<i64>, bool)> =
+        log.iter().map(|d| (d.attempt, d.status, d.ok)).collect();
+    assert_eq!(
+        seen,
+        [
+            (1, Some(204), true),
+            (2, None, false),
+            (1, Some(500), false)
+        ]
+    );
+    assert_eq!(log[1].error.as_deref(), Some("connection refused"));
+    assert_eq!(log[0].response.len(), 1024, "answers are cut to 1 KiB");
+    assert!(services
+        .webhooks
+        .deliveries(&Actor::cli(), "shop", &id, 51)
+        .is_err());
+}

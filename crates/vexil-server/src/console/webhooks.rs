@@ -1,0 +1,269 @@
+//! The Webhooks section of a project's page: each webhook with its event types, state and
+//! newest delivery, its delivery log (the last attempts with their answers), a "Send test
+//! event" button and a delete button; and the form that creates one, whose answer shows the
+//! signing secret once. Readers see the list and the logs, never a secret.
+//!
+//! Hooks: `section#webhooks`, `table#webhooks` rows `tr[data-webhook]` with `.last-delivery`,
+//! `form.test-webhook`, `form.delete-webhook`; `details.delivery-log` with `tr[data-attempt]`;
+//! `form#new-webhook` with checkboxes `input[name=events]`; `#webhook-secret`.
+
+use axum::extract::{Path, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+use vexil_core::service::{DeliveryView, NewWebhook, WebhookView};
+use vexil_core::webhooks::{ACTIONS, ENTITIES};
+use vexil_core::{Actor, Services};
+
+use super::layout::{self, csrf, error_box};
+use super::{form, html, see_other, submit, ConsoleState, Session, St};
+
+/// Attempts shown in each webhook's log on the page.
+const LOG_ROWS: u32 = 20;
+
+/// A webhook with its newest attempts.
+pub(crate) type Listed = (WebhookView, Vec<DeliveryView>);
+
+/// Loads a project's webhooks and their logs (on the blocking pool, with the page's other
+/// service calls).
+pub(crate) fn load(
+    services: &Services,
+    who: &Actor,
+    project: &str,
+) -> vexil_core::Result<Vec<Listed>> {
+    let hooks = services.webhooks.list(who, project)?;
+    let mut listed = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let log = services
+            .webhooks
+            .deliveries(who, project, &hook.id, LOG_ROWS)?;
+        listed.push((hook, log));
+    }
+    Ok(listed)
+}
+
+fn status_text(d: &DeliveryView) -> String {
+    match (d.status, &d.error) {
+        (Some(status), _) => status.to_string(),
+        (None, Some(error)) => format!("no answer: {error}"),
+        (None, None) => "no answer".to_string(),
+    }
+}
+
+fn outcome(d: &DeliveryView) -> Markup {
+    let class = if d.ok {
+        "state-active"
+    } else {
+        "state-inactive"
+    };
+    html! { span class=(format!("badge {class}")) { (status_text(d)) } }
+}
+
+/// The section, placed on the project page under `base` (`/projects/{project}`).
+pub(crate) fn section(
+    console: &ConsoleState,
+    session: &Session,
+    base: &str,
+    hooks: &[Listed],
+) -> Markup {
+    html! {
+        section #webhooks {
+            h2 { "Webhooks" }
+            p.hint { "Each change to a flag, cohort or deployment of this project is posted, signed with the webhook's secret "
+                "(header " code { "Vexil-Signature" } "), to the webhooks whose event types select it; failed deliveries are retried for about a day." }
+            @if hooks.is_empty() {
+                p.hint { "No webhook yet." }
+            } @else {
+                table #webhooks {
+                    thead { tr { th { "URL" } th { "Events" } th { "Last delivery" } th {} } }
+                    tbody {
+                        @for (hook, log) in hooks {
+                            (row(console, session, base, hook, log))
+                        }
+                    }
+                }
+            }
+            h3 { "New webhook" }
+            form #new-webhook method="post" action=(format!("{base}/webhooks")) {
+                (csrf(console, session))
+                label { "URL" input name="url" type="url" required placeholder="http://hooks.internal:8080/vexil"; }
+                label { "Description" input name="description"; }
+                fieldset.events {
+                    legend { "Events" }
+                    label { input type="checkbox" name="events" value="*"; " everything" }
+                    @for entity in ENTITIES {
+                        div {
+                            @for action in ACTIONS {
+                                @let event = format!("{entity}.{action}");
+                                label { input type="checkbox" name="events" value=(event); " " code { (event) } }
+                            }
+                        }
+                    }
+                }
+                button type="submit" { "Create webhook" }
+            }
+        }
+    }
+}
+
+fn row(
+    console: &ConsoleState,
+    session: &Session,
+    base: &str,
+    hook: &WebhookView,
+    log: &[DeliveryView],
+) -> Markup {
+    let href = format!("{base}/webhooks/{}", form::encode(&hook.id));
+    html! {
+        tr data-webhook=(hook.id) {
+            td {
+                code { (hook.url) }
+                @if !hook.active { " " span.badge.archived { "inactive" } }
+                @if !hook.description.is_empty() { br; span.hint { (hook.description) } }
+            }
+            td { @for e in &hook.events { code { (e) } " " } }
+            td.last-delivery {
+                @match log.first() {
+                    Some(d) => { (outcome(d)) " " span.hint { (d.event_type) ", " (layout::when(d.at)) } },
+                    None => span.hint { "none yet" },
+                }
+            }
+            td {
+                form.test-webhook method="post" action=(format!("{href}/test")) {
+                    (csrf(console, session))
+                    button type="submit" { "Send test event" }
+                }
+                form.delete-webhook method="post" action=(format!("{href}/delete")) {
+                    (csrf(console, session))
+                    input type="hidden" name="version" value=(hook.version);
+                    button type="submit" { "Delete" }
+                }
+            }
+        }
+        tr.log {
+            td colspan="4" {
+                details.delivery-log {
+                    summary { "Delivery log (" (log.len()) ")" }
+                    table {
+                        thead { tr { th { "When" } th { "Event" } th { "Attempt" } th { "Answer" } th { "Took" } th { "Response" } } }
+                        tbody {
+                            @for d in log {
+                                tr data-attempt=(d.attempt) {
+                                    td { (layout::when(d.at)) }
+                                    td { code { (d.event_type) } br; span.hint { (d.event_id) } }
+                                    td { (d.attempt) }
+                                    td { (outcome(d)) }
+                                    td { (d.duration_ms) " ms" }
+                                    td { code { (d.response) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /projects/{project}/webhooks`: creates a webhook and shows its secret, once.
+pub(crate) async fn create(
+    state: St,
+    session: Session,
+    Path(project): Path<String>,
+    request: Request,
+) -> Response {
+    let console = state.0;
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        let req = NewWebhook {
+            url: f.text("url").unwrap_or_default(),
+            description: f.text("description").unwrap_or_default(),
+            events: f.all("events"),
+            active: true,
+        };
+        s.webhooks.create(who, &p, req)
+    })
+    .await;
+    let base = format!("/projects/{}", form::encode(&project));
+    let back = html! { p { a href=(base) { "Back to the project" } } };
+    let (status, body) = match submitted {
+        Err(refusal) => return refusal,
+        Ok((_, Ok(created))) => (
+            StatusCode::CREATED,
+            html! {
+                h1 { "Webhook created" }
+                p { "Events are posted to " code { (created.webhook.url) } "." }
+                p { "Signing secret: " code #webhook-secret { (created.secret) } " "
+                    button.copy type="button" data-copy=(created.secret) { "Copy" } }
+                p.hint.once { "Copy it now: it is shown only this once. Receivers check "
+                    code { "Vexil-Signature" } " with it (see the README)." }
+                (back)
+            },
+        ),
+        Ok((_, Err(e))) => (
+            super::status_of(&e),
+            html! { h1 { "Webhook not created" } (error_box(&e, Some(&project))) (back) },
+        ),
+    };
+    html(status, layout::page(&console, &session, "Webhook", body))
+}
+
+/// `POST /projects/{project}/webhooks/{id}/test`: queues a `webhook.test` event.
+pub(crate) async fn test(
+    state: St,
+    session: Session,
+    Path((project, id)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let console = state.0;
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, _| {
+        s.webhooks.send_test(who, &p, &id)
+    })
+    .await;
+    after(
+        &console,
+        &session,
+        &project,
+        submitted.map(|(f, r)| (f, r.map(|_| ()))),
+    )
+    .await
+}
+
+/// `POST /projects/{project}/webhooks/{id}/delete`.
+pub(crate) async fn delete(
+    state: St,
+    session: Session,
+    Path((project, id)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let console = state.0;
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        s.webhooks.delete(who, &p, &id, f.version())
+    })
+    .await;
+    after(&console, &session, &project, submitted).await
+}
+
+async fn after(
+    console: &ConsoleState,
+    session: &Session,
+    project: &str,
+    submitted: Result<(super::Fields, vexil_core::Result<()>), Response>,
+) -> Response {
+    let base = format!("/projects/{}", form::encode(project));
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(()))) => see_other(&format!("{base}#webhooks")),
+        Ok((_, Err(e))) => html(
+            super::status_of(&e),
+            layout::page(
+                console,
+                session,
+                "Webhook",
+                html! { h1 { "Refused" } (error_box(&e, Some(project))) p { a href=(base) { "Back to the project" } } },
+            ),
+        ),
+    }
+}

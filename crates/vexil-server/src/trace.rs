@@ -1,0 +1,165 @@
+//! W3C trace context (`traceparent`) for every request: each request runs in a `request` span
+//! carrying the caller's trace id (or a new one when the caller sent none or a malformed one)
+//! and a span id of its own, so that Vexil's log lines (JSON with `VEXIL_LOG_FORMAT=json`) join
+//! the caller's trace in whatever collects the logs. The answer carries `traceparent` with
+//! Vexil's span id, so a caller that did not start a trace can still find the request.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The parts of a `traceparent` header (`00-<trace id>-<parent id>-<flags>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TraceParent {
+    trace_id: String,
+    parent_id: String,
+    flags: String,
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Parses a `traceparent` as the W3C recommendation says: version `00` (or a later version,
+/// whose first four fields are read the same way), lowercase hex, and neither id all zeros.
+fn parse(value: &str) -> Option<TraceParent> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    let trace_id = parts.next()?;
+    let parent_id = parts.next()?;
+    let flags = parts.next()?;
+    let rest_ok = match version {
+        "00" => parts.next().is_none(),
+        "ff" => false,
+        _ => true,
+    };
+    let valid = rest_ok
+        && is_hex(version, 2)
+        && is_hex(trace_id, 32)
+        && is_hex(parent_id, 16)
+        && is_hex(flags, 2)
+        && trace_id.bytes().any(|b| b != b'0')
+        && parent_id.bytes().any(|b| b != b'0');
+    valid.then(|| TraceParent {
+        trace_id: trace_id.to_owned(),
+        parent_id: parent_id.to_owned(),
+        flags: flags.to_owned(),
+    })
+}
+
+/// `n` random bytes as lowercase hex; never all zeros. Ids need to be unique, not secret: a
+/// per-thread generator (SplitMix64, seeded once from the OS) spares a system call per request.
+fn random_hex(n: usize) -> String {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(seed());
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(n * 2);
+    let mut any = false;
+    let mut word = 0u64;
+    for i in 0..n {
+        if i % 8 == 0 {
+            word = STATE.with(|state| {
+                let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+                state.set(next);
+                let mut z = next;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            });
+        }
+        let byte = (word >> ((i % 8) * 8)) as u8;
+        any |= byte != 0;
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 15)] as char);
+    }
+    if !any {
+        // All zeros is the one invalid id; make the last digit one.
+        out.pop();
+        out.push('1');
+    }
+    out
+}
+
+/// A seed from the OS, or from the clock and the thread when the OS has none to give.
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let thread = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::thread::current().id(),
+    );
+    nanos ^ thread
+}
+
+/// Middleware: runs the request in its span and answers with its `traceparent`.
+pub(crate) async fn context(request: Request, next: Next) -> Response {
+    let incoming = request
+        .headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse);
+    let span_id = random_hex(8);
+    let (trace_id, parent_id, flags) = match incoming {
+        Some(p) => (p.trace_id, p.parent_id, p.flags),
+        None => (random_hex(16), String::new(), "00".to_owned()),
+    };
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        trace_id = %trace_id,
+        span_id = %span_id,
+        parent_id = %parent_id,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+    if let Ok(value) = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-{flags}")) {
+        response.headers_mut().insert(TRACEPARENT.clone(), value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_are_read_as_the_recommendation_says() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let parent = "00f067aa0ba902b7";
+        for (value, ok) in [
+            (format!("00-{id}-{parent}-01"), true),
+            (format!(" 00-{id}-{parent}-00 "), true),
+            (format!("01-{id}-{parent}-01-extra"), true),
+            (format!("00-{id}-{parent}-01-extra"), false),
+            (format!("ff-{id}-{parent}-01"), false),
+            (format!("00-{}-{parent}-01", "0".repeat(32)), false),
+            (format!("00-{id}-{}-01", "0".repeat(16)), false),
+            (format!("00-{}-{parent}-01", id.to_uppercase()), false),
+            (format!("00-{id}-{parent}"), false),
+            ("".to_owned(), false),
+        ] {
+            let parsed = parse(&value);
+            assert_eq!(parsed.is_some(), ok, "{value:?}");
+            if let Some(p) = parsed {
+                assert_eq!((p.trace_id.as_str(), p.parent_id.as_str()), (id, parent));
+            }
+        }
+        let fresh = random_hex(16);
+        assert!(is_hex(&fresh, 32) && fresh.bytes().any(|b| b != b'0'));
+        assert_ne!(fresh, random_hex(16), "ids do not repeat");
+        assert!(is_hex(&random_hex(8), 16));
+    }
+}
