@@ -115,9 +115,8 @@ fn valid_filter_item(item: &str) -> bool {
     ENTITIES.contains(&entity) && (action == "*" || ACTIONS.contains(&action))
 }
 
-/// Checks a webhook URL: absolute `http://` with a host, at most [`MAX_URL_LEN`] bytes, no
-/// spaces. Deliveries go out over plain HTTP only: the server has no TLS client, so an
-/// `https://` URL is refused rather than accepted and then failing every delivery.
+/// Checks a webhook URL: absolute `https://` or `http://` with a host, at most
+/// [`MAX_URL_LEN`] bytes, no spaces.
 pub fn check_url(url: &str) -> Result<String> {
     let url = url.trim();
     let invalid = |code: &'static str, message: &str| Err(Error::invalid("url", code, message));
@@ -131,17 +130,13 @@ pub fn check_url(url: &str) -> Result<String> {
         );
     }
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
         return invalid(
             "unsupported_scheme",
-            "this server delivers webhooks over http:// only (it has no TLS client); use an \
-             http:// URL, for instance a TLS-originating proxy on your network",
-        );
-    }
-    let Some(rest) = lower.strip_prefix("http://") else {
-        return invalid(
-            "unsupported_scheme",
-            "a webhook URL must start with http://",
+            "a webhook URL must start with https:// or http://",
         );
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");

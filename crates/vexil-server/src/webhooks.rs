@@ -38,6 +38,9 @@ pub struct WebhookOptions {
     pub concurrency: usize,
     /// Delivered and failed events are forgotten after this long (the log stays).
     pub retention: Duration,
+    /// Certificate authorities (PEM) trusted besides the public ones, for receivers behind an
+    /// internal CA (`vexil serve --webhook-ca`).
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for WebhookOptions {
@@ -49,6 +52,7 @@ impl Default for WebhookOptions {
             batch: 32,
             concurrency: 8,
             retention: Duration::from_secs(7 * 24 * 3600),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -71,7 +75,13 @@ pub(crate) struct Worker {
 impl Worker {
     /// Starts the worker on the current tokio runtime.
     pub(crate) fn start(services: Services, options: WebhookOptions) -> vexil_core::Result<Worker> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for pem in &options.extra_roots {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| vexil_core::Error::Internal(Box::new(e)))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let client = builder
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
             // Each delivery opens its own connection: receivers come and go (and move behind

@@ -301,13 +301,10 @@ async fn scenario(backend: Backend) {
     let project = srv.create_project("Hooks").await;
     let hooks = format!("/api/v1/projects/{project}/webhooks");
 
-    // Only http:// URLs and known event types are taken.
-    srv.post(
-        &hooks,
-        &json!({"url": "https://example.com/x", "events": ["*"]}),
-    )
-    .await
-    .err(422, "unsupported_scheme", Some("url"));
+    // Only http(s):// URLs with a host and known event types are taken.
+    srv.post(&hooks, &json!({"url": "https:///x", "events": ["*"]}))
+        .await
+        .err(422, "invalid_url", Some("url"));
     srv.post(
         &hooks,
         &json!({"url": "ftp://example.com/x", "events": ["*"]}),
@@ -490,4 +487,73 @@ async fn webhooks_deliver_signed_and_retry_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_deliver_signed_and_retry_postgres() {
     scenario(Backend::Postgres).await;
+}
+
+/// An `https://` receiver behind a certificate authority of its own (one made for the test),
+/// which the server trusts through `WebhookOptions::extra_roots` (`vexil serve --webhook-ca`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_are_reached_through_their_ca() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let mut config = config();
+    config
+        .webhooks
+        .extra_roots
+        .push(certified.cert.pem().into_bytes());
+    let srv = Server::start_with(Backend::Sqlite, config).await.unwrap();
+
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    // The crypto provider comes from the crate features: ring, as for the server's client.
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key.into())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox = Arc::new(Mutex::new(Inbox::default()));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(inbox.clone());
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+
+    let project = srv.create_project("Secure hooks").await;
+    let url = format!("https://localhost:{port}/hook");
+    let created = srv
+        .post(
+            &format!("/api/v1/projects/{project}/webhooks"),
+            &json!({"url": url, "events": ["flag.created"]}),
+        )
+        .await
+        .ok(201);
+    let secret = created.json["secret"].as_str().unwrap().to_owned();
+    srv.flag_in(&project, "over-tls", json!({})).await;
+    let delivered = until("flag.created over https", || async {
+        let inbox = inbox.lock().unwrap();
+        inbox
+            .received
+            .iter()
+            .find(|r| r.json["type"] == "flag.created")
+            .cloned()
+    })
+    .await;
+    assert_signed(&delivered, &secret);
+    assert_eq!(delivered.json["after"]["key"], "over-tls");
+    server.abort();
+    srv.assert_no_server_errors();
 }

@@ -197,6 +197,16 @@ pub struct ServeArgs {
     )]
     pub log_format: LogFormat,
 
+    /// A PEM file of certificate authorities to trust for `https://` webhook receivers besides
+    /// the public ones (repeat for several; comma-separate in the environment variable).
+    #[arg(
+        long = "webhook-ca",
+        env = "VEXIL_WEBHOOK_CA",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub webhook_ca: Vec<PathBuf>,
+
     /// Also serve Prometheus metrics at `/metrics` on this address, without a management key
     /// (for an internal network); on the main address `/metrics` always asks for one.
     #[arg(long, env = "VEXIL_METRICS_LISTEN", value_name = "ADDR")]

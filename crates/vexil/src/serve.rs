@@ -84,7 +84,13 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             ),
             None => None,
         };
-        let app = vexil_server::App::start(services, args.config())
+        let mut config = args.config();
+        for path in &args.webhook_ca {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the webhook CA {}", path.display()))?;
+            config.webhooks.extra_roots.push(pem);
+        }
+        let app = vexil_server::App::start(services, config)
             .await
             .map_err(|e| anyhow::anyhow!(vexil_server::error::chain(&e)))
             .context("starting the server")?;

@@ -82,13 +82,17 @@ fn filters_select_exact_types_entities_or_everything() {
 }
 
 #[test]
-fn urls_are_plain_http_with_a_host() {
+fn urls_are_http_or_https_with_a_host() {
     assert_eq!(
         check_url(" http://hooks.example.com:8080/vexil?x=1 ").unwrap(),
         "http://hooks.example.com:8080/vexil?x=1"
     );
+    assert_eq!(
+        check_url("HTTPS://hooks.example.com/vexil").unwrap(),
+        "HTTPS://hooks.example.com/vexil"
+    );
     for bad in [
-        "https://hooks.example.com/",
+        "https:///path",
         "ftp://example.com/",
         "example.com/hook",
         "http:///path",
