@@ -703,3 +703,38 @@ async fn a_bad_key_is_refused_while_the_store_is_down() {
         let _ = std::fs::remove_file(file);
     }
 }
+
+/// A flag stream opened with a replaced key during its grace period ends when the grace period
+/// does (checked at each keep-alive), not at the stream's maximum age; the old key then opens
+/// none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_a_replaced_key_ends_with_its_grace_period() {
+    let mut config = common::fast_config();
+    config.keepalive = Duration::from_millis(100);
+    let srv = Server::start_with(common::Backend::Sqlite, config)
+        .await
+        .unwrap();
+    let fx = srv.sdk_fixture("Streams").await;
+    let path = format!("/api/v1/projects/{}/deployments/prod", fx.project);
+    rotate_deployment(&srv, &path, json!({"grace_seconds": 1}))
+        .await
+        .ok(200);
+    let mut stream = srv
+        .sdk(Method::GET, "/sdk/stream/v1/flags", &fx.server)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200, "the old key works during its grace");
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the grace period");
+    let again = srv
+        .sdk(Method::GET, "/sdk/stream/v1/flags", &fx.server)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 401);
+    srv.assert_no_server_errors();
+}

@@ -20,8 +20,8 @@ use futures_util::stream;
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Duration, Instant};
 
-use super::registry::Served;
-use super::{amp_error, header_str, query_param, too_many, SdkState};
+use super::registry::{now_ms, Served};
+use super::{amp_error, header_str, query_param, scheme_key, too_many, SdkState};
 use crate::listen::ConnectionSlot;
 
 /// The keep-alive event: data of one space, which is `data:` and two spaces on the wire.
@@ -120,6 +120,11 @@ impl Wait {
         }
     }
 
+    /// The newest snapshot, without marking it seen.
+    fn peek(&self) -> Arc<Served> {
+        self.updates.borrow().clone()
+    }
+
     /// The newest snapshot, marked seen.
     fn latest(&mut self) -> Arc<Served> {
         self.updates.borrow_and_update().clone()
@@ -128,6 +133,8 @@ impl Wait {
 
 struct FlagStream {
     wait: Wait,
+    /// The key the client authenticated with: the deployment's, or one a rotation replaced
+    /// whose grace period was still running.
     key: String,
     last: Bytes,
     last_event: Instant,
@@ -152,6 +159,9 @@ pub(crate) async fn flags(
         Err(r) => return r,
     };
     let key = served.snapshot.deployment.api_key.clone();
+    let sent = scheme_key(&headers, "Api-Key")
+        .unwrap_or_default()
+        .to_owned();
     if let Err(retry) = sdk.limit(&key) {
         return too_many(retry, r#"{"error":"Too many requests"}"#.to_owned());
     }
@@ -169,7 +179,7 @@ pub(crate) async fn flags(
     };
     let state = FlagStream {
         wait,
-        key,
+        key: sent,
         last: latest.sse_frame.clone(),
         last_event: Instant::now(),
         keepalive: sdk.config.keepalive,
@@ -183,14 +193,24 @@ pub(crate) async fn flags(
             match s.wait.next(s.last_event + s.keepalive).await {
                 Wake::End => return None,
                 Wake::Timer => {
+                    // A replaced key's grace period ends on the clock, not with a publish.
+                    if !s
+                        .wait
+                        .peek()
+                        .snapshot
+                        .deployment
+                        .accepts_key(&s.key, now_ms())
+                    {
+                        return None;
+                    }
                     s.last_event = Instant::now();
                     return Some((Ok(Bytes::from_static(KEEPALIVE)), s));
                 }
                 Wake::Changed(latest) => {
                     let deployment = &latest.snapshot.deployment;
-                    // An archived deployment or a replaced key ends the stream; the SDK's
-                    // reconnect then gets 401.
-                    if deployment.archived || deployment.api_key != s.key {
+                    // An archived deployment or a key that no longer works ends the stream;
+                    // the SDK's reconnect then gets 401.
+                    if deployment.archived || !deployment.accepts_key(&s.key, now_ms()) {
                         return None;
                     }
                     if latest.sse_frame != s.last {
