@@ -10,7 +10,8 @@
 # the cores does not disturb). Then the server's memory (VmRSS, VmHWM) and the time for a
 # change to reach 1,000 open flag streams (crates/vexil-server/examples/sse_fanout.rs).
 #
-# Usage: bench/sdk-load.sh            (TRACK=track to measure with assignment tracking on)
+# Usage: bench/sdk-load.sh            (TRACK=track to measure with assignment tracking on;
+#        VEXIL_LOG=info to measure at the default log level instead of warn)
 set -euo pipefail
 
 root=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
@@ -41,7 +42,7 @@ start() {
     echo "error: $* did not start" >&2; cat "$out.err" >&2; exit 1
 }
 
-VEXIL_LOG=warn start "$tmp/vexil.out" "$bin/vexil" serve --db "$tmp/load.db" --listen 127.0.0.1:0
+VEXIL_LOG=${VEXIL_LOG:-warn} start "$tmp/vexil.out" "$bin/vexil" serve --db "$tmp/load.db" --listen 127.0.0.1:0
 vexil_pid=${pids[-1]}
 vexil=$(grep -o 'http://[0-9.:]*' "$tmp/vexil.out" | head -1)
 admin=$(grep -o 'vxm_[A-Za-z0-9]*' "$tmp/vexil.out" | head -1)

@@ -173,7 +173,7 @@ impl Metrics {
 pub(crate) struct StoreFailure(pub &'static str);
 
 /// The family of an endpoint, from its path.
-fn family(path: &str) -> &'static str {
+pub(crate) fn family(path: &str) -> &'static str {
     const FAMILIES: &[(&str, &str)] = &[
         ("/api/", "api"),
         ("/sdk/v2/flags", "sdk_flags"),
@@ -194,6 +194,11 @@ fn family(path: &str) -> &'static str {
         .iter()
         .find(|(prefix, _)| path.starts_with(prefix))
         .map_or("console", |(_, family)| family)
+}
+
+/// Whether a family is one of the SDK API's (the hot path).
+pub(crate) fn is_sdk(family: &str) -> bool {
+    family.starts_with("sdk_") || family == "ofrep" || family == "events"
 }
 
 /// Middleware: counts and times every request.
@@ -385,7 +390,7 @@ impl Collector for Live {
 
 #[cfg(test)]
 mod tests {
-    use super::family;
+    use super::{family, is_sdk};
 
     #[test]
     fn paths_fall_into_their_families() {
@@ -406,6 +411,8 @@ mod tests {
             ("/", "console"),
         ] {
             assert_eq!(family(path), expected, "{path}");
+            let sdk = !matches!(expected, "api" | "probes" | "metrics" | "console");
+            assert_eq!(is_sdk(family(path)), sdk, "{path}");
         }
     }
 }
