@@ -15,11 +15,15 @@ use vexil_eval::{
 };
 
 use crate::model::{
-    Condition, Flag, FlagState, FlagType, Inclusion, Rollout, Target, Variant, OFF, USER_FIELDS,
+    Condition, Flag, FlagState, FlagType, Group, Inclusion, Rollout, Slot, Target, Variant, OFF,
+    USER_FIELDS,
 };
 
+mod groups;
 #[cfg(test)]
 mod tests;
+
+pub use groups::{HOLDOUT, HOLDOUT_PASS, UNALLOCATED};
 
 /// Segment name of the individual-inclusion segments (§10.4).
 const INCLUSIONS_SEGMENT: &str = "individual-inclusions";
@@ -36,7 +40,7 @@ pub fn compile_flag(flag: &Flag, deployed: bool) -> FlagConfig {
         return compile_imported(flag, imported.json());
     }
     let active = flag.state == FlagState::Active;
-    let dependencies: Vec<String> = flag.prerequisite_keys().map(str::to_owned).collect();
+    let dependencies: Vec<String> = flag.dependency_keys().map(str::to_owned).collect();
     let mut segments = Vec::new();
     if active {
         segments.extend(inclusion_segments(flag));
@@ -101,44 +105,65 @@ pub fn distributions(weights: &[(&str, u32)]) -> Vec<DistributionConfig> {
     out
 }
 
-/// What a deployment serves (§10.1): `flags` are all flags of the deployment's project (any
-/// order, archived included); returns the non-archived flags attached to `deployment` with
-/// `deployed: true`, plus every (transitive) dependency they need that is not attached, with
+/// What a deployment serves (§10.1): `flags` and `groups` are all flags and groups of the
+/// deployment's project (any order, archived included); returns the non-archived flags
+/// attached to `deployment` with `deployed: true`, plus every (transitive) dependency they need
+/// that is not attached (prerequisites, holdout and mutual-exclusion groups), with
 /// `deployed: false`, in the §6 order of the flags sorted by key (ancestors first).
 ///
 /// Dependencies are read from the compiled configs, so an inactive flag (which serves `off`
 /// without a gate) pulls in no ancestors, and an imported config pulls in exactly what it
 /// names. A dependency missing from `flags` or archived is skipped: the engine then treats it
 /// as giving no result.
-pub fn deployment_flags(deployment: &str, flags: &[Flag]) -> Vec<FlagConfig> {
+pub fn deployment_flags(deployment: &str, flags: &[Flag], groups: &[Group]) -> Vec<FlagConfig> {
     let roots: Vec<&str> = flags
         .iter()
         .filter(|f| !f.archived && f.deployments.iter().any(|d| d == deployment))
         .map(|f| f.key.as_str())
         .collect();
-    serve(&roots, flags)
+    serve(&roots, flags, groups)
 }
 
 /// Same as [`deployment_flags`] for an explicit set of root keys (the QA "evaluate one flag"
 /// endpoint): the named flags with `deployed: true` (archived or not: the caller asked for
 /// them by name), plus their transitive dependencies with `deployed: false`. Unknown root keys
 /// are ignored.
-pub fn flags_with_prerequisites(roots: &[&str], flags: &[Flag]) -> Vec<FlagConfig> {
-    serve(roots, flags)
+pub fn flags_with_prerequisites(
+    roots: &[&str],
+    flags: &[Flag],
+    groups: &[Group],
+) -> Vec<FlagConfig> {
+    serve(roots, flags, groups)
+}
+
+/// A flag or a group: what a served config is compiled from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Flag(&'a Flag),
+    Group(&'a Group),
 }
 
 /// Compiles `roots` (deployed) and the dependencies they reach (not deployed), then orders them.
-fn serve(roots: &[&str], flags: &[Flag]) -> Vec<FlagConfig> {
-    // First occurrence wins should a key repeat; keys are unique per project in practice.
-    let mut by_key: BTreeMap<&str, &Flag> = BTreeMap::new();
+fn serve(roots: &[&str], flags: &[Flag], groups: &[Group]) -> Vec<FlagConfig> {
+    // First occurrence wins should a key repeat; keys are unique per project (flags and groups
+    // together), so a repeat is a stored inconsistency and flags win.
+    let mut by_key: BTreeMap<&str, Source<'_>> = BTreeMap::new();
     for flag in flags {
-        by_key.entry(flag.key.as_str()).or_insert(flag);
+        by_key
+            .entry(flag.key.as_str())
+            .or_insert(Source::Flag(flag));
     }
+    for group in groups {
+        by_key
+            .entry(group.key.as_str())
+            .or_insert(Source::Group(group));
+    }
+    let members = groups::Members::of(flags, groups);
     let mut compiled: BTreeMap<String, FlagConfig> = BTreeMap::new();
     let mut pending: Vec<&str> = Vec::new();
     let root_set: BTreeSet<&str> = roots.iter().copied().collect();
     for &key in &root_set {
-        if let Some(flag) = by_key.get(key) {
+        if let Some(Source::Flag(flag)) = by_key.get(key) {
             compiled.insert(key.to_owned(), compile_flag(flag, true));
             pending.push(key);
         }
@@ -153,13 +178,15 @@ fn serve(roots: &[&str], flags: &[Flag]) -> Vec<FlagConfig> {
             if compiled.contains_key(&dep) {
                 continue;
             }
-            let Some((&dep_key, flag)) = by_key.get_key_value(dep.as_str()) else {
+            let Some((&dep_key, &source)) = by_key.get_key_value(dep.as_str()) else {
                 continue;
             };
-            if flag.archived {
-                continue;
-            }
-            compiled.insert(dep.clone(), compile_flag(flag, false));
+            let config = match source {
+                Source::Flag(flag) if !flag.archived => compile_flag(flag, false),
+                Source::Group(group) if !group.archived => groups::compile_group(group, &members),
+                _ => continue,
+            };
+            compiled.insert(dep.clone(), config);
             pending.push(dep_key);
         }
     }
@@ -310,19 +337,32 @@ fn inclusion_conditions(inclusion: &Inclusion) -> Vec<Vec<ConditionConfig>> {
     out
 }
 
-/// The `flag-dependencies` gate: `off` unless every prerequisite gave an allowed variant
-/// (§10.5). One inner list per prerequisite, so any failing prerequisite matches.
+/// The `flag-dependencies` gate: `off` unless every prerequisite gave an allowed variant, every
+/// holdout let the user through (`on`) and the mutual-exclusion group put the user in the
+/// flag's slot (§10.5). One inner list per dependency, in `dependencies` order, so any failing
+/// one matches.
 fn gate_segment(flag: &Flag) -> SegmentConfig {
+    let gate = |key: &str, values: Vec<String>| {
+        vec![ConditionConfig {
+            selector: path(&["result", key, "key"]),
+            op: "is not".to_owned(),
+            values,
+        }]
+    };
     let conditions = flag
         .prerequisites
         .iter()
-        .map(|p| {
-            vec![ConditionConfig {
-                selector: path(&["result", &p.flag, "key"]),
-                op: "is not".to_owned(),
-                values: p.variants.clone(),
-            }]
-        })
+        .map(|p| gate(&p.flag, p.variants.clone()))
+        .chain(
+            flag.holdouts
+                .iter()
+                .map(|h| gate(h, vec![HOLDOUT_PASS.to_owned()])),
+        )
+        .chain(
+            flag.mutex_group
+                .iter()
+                .map(|m| gate(&m.group, vec![Slot::key_of(m.slot)])),
+        )
         .collect();
     SegmentConfig {
         conditions: Some(conditions),

@@ -8,19 +8,29 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, FieldError, Result};
-use crate::model::{EvaluationMode, Flag, FlagState, OFF};
+use crate::model::{EvaluationMode, Flag, FlagState, Group, OFF};
 
-/// Other flags of the same project, as stored.
+mod groups;
+
+pub use groups::{check_group_archive, check_group_save, check_group_unarchive};
+
+/// Other flags and groups of the same project, as stored.
 pub trait FlagSource {
     /// The flag with this key in the project.
     fn flag(&mut self, key: &str) -> Result<Option<Flag>>;
-    /// The flags that list `key` as a prerequisite, archived ones included.
+    /// The flags that list `key` as a prerequisite or group, archived ones included.
     fn dependents(&mut self, key: &str) -> Result<Vec<Flag>>;
+    /// The group with this key in the project.
+    fn group(&mut self, key: &str) -> Result<Option<Group>>;
+    /// The holdout groups placed in the slots of mutual-exclusion group `key`, archived ones
+    /// included.
+    fn holdouts_in(&mut self, key: &str) -> Result<Vec<Group>>;
 }
 
 /// Checks a flag about to be saved (`before` is the stored version, `None` on create).
 pub fn check_save(src: &mut dyn FlagSource, before: Option<&Flag>, after: &Flag) -> Result<()> {
     check_prerequisites(src, after)?;
+    groups::check_flag_groups(src, before, after)?;
     if before.is_some() {
         check_dependents(src, after)?;
     }
@@ -219,7 +229,8 @@ pub fn check_activate(src: &mut dyn FlagSource, flag: &Flag) -> Result<()> {
         }
     }
     if inactive.is_empty() {
-        return Ok(());
+        let archived = groups::archived_groups(src, flag.group_keys())?;
+        return groups::blocked_by_archived(&flag.key, "activated", archived);
     }
     Err(Error::blocked(
         "prerequisite_inactive",
@@ -272,7 +283,8 @@ pub fn check_unarchive(src: &mut dyn FlagSource, flag: &Flag) -> Result<()> {
         }
     }
     if archived.is_empty() {
-        return Ok(());
+        let archived = groups::archived_groups(src, flag.group_keys())?;
+        return groups::blocked_by_archived(&flag.key, "unarchived", archived);
     }
     Err(Error::blocked(
         "prerequisite_archived",

@@ -14,6 +14,10 @@ use crate::limits::{
     is_regex, json_bytes, Violations, CONDITIONS_PER_SEGMENT, CONFIG_BYTES, REGEXES_PER_FLAG,
     SEGMENTS_PER_FLAG, VALUES_PER_CONDITION, VARIANTS_PER_FLAG,
 };
+mod group;
+
+pub use group::{validate_group, MAX_HOLDOUTS_PER_FLAG, MAX_SLOTS};
+
 use crate::model::{Condition, Flag, Rollout, Target, OFF, RESERVED_SEGMENT_NAMES, USER_FIELDS};
 
 /// Normalizes what has a canonical form (an empty variant value becomes the key) and returns
@@ -66,6 +70,13 @@ pub fn validate_flag(flag: &mut Flag) -> Vec<FieldError> {
         check_inclusions(e, flag);
     }
     check_prerequisites(e, flag);
+    group::check_memberships(
+        e,
+        &flag.key,
+        flag.imported_config.is_some(),
+        &flag.holdouts,
+        flag.mutex_group.as_ref(),
+    );
     errors
 }
 
@@ -363,13 +374,7 @@ fn check_inclusions(e: &mut Vec<FieldError>, flag: &Flag) {
             ));
         }
         for (i, id) in inclusion.ids.iter().enumerate() {
-            if id.is_empty() || id == "(none)" || id.contains('\n') || id.len() > 1024 {
-                e.push(FieldError::new(
-                    format!("{at}.ids[{i}]"),
-                    "invalid_id",
-                    "an included id is a non-empty single-line string other than \"(none)\"",
-                ));
-            }
+            e.extend(inclusion_ids_error(&format!("{at}.ids[{i}]"), id));
         }
         check_list(e, &format!("{at}.cohorts"), &inclusion.cohorts, 128);
     }
@@ -405,6 +410,17 @@ fn check_prerequisites(e: &mut Vec<FieldError>, flag: &Flag) {
         }
         check_list(e, &format!("{at}.variants"), &prerequisite.variants, 128);
     }
+}
+
+/// An included (or excluded) id is a non-empty single line other than `(none)`.
+fn inclusion_ids_error(field: &str, id: &str) -> Option<FieldError> {
+    (id.is_empty() || id == "(none)" || id.contains('\n') || id.len() > 1024).then(|| {
+        FieldError::new(
+            field,
+            "invalid_id",
+            "an included id is a non-empty single-line string other than \"(none)\"",
+        )
+    })
 }
 
 #[cfg(test)]

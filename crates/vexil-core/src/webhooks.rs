@@ -11,9 +11,8 @@ use sha2::Sha256;
 
 use crate::error::{Error, FieldError, Result};
 
-/// The entities whose changes are delivered. Experiments are flags; mutual-exclusion groups
-/// do not exist in the model yet.
-pub const ENTITIES: &[&str] = &["flag", "cohort", "deployment"];
+/// The entities whose changes are delivered. Experiments are flags.
+pub const ENTITIES: &[&str] = &["flag", "cohort", "deployment", "mutex_group", "holdout"];
 
 /// What can happen to an entity, as event types spell it.
 pub const ACTIONS: &[&str] = &[

@@ -9,70 +9,15 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use vexil_core::compile::{compile_flag, deployment_flags, flags_with_prerequisites};
 use vexil_core::{
-    Condition, EvaluationMode, Flag, FlagState, FlagType, ImportedConfig, Inclusion, Prerequisite,
-    Rollout, Segment, Target, Variant,
+    Condition, Flag, FlagState, ImportedConfig, Inclusion, Prerequisite, Rollout, Segment, Target,
 };
 use vexil_eval::{bucket_values, evaluate, Context, FlagConfig, FlagSet};
 
+mod support;
+use support::{experiment, flag, rollout, variant};
+
 // ---------------------------------------------------------------------------------------------
 // Builders
-
-/// An active local release flag with the single variant `on`, serving `off` to everyone.
-fn flag(key: &str) -> Flag {
-    Flag {
-        project: "proj".into(),
-        key: key.into(),
-        name: key.into(),
-        description: String::new(),
-        kind: FlagType::Release,
-        experiment_key: None,
-        evaluation_mode: EvaluationMode::Local,
-        bucketing_unit: "user_id".into(),
-        bucketing_salt: format!("salt-{key}"),
-        tags: Vec::new(),
-        deployments: Vec::new(),
-        state: FlagState::Active,
-        archived: false,
-        variants: vec![variant("on")],
-        segments: Vec::new(),
-        all_other_users: rollout(0, &[("on", 1)]),
-        inclusions: BTreeMap::new(),
-        prerequisites: Vec::new(),
-        imported_config: None,
-        version: 1,
-        created_at: 0,
-        updated_at: 0,
-        created_by: String::new(),
-        updated_by: String::new(),
-    }
-}
-
-/// A two-variant experiment `control` / `treatment`.
-fn experiment(key: &str) -> Flag {
-    Flag {
-        kind: FlagType::Experiment,
-        variants: vec![variant("control"), variant("treatment")],
-        all_other_users: rollout(0, &[("control", 1), ("treatment", 1)]),
-        ..flag(key)
-    }
-}
-
-fn variant(key: &str) -> Variant {
-    Variant {
-        key: key.into(),
-        name: key.into(),
-        value: String::new(),
-        payload: None,
-        description: String::new(),
-    }
-}
-
-fn rollout(percentage: u8, weights: &[(&str, u32)]) -> Rollout {
-    Rollout {
-        percentage,
-        weights: weights.iter().map(|&(k, w)| (k.to_owned(), w)).collect(),
-    }
-}
 
 fn segment(name: &str, conditions: Vec<Condition>, rollout: Rollout) -> Segment {
     Segment {
@@ -263,7 +208,7 @@ const WORKED_EXAMPLE_JSON: &str = r#"
 
 #[test]
 fn worked_example_compiles_to_the_spec_json() {
-    let served = deployment_flags("prod", &worked_example());
+    let served = deployment_flags("prod", &worked_example(), &[]);
     let expected: serde_json::Value = serde_json::from_str(WORKED_EXAMPLE_JSON).unwrap();
     assert_eq!(serde_json::to_value(&served).unwrap(), expected);
     // Key order inside metadata is part of the contract (byte-identical output).
@@ -281,7 +226,7 @@ fn worked_example_evaluates_to_the_spec_table() {
     assert_eq!(bucket_values("vx", "user-58").0, 99);
     assert_eq!(bucket_values("vx", "user-51").0, 0);
 
-    let set = compile_set(deployment_flags("prod", &worked_example()));
+    let set = compile_set(deployment_flags("prod", &worked_example(), &[]));
     let prem = json!({"premium": true});
     let rows = [
         (
@@ -364,12 +309,12 @@ fn worked_example_evaluates_to_the_spec_table() {
 #[test]
 fn flags_with_prerequisites_serves_roots_and_their_ancestors() {
     let flags = worked_example();
-    let served = flags_with_prerequisites(&["checkout-v2"], &flags);
+    let served = flags_with_prerequisites(&["checkout-v2"], &flags, &[]);
     let expected: serde_json::Value = serde_json::from_str(WORKED_EXAMPLE_JSON).unwrap();
     assert_eq!(serde_json::to_value(&served).unwrap(), expected);
 
     // A prerequisite asked for by itself is a root: deployed, and alone.
-    let served = flags_with_prerequisites(&["new-checkout-infra", "nope"], &flags);
+    let served = flags_with_prerequisites(&["new-checkout-infra", "nope"], &flags, &[]);
     assert_eq!(served.len(), 1);
     assert_eq!(
         served[0].metadata.as_ref().unwrap().get("deployed"),
@@ -430,7 +375,7 @@ fn random_user(rng: &mut Rng, i: usize) -> (serde_json::Value, bool, bool) {
 
 #[test]
 fn release_group_sub_features_follow_the_primary() {
-    let set = compile_set(deployment_flags("prod", &release_group()));
+    let set = compile_set(deployment_flags("prod", &release_group(), &[]));
     let mut rng = Rng(3);
     let mut seen = [0usize; 4];
     for i in 0..10_000 {
@@ -451,7 +396,7 @@ fn release_group_sub_features_follow_the_primary() {
 
 #[test]
 fn release_group_inclusion_beats_the_primary() {
-    let set = compile_set(deployment_flags("prod", &release_group()));
+    let set = compile_set(deployment_flags("prod", &release_group(), &[]));
     let user = json!({"user_id": "tester-1", "user_properties": {"premium": false}});
     let got = outcomes(&set, &user);
     assert_eq!(got["primary"].0, "off");
@@ -481,7 +426,7 @@ fn chained_mutual_exclusion_splits_users() {
         all_other_users: rollout(100, &[("control", 1), ("treatment", 1)]),
         ..experiment("experiment-2")
     };
-    let set = compile_set(deployment_flags("prod", &[exp2, exp1]));
+    let set = compile_set(deployment_flags("prod", &[exp2, exp1], &[]));
     let n = 10_000;
     let mut counts: BTreeMap<(&str, String), usize> = BTreeMap::new();
     for i in 0..n {
@@ -527,7 +472,7 @@ fn inactive_flag_serves_off_to_everyone_including_inclusions() {
         prerequisites: vec![prerequisite("missing", &["on"])],
         ..flag("dormant")
     };
-    let served = deployment_flags("prod", &[f]);
+    let served = deployment_flags("prod", &[f], &[]);
     assert_eq!(served.len(), 1);
     assert_eq!(served[0].dependencies, None);
     let set = compile_set(served);
@@ -555,7 +500,7 @@ fn inactive_prerequisite_turns_dependents_off_except_their_inclusions() {
         inclusions: BTreeMap::from([("on".to_owned(), ids(&["vip"]))]),
         ..flag("sub")
     };
-    let set = compile_set(deployment_flags("prod", &[sub, primary]));
+    let set = compile_set(deployment_flags("prod", &[sub, primary], &[]));
     for i in 0..200 {
         let got = outcomes(&set, &json!({"user_id": format!("user-{i}")}));
         assert_eq!(got["primary"].0, "off");
@@ -593,7 +538,7 @@ fn archived_flags_are_never_served() {
         all_other_users: rollout(100, &[("on", 1)]),
         ..flag("child")
     };
-    let served = deployment_flags("prod", &[archived, archived_parent, child]);
+    let served = deployment_flags("prod", &[archived, archived_parent, child], &[]);
     let keys: Vec<&str> = served.iter().map(|c| c.key.as_str()).collect();
     assert_eq!(keys, ["child"]);
     // The unserved prerequisites give no result, so the gate keeps everyone out.
@@ -625,7 +570,7 @@ fn ancestors_come_first_and_are_not_deployed() {
         with("a-root", &["prod", "staging"], &["z-base", "c-shared"]),
         with("m-mid", &[], &[]),
     ];
-    let served = deployment_flags("prod", &flags);
+    let served = deployment_flags("prod", &flags, &[]);
     let order: Vec<(&str, bool)> = served
         .iter()
         .map(|c| {
@@ -649,19 +594,19 @@ fn ancestors_come_first_and_are_not_deployed() {
     let set = compile_set(served);
     assert_eq!(variant_of(&set, &json!({"user_id": "u"}), "a-root"), "on");
     // A deployment with nothing attached serves nothing.
-    assert!(deployment_flags("dev", &flags).is_empty());
+    assert!(deployment_flags("dev", &flags, &[]).is_empty());
 }
 
 #[test]
 fn compilation_is_deterministic() {
     let mut flags = worked_example();
     flags.extend(release_group());
-    let first = serde_json::to_string(&deployment_flags("prod", &flags)).unwrap();
-    let second = serde_json::to_string(&deployment_flags("prod", &flags)).unwrap();
+    let first = serde_json::to_string(&deployment_flags("prod", &flags, &[])).unwrap();
+    let second = serde_json::to_string(&deployment_flags("prod", &flags, &[])).unwrap();
     assert_eq!(first, second);
     // Input order does not matter either.
     flags.reverse();
-    let reversed = serde_json::to_string(&deployment_flags("prod", &flags)).unwrap();
+    let reversed = serde_json::to_string(&deployment_flags("prod", &flags, &[])).unwrap();
     assert_eq!(first, reversed);
     for f in &flags {
         let a = serde_json::to_string(&compile_flag(f, true)).unwrap();
@@ -736,7 +681,7 @@ fn imported_config_is_served_as_given() {
     assert_eq!(serde_json::to_value(&compiled).unwrap(), raw);
 
     // The imported dependency is served as an ancestor.
-    let served = deployment_flags("prod", &[f, gate.clone()]);
+    let served = deployment_flags("prod", &[f, gate.clone()], &[]);
     let keys: Vec<&str> = served.iter().map(|c| c.key.as_str()).collect();
     assert_eq!(keys, ["gate", "imp"]);
 
@@ -769,7 +714,7 @@ fn inactive_imported_config_serves_off() {
     assert_ne!(without_off, IMPORTED);
     for config in [IMPORTED, without_off.as_str()] {
         let f = imported_flag(FlagState::Inactive, config);
-        let served = deployment_flags("prod", &[f]);
+        let served = deployment_flags("prod", &[f], &[]);
         assert_eq!(served.len(), 1, "no ancestors for an inactive flag");
         let c = serde_json::to_value(&served[0]).unwrap();
         assert!(c.get("dependencies").is_none());

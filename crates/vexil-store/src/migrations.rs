@@ -56,6 +56,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: V4_POSTGRES,
         data: None,
     },
+    Migration {
+        version: 5,
+        sqlite: V5_SQLITE,
+        postgres: V5_POSTGRES,
+        data: None,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -572,4 +578,35 @@ CREATE TABLE webhook_deliveries (
     duration_ms BIGINT NOT NULL
 );
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (project, webhook, seq);
+"#;
+
+// Version 5: mutual-exclusion and holdout groups. A group's members are the flags (and, for a
+// mutual-exclusion group, the holdouts) that name it; flags list their groups in
+// `flag_prerequisites` with their prerequisites, so `dependents` finds a group's member flags.
+const V5_SQLITE: &str = "
+CREATE TABLE flag_groups (
+    project TEXT NOT NULL REFERENCES projects (key),
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    archived INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    CONSTRAINT flag_groups__key PRIMARY KEY (project, key)
+);
+";
+
+const V5_POSTGRES: &str = r#"
+CREATE TABLE flag_groups (
+    project TEXT COLLATE "C" NOT NULL REFERENCES projects (key),
+    key TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    archived BOOLEAN NOT NULL,
+    doc TEXT COLLATE "C" NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    CONSTRAINT flag_groups__key PRIMARY KEY (project, key)
+);
 "#;

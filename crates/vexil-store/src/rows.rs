@@ -59,6 +59,22 @@ pub struct FlagRow {
     pub updated_at: i64,
 }
 
+/// A mutual-exclusion group or a holdout group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub project: String,
+    /// Unique per project, and never a flag's key (`vexil-core` checks both under the project
+    /// lock).
+    pub key: String,
+    /// `mutual_exclusion` or `holdout`.
+    pub kind: String,
+    pub archived: bool,
+    pub doc: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// Which flags [`crate::Tx::list_flags`] returns. `None` fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlagFilter {

@@ -31,6 +31,8 @@ fn flag(key: &str) -> Flag {
         all_other_users: rollout(0, &[]),
         inclusions: BTreeMap::new(),
         prerequisites: Vec::new(),
+        mutex_group: None,
+        holdouts: Vec::new(),
         imported_config: None,
         version: 1,
         created_at: 0,
@@ -465,7 +467,7 @@ fn a_dependency_cycle_does_not_hang_and_serves_each_flag_once() {
         variants: vec!["on".into()],
     }];
     a.deployments = vec!["d".into()];
-    let served = deployment_flags("d", &[a, b]);
+    let served = deployment_flags("d", &[a, b], &[]);
     let keys: Vec<&str> = served.iter().map(|c| c.key.as_str()).collect();
     assert_eq!(keys, ["b", "a"]);
 }

@@ -36,7 +36,7 @@ use super::memory::{CohortData, IdKind, UserProperties};
 use super::snapshot::{referenced_cohort_ids, ProjectData, Snapshot, SnapshotInput};
 use crate::compile::{compile_flag, deployment_flags};
 use crate::error::{Error, Result};
-use crate::model::{Cohort, Deployment, Flag, Project};
+use crate::model::{Cohort, Deployment, Flag, Group, Project};
 use crate::service::convert::{cohort, deployment, flag, project};
 use crate::service::{now_ms, ChangeListener};
 
@@ -493,6 +493,7 @@ struct ProjectState {
     project: Project,
     deployments: Vec<Deployment>,
     flags: Vec<Flag>,
+    groups: Vec<Group>,
     cohorts: BTreeMap<String, Arc<CohortData>>,
 }
 
@@ -516,6 +517,7 @@ fn load(
         .iter()
         .map(flag)
         .collect::<Result<_>>()?;
+    let groups = crate::service::groups::project_groups(tx, key)?;
     let mut cohorts = BTreeMap::new();
     for row in tx.list_cohorts(key)? {
         let c: Cohort = cohort(&row)?;
@@ -543,6 +545,7 @@ fn load(
         project,
         deployments,
         flags,
+        groups,
         cohorts,
     }))
 }
@@ -619,7 +622,7 @@ fn rebuild(inner: &Inner, key: &str) -> Result<()> {
             let configs = if d.archived {
                 Vec::new()
             } else {
-                deployment_flags(&d.key, &state.flags)
+                deployment_flags(&d.key, &state.flags, &state.groups)
             };
             let json = serde_json::to_string(&configs).unwrap_or_default();
             Planned {

@@ -34,7 +34,7 @@ pub(crate) fn flag_row(flag: &Flag) -> Result<FlagRow> {
         archived: flag.archived,
         tags: flag.tags.clone(),
         deployments: flag.deployments.clone(),
-        prerequisites: flag.prerequisite_keys().map(str::to_string).collect(),
+        prerequisites: flag.dependency_keys().map(str::to_string).collect(),
         doc: to_doc(flag)?,
         version: flag.version,
         created_at: flag.created_at,

@@ -15,7 +15,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::keys::{is_url_safe_key, key_from_name, salt};
 use crate::model::{
     EvaluationMode, Flag, FlagState, FlagType, ImportedConfig, Inclusion, Prerequisite, Rollout,
-    Segment, Target, Variant,
+    Segment, SlotRef, Target, Variant,
 };
 use crate::rules::{self, FlagSource};
 use crate::validate::validate_flag;
@@ -67,6 +67,12 @@ pub struct NewFlag {
     pub inclusions: BTreeMap<String, Inclusion>,
     #[serde(default)]
     pub prerequisites: Vec<Prerequisite>,
+    /// A mutual-exclusion slot to run in.
+    #[serde(default)]
+    pub mutex_group: Option<SlotRef>,
+    /// Holdout groups to belong to.
+    #[serde(default)]
+    pub holdouts: Vec<String>,
 }
 
 fn release() -> FlagType {
@@ -97,6 +103,12 @@ pub struct FlagPatch {
     pub all_other_users: Option<Rollout>,
     pub inclusions: Option<BTreeMap<String, Inclusion>>,
     pub prerequisites: Option<Vec<Prerequisite>>,
+    /// A mutual-exclusion slot to run in, or `null` to leave the group.
+    #[serde(default, deserialize_with = "super::groups::double_option")]
+    #[schema(value_type = Option<SlotRef>)]
+    pub mutex_group: Option<Option<SlotRef>>,
+    /// Replaces the holdout groups the flag belongs to.
+    pub holdouts: Option<Vec<String>>,
     /// Imported flags only: the engine config, validated like an import.
     #[schema(value_type = Option<Object>)]
     pub imported_config: Option<ImportedConfig>,
@@ -152,11 +164,65 @@ pub struct DependencyInfo {
     pub variants: Vec<String>,
 }
 
+/// A group a flag belongs to, as the dependencies card shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupInfo {
+    pub key: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: crate::model::GroupKind,
+    pub evaluation_mode: EvaluationMode,
+    pub archived: bool,
+    /// Mutual-exclusion groups: the flag's slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
+    /// The share of users this group lets through to the flag: the slot's percentage, or 100
+    /// minus the holdout's.
+    pub percentage: u8,
+    /// Other members of the same slot (mutual-exclusion groups), or of the holdout.
+    pub other_members: Vec<String>,
+}
+
 /// The dependencies card: what a flag depends on and what depends on it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Dependencies {
     pub prerequisites: Vec<DependencyInfo>,
+    /// The mutual-exclusion group and slot the flag runs in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mutex_group: Option<GroupInfo>,
+    /// The holdout groups the flag belongs to.
+    pub holdouts: Vec<GroupInfo>,
     pub dependents: Vec<DependencyInfo>,
+    /// The largest share of users the flag can reach given its groups (the product of what
+    /// each lets through: a 5% holdout and a 50% slot leave 47.5%), in percent. Prerequisites
+    /// and targeting narrow it further.
+    pub max_reach: f64,
+}
+
+/// The groups a flag could join now: unarchived, same project, a compatible evaluation mode.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EligibleGroups {
+    /// Mutual-exclusion groups with their slots and who holds each.
+    pub mutex_groups: Vec<EligibleMutex>,
+    /// Holdout groups the flag is not in yet.
+    pub holdouts: Vec<GroupInfo>,
+}
+
+/// A mutual-exclusion group a flag could join, with its slots.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EligibleMutex {
+    #[serde(flatten)]
+    pub group: GroupInfo,
+    pub slots: Vec<SlotInfo>,
+}
+
+/// One slot and its members (joining a held slot needs `shared: true`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SlotInfo {
+    pub index: u8,
+    pub key: String,
+    pub percentage: u8,
+    pub members: Vec<String>,
 }
 
 impl From<&Flag> for FlagSummary {
@@ -205,6 +271,24 @@ impl FlagSource for TxSource<'_> {
             .map(flag)
             .collect()
     }
+
+    fn group(&mut self, key: &str) -> Result<Option<crate::model::Group>> {
+        if !is_url_safe_key(key) {
+            return Ok(None);
+        }
+        self.tx
+            .get_group(self.project, key)?
+            .as_ref()
+            .map(super::groups::group)
+            .transpose()
+    }
+
+    fn holdouts_in(&mut self, key: &str) -> Result<Vec<crate::model::Group>> {
+        Ok(super::groups::project_groups(self.tx, self.project)?
+            .into_iter()
+            .filter(|g| g.mutex_group.as_ref().is_some_and(|m| m.group == key))
+            .collect())
+    }
 }
 
 impl FlagService {
@@ -215,6 +299,7 @@ impl FlagService {
         let saved = self.core.write(|tx| {
             super::projects::lock(tx, &project)?;
             crate::limits::check_flag_count(tx, &project, 1)?;
+            super::groups::check_key_free(tx, &project, &f.key)?;
             check_and_normalize(tx, None, &mut f)?;
             let row = flag_row(&f)?;
             tx.insert_flag(&row).map_err(|e| match e {
@@ -453,6 +538,33 @@ impl FlagService {
                     });
                 }
             }
+            let all: Vec<Flag> = tx
+                .project_flags(&project)?
+                .iter()
+                .map(flag)
+                .collect::<Result<_>>()?;
+            let groups = super::groups::project_groups(tx, &project)?;
+            let find = |k: &str| groups.iter().find(|g| g.key == k);
+            let mutex_group = f.mutex_group.as_ref().and_then(|m| {
+                Some(group_info(
+                    find(&m.group)?,
+                    Some(m.slot),
+                    &all,
+                    &groups,
+                    key,
+                ))
+            });
+            let holdouts: Vec<GroupInfo> = f
+                .holdouts
+                .iter()
+                .filter_map(|h| Some(group_info(find(h)?, None, &all, &groups, key)))
+                .collect();
+            let max_reach = mutex_group
+                .iter()
+                .chain(&holdouts)
+                .map(|g| f64::from(g.percentage) / 100.0)
+                .product::<f64>()
+                * 100.0;
             let mut dependents = Vec::new();
             for row in tx.dependents(&project, key)? {
                 let d = flag(&row)?;
@@ -469,8 +581,59 @@ impl FlagService {
             }
             Ok(Dependencies {
                 prerequisites,
+                mutex_group,
+                holdouts,
                 dependents,
+                max_reach,
             })
+        })
+    }
+
+    /// The groups `key` could join now: unarchived, and evaluated locally unless the flag is
+    /// remote. Slots list their members, so a caller sees which are free.
+    pub fn eligible_groups(&self, project: Option<&str>, key: &str) -> Result<EligibleGroups> {
+        self.core.read(|tx| {
+            let project = resolve(tx, project, key)?;
+            let f = load(tx, &project, key)?;
+            let all: Vec<Flag> = tx
+                .project_flags(&project)?
+                .iter()
+                .map(flag)
+                .collect::<Result<_>>()?;
+            let groups = super::groups::project_groups(tx, &project)?;
+            let eligible = groups.iter().filter(|g| {
+                !g.archived
+                    && (f.evaluation_mode == EvaluationMode::Remote
+                        || g.evaluation_mode == EvaluationMode::Local)
+            });
+            let mut out = EligibleGroups {
+                mutex_groups: Vec::new(),
+                holdouts: Vec::new(),
+            };
+            for g in eligible {
+                match g.kind {
+                    crate::model::GroupKind::MutualExclusion => {
+                        out.mutex_groups.push(EligibleMutex {
+                            group: group_info(g, None, &all, &groups, key),
+                            slots: g
+                                .slots
+                                .iter()
+                                .map(|s| SlotInfo {
+                                    index: s.index,
+                                    key: s.key.clone(),
+                                    percentage: s.percentage,
+                                    members: slot_members(&g.key, s.index, &all, &groups, key),
+                                })
+                                .collect(),
+                        })
+                    }
+                    crate::model::GroupKind::Holdout if !f.holdouts.contains(&g.key) => {
+                        out.holdouts.push(group_info(g, None, &all, &groups, key));
+                    }
+                    crate::model::GroupKind::Holdout => {}
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -628,6 +791,8 @@ fn new_flag(actor: &Actor, req: NewFlag) -> Result<Flag> {
         all_other_users,
         inclusions: req.inclusions,
         prerequisites: req.prerequisites,
+        mutex_group: req.mutex_group,
+        holdouts: req.holdouts,
         imported_config: None,
         version: 1,
         created_at: now,
@@ -660,6 +825,8 @@ fn apply_patch(f: &mut Flag, p: FlagPatch) -> Result<Vec<String>> {
             || p.all_other_users.is_some()
             || p.inclusions.is_some()
             || p.prerequisites.is_some()
+            || p.mutex_group.is_some()
+            || p.holdouts.is_some()
         {
             return Err(Error::invalid(
                 "imported_config",
@@ -691,7 +858,9 @@ fn apply_patch(f: &mut Flag, p: FlagPatch) -> Result<Vec<String>> {
         segments,
         all_other_users,
         inclusions,
-        prerequisites
+        prerequisites,
+        mutex_group,
+        holdouts
     );
     if let Some(k) = p.experiment_key {
         f.experiment_key = Some(k);
@@ -820,6 +989,65 @@ pub(crate) fn cohort_references(f: &Flag) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// A group as the card shows it to flag `me`: its share for `me` and its other members.
+fn group_info(
+    g: &crate::model::Group,
+    slot: Option<u8>,
+    flags: &[Flag],
+    groups: &[crate::model::Group],
+    me: &str,
+) -> GroupInfo {
+    let (percentage, other_members) = match g.kind {
+        crate::model::GroupKind::MutualExclusion => match slot {
+            Some(slot) => (
+                g.slot(slot).map_or(0, |s| s.percentage),
+                slot_members(&g.key, slot, flags, groups, me),
+            ),
+            None => (100 - g.unallocated(), Vec::new()),
+        },
+        crate::model::GroupKind::Holdout => (
+            100 - g.percentage.unwrap_or(0).min(100),
+            flags
+                .iter()
+                .filter(|f| !f.archived && f.key != me && f.holdouts.contains(&g.key))
+                .map(|f| f.key.clone())
+                .collect(),
+        ),
+    };
+    GroupInfo {
+        key: g.key.clone(),
+        name: g.name.clone(),
+        kind: g.kind,
+        evaluation_mode: g.evaluation_mode,
+        archived: g.archived,
+        slot,
+        percentage,
+        other_members,
+    }
+}
+
+/// The unarchived flags and holdouts in slot `slot` of `group`, other than `me`.
+fn slot_members(
+    group: &str,
+    slot: u8,
+    flags: &[Flag],
+    groups: &[crate::model::Group],
+    me: &str,
+) -> Vec<String> {
+    let in_slot = |m: Option<&SlotRef>| m.is_some_and(|m| m.group == group && m.slot == slot);
+    flags
+        .iter()
+        .filter(|f| !f.archived && f.key != me && in_slot(f.mutex_group.as_ref()))
+        .map(|f| f.key.clone())
+        .chain(
+            groups
+                .iter()
+                .filter(|h| !h.archived && in_slot(h.mutex_group.as_ref()))
+                .map(|h| h.key.clone()),
+        )
+        .collect()
 }
 
 /// Keys of the flags that depend on `key`, directly or not.

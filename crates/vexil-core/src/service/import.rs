@@ -340,6 +340,7 @@ fn import_flag(
     let imported = ImportedConfig(raw.to_owned());
     match tx.get_flag(project, key)? {
         None => {
+            super::groups::check_key_free(tx, project, key)?;
             let now = now_ms();
             let mut f = Flag {
                 project: project.to_string(),
@@ -363,6 +364,8 @@ fn import_flag(
                 },
                 inclusions: BTreeMap::new(),
                 prerequisites: Vec::new(),
+                mutex_group: None,
+                holdouts: Vec::new(),
                 imported_config: None,
                 version: 1,
                 created_at: now,

@@ -9,6 +9,7 @@ mod cohorts;
 pub(crate) mod convert;
 mod deployments;
 mod flags;
+pub(crate) mod groups;
 mod import;
 mod keys;
 mod projects;
@@ -28,9 +29,13 @@ pub use deployments::{
     DeploymentPatch, DeploymentService, DeploymentView, NewDeployment, RotateDeploymentKey,
 };
 pub use flags::{
-    Dependencies, DependencyInfo, Evaluation, ExposureBucket, ExposureKind, ExposureParams,
-    ExposureStats, FlagPatch, FlagQuery, FlagService, FlagSummary, Interval, NewFlag, VariantCount,
-    VersionInfo,
+    Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation, ExposureBucket,
+    ExposureKind, ExposureParams, ExposureStats, FlagPatch, FlagQuery, FlagService, FlagSummary,
+    GroupInfo, Interval, NewFlag, SlotInfo, VariantCount, VersionInfo,
+};
+pub use groups::{
+    GroupMember, GroupPatch, GroupService, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch,
+    NewHoldout, NewMutexGroup, SlotSpec,
 };
 pub use import::{ImportReport, ImportService};
 pub use keys::{CreatedKey, KeyInfo, KeyService};
@@ -184,6 +189,7 @@ pub struct Services {
     pub projects: ProjectService,
     pub deployments: DeploymentService,
     pub flags: FlagService,
+    pub groups: GroupService,
     pub cohorts: CohortService,
     pub keys: KeyService,
     pub import: ImportService,
@@ -200,6 +206,7 @@ impl Services {
             projects: ProjectService { core: core.clone() },
             deployments: DeploymentService { core: core.clone() },
             flags: FlagService { core: core.clone() },
+            groups: GroupService { core: core.clone() },
             cohorts: CohortService { core: core.clone() },
             keys: KeyService {
                 core: core.clone(),

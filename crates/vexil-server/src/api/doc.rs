@@ -193,6 +193,32 @@ mod tests {
         // Uploads create the cohort, or replace it when it exists: only then is it needed.
         ("POST /api/v1/projects/{project}/cohorts", false),
         ("PUT /api/v1/projects/{project}/cohorts/{cohort}", false),
+        ("PATCH /api/v1/projects/{project}/holdouts/{key}", true),
+        ("PATCH /api/v1/projects/{project}/mutex-groups/{key}", true),
+        (
+            "POST /api/v1/projects/{project}/holdouts/{key}/archive",
+            true,
+        ),
+        (
+            "POST /api/v1/projects/{project}/holdouts/{key}/unarchive",
+            true,
+        ),
+        (
+            "POST /api/v1/projects/{project}/holdouts/{key}/versions/{version}/restore",
+            true,
+        ),
+        (
+            "POST /api/v1/projects/{project}/mutex-groups/{key}/archive",
+            true,
+        ),
+        (
+            "POST /api/v1/projects/{project}/mutex-groups/{key}/unarchive",
+            true,
+        ),
+        (
+            "POST /api/v1/projects/{project}/mutex-groups/{key}/versions/{version}/restore",
+            true,
+        ),
     ];
 
     #[test]
@@ -242,8 +268,9 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, 5,
-            "offset and limit of the flag list, versions' limit, days, the delivery log's limit"
+            seen, 7,
+            "offset and limit of the flag list, the versions' limits of flags, mutual-exclusion \
+             groups and holdouts, days, the delivery log's limit"
         );
     }
 

@@ -11,8 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::diff::Change;
 use vexil_core::service::{
-    Dependencies, Evaluation, ExposureParams, ExposureStats, FlagPatch, FlagQuery, FlagSummary,
-    NewFlag, Saved, VersionInfo,
+    Dependencies, EligibleGroups, Evaluation, ExposureParams, ExposureStats, FlagPatch, FlagQuery,
+    FlagSummary, NewFlag, Saved, VersionInfo,
 };
 use vexil_core::{Flag, Variant};
 
@@ -37,6 +37,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(unarchive))
         .routes(routes!(dependencies))
         .routes(routes!(eligible_prerequisites))
+        .routes(routes!(eligible_groups))
         .routes(routes!(list_versions))
         .routes(routes!(compare_versions))
         .routes(routes!(get_version))
@@ -262,7 +263,8 @@ state_change!(
     "Bring a flag back from the archive."
 );
 
-/// The dependencies card: prerequisites and the flags that depend on this one.
+/// The dependencies card: prerequisites, mutual-exclusion group and slot, holdouts, the flags
+/// that depend on this one, and the largest share of users the groups let it reach.
 #[utoipa::path(get, path = "/api/v1/flags/{key}/dependencies", tag = "flags", params(("key" = String, Path), InProject),
     responses((status = 200, body = Dependencies), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
 async fn dependencies(
@@ -292,6 +294,21 @@ async fn eligible_prerequisites(
     })
     .await
     .map(axum::Json)
+}
+
+/// The groups this flag may join: unarchived, compatible evaluation mode; slots list who holds
+/// them (joining a held slot needs `shared: true`).
+#[utoipa::path(get, path = "/api/v1/flags/{key}/eligible-groups", tag = "flags", params(("key" = String, Path), InProject),
+    responses((status = 200, body = EligibleGroups), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
+async fn eligible_groups(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+) -> ApiResult<axum::Json<EligibleGroups>> {
+    blocking(move || s.services.flags.eligible_groups(p.project.as_deref(), &key))
+        .await
+        .map(axum::Json)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -4,6 +4,7 @@
 mod cohorts;
 mod doc;
 mod flags;
+mod groups;
 mod keys;
 mod projects;
 mod webhooks;
@@ -56,6 +57,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(projects::routes())
         .merge(flags::routes())
+        .merge(groups::routes())
         .merge(keys::routes())
         .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))

@@ -220,6 +220,8 @@ pub(crate) async fn create(state: St, session: Session, request: Request) -> Res
             all_other_users: None,
             inclusions: Default::default(),
             prerequisites: Vec::new(),
+            mutex_group: None,
+            holdouts: Vec::new(),
         };
         s.flags.create(who, req)
     })

@@ -53,8 +53,10 @@
 //! | `webhooks_round_trip` | insert/get/list/update/delete, conflict on id, cascade to outbox and log |
 //! | `outbox_claims_and_outcomes` | due rows oldest first, bounded, leased; outcomes; purge |
 //! | `delivery_log_keeps_the_newest` | newest first, only the last `keep` per webhook |
+//! | `groups_round_trip` | insert/get/list (by kind)/update of groups, conflicts, version checks |
 
 mod entities;
+mod groups;
 mod listing;
 mod sdk;
 mod sessions;
@@ -66,6 +68,7 @@ pub use entities::{
     deployments_round_trip, flag_conflicts, flags_round_trip, history_pages_newest_first,
     project_conflicts, projects_round_trip, version_checks,
 };
+pub use groups::groups_round_trip;
 pub use listing::{
     dependents_follow_prerequisites, flag_links_follow_updates, list_flags_filters,
     list_flags_pagination, list_flags_tags_match_exactly, list_flags_text_search,
@@ -133,6 +136,7 @@ pub const CASES: &[Case] = table![
     webhooks_round_trip,
     outbox_claims_and_outcomes,
     delivery_log_keeps_the_newest,
+    groups_round_trip,
 ];
 
 /// Runs every case, each on a fresh store from `make`; panics on the first failure.
@@ -182,6 +186,7 @@ macro_rules! conformance_tests {
             webhooks_round_trip,
             outbox_claims_and_outcomes,
             delivery_log_keeps_the_newest,
+            groups_round_trip,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

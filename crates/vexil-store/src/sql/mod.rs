@@ -8,6 +8,7 @@
 //! then checks.
 
 mod codec;
+mod groups;
 mod sdk;
 mod sessions;
 pub(crate) mod upgrade;
@@ -22,7 +23,7 @@ use crate::rows::{
     ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
     ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
 };
-use crate::rows::{DeliveryRow, OutboxRow, WebhookRow};
+use crate::rows::{DeliveryRow, GroupRow, OutboxRow, WebhookRow};
 use crate::{Result, StoreError, Tx};
 
 /// A parameter or a result cell.
@@ -406,6 +407,22 @@ impl Tx for SqlTx<'_> {
             return Err(self.stale("flag", check, &key, &row.key));
         }
         self.write_flag_links(row, true)
+    }
+
+    fn get_group(&mut self, project: &str, key: &str) -> Result<Option<GroupRow>> {
+        groups::get_group(self, project, key)
+    }
+
+    fn list_groups(&mut self, project: &str, kind: Option<&str>) -> Result<Vec<GroupRow>> {
+        groups::list_groups(self, project, kind)
+    }
+
+    fn insert_group(&mut self, row: &GroupRow) -> Result<()> {
+        groups::insert_group(self, row)
+    }
+
+    fn update_group(&mut self, row: &GroupRow, expected_version: i64) -> Result<()> {
+        groups::update_group(self, row, expected_version)
     }
 
     fn get_cohort(&mut self, project: &str, id: &str) -> Result<Option<CohortRow>> {

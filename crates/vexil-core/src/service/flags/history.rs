@@ -117,6 +117,8 @@ impl FlagService {
             f.all_other_users = old.all_other_users;
             f.inclusions = old.inclusions;
             f.prerequisites = old.prerequisites;
+            f.mutex_group = old.mutex_group;
+            f.holdouts = old.holdouts;
             f.imported_config = old.imported_config;
             Ok(vec![format!(
                 "restored the configuration of version {version}"

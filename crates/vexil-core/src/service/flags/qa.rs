@@ -61,7 +61,8 @@ impl FlagService {
             for f in all.iter_mut().filter(|f| f.key == key) {
                 f.state = FlagState::Active;
             }
-            let configs = flags_with_prerequisites(&[key], &all);
+            let groups = crate::service::groups::project_groups(tx, &project)?;
+            let configs = flags_with_prerequisites(&[key], &all, &groups);
             add_cohorts(tx, &project, &configs, &mut user)?;
             Ok((configs, active))
         })?;
