@@ -163,3 +163,61 @@ fn attempts_settle_events_by_the_schedule() {
         .deliveries(&Actor::cli(), "shop", &id, 51)
         .is_err());
 }
+
+#[test]
+fn group_changes_are_delivered_with_before_and_after() {
+    let (services, _scratch) = services("groups");
+    hook(&services, &["mutex_group.*", "holdout.archived"], true);
+    let new =
+        serde_json::from_value(json!({"name": "Home", "slots": [{"percentage": 50}]})).unwrap();
+    let created = services
+        .groups
+        .create_mutex(&Actor::cli(), "shop", new)
+        .unwrap();
+    let patch = vexil_core::service::GroupPatch::MutualExclusion(
+        serde_json::from_value(json!({"slots": [{"percentage": 40}, {"percentage": 40}]})).unwrap(),
+    );
+    services
+        .groups
+        .update(
+            &Actor::cli(),
+            "shop",
+            "mutex-home",
+            Some(created.value.version),
+            patch,
+        )
+        .unwrap();
+    let new = serde_json::from_value(json!({"name": "Program", "percentage": 5})).unwrap();
+    let h = services
+        .groups
+        .create_holdout(&Actor::cli(), "shop", new)
+        .unwrap();
+    services
+        .groups
+        .archive(
+            &Actor::cli(),
+            "shop",
+            vexil_core::GroupKind::Holdout,
+            "holdout-program",
+            Some(h.value.version),
+        )
+        .unwrap();
+    let due = claim_all(&services);
+    let mut types: Vec<&str> = due.iter().map(|d| d.event.event_type.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        [
+            "holdout.archived",
+            "mutex_group.created",
+            "mutex_group.updated"
+        ]
+    );
+    let updated = due
+        .iter()
+        .find(|d| d.event.event_type == "mutex_group.updated")
+        .unwrap();
+    let body: Value = serde_json::from_str(&updated.event.payload).unwrap();
+    assert_eq!(body["before"]["slots"][0]["percentage"], 50);
+    assert_eq!(body["after"]["slots"][1]["key"], "slot-2");
+}
