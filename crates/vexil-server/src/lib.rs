@@ -16,6 +16,7 @@ mod extract;
 mod health;
 mod listen;
 mod metrics;
+pub mod otlp;
 mod proxy;
 mod sdk;
 mod state;

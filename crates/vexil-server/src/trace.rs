@@ -120,17 +120,31 @@ pub(crate) async fn context(request: Request, next: Next) -> Response {
     // third of a remote evaluation's CPU at the default `info`). Management and console
     // requests, whose logs the trace id should join, get an info span.
     let sdk = crate::metrics::is_sdk(crate::metrics::family(request.uri().path()));
+    // When spans are exported, OpenTelemetry assigns the ids: they are recorded once known.
+    let exported = crate::otlp::enabled();
     macro_rules! request_span {
         ($level:expr) => {
-            tracing::span!(
-                $level,
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                trace_id = %trace_id,
-                span_id = %span_id,
-                parent_id = %parent_id,
-            )
+            if exported {
+                tracing::span!(
+                    $level,
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    trace_id = tracing::field::Empty,
+                    span_id = tracing::field::Empty,
+                    parent_id = %parent_id,
+                )
+            } else {
+                tracing::span!(
+                    $level,
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    trace_id = %trace_id,
+                    span_id = %span_id,
+                    parent_id = %parent_id,
+                )
+            }
         };
     }
     let span = if sdk {
@@ -138,12 +152,51 @@ pub(crate) async fn context(request: Request, next: Next) -> Response {
     } else {
         request_span!(tracing::Level::INFO)
     };
+    let (trace_id, span_id) = if exported && !span.is_disabled() {
+        let ids = exported_ids(&span, &trace_id, &parent_id, &flags).unwrap_or((trace_id, span_id));
+        span.record("trace_id", tracing::field::display(&ids.0));
+        span.record("span_id", tracing::field::display(&ids.1));
+        ids
+    } else {
+        (trace_id, span_id)
+    };
     let mut response = next.run(request).instrument(span.clone()).await;
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
     if let Ok(value) = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-{flags}")) {
         response.headers_mut().insert(TRACEPARENT.clone(), value);
     }
     response
+}
+
+/// When spans are exported: makes the caller's span (if any) the exported span's parent, and
+/// returns the trace and span ids OpenTelemetry gave the request, which the caller records in
+/// the log fields and the answer's `traceparent`, so logs, traces and the caller agree.
+fn exported_ids(
+    span: &tracing::Span,
+    trace_id: &str,
+    parent_id: &str,
+    flags: &str,
+) -> Option<(String, String)> {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !parent_id.is_empty() {
+        let remote = SpanContext::new(
+            TraceId::from_hex(trace_id).ok()?,
+            SpanId::from_hex(parent_id).ok()?,
+            TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+            true,
+            TraceState::default(),
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    let context = span.context();
+    let ours = context.span().span_context().clone();
+    if !ours.is_valid() {
+        return None;
+    }
+    Some((ours.trace_id().to_string(), ours.span_id().to_string()))
 }
 
 #[cfg(test)]

@@ -197,6 +197,13 @@ pub struct ServeArgs {
     )]
     pub log_format: LogFormat,
 
+    /// Export traces (a span per request and per snapshot publish, continuing the caller's W3C
+    /// `traceparent`) to this OpenTelemetry collector over OTLP/HTTP, e.g.
+    /// `http://collector:4318` (`/v1/traces` is added unless the URL has a path). Off when
+    /// absent. `OTEL_EXPORTER_OTLP_HEADERS` adds headers (an API key, say).
+    #[arg(long, env = "VEXIL_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
     /// A PEM file of certificate authorities to trust for `https://` webhook receivers besides
     /// the public ones (repeat for several; comma-separate in the environment variable).
     #[arg(

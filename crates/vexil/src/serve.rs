@@ -43,7 +43,15 @@ fn open_serving_store(args: &ServeArgs) -> Result<Arc<dyn Store>> {
 }
 
 pub fn serve(args: &ServeArgs) -> Result<()> {
-    init_logging(args.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let traces = init_logging(
+        args.log_format,
+        args.otlp_endpoint.as_deref(),
+        runtime.handle(),
+    )?;
     // The store opens before the async runtime starts: the PostgreSQL driver runs its own.
     let store = open_serving_store(args)?;
     let services = Services::new(store);
@@ -65,10 +73,6 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         Some(dir) => tracing::info!(dir = %dir.display(), "state directory (event spool, persisted snapshots)"),
         None => tracing::info!("no state directory: event batches get 503 while the database is unreachable (see --state-dir)"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     // The application is handed out of the runtime and dropped after it: the PostgreSQL driver
     // panics when its connections are closed on a runtime thread.
     let app = runtime.block_on(async {
@@ -122,6 +126,10 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         served.context("serving")?;
         Ok::<_, anyhow::Error>(app)
     })?;
+    // The exporter posts on the runtime: flush before it goes.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     drop(runtime);
     drop(app);
     tracing::info!("stopped");
@@ -129,18 +137,40 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
 }
 
 /// Logs to stderr at `VEXIL_LOG`'s level (default `info`), as text or as one JSON object a
-/// line (with the request span's fields: trace id, span id, method, path).
-fn init_logging(format: LogFormat) -> Result<()> {
+/// line (with the request span's fields: trace id, span id, method, path); with an OTLP
+/// endpoint, the spans the same filter enables are also exported as OpenTelemetry traces.
+fn init_logging(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Option<vexil_server::otlp::Traces>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("VEXIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let (otel, traces) = match otlp_endpoint {
+        Some(endpoint) => {
+            let (tracer, traces) = vexil_server::otlp::start(endpoint, runtime.clone())
+                .map_err(|e| anyhow::anyhow!(e))
+                .with_context(|| format!("starting the OTLP exporter to {endpoint}"))?;
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(traces),
+            )
+        }
+        None => (None, None),
     };
-    installed.map_err(|e| anyhow::anyhow!(e).context("setting up logging"))
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!(e).context("setting up logging"))?;
+    if let Some(endpoint) = otlp_endpoint {
+        tracing::info!(endpoint, "exporting traces over OTLP/HTTP");
+    }
+    Ok(traces)
 }
 
 /// Resolves on SIGINT or SIGTERM.

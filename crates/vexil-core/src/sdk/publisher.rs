@@ -591,6 +591,8 @@ struct Planned {
 }
 
 fn rebuild(inner: &Inner, key: &str) -> Result<()> {
+    // One span per publish, exported as a trace when the server exports them.
+    let _span = tracing::info_span!("publish", project = key).entered();
     let project_lock = lock(&inner.rebuilding)
         .entry(key.to_owned())
         .or_default()

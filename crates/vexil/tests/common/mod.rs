@@ -55,17 +55,23 @@ impl Server {
 
 /// Starts `vexil serve` on port 0 over `db` with `extra` options and reads what it prints up to
 /// the listening line.
+pub fn start(db: &Path, extra: &[&str]) -> Server {
+    start_with_env(db, extra, &[])
+}
+
+/// [`start`] with environment variables (`VEXIL_LOG` is `warn` unless `env` sets it).
 #[allow(
     clippy::zombie_processes,
     reason = "if serve exits before listening, the assert reports it and there is nothing to reap"
 )]
-pub fn start(db: &Path, extra: &[&str]) -> Server {
+pub fn start_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
         .arg("--db")
         .arg(db)
         .env("VEXIL_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
