@@ -27,8 +27,8 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use error::StoreError;
 pub use rows::{
-    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, ExperimentPropertyRow, ExposureCount,
-    ExposureQuery, ExposureRow, FlagFilter, FlagRow, GroupRow, HistoryRow, OutboxRow, Page,
+    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, ExperimentPropertyRow,
+    ExposureCount, ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, OutboxRow, Page,
     ProjectRow, SdkRevisionRow, SessionRow, WebhookRow,
 };
 
@@ -158,12 +158,23 @@ pub trait Tx {
     fn insert_flag(&mut self, row: &FlagRow) -> Result<()>;
     fn update_flag(&mut self, row: &FlagRow, expected_version: i64) -> Result<()>;
 
-    // -- groups (mutual-exclusion and holdout) ----------------------------------------------
-    fn get_group(&mut self, project: &str, key: &str) -> Result<Option<GroupRow>>;
-    /// The groups of a project in key order (archived ones included), of one kind when given.
-    fn list_groups(&mut self, project: &str, kind: Option<&str>) -> Result<Vec<GroupRow>>;
-    fn insert_group(&mut self, row: &GroupRow) -> Result<()>;
-    fn update_group(&mut self, row: &GroupRow, expected_version: i64) -> Result<()>;
+    // -- documents (groups, metrics) ---------------------------------------------------------
+    fn get_document(
+        &mut self,
+        project: &str,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<DocumentRow>>;
+    /// The documents of a project's collection in key order (archived ones included), of one
+    /// kind when given.
+    fn list_documents(
+        &mut self,
+        project: &str,
+        collection: &str,
+        kind: Option<&str>,
+    ) -> Result<Vec<DocumentRow>>;
+    fn insert_document(&mut self, row: &DocumentRow) -> Result<()>;
+    fn update_document(&mut self, row: &DocumentRow, expected_version: i64) -> Result<()>;
 
     // -- cohorts ----------------------------------------------------------------------------
     fn get_cohort(&mut self, project: &str, id: &str) -> Result<Option<CohortRow>>;

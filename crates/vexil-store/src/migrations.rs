@@ -580,12 +580,14 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (project, webhook, seq);
 "#;
 
-// Version 5: mutual-exclusion and holdout groups. A group's members are the flags (and, for a
+// Version 5: versioned project documents kept in collections: mutual-exclusion and holdout
+// groups (`group`), metrics (`metric`). A group's members are the flags (and, for a
 // mutual-exclusion group, the holdouts) that name it; flags list their groups in
 // `flag_prerequisites` with their prerequisites, so `dependents` finds a group's member flags.
 const V5_SQLITE: &str = "
-CREATE TABLE flag_groups (
+CREATE TABLE documents (
     project TEXT NOT NULL REFERENCES projects (key),
+    collection TEXT NOT NULL,
     key TEXT NOT NULL,
     kind TEXT NOT NULL,
     archived INTEGER NOT NULL,
@@ -593,13 +595,14 @@ CREATE TABLE flag_groups (
     version INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    CONSTRAINT flag_groups__key PRIMARY KEY (project, key)
+    CONSTRAINT documents__key PRIMARY KEY (project, collection, key)
 );
 ";
 
 const V5_POSTGRES: &str = r#"
-CREATE TABLE flag_groups (
+CREATE TABLE documents (
     project TEXT COLLATE "C" NOT NULL REFERENCES projects (key),
+    collection TEXT COLLATE "C" NOT NULL,
     key TEXT COLLATE "C" NOT NULL,
     kind TEXT COLLATE "C" NOT NULL,
     archived BOOLEAN NOT NULL,
@@ -607,6 +610,6 @@ CREATE TABLE flag_groups (
     version BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    CONSTRAINT flag_groups__key PRIMARY KEY (project, key)
+    CONSTRAINT documents__key PRIMARY KEY (project, collection, key)
 );
 "#;

@@ -59,14 +59,19 @@ pub struct FlagRow {
     pub updated_at: i64,
 }
 
-/// A mutual-exclusion group or a holdout group.
+/// A versioned document of a project kept in a collection of its own: mutual-exclusion and
+/// holdout groups (`group`), metrics (`metric`). The store indexes the collection, the key,
+/// the kind and the archive flag; the rest is the document, owned by `vexil-core`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRow {
+pub struct DocumentRow {
     pub project: String,
-    /// Unique per project, and never a flag's key (`vexil-core` checks both under the project
-    /// lock).
+    /// `group` or `metric`.
+    pub collection: String,
+    /// Unique per project and collection (`vexil-core` also keeps group keys apart from flag
+    /// keys, under the project lock).
     pub key: String,
-    /// `mutual_exclusion` or `holdout`.
+    /// What kind of document within the collection (`mutual_exclusion`, `holdout`,
+    /// `conversion`, …).
     pub kind: String,
     pub archived: bool,
     pub doc: String,

@@ -277,7 +277,7 @@ impl FlagSource for TxSource<'_> {
             return Ok(None);
         }
         self.tx
-            .get_group(self.project, key)?
+            .get_document(self.project, super::groups::GROUPS, key)?
             .as_ref()
             .map(super::groups::group)
             .transpose()

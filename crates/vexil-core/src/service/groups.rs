@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
-use vexil_store::{GroupRow, Tx};
+use vexil_store::{DocumentRow, Tx};
 
 use super::convert::{doc, doc_value, from_doc};
 use super::flags::TxSource;
@@ -234,7 +234,7 @@ impl GroupService {
             check_key_free(tx, &project, &g.key)?;
             check_and_normalize(tx, None, &mut g)?;
             let row = group_row(&g)?;
-            tx.insert_group(&row)?;
+            tx.insert_document(&row)?;
             record(
                 tx,
                 actor,
@@ -462,7 +462,7 @@ impl GroupService {
             after.updated_at = now_ms().max(before.updated_at);
             after.updated_by = actor.name.clone();
             let row = group_row(&after)?;
-            tx.update_group(&row, before.version)?;
+            tx.update_document(&row, before.version)?;
             let changes = diff(&doc_value(&before)?, &doc_value(&after)?);
             let text = match action {
                 "update" => summary(&changes),
@@ -586,7 +586,7 @@ pub(crate) fn check_key_free(tx: &mut dyn Tx, project: &str, key: &str) -> Resul
         None
     } else if tx.get_flag(project, key)?.is_some() {
         Some(("flag", "flag_key_taken"))
-    } else if tx.get_group(project, key)?.is_some() {
+    } else if tx.get_document(project, GROUPS, key)?.is_some() {
         Some(("group", "group_key_taken"))
     } else {
         None
@@ -691,9 +691,13 @@ fn view(g: &Group, flags: &[Flag], groups: &[Group]) -> GroupView {
     }
 }
 
-fn group_row(g: &Group) -> Result<GroupRow> {
-    Ok(GroupRow {
+/// The store's collection of groups.
+pub(crate) const GROUPS: &str = "group";
+
+fn group_row(g: &Group) -> Result<DocumentRow> {
+    Ok(DocumentRow {
         project: g.project.clone(),
+        collection: GROUPS.to_string(),
         key: g.key.clone(),
         kind: g.kind.as_str().to_string(),
         archived: g.archived,
@@ -704,13 +708,16 @@ fn group_row(g: &Group) -> Result<GroupRow> {
     })
 }
 
-pub(crate) fn group(row: &GroupRow) -> Result<Group> {
+pub(crate) fn group(row: &DocumentRow) -> Result<Group> {
     from_doc("group", &row.key, &row.doc)
 }
 
 /// Every group of a project, archived ones included.
 pub(crate) fn project_groups(tx: &mut dyn Tx, project: &str) -> Result<Vec<Group>> {
-    tx.list_groups(project, None)?.iter().map(group).collect()
+    tx.list_documents(project, GROUPS, None)?
+        .iter()
+        .map(group)
+        .collect()
 }
 
 fn project_flags(tx: &mut dyn Tx, project: &str) -> Result<Vec<Flag>> {
@@ -729,7 +736,7 @@ pub(crate) fn load(tx: &mut dyn Tx, project: &str, kind: GroupKind, key: &str) -
     if !is_url_safe_key(project) || !is_url_safe_key(key) {
         return Err(not_found());
     }
-    match tx.get_group(project, key)? {
+    match tx.get_document(project, GROUPS, key)? {
         Some(row) if row.kind == kind.as_str() => group(&row),
         _ => Err(not_found()),
     }

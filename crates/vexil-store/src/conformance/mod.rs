@@ -53,22 +53,22 @@
 //! | `webhooks_round_trip` | insert/get/list/update/delete, conflict on id, cascade to outbox and log |
 //! | `outbox_claims_and_outcomes` | due rows oldest first, bounded, leased; outcomes; purge |
 //! | `delivery_log_keeps_the_newest` | newest first, only the last `keep` per webhook |
-//! | `groups_round_trip` | insert/get/list (by kind)/update of groups, conflicts, version checks |
+//! | `documents_round_trip` | insert/get/list (by kind)/update of documents per collection, conflicts, version checks |
 
+mod documents;
 mod entities;
-mod groups;
 mod listing;
 mod sdk;
 mod sessions;
 mod transactions;
 mod webhooks;
 
+pub use documents::documents_round_trip;
 pub use entities::{
     api_keys_round_trip, cohort_member_replace_is_atomic, cohorts_round_trip, deployment_conflicts,
     deployments_round_trip, flag_conflicts, flags_round_trip, history_pages_newest_first,
     project_conflicts, projects_round_trip, version_checks,
 };
-pub use groups::groups_round_trip;
 pub use listing::{
     dependents_follow_prerequisites, flag_links_follow_updates, list_flags_filters,
     list_flags_pagination, list_flags_tags_match_exactly, list_flags_text_search,
@@ -136,7 +136,7 @@ pub const CASES: &[Case] = table![
     webhooks_round_trip,
     outbox_claims_and_outcomes,
     delivery_log_keeps_the_newest,
-    groups_round_trip,
+    documents_round_trip,
 ];
 
 /// Runs every case, each on a fresh store from `make`; panics on the first failure.
@@ -186,7 +186,7 @@ macro_rules! conformance_tests {
             webhooks_round_trip,
             outbox_claims_and_outcomes,
             delivery_log_keeps_the_newest,
-            groups_round_trip,
+            documents_round_trip,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

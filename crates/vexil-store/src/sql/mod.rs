@@ -8,7 +8,7 @@
 //! then checks.
 
 mod codec;
-mod groups;
+mod documents;
 mod sdk;
 mod sessions;
 pub(crate) mod upgrade;
@@ -23,7 +23,7 @@ use crate::rows::{
     ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
     ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
 };
-use crate::rows::{DeliveryRow, GroupRow, OutboxRow, WebhookRow};
+use crate::rows::{DeliveryRow, DocumentRow, OutboxRow, WebhookRow};
 use crate::{Result, StoreError, Tx};
 
 /// A parameter or a result cell.
@@ -409,20 +409,30 @@ impl Tx for SqlTx<'_> {
         self.write_flag_links(row, true)
     }
 
-    fn get_group(&mut self, project: &str, key: &str) -> Result<Option<GroupRow>> {
-        groups::get_group(self, project, key)
+    fn get_document(
+        &mut self,
+        project: &str,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<DocumentRow>> {
+        documents::get(self, project, collection, key)
     }
 
-    fn list_groups(&mut self, project: &str, kind: Option<&str>) -> Result<Vec<GroupRow>> {
-        groups::list_groups(self, project, kind)
+    fn list_documents(
+        &mut self,
+        project: &str,
+        collection: &str,
+        kind: Option<&str>,
+    ) -> Result<Vec<DocumentRow>> {
+        documents::list(self, project, collection, kind)
     }
 
-    fn insert_group(&mut self, row: &GroupRow) -> Result<()> {
-        groups::insert_group(self, row)
+    fn insert_document(&mut self, row: &DocumentRow) -> Result<()> {
+        documents::insert(self, row)
     }
 
-    fn update_group(&mut self, row: &GroupRow, expected_version: i64) -> Result<()> {
-        groups::update_group(self, row, expected_version)
+    fn update_document(&mut self, row: &DocumentRow, expected_version: i64) -> Result<()> {
+        documents::update(self, row, expected_version)
     }
 
     fn get_cohort(&mut self, project: &str, id: &str) -> Result<Option<CohortRow>> {
