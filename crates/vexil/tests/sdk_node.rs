@@ -8,8 +8,13 @@
 //! The expectations come from the binary's own engine, never from this file: the test only says
 //! who the users are and how the flags are configured.
 //!
-//! Without `node` or without `tests/sdk-node/node_modules` (`npm ci` there) the test is skipped
-//! with a message, except under `CI=true`, where that is a failure.
+//! A second test, `node_sdks_agree_on_groups`, sets up mutual-exclusion and holdout groups
+//! (`sdk_node/groups.rs`) and runs `tests/sdk-node/groups.mjs`: there the reference is remote
+//! evaluation, which Amplitude's own JS engine on the served configs and the Node SDK's local
+//! clients must agree with, and every answer must keep the groups' guarantees.
+//!
+//! Without `node` or without `tests/sdk-node/node_modules` (`npm ci` there) the tests are
+//! skipped with a message, except under `CI=true`, where that is a failure.
 
 #![allow(
     clippy::unwrap_used,
@@ -34,6 +39,8 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
 const NODE_DEADLINE: Duration = Duration::from_secs(50);
 
 mod common;
+#[path = "sdk_node/groups.rs"]
+mod groups;
 
 use common::{missing_node, repo_dir, skip, start, wait_until, TempDir};
 
@@ -709,4 +716,27 @@ async fn node_sdks_agree_with_vexil_eval() {
     let expected = expected(&s.dir.0, &configs, &users);
     let fixture = s.fixture(json!({"configs": configs, "users": users, "expected": expected}));
     run_script(&sdk_dir, &s.dir.0, "run.mjs", &fixture, s.started).await;
+}
+
+/// Mutual-exclusion and holdout groups (`groups.rs` sets them up): Amplitude's JS engine on the
+/// served configs, and its Node SDK evaluating locally, against remote evaluation, and the
+/// groups' guarantees in every answer (`tests/sdk-node/groups.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdks_agree_on_groups() {
+    let sdk_dir = repo_dir("tests/sdk-node");
+    if let Some(reason) = missing_node(&sdk_dir) {
+        skip("the Node SDK groups test", &reason);
+        return;
+    }
+    let s = Setup::new("vexil-sdk-node-groups").await;
+    let scenario = groups::set_up(&s.api, &s.project.key).await;
+    served_configs(
+        &s.api,
+        &s.project.server_key,
+        &scenario.versions,
+        &scenario.groups,
+    )
+    .await;
+    let fixture = s.fixture(json!({"users": groups::users(), "scenario": scenario.declared}));
+    run_script(&sdk_dir, &s.dir.0, "groups.mjs", &fixture, s.started).await;
 }
