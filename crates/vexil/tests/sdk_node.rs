@@ -8,8 +8,13 @@
 //! The expectations come from the binary's own engine, never from this file: the test only says
 //! who the users are and how the flags are configured.
 //!
-//! Without `node` or without `tests/sdk-node/node_modules` (`npm ci` there) the test is skipped
-//! with a message, except under `CI=true`, where that is a failure.
+//! A second test, `node_sdks_agree_on_groups`, sets up mutual-exclusion and holdout groups
+//! (`sdk_node/groups.rs`) and runs `tests/sdk-node/groups.mjs`: there the reference is remote
+//! evaluation, which Amplitude's own JS engine on the served configs and the Node SDK's local
+//! clients must agree with, and every answer must keep the groups' guarantees.
+//!
+//! Without `node` or without `tests/sdk-node/node_modules` (`npm ci` there) the tests are
+//! skipped with a message, except under `CI=true`, where that is a failure.
 
 #![allow(
     clippy::unwrap_used,
@@ -34,6 +39,8 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
 const NODE_DEADLINE: Duration = Duration::from_secs(50);
 
 mod common;
+#[path = "sdk_node/groups.rs"]
+mod groups;
 
 use common::{missing_node, repo_dir, skip, start, wait_until, TempDir};
 
@@ -436,31 +443,41 @@ async fn project(api: &Api) -> Project {
     }
 }
 
+/// Creates a flag with a salt fixed by its key, so that every run buckets the same users the
+/// same way; returns its version.
+async fn create_flag(api: &Api, project: &str, key: &str, extra: &Value) -> i64 {
+    let salt: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let mut body = json!({"project": project, "name": key, "key": key, "bucketing_salt": salt});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (version, created) = api
+        .json(Method::POST, "/api/v1/flags", &body, None, 201)
+        .await;
+    version.unwrap_or_else(|| panic!("no ETag creating {key}: {created}"))
+}
+
+/// Activates a flag at `version`; returns its new version.
+async fn activate(api: &Api, key: &str, version: i64) -> i64 {
+    let path = format!("/api/v1/flags/{key}/activate");
+    let (v, body) = api
+        .json(Method::POST, &path, &json!({}), Some(version), 200)
+        .await;
+    v.unwrap_or_else(|| panic!("no ETag activating {key}: {body}"))
+}
+
 /// Creates and activates the flags and imports the typed ones; returns the management version
 /// each Vexil flag must be served at.
 async fn create_flags(api: &Api, project: &str) -> BTreeMap<String, i64> {
     let mut versions = BTreeMap::new();
-    for (key, extra, activate) in flags() {
-        // A fixed salt per flag, so that every run buckets the same users the same way.
-        let salt: String = key
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(8)
-            .collect();
-        let mut body = json!({"project": project, "name": key, "key": key, "bucketing_salt": salt});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        let (version, created) = api
-            .json(Method::POST, "/api/v1/flags", &body, None, 201)
-            .await;
-        let mut version = version.unwrap_or_else(|| panic!("no ETag creating {key}: {created}"));
-        if activate {
-            let path = format!("/api/v1/flags/{key}/activate");
-            let (v, _) = api
-                .json(Method::POST, &path, &json!({}), Some(version), 200)
-                .await;
-            version = v.unwrap();
+    for (key, extra, active) in flags() {
+        let mut version = create_flag(api, project, key, &extra).await;
+        if active {
+            version = activate(api, key, version).await;
         }
         versions.insert(key.to_owned(), version);
     }
@@ -482,11 +499,15 @@ async fn create_flags(api: &Api, project: &str) -> BTreeMap<String, i64> {
     versions
 }
 
-/// Waits until the deployment serves every Vexil flag at its version and the imported ones;
-/// returns `GET /sdk/v2/flags?eval_mode=remote`.
-async fn served_configs(api: &Api, server_key: &str, versions: &BTreeMap<String, i64>) -> Value {
+/// Waits until the deployment serves every Vexil flag at its version and every key of `others`
+/// (imported flags, groups); returns `GET /sdk/v2/flags?eval_mode=remote`.
+async fn served_configs(
+    api: &Api,
+    server_key: &str,
+    versions: &BTreeMap<String, i64>,
+    others: &[String],
+) -> Value {
     let deadline = Instant::now() + PUBLISH_DEADLINE;
-    let imported = imported();
     loop {
         let configs: Value = api
             .http
@@ -507,20 +528,26 @@ async fn served_configs(api: &Api, server_key: &str, versions: &BTreeMap<String,
         let complete = versions
             .iter()
             .all(|(k, v)| served.get(k.as_str()) == Some(&&json!(v)))
-            && imported
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|c| served.contains_key(c["key"].as_str().unwrap()));
+            && others.iter().all(|k| served.contains_key(k.as_str()));
         if complete {
             return configs;
         }
         assert!(
             Instant::now() < deadline,
-            "the deployment did not serve {versions:?} in time: {served:?}"
+            "the deployment did not serve {versions:?} and {others:?} in time: {served:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The keys of the imported flags.
+fn imported_keys() -> Vec<String> {
+    imported()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The user as remote evaluation enriches it (`sdk-protocol.md` §A7): a user with a `user_id`
@@ -570,11 +597,11 @@ fn expected(dir: &Path, configs: &Value, users: &[Value]) -> Vec<Value> {
     results
 }
 
-/// Runs `node run.mjs` with the fixture; kills it at [`NODE_DEADLINE`]. Returns (success,
+/// Runs `node <script>` with the fixture; kills it at [`NODE_DEADLINE`]. Returns (success,
 /// stdout, stderr).
-fn run_node(sdk_dir: &Path, fixture: &Path, report: &Path) -> (bool, String, String) {
+fn run_node(sdk_dir: &Path, script: &str, fixture: &Path, report: &Path) -> (bool, String, String) {
     let mut child = Command::new("node")
-        .arg(sdk_dir.join("run.mjs"))
+        .arg(sdk_dir.join(script))
         .env("VEXIL_FIXTURE", fixture)
         .env("VEXIL_REPORT", report)
         .current_dir(sdk_dir)
@@ -600,6 +627,81 @@ fn run_node(sdk_dir: &Path, fixture: &Path, report: &Path) -> (bool, String, Str
     (status.is_some_and(|s| s.success()), stdout, stderr)
 }
 
+/// Writes the fixture, runs `node <script>` on it and asserts that it passed; prints its
+/// output and report, with the time `started` says setup took.
+async fn run_script(
+    sdk_dir: &Path,
+    dir: &Path,
+    script: &'static str,
+    fixture: &Value,
+    started: Instant,
+) {
+    let path = dir.join("fixture.json");
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    let report = dir.join("report.json");
+    let setup = started.elapsed();
+    let (ok, stdout, stderr) = {
+        let (sdk_dir, path, report) = (sdk_dir.to_owned(), path.clone(), report.clone());
+        tokio::task::spawn_blocking(move || run_node(&sdk_dir, script, &path, &report))
+            .await
+            .unwrap()
+    };
+    print!("{stdout}");
+    eprint!("{stderr}");
+    assert!(ok, "the Node SDK checks of {script} failed (output above)");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    println!(
+        "setup {setup:?}, total {:?}; report: {report:#}",
+        started.elapsed()
+    );
+}
+
+/// A running server, its management API as the admin, and a project set up by [`project`].
+struct Setup {
+    dir: TempDir,
+    _server: common::Server,
+    api: Api,
+    project: Project,
+    started: Instant,
+}
+
+impl Setup {
+    async fn new(prefix: &str) -> Setup {
+        let started = Instant::now();
+        let dir = TempDir::new(prefix);
+        let server = start(&dir.0.join("vexil.db"), &["--sync-interval-ms", "200"]);
+        let api = Api {
+            http: reqwest::Client::new(),
+            base: server.base(),
+            admin: server
+                .key
+                .clone()
+                .expect("a fresh database prints an admin key"),
+        };
+        let project = project(&api).await;
+        Setup {
+            dir,
+            _server: server,
+            api,
+            project,
+            started,
+        }
+    }
+
+    /// What every script needs to reach the server, with `extra` fields.
+    fn fixture(&self, extra: Value) -> Value {
+        let mut body = json!({
+            "base": self.api.base, "adminKey": self.api.admin, "project": self.project.key,
+            "serverKey": self.project.server_key, "projectApiKey": self.project.api_key,
+            "projectSecretKey": self.project.secret_key,
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_sdks_agree_with_vexil_eval() {
     let sdk_dir = repo_dir("tests/sdk-node");
@@ -607,49 +709,34 @@ async fn node_sdks_agree_with_vexil_eval() {
         skip("the Node SDK test", &reason);
         return;
     }
-    let started = Instant::now();
-    let dir = TempDir::new("vexil-sdk-node");
-    let server = start(&dir.0.join("vexil.db"), &["--sync-interval-ms", "200"]);
-    let (base, admin) = (
-        server.base(),
-        server
-            .key
-            .clone()
-            .expect("a fresh database prints an admin key"),
-    );
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: base.clone(),
-        admin: admin.clone(),
-    };
-    let project = project(&api).await;
-    let versions = create_flags(&api, &project.key).await;
-    let configs = served_configs(&api, &project.server_key, &versions).await;
+    let s = Setup::new("vexil-sdk-node").await;
+    let versions = create_flags(&s.api, &s.project.key).await;
+    let configs = served_configs(&s.api, &s.project.server_key, &versions, &imported_keys()).await;
     let users = users();
-    let expected = expected(&dir.0, &configs, &users);
+    let expected = expected(&s.dir.0, &configs, &users);
+    let fixture = s.fixture(json!({"configs": configs, "users": users, "expected": expected}));
+    run_script(&sdk_dir, &s.dir.0, "run.mjs", &fixture, s.started).await;
+}
 
-    let fixture = dir.0.join("fixture.json");
-    let body = json!({
-        "base": base, "adminKey": admin, "project": project.key,
-        "serverKey": project.server_key, "projectApiKey": project.api_key,
-        "projectSecretKey": project.secret_key, "configs": configs,
-        "users": users, "expected": expected,
-    });
-    std::fs::write(&fixture, body.to_string()).unwrap();
-    let report = dir.0.join("report.json");
-    let setup = started.elapsed();
-    let (ok, stdout, stderr) = {
-        let (sdk_dir, fixture, report) = (sdk_dir.clone(), fixture.clone(), report.clone());
-        tokio::task::spawn_blocking(move || run_node(&sdk_dir, &fixture, &report))
-            .await
-            .unwrap()
-    };
-    print!("{stdout}");
-    eprint!("{stderr}");
-    assert!(ok, "the Node SDK checks failed (output above)");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    println!(
-        "setup {setup:?}, total {:?}; report: {report:#}",
-        started.elapsed()
-    );
+/// Mutual-exclusion and holdout groups (`groups.rs` sets them up): Amplitude's JS engine on the
+/// served configs, and its Node SDK evaluating locally, against remote evaluation, and the
+/// groups' guarantees in every answer (`tests/sdk-node/groups.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdks_agree_on_groups() {
+    let sdk_dir = repo_dir("tests/sdk-node");
+    if let Some(reason) = missing_node(&sdk_dir) {
+        skip("the Node SDK groups test", &reason);
+        return;
+    }
+    let s = Setup::new("vexil-sdk-node-groups").await;
+    let scenario = groups::set_up(&s.api, &s.project.key).await;
+    served_configs(
+        &s.api,
+        &s.project.server_key,
+        &scenario.versions,
+        &scenario.groups,
+    )
+    .await;
+    let fixture = s.fixture(json!({"users": groups::users(), "scenario": scenario.declared}));
+    run_script(&sdk_dir, &s.dir.0, "groups.mjs", &fixture, s.started).await;
 }
