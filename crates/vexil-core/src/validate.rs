@@ -15,8 +15,10 @@ use crate::limits::{
     SEGMENTS_PER_FLAG, VALUES_PER_CONDITION, VARIANTS_PER_FLAG,
 };
 mod group;
+mod metric;
 
 pub use group::{validate_group, MAX_HOLDOUTS_PER_FLAG, MAX_SLOTS};
+pub use metric::{validate_metric, MAX_FILTERS, MAX_WINDOW_HOURS};
 
 use crate::model::{Condition, Flag, Rollout, Target, OFF, RESERVED_SEGMENT_NAMES, USER_FIELDS};
 

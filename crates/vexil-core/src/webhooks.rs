@@ -12,7 +12,14 @@ use sha2::Sha256;
 use crate::error::{Error, FieldError, Result};
 
 /// The entities whose changes are delivered. Experiments are flags.
-pub const ENTITIES: &[&str] = &["flag", "cohort", "deployment", "mutex_group", "holdout"];
+pub const ENTITIES: &[&str] = &[
+    "flag",
+    "cohort",
+    "deployment",
+    "mutex_group",
+    "holdout",
+    "metric",
+];
 
 /// What can happen to an entity, as event types spell it.
 pub const ACTIONS: &[&str] = &[

@@ -12,6 +12,7 @@ mod flags;
 pub(crate) mod groups;
 mod import;
 mod keys;
+mod metrics;
 mod projects;
 mod secrets;
 mod sessions;
@@ -39,6 +40,7 @@ pub use groups::{
 };
 pub use import::{ImportReport, ImportService};
 pub use keys::{CreatedKey, KeyInfo, KeyService};
+pub use metrics::{MetricPatch, MetricService, MetricVersion, NewMetric};
 pub use projects::{NewProject, ProjectPatch, ProjectService, ProjectView, RotateProjectKeys};
 pub use secrets::{SecretRotation, ServerSecrets, MAX_GRACE_SECONDS};
 pub use sessions::NewSession;
@@ -190,6 +192,7 @@ pub struct Services {
     pub deployments: DeploymentService,
     pub flags: FlagService,
     pub groups: GroupService,
+    pub metrics: MetricService,
     pub cohorts: CohortService,
     pub keys: KeyService,
     pub import: ImportService,
@@ -207,6 +210,7 @@ impl Services {
             deployments: DeploymentService { core: core.clone() },
             flags: FlagService { core: core.clone() },
             groups: GroupService { core: core.clone() },
+            metrics: MetricService { core: core.clone() },
             cohorts: CohortService { core: core.clone() },
             keys: KeyService {
                 core: core.clone(),

@@ -195,6 +195,19 @@ mod tests {
         ("PUT /api/v1/projects/{project}/cohorts/{cohort}", false),
         ("PATCH /api/v1/projects/{project}/holdouts/{key}", true),
         ("PATCH /api/v1/projects/{project}/mutex-groups/{key}", true),
+        ("PATCH /api/v1/projects/{project}/metrics/{key}", true),
+        (
+            "POST /api/v1/projects/{project}/metrics/{key}/archive",
+            true,
+        ),
+        (
+            "POST /api/v1/projects/{project}/metrics/{key}/unarchive",
+            true,
+        ),
+        (
+            "POST /api/v1/projects/{project}/metrics/{key}/versions/{version}/restore",
+            true,
+        ),
         (
             "POST /api/v1/projects/{project}/holdouts/{key}/archive",
             true,
@@ -268,9 +281,9 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, 7,
+            seen, 8,
             "offset and limit of the flag list, the versions' limits of flags, mutual-exclusion \
-             groups and holdouts, days, the delivery log's limit"
+             groups, holdouts and metrics, days, the delivery log's limit"
         );
     }
 

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vexil_core::diff::Change;
 use vexil_core::service::{
     Dependencies, EligibleGroups, Evaluation, ExposureParams, ExposureStats, FlagPatch, FlagQuery,
     FlagSummary, NewFlag, Saved, VersionInfo,
@@ -20,7 +19,7 @@ use super::doc::{
     BadRequest, Common, Conflict, Forbidden, IfMatchHeader, NotFound, PayloadTooLarge,
     PreconditionRequired, RequestTimeout, Unprocessable, UnsupportedMediaType,
 };
-use super::{tagged, PageBody};
+use super::{check_limit, tagged, Comparison, PageBody};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, IfMatch, Json, Path, Query};
 use crate::{blocking, AppState};
@@ -334,14 +333,7 @@ async fn list_versions(
     let limit = q.limit.unwrap_or(50);
     // The service would clamp the limit silently; the API refuses what its document declares
     // out of range, as the flag list does, so a client learns its page is not what it asked for.
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "out_of_range",
-            "limit is 1 to 500",
-            Some("limit".to_string()),
-        ));
-    }
+    check_limit(limit)?;
     blocking(move || {
         s.services
             .flags
@@ -376,14 +368,6 @@ struct CompareQuery {
     project: Option<String>,
     from: i64,
     to: i64,
-}
-
-/// What changed between two versions.
-#[derive(Debug, serde::Serialize, ToSchema)]
-struct Comparison {
-    from: i64,
-    to: i64,
-    changes: Vec<Change>,
 }
 
 /// Compare two versions of a flag field by field.

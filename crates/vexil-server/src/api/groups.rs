@@ -7,10 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vexil_core::diff::Change;
 use vexil_core::service::{
     GroupPatch, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch, NewHoldout, NewMutexGroup,
     Saved,
@@ -21,8 +20,8 @@ use super::doc::{
     BadRequest, Common, Conflict, Forbidden, IfMatchHeader, NotFound, PayloadTooLarge,
     PreconditionRequired, RequestTimeout, Unprocessable, UnsupportedMediaType,
 };
-use super::tagged;
-use crate::error::{ApiError, ApiResult};
+use super::{check_limit, tagged, CompareQuery, Comparison, VersionsQuery};
+use crate::error::ApiResult;
 use crate::extract::{Auth, IfMatch, Json, Path, Query};
 use crate::{blocking, AppState};
 
@@ -40,44 +39,6 @@ fn saved(status: StatusCode, s: &Saved<Group>) -> Response {
 struct ListQuery {
     /// `false` (default) lists unarchived groups, `true` archived ones.
     archived: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct VersionsQuery {
-    /// Versions older than this one.
-    before: Option<i64>,
-    /// At most this many, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct CompareQuery {
-    from: i64,
-    to: i64,
-}
-
-/// What changed between two versions of a group.
-#[derive(Debug, serde::Serialize, ToSchema)]
-struct GroupComparison {
-    from: i64,
-    to: i64,
-    changes: Vec<Change>,
-}
-
-fn check_limit(limit: u32) -> ApiResult<()> {
-    if (1..=500).contains(&limit) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "out_of_range",
-            "limit is 1 to 500",
-            Some("limit".to_string()),
-        ))
-    }
 }
 
 /// The handlers of one kind of group: `$path` is the collection's path, `$new` and `$patch`
@@ -225,18 +186,18 @@ macro_rules! group_api {
             #[doc = concat!("Compare two versions of a ", $label, " field by field.")]
             #[utoipa::path(get, path = concat!($path, "/{key}/versions/compare"), tag = "history",
                 params(("project" = String, Path), ("key" = String, Path), CompareQuery),
-                responses((status = 200, body = GroupComparison), BadRequest, NotFound, Unprocessable, Common),
+                responses((status = 200, body = Comparison), BadRequest, NotFound, Unprocessable, Common),
                 security(("bearer" = [])))]
             async fn compare(
                 State(s): State<AppState>,
                 Auth(_): Auth,
                 Path((project, key)): Path<(String, String)>,
                 Query(q): Query<CompareQuery>,
-            ) -> ApiResult<axum::Json<GroupComparison>> {
+            ) -> ApiResult<axum::Json<Comparison>> {
                 let (from, to) = (q.from, q.to);
                 let changes =
                     blocking(move || s.services.groups.compare(&project, $kind, &key, from, to)).await?;
-                Ok(axum::Json(GroupComparison { from, to, changes }))
+                Ok(axum::Json(Comparison { from, to, changes }))
             }
 
             #[doc = concat!("One version of a ", $label, ", with the group as it was.")]

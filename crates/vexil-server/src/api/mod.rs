@@ -6,6 +6,7 @@ mod doc;
 mod flags;
 mod groups;
 mod keys;
+mod metrics;
 mod projects;
 mod webhooks;
 
@@ -58,6 +59,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(projects::routes())
         .merge(flags::routes())
         .merge(groups::routes())
+        .merge(metrics::routes())
         .merge(keys::routes())
         .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
@@ -106,6 +108,47 @@ pub(crate) fn tagged<T: Serialize>(status: StatusCode, version: i64, body: &T) -
         response.headers_mut().insert(header::ETAG, value);
     }
     response
+}
+
+/// Which versions of a project document (group, metric) to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct VersionsQuery {
+    /// Versions older than this one.
+    pub before: Option<i64>,
+    /// At most this many, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+/// The two versions to compare.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CompareQuery {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// What changed between two versions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Comparison {
+    pub from: i64,
+    pub to: i64,
+    pub changes: Vec<vexil_core::diff::Change>,
+}
+
+/// A versions page size the document declares: 1 to 500 (the services would clamp silently).
+pub(crate) fn check_limit(limit: u32) -> Result<(), ApiError> {
+    if (1..=500).contains(&limit) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "out_of_range",
+            "limit is 1 to 500",
+            Some("limit".to_string()),
+        ))
+    }
 }
 
 /// A page of results.

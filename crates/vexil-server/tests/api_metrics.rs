@@ -1,0 +1,240 @@
+//! Metrics over HTTP, on both backends: each kind created, every validation refusal naming its
+//! field, the predefined metrics, ratios and what they forbid, and history.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[macro_use]
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+
+on_both_backends!(metrics_are_defined_validated_and_versioned);
+
+const METRICS: &str = "/api/v1/projects/shop/metrics";
+
+async fn metrics_are_defined_validated_and_versioned(srv: &Server) {
+    srv.create_project("Shop").await;
+
+    // Every kind.
+    let purchase = srv
+        .post(METRICS, &json!({"name": "Purchase", "type": "conversion", "event_type": "Purchase",
+                                "filters": [{"scope": "event", "property": "plan", "op": "is", "values": ["pro", "team"]}],
+                                "conversion_window_hours": 72}))
+        .await
+        .ok(201)
+        .json;
+    assert_eq!(purchase["key"], "purchase");
+    assert_eq!(purchase["direction"], "increase");
+    srv.post(
+        METRICS,
+        &json!({"name": "Page views", "type": "count", "event_type": "Page View"}),
+    )
+    .await
+    .ok(201);
+    srv.post(METRICS, &json!({"name": "Revenue", "type": "sum", "event_type": "Purchase", "property": "amount",
+                               "winsorize_percentile": 99.0,
+                               "filters": [{"scope": "user", "property": "age", "op": "greater_or_equal", "values": ["18"]}]}))
+        .await
+        .ok(201);
+    let ratio = srv
+        .post(
+            METRICS,
+            &json!({"name": "Revenue per view", "type": "ratio", "numerator": "revenue",
+                                "denominator": "page-views", "direction": "increase"}),
+        )
+        .await
+        .ok(201)
+        .json;
+    assert_eq!(ratio["type"], "ratio");
+    srv.post(
+        METRICS,
+        &json!({"name": "Errors", "type": "count", "event_type": "Error", "direction": "decrease"}),
+    )
+    .await
+    .ok(201);
+
+    // Validation names the field.
+    for (body, code, field) in [
+        (
+            json!({"name": "x", "type": "count"}),
+            "required",
+            "event_type",
+        ),
+        (
+            json!({"name": "x", "type": "sum", "event_type": "Purchase"}),
+            "required",
+            "property",
+        ),
+        (
+            json!({"name": "x", "type": "conversion", "event_type": "E", "property": "p"}),
+            "not_for_kind",
+            "property",
+        ),
+        (
+            json!({"name": "x", "type": "count", "event_type": "E",
+                "filters": [{"scope": "event", "property": "n", "op": "greater", "values": ["ten"]}]}),
+            "not_a_number",
+            "filters[0].values[0]",
+        ),
+        (
+            json!({"name": "x", "type": "count", "event_type": "E",
+                "filters": [{"scope": "event", "property": "n", "op": "less", "values": ["1", "2"]}]}),
+            "one_value",
+            "filters[0].values",
+        ),
+        (
+            json!({"name": "x", "type": "count", "event_type": "E", "conversion_window_hours": 0}),
+            "out_of_range",
+            "conversion_window_hours",
+        ),
+        (
+            json!({"name": "x", "type": "count", "event_type": "E", "winsorize_percentile": 100.0}),
+            "out_of_range",
+            "winsorize_percentile",
+        ),
+        (
+            json!({"name": "x", "type": "conversion", "event_type": "E", "winsorize_percentile": 99.0}),
+            "not_for_kind",
+            "winsorize_percentile",
+        ),
+        (
+            json!({"name": "x", "type": "ratio", "numerator": "ghost", "denominator": "revenue"}),
+            "unknown_metric",
+            "numerator",
+        ),
+        (
+            json!({"name": "x", "type": "ratio", "numerator": "revenue", "denominator": "revenue-per-view"}),
+            "ratio_of_ratio",
+            "denominator",
+        ),
+        (
+            json!({"name": "x", "type": "ratio", "numerator": "revenue"}),
+            "required",
+            "denominator",
+        ),
+        (
+            json!({"name": "Exposure", "type": "count", "event_type": "E"}),
+            "reserved_key",
+            "key",
+        ),
+    ] {
+        srv.post(METRICS, &body).await.err(422, code, Some(field));
+    }
+    srv.post(
+        METRICS,
+        &json!({"name": "Purchase", "type": "count", "event_type": "E"}),
+    )
+    .await
+    .err(409, "metric_key_taken", Some("key"));
+    srv.post(
+        METRICS,
+        &json!({"name": "x", "type": "median", "event_type": "E"}),
+    )
+    .await
+    .err(400, "invalid_field", Some("type"));
+
+    // The predefined metrics come first and cannot change; ratios may use them.
+    let listed = srv.get(METRICS).await.ok(200).json;
+    let keys: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "exposure",
+            "any-active-event",
+            "errors",
+            "page-views",
+            "purchase",
+            "revenue",
+            "revenue-per-view"
+        ]
+    );
+    assert_eq!(listed[0]["builtin"], true);
+    assert_eq!(listed[0]["event_type"], "$exposure");
+    srv.get(&format!("{METRICS}/exposure")).await.ok(200);
+    srv.patch(&format!("{METRICS}/exposure"), 1, &json!({"name": "x"}))
+        .await
+        .err(409, "builtin_metric", None);
+    srv.post(
+        METRICS,
+        &json!({"name": "Purchases per exposure", "type": "ratio",
+                               "numerator": "purchase", "denominator": "exposure"}),
+    )
+    .await
+    .ok(201);
+
+    // A metric a ratio uses stays; the refusal names the ratio.
+    let revenue = format!("{METRICS}/revenue");
+    let v = srv.get(&revenue).await.ok(200).etag();
+    let r = srv.post_if(&format!("{revenue}/archive"), v).await;
+    r.err(409, "metric_in_use", None);
+    assert_eq!(r.blocking(), ["revenue-per-view"]);
+
+    // Changes: If-Match, immutable type, history with compare and restore.
+    let purchase_path = format!("{METRICS}/purchase");
+    srv.patch(&purchase_path, None, &json!({"name": "x"}))
+        .await
+        .err(428, "version_required", None);
+    srv.patch(&purchase_path, 1, &json!({"type": "count"}))
+        .await
+        .err(400, "invalid_field", Some("type"));
+    srv.patch(
+        &purchase_path,
+        1,
+        &json!({"conversion_window_hours": null, "description": "any plan"}),
+    )
+    .await
+    .ok(200);
+    let changed = srv.get(&purchase_path).await.ok(200).json;
+    assert_eq!(changed.get("conversion_window_hours"), None);
+    let versions = srv
+        .get(&format!("{purchase_path}/versions"))
+        .await
+        .ok(200)
+        .json;
+    let actions: Vec<&Value> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["action"])
+        .collect();
+    assert_eq!(actions, [&json!("update"), &json!("create")]);
+    let compare = srv
+        .get(&format!("{purchase_path}/versions/compare?from=1&to=2"))
+        .await
+        .ok(200)
+        .json;
+    assert!(!compare["changes"].as_array().unwrap().is_empty());
+    let restored = srv
+        .post_if(&format!("{purchase_path}/versions/1/restore"), 2)
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(restored["conversion_window_hours"], 72);
+    assert_eq!(restored["version"], 3);
+
+    // Archive and unarchive; an archived metric is listed apart and cannot join a ratio.
+    let errors = format!("{METRICS}/errors");
+    srv.post_if(&format!("{errors}/archive"), 1).await.ok(200);
+    let archived = srv
+        .get(&format!("{METRICS}?archived=true"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(archived[0]["key"], "errors");
+    srv.post(
+        METRICS,
+        &json!({"name": "y", "type": "ratio", "numerator": "errors", "denominator": "purchase"}),
+    )
+    .await
+    .err(422, "metric_archived", Some("numerator"));
+    srv.post_if(&format!("{errors}/unarchive"), 2).await.ok(200);
+    srv.get(&format!("{METRICS}/ghost"))
+        .await
+        .err(404, "not_found", None);
+}
