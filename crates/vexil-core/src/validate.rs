@@ -72,6 +72,7 @@ pub fn validate_flag(flag: &mut Flag) -> Vec<FieldError> {
         check_inclusions(e, flag);
     }
     check_prerequisites(e, flag);
+    metric::check_experiment(e, flag);
     group::check_memberships(
         e,
         &flag.key,

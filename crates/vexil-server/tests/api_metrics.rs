@@ -238,3 +238,96 @@ async fn metrics_are_defined_validated_and_versioned(srv: &Server) {
         .await
         .err(404, "not_found", None);
 }
+
+on_both_backends!(experiments_name_their_metrics_and_window);
+
+async fn experiments_name_their_metrics_and_window(srv: &Server) {
+    srv.create_project("Shop").await;
+    srv.post(
+        METRICS,
+        &json!({"name": "Purchase", "type": "conversion", "event_type": "Purchase"}),
+    )
+    .await
+    .ok(201);
+    srv.post(
+        METRICS,
+        &json!({"name": "Errors", "type": "count", "event_type": "Error", "direction": "decrease"}),
+    )
+    .await
+    .ok(201);
+    let exp = srv
+        .flag_in("shop", "checkout", json!({"type": "experiment"}))
+        .await;
+    assert_eq!(
+        exp["experiment"],
+        json!({"test": "sequential", "bayesian": false, "confidence": 0.95,
+               "correction": "bonferroni", "cuped": false}),
+        "an experiment starts with the defaults"
+    );
+    let settings = json!({"experiment": {"primary_metric": "purchase", "secondary_metrics": ["any-active-event"],
+                                          "guardrails": ["errors"], "control": "control", "cuped": true,
+                                          "test": "fixed_horizon", "correction": "holm", "confidence": 0.9}});
+    srv.update("checkout", &settings).await.ok(200);
+    for (body, code, field) in [
+        (
+            json!({"experiment": {"primary_metric": "ghost"}}),
+            "unknown_metric",
+            "experiment.primary_metric",
+        ),
+        (
+            json!({"experiment": {"control": "nope"}}),
+            "unknown_variant",
+            "experiment.control",
+        ),
+        (
+            json!({"experiment": {"confidence": 0.5}}),
+            "out_of_range",
+            "experiment.confidence",
+        ),
+        (
+            json!({"experiment": {"primary_metric": "purchase", "guardrails": ["purchase"]}}),
+            "duplicate",
+            "experiment.guardrails[0]",
+        ),
+        (
+            json!({"experiment": {"start": 2000, "end": 1000}}),
+            "before_start",
+            "experiment.end",
+        ),
+    ] {
+        srv.update("checkout", &body)
+            .await
+            .err(422, code, Some(field));
+    }
+    srv.flag_in("shop", "banner", json!({})).await;
+    srv.update("banner", &json!({"experiment": {}})).await.err(
+        422,
+        "not_an_experiment",
+        Some("experiment"),
+    );
+
+    // The analysis window follows activation.
+    let active = srv.action("checkout", "activate").await.ok(200).json;
+    let start = active["experiment"]["start"].as_i64().unwrap();
+    assert!(active["experiment"].get("end").is_none());
+    let stopped = srv.action("checkout", "deactivate").await.ok(200).json;
+    assert_eq!(stopped["experiment"]["start"], start);
+    assert!(stopped["experiment"]["end"].as_i64().unwrap() >= start);
+    let again = srv.action("checkout", "activate").await.ok(200).json;
+    assert_eq!(
+        again["experiment"]["start"], start,
+        "the window keeps its start"
+    );
+    assert!(
+        again["experiment"].get("end").is_none(),
+        "and is open again"
+    );
+
+    // A metric an experiment uses stays.
+    let errors = format!("{METRICS}/errors");
+    let r = srv.post_if(&format!("{errors}/archive"), 1).await;
+    r.err(409, "metric_in_use", None);
+    assert_eq!(r.blocking(), ["checkout"]);
+    assert!(r.message().contains("checkout"), "{}", r.text);
+    let _: Value = again;
+}

@@ -19,6 +19,7 @@ fn flag(key: &str) -> Flag {
         description: String::new(),
         kind: FlagType::Release,
         experiment_key: None,
+        experiment: None,
         evaluation_mode: EvaluationMode::Remote,
         bucketing_unit: "user_id".into(),
         bucketing_salt: "salt1234".into(),

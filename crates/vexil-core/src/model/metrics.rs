@@ -174,3 +174,105 @@ impl Metric {
         })
     }
 }
+
+/// How an experiment's effects are tested (`analysis.md` §4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestType {
+    /// Always-valid confidence sequences: results may be looked at any time (Amplitude's
+    /// default).
+    #[default]
+    Sequential,
+    /// A Welch t-test, valid once, at the planned end.
+    FixedHorizon,
+}
+
+/// How p-values are corrected for testing several metrics and treatments at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    #[default]
+    Bonferroni,
+    Holm,
+    BenjaminiHochberg,
+    None,
+}
+
+/// What an experiment is judged on and how: its metrics, its analysis window and its test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSettings {
+    /// The metric the decision rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_metric: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary_metrics: Vec<String>,
+    /// Metrics that must not get worse (one-sided "no harm" tests, not corrected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<String>,
+    /// Start of the analysis window (Unix milliseconds); set when the experiment is first
+    /// activated, editable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<i64>,
+    /// End of the analysis window; set when the experiment is deactivated (cleared when it is
+    /// activated again), editable. Open while absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<i64>,
+    #[serde(default)]
+    pub test: TestType,
+    /// Also show the Bayesian view (chance to win, risk).
+    #[serde(default)]
+    pub bayesian: bool,
+    /// Confidence level, e.g. 0.95.
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    #[serde(default)]
+    pub correction: Correction,
+    /// CUPED variance reduction with a 14-day pre-exposure period.
+    #[serde(default)]
+    pub cuped: bool,
+    /// The variant the others are compared with; the first variant when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+}
+
+fn default_confidence() -> f64 {
+    0.95
+}
+
+impl Default for ExperimentSettings {
+    fn default() -> Self {
+        ExperimentSettings {
+            primary_metric: None,
+            secondary_metrics: Vec::new(),
+            guardrails: Vec::new(),
+            start: None,
+            end: None,
+            test: TestType::default(),
+            bayesian: false,
+            confidence: default_confidence(),
+            correction: Correction::default(),
+            cuped: false,
+            control: None,
+        }
+    }
+}
+
+impl ExperimentSettings {
+    /// Every metric the settings name, with the field that names it.
+    pub fn metric_references(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.primary_metric {
+            out.push(("experiment.primary_metric".to_string(), m.as_str()));
+        }
+        for (list, name) in [
+            (&self.secondary_metrics, "secondary_metrics"),
+            (&self.guardrails, "guardrails"),
+        ] {
+            for (i, m) in list.iter().enumerate() {
+                out.push((format!("experiment.{name}[{i}]"), m.as_str()));
+            }
+        }
+        out
+    }
+}

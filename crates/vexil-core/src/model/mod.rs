@@ -13,7 +13,8 @@ mod metrics;
 
 pub use groups::{Group, GroupKind, Slot, SlotRef};
 pub use metrics::{
-    Direction, FilterOp, Metric, MetricKind, PropertyFilter, PropertyScope, BUILTIN_METRICS,
+    Correction, Direction, ExperimentSettings, FilterOp, Metric, MetricKind, PropertyFilter,
+    PropertyScope, TestType, BUILTIN_METRICS,
 };
 
 /// A project: holds deployments, flags and cohorts.
@@ -165,6 +166,9 @@ pub struct Flag {
     /// For experiments: the key analyses use (`experimentKey` in served metadata).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment_key: Option<String>,
+    /// For experiments: the metrics, analysis window and test of the results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentSettings>,
     pub evaluation_mode: EvaluationMode,
     /// `user_id`, `device_id`, another built-in user field, or a group type such as `company`.
     pub bucketing_unit: String,

@@ -14,8 +14,8 @@ use crate::diff::{diff, summary};
 use crate::error::{Error, FieldError, Result};
 use crate::keys::{is_url_safe_key, key_from_name, salt};
 use crate::model::{
-    EvaluationMode, Flag, FlagState, FlagType, ImportedConfig, Inclusion, Prerequisite, Rollout,
-    Segment, SlotRef, Target, Variant,
+    EvaluationMode, ExperimentSettings, Flag, FlagState, FlagType, ImportedConfig, Inclusion,
+    Prerequisite, Rollout, Segment, SlotRef, Target, Variant,
 };
 use crate::rules::{self, FlagSource};
 use crate::validate::validate_flag;
@@ -47,6 +47,9 @@ pub struct NewFlag {
     pub kind: FlagType,
     #[serde(default)]
     pub experiment_key: Option<String>,
+    /// Experiments: metrics, analysis window and test (defaults when absent).
+    #[serde(default)]
+    pub experiment: Option<ExperimentSettings>,
     #[serde(default = "remote")]
     pub evaluation_mode: EvaluationMode,
     #[serde(default = "user_id")]
@@ -92,6 +95,8 @@ pub struct FlagPatch {
     pub name: Option<String>,
     pub description: Option<String>,
     pub experiment_key: Option<String>,
+    /// Experiments: replaces the metrics, analysis window and test settings.
+    pub experiment: Option<ExperimentSettings>,
     pub evaluation_mode: Option<EvaluationMode>,
     pub bucketing_unit: Option<String>,
     /// Changing the salt moves users between variants; the response says so.
@@ -465,6 +470,12 @@ impl FlagService {
         self.change(actor, project, key, expected, "activate", |f, src| {
             rules::check_activate(src, f)?;
             f.state = FlagState::Active;
+            if let Some(settings) = &mut f.experiment {
+                // The analysis window opens at the first activation and stays open while the
+                // experiment runs.
+                settings.start.get_or_insert_with(now_ms);
+                settings.end = None;
+            }
             Ok(Vec::new())
         })
     }
@@ -478,6 +489,9 @@ impl FlagService {
     ) -> Result<Saved<Flag>> {
         self.change(actor, project, key, expected, "deactivate", |f, src| {
             f.state = FlagState::Inactive;
+            if let Some(settings) = &mut f.experiment {
+                settings.end = Some(now_ms());
+            }
             let active: Vec<String> = src
                 .dependents(&f.key)?
                 .into_iter()
@@ -776,6 +790,10 @@ fn new_flag(actor: &Actor, req: NewFlag) -> Result<Flag> {
         description: req.description,
         kind: req.kind,
         experiment_key: req.experiment_key,
+        experiment: match req.kind {
+            FlagType::Experiment => Some(req.experiment.unwrap_or_default()),
+            FlagType::Release => req.experiment,
+        },
         evaluation_mode: req.evaluation_mode,
         bucketing_unit: req.bucketing_unit,
         bucketing_salt: match req.bucketing_salt {
@@ -862,6 +880,9 @@ fn apply_patch(f: &mut Flag, p: FlagPatch) -> Result<Vec<String>> {
         mutex_group,
         holdouts
     );
+    if let Some(settings) = p.experiment {
+        f.experiment = Some(settings);
+    }
     if let Some(k) = p.experiment_key {
         f.experiment_key = Some(k);
     }
@@ -938,6 +959,26 @@ fn check_and_normalize(tx: &mut dyn Tx, before: Option<&Flag>, f: &mut Flag) -> 
                 ))
             }
             Some(_) => {}
+        }
+    }
+    if let Some(settings) = &f.experiment {
+        for (field, key) in settings.metric_references() {
+            match super::metrics::find(tx, &f.project, key)? {
+                None => errors.push(FieldError::new(
+                    field,
+                    "unknown_metric",
+                    format!(
+                        "project {:?} has no metric {key:?}; define it first",
+                        f.project
+                    ),
+                )),
+                Some(m) if m.archived => errors.push(FieldError::new(
+                    field,
+                    "metric_archived",
+                    format!("the metric {key:?} is archived"),
+                )),
+                Some(_) => {}
+            }
         }
     }
     if f.imported_config.is_none() {

@@ -349,6 +349,7 @@ fn import_flag(
                 description: String::new(),
                 kind: FlagType::Release,
                 experiment_key: None,
+                experiment: None,
                 evaluation_mode: EvaluationMode::Local,
                 bucketing_unit: "user_id".to_string(),
                 bucketing_salt: salt()?,

@@ -217,14 +217,29 @@ impl MetricService {
                 })
                 .map(|r| r.key)
                 .collect();
+            let mut users = users;
+            for row in tx.project_flags(project)? {
+                let f = super::convert::flag(&row)?;
+                let uses = f
+                    .experiment
+                    .as_ref()
+                    .is_some_and(|e| e.metric_references().iter().any(|(_, m)| *m == key));
+                if uses && !f.archived {
+                    users.push(f.key);
+                }
+            }
             if !users.is_empty() {
                 return Err(Error::blocked(
                     "metric_in_use",
                     format!(
-                        "{key:?} cannot be archived while the ratio metric{} {} use{} it",
-                        if users.len() == 1 { "" } else { "s" },
+                        "{key:?} cannot be archived while {} use{} it; take it out of {} first",
                         users.join(", "),
                         if users.len() == 1 { "s" } else { "" },
+                        if users.len() == 1 {
+                            "that metric or experiment"
+                        } else {
+                            "those"
+                        },
                     ),
                     users,
                 ));
@@ -447,6 +462,15 @@ fn stored(tx: &mut dyn Tx, project: &str, key: &str) -> Result<Metric> {
     match tx.get_document(project, METRICS, key)? {
         Some(row) => metric(&row),
         None => Err(not_found(key)),
+    }
+}
+
+/// The metric `key` of `project` (predefined or stored), if there is one.
+pub(crate) fn find(tx: &mut dyn Tx, project: &str, key: &str) -> Result<Option<Metric>> {
+    match load(tx, project, key) {
+        Ok(m) => Ok(Some(m)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{check_text, text_error};
 use crate::error::FieldError;
 use crate::keys::is_url_safe_key;
-use crate::model::{FilterOp, Metric, MetricKind, BUILTIN_METRICS};
+use crate::model::{FilterOp, Flag, FlagType, Metric, MetricKind, BUILTIN_METRICS};
 
 /// The most filters a metric has.
 pub const MAX_FILTERS: usize = 20;
@@ -178,5 +178,64 @@ fn op_name(op: FilterOp) -> &'static str {
         FilterOp::GreaterOrEqual => "greater_or_equal",
         FilterOp::Less => "less",
         FilterOp::LessOrEqual => "less_or_equal",
+    }
+}
+
+/// An experiment's settings: only on experiments, a confidence level between 80% and 99.9%, a
+/// control among the variants, a window that ends after it starts, each metric named once.
+pub(super) fn check_experiment(e: &mut Vec<FieldError>, flag: &Flag) {
+    let Some(settings) = &flag.experiment else {
+        return;
+    };
+    if flag.kind != FlagType::Experiment {
+        e.push(FieldError::new(
+            "experiment",
+            "not_an_experiment",
+            "only experiments have experiment settings; make the flag an experiment first",
+        ));
+        return;
+    }
+    if !(settings.confidence.is_finite() && (0.8..=0.999).contains(&settings.confidence)) {
+        e.push(FieldError::new(
+            "experiment.confidence",
+            "out_of_range",
+            "the confidence level is between 0.8 and 0.999 (0.95 is usual)",
+        ));
+    }
+    if let Some(control) = &settings.control {
+        if flag.variant(control).is_none() {
+            e.push(FieldError::new(
+                "experiment.control",
+                "unknown_variant",
+                format!("{control:?} is not a variant of this experiment"),
+            ));
+        }
+    }
+    if let (Some(start), Some(end)) = (settings.start, settings.end) {
+        if end <= start {
+            e.push(FieldError::new(
+                "experiment.end",
+                "before_start",
+                "the analysis window ends after it starts",
+            ));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (field, key) in settings.metric_references() {
+        if !seen.insert(key) {
+            e.push(FieldError::new(
+                field,
+                "duplicate",
+                format!("{key:?} is already one of this experiment's metrics"),
+            ));
+        }
+    }
+    let count = settings.secondary_metrics.len() + settings.guardrails.len();
+    if count > 50 {
+        e.push(FieldError::new(
+            "experiment.secondary_metrics",
+            "too_many",
+            "an experiment has at most 50 secondary metrics and guardrails",
+        ));
     }
 }

@@ -14,6 +14,7 @@ pub fn flag(key: &str) -> Flag {
         description: String::new(),
         kind: FlagType::Release,
         experiment_key: None,
+        experiment: None,
         evaluation_mode: EvaluationMode::Local,
         bucketing_unit: "user_id".into(),
         bucketing_salt: format!("salt-{key}"),

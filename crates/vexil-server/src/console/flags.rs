@@ -208,6 +208,7 @@ pub(crate) async fn create(state: St, session: Session, request: Request) -> Res
             description: f.text("description").unwrap_or_default(),
             kind: parse_type(f.get("type")).unwrap_or(FlagType::Release),
             experiment_key: None,
+            experiment: None,
             evaluation_mode: parse_mode(f.get("evaluation_mode")).unwrap_or(EvaluationMode::Remote),
             bucketing_unit: f
                 .text("bucketing_unit")

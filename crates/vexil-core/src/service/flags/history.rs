@@ -107,6 +107,7 @@ impl FlagService {
             f.name = old.name;
             f.description = old.description;
             f.experiment_key = old.experiment_key;
+            f.experiment = old.experiment;
             f.evaluation_mode = old.evaluation_mode;
             f.bucketing_unit = old.bucketing_unit;
             f.bucketing_salt = old.bucketing_salt;
