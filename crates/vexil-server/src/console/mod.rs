@@ -1,6 +1,7 @@
 //! The web console, served at `/`: server-rendered HTML (maud) over the same service methods as
 //! the JSON API, with a little hand-written JavaScript for what a form cannot do alone
-//! (generated keys, the allocation editor's rows, live weight shares, copy buttons).
+//! (generated keys, the allocation editor's rows, live weight shares, copy buttons, the slot
+//! editor's rows, asking before archiving a group).
 //!
 //! Sign-in takes a management key and starts a server-side session: the cookie holds a random
 //! token whose hash the store keeps (never the key's secret), `HttpOnly` and `SameSite=Strict`,
