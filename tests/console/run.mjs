@@ -13,6 +13,7 @@ import * as cohorts from './cohorts.mjs';
 import * as dependencies from './dependencies.mjs';
 import * as exposures from './exposures.mjs';
 import * as flags from './flags.mjs';
+import * as groups from './groups.mjs';
 import * as history from './history.mjs';
 import { launch, newContext, Runner } from './lib.mjs';
 import * as list from './list.mjs';
@@ -28,7 +29,7 @@ try {
   runner.watch(page);
   // What the steps make and later steps use: project and deployment keys, SDK keys, flags.
   const state = { fx, browser, context, page, project: null, deployments: {}, flags: {} };
-  const areas = [auth, projects, flags, allocation, cohorts, dependencies, exposures, history, list];
+  const areas = [auth, projects, flags, allocation, cohorts, dependencies, groups, exposures, history, list];
   for (const area of areas) {
     await area.steps(runner, state);
   }

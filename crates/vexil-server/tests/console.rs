@@ -1,7 +1,8 @@
 //! The web console over HTTP, without a browser: sign-in and the session cookie, CSRF, escaping,
 //! and the seeds' flows through the console's forms (project, deployments, a flag with variants
 //! and an allocation, prerequisites and the refusals that name their blocking flags, QA,
-//! history, cohorts), each checked against the JSON API. The same flows run in headless
+//! history, cohorts; mutual-exclusion and holdout groups with their pages and the
+//! Dependencies card's join and leave forms), each checked against the JSON API. The same flows run in headless
 //! Chromium in `crates/vexil/tests/console_browser.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
@@ -14,7 +15,7 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
-on_both_backends!(console_flows);
+on_both_backends!(console_flows, console_groups);
 
 /// A signed-in browser: the session cookie and the page's CSRF token.
 struct Browser<'s> {
@@ -587,4 +588,379 @@ async fn console_flows(srv: &Server) {
     // Another sign-in is a session of its own, unaffected.
     let again = Browser::sign_in(srv).await;
     assert_eq!(again.get("/flags").await.status, StatusCode::OK);
+}
+
+/// The version (ETag) of a group, from the JSON API.
+async fn group_version(srv: &Server, path: &str) -> String {
+    srv.get(&format!("/api/v1/projects/shop/{path}"))
+        .await
+        .ok(200)
+        .etag()
+        .to_string()
+}
+
+async fn console_groups(srv: &Server) {
+    srv.create_project("Shop").await;
+    let exp = json!({"type": "experiment", "evaluation_mode": "local",
+                     "all_other_users": {"percentage": 100, "weights": {"control": 1, "treatment": 1}}});
+    for key in ["exp-a", "exp-b"] {
+        srv.flag_in("shop", key, exp.clone()).await;
+    }
+    let b = Browser::sign_in(srv).await;
+    b.get("/projects/shop")
+        .await
+        .has("id=\"groups-link\" href=\"/projects/shop/groups\"");
+    b.get("/projects/shop/groups")
+        .await
+        .has("table id=\"groups\"")
+        .has("form id=\"new-mutex\"")
+        .has("form id=\"new-holdout\"")
+        .has("No group yet");
+
+    // A refused creation says why and keeps what was typed.
+    let r = b
+        .post(
+            "/projects/shop/mutex-groups",
+            &[
+                ("name", "Home page"),
+                ("key", ""),
+                ("description", "the home page tests"),
+                ("evaluation_mode", "local"),
+                ("bucketing_unit", "user_id"),
+                ("slots_present", "1"),
+                ("slots", "60"),
+                ("slots", "50"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    r.has("total 110")
+        .has("value=\"Home page\"")
+        .has("the home page tests</textarea>")
+        .has("name=\"slots\" min=\"1\" max=\"100\" step=\"1\" value=\"60\"")
+        .has("value=\"50\"");
+    srv.get("/api/v1/projects/shop/mutex-groups/mutex-home-page")
+        .await
+        .ok(404);
+    let r = b
+        .post(
+            "/projects/shop/mutex-groups",
+            &[
+                ("name", "Home page"),
+                ("slots_present", "1"),
+                ("slots", "lots"),
+            ],
+        )
+        .await;
+    r.has("the percentage of slot 1 must be a whole number");
+    b.post(
+        "/projects/shop/mutex-groups",
+        &[
+            ("name", "Home page"),
+            ("key", ""),
+            ("evaluation_mode", "local"),
+            ("bucketing_unit", "user_id"),
+            ("slots_present", "1"),
+            ("slots", "50"),
+            ("slots", "50"),
+        ],
+    )
+    .await
+    .redirects_to("/projects/shop/mutex-groups/mutex-home-page?notice=");
+    b.post(
+        "/projects/shop/holdouts",
+        &[
+            ("name", "Q4"),
+            ("evaluation_mode", "local"),
+            ("bucketing_unit", "user_id"),
+            ("percentage", "5"),
+            ("inclusions_ids", "always-1\nalways-2"),
+            ("exclusions_ids", "never-1"),
+            ("mutex_slot", ""),
+        ],
+    )
+    .await
+    .redirects_to("/projects/shop/holdouts/holdout-q4?notice=");
+    let h = srv
+        .get("/api/v1/projects/shop/holdouts/holdout-q4")
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(h["percentage"], 5);
+    assert_eq!(h["inclusions"]["ids"], json!(["always-1", "always-2"]));
+    assert_eq!(h["exclusions"]["ids"], json!(["never-1"]));
+    let list = b.get("/projects/shop/groups").await;
+    list.has("tr data-group=\"mutex-home-page\" data-type=\"mutual_exclusion\"")
+        .has("50% · 50% (0% unallocated)")
+        .has("tr data-group=\"holdout-q4\" data-type=\"holdout\"")
+        .has("holds out 5%");
+
+    // The Dependencies card offers the groups, with who holds each slot.
+    let page = b.get("/flags/exp-a?project=shop").await;
+    page.has("form id=\"join-mutex\"")
+        .has("value=\"mutex-home-page/1\"")
+        .has("<span class=\"free\">free</span>")
+        .has("form id=\"join-holdout\"")
+        .has("<option value=\"holdout-q4\"")
+        .has("No group limits this flag");
+    let v = srv.version("exp-a").await.to_string();
+    b.post(
+        "/flags/exp-a/mutex-group",
+        &[
+            ("project", "shop"),
+            ("version", &v),
+            ("_form", "join-mutex"),
+            ("slot", "mutex-home-page/1"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/exp-a?project=shop&notice=");
+    let v = srv.version("exp-a").await.to_string();
+    b.post(
+        "/flags/exp-a/holdouts",
+        &[
+            ("project", "shop"),
+            ("version", &v),
+            ("_form", "join-holdout"),
+            ("holdouts", "holdout-q4"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/exp-a?project=shop&notice=");
+    let a = srv.flag("exp-a").await.json;
+    assert_eq!(
+        a["mutex_group"],
+        json!({"group": "mutex-home-page", "slot": 1})
+    );
+    assert_eq!(a["holdouts"], json!(["holdout-q4"]));
+    let page = b.get("/flags/exp-a?project=shop").await;
+    page.has("p data-group=\"mutex-home-page\"")
+        .has("href=\"/projects/shop/mutex-groups/mutex-home-page\"")
+        .has("li data-holdout=\"holdout-q4\"")
+        .has("href=\"/projects/shop/holdouts/holdout-q4\"")
+        .has("holdout-q4 holds out 5% and slot-1 of mutex-home-page takes 50%")
+        .has("at most 47.5% of users")
+        .has("form id=\"leave-mutex\"")
+        .lacks("<option value=\"holdout-q4\"");
+
+    // Joining a held slot needs "share this slot": refused with the reason and a link to the
+    // holder, the choice kept.
+    let page = b.get("/flags/exp-b?project=shop").await;
+    page.has("held by <a href=\"/flags/exp-a?project=shop\"><code>exp-a</code></a>");
+    let v = srv.version("exp-b").await.to_string();
+    let r = b
+        .post(
+            "/flags/exp-b/mutex-group",
+            &[
+                ("project", "shop"),
+                ("version", &v),
+                ("_form", "join-mutex"),
+                ("slot", "mutex-home-page/1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    r.has("already holds exp-a")
+        .has("class=\"blocking\"")
+        .has("<a href=\"/flags/exp-a?project=shop\">exp-a</a>")
+        .has("value=\"mutex-home-page/1\" required checked");
+    assert!(srv.flag("exp-b").await.json["mutex_group"].is_null());
+    b.post(
+        "/flags/exp-b/mutex-group",
+        &[
+            ("project", "shop"),
+            ("version", &v),
+            ("slot", "mutex-home-page/2"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/exp-b");
+    let v = srv.version("exp-b").await.to_string();
+    b.post(
+        "/flags/exp-b/holdouts",
+        &[
+            ("project", "shop"),
+            ("version", &v),
+            ("holdouts", "holdout-q4"),
+        ],
+    )
+    .await
+    .redirects_to("/flags/exp-b");
+
+    // QA shows the groups the flag's result depends on.
+    b.post(
+        "/flags/exp-a/qa",
+        &[("project", "shop"), ("user_id", "always-1")],
+    )
+    .await
+    .has("<strong class=\"variant\">off</strong>")
+    .has("<tr data-flag=\"holdout-q4\"><td>holdout-q4</td><td class=\"variant\">holdout</td>");
+
+    // The group's page: slots with their members, the members, history link.
+    srv.action("exp-a", "activate").await.ok(200);
+    let page = b.get("/projects/shop/mutex-groups/mutex-home-page").await;
+    page.has("tr data-slot=\"1\"")
+        .has("<a href=\"/flags/exp-a?project=shop\"><code>exp-a</code></a> <span class=\"badge state-active\">active</span>")
+        .has("tr data-member=\"exp-b\"")
+        .has("id=\"locked-reason\"")
+        .has("fieldset id=\"slots\" data-slots=\"\" disabled")
+        .has("name=\"bucketing_unit\" value=\"user_id\" list=\"bucketing-units\" required disabled")
+        .has("data-confirm=")
+        .has("id=\"history-link\"");
+    // A refused edit says why and keeps what was typed.
+    let v = group_version(srv, "mutex-groups/mutex-home-page").await;
+    let r = b
+        .post(
+            "/projects/shop/mutex-groups/mutex-home-page",
+            &[
+                ("version", &v),
+                ("name", "Home v2"),
+                ("description", "typed"),
+                ("evaluation_mode", "local"),
+                ("slots_present", "1"),
+                ("slots", "40"),
+                ("slots", "40"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    r.has("deactivate")
+        .has("<a href=\"/flags/exp-a?project=shop\">exp-a</a>")
+        .has("value=\"Home v2\"")
+        .has("typed</textarea>");
+    // What does not move users is free.
+    b.post(
+        "/projects/shop/mutex-groups/mutex-home-page",
+        &[
+            ("version", &v),
+            ("name", "Home v2"),
+            ("description", ""),
+            ("evaluation_mode", "local"),
+        ],
+    )
+    .await
+    .redirects_to("/projects/shop/mutex-groups/mutex-home-page?notice=");
+    assert_eq!(
+        srv.get("/api/v1/projects/shop/mutex-groups/mutex-home-page")
+            .await
+            .ok(200)
+            .json["name"],
+        "Home v2"
+    );
+
+    // Archiving: refused while a member is active, with a link; then archived, listed behind
+    // the toggle, and unarchived.
+    let v = group_version(srv, "holdouts/holdout-q4").await;
+    let r = b
+        .post(
+            "/projects/shop/holdouts/holdout-q4/archive",
+            &[("version", &v)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    r.has("<a href=\"/flags/exp-a?project=shop\">exp-a</a>");
+    srv.action("exp-a", "deactivate").await.ok(200);
+    b.post(
+        "/projects/shop/holdouts/holdout-q4/archive",
+        &[("version", &v)],
+    )
+    .await
+    .redirects_to("/projects/shop/holdouts/holdout-q4?notice=Archived");
+    b.get("/projects/shop/groups")
+        .await
+        .lacks("tr data-group=\"holdout-q4\"");
+    b.get("/projects/shop/groups?archived=true")
+        .await
+        .has("tr data-group=\"holdout-q4\"")
+        .lacks("tr data-group=\"mutex-home-page\"");
+    let r = b.get("/projects/shop/holdouts/holdout-q4").await;
+    r.has("form id=\"unarchive-group\"")
+        .lacks("form id=\"group-settings\"");
+    let v = group_version(srv, "holdouts/holdout-q4").await;
+    b.post(
+        "/projects/shop/holdouts/holdout-q4/unarchive",
+        &[("version", &v)],
+    )
+    .await
+    .redirects_to("/projects/shop/holdouts/holdout-q4?notice=Unarchived");
+
+    // Edit a holdout, then its history: versions, compare, restore.
+    let v = group_version(srv, "holdouts/holdout-q4").await;
+    let holdout = srv.get("/api/v1/projects/shop/holdouts/holdout-q4").await;
+    let salt = holdout.json["bucketing_salt"].as_str().unwrap();
+    b.post(
+        "/projects/shop/holdouts/holdout-q4",
+        &[
+            ("version", &v),
+            ("name", "Q4"),
+            ("description", ""),
+            ("evaluation_mode", "local"),
+            ("bucketing_unit", "user_id"),
+            ("bucketing_salt", salt),
+            ("percentage", "10"),
+            ("inclusions_ids", "always-1"),
+            ("inclusions_cohorts", ""),
+            ("exclusions_ids", ""),
+            ("exclusions_cohorts", ""),
+            ("mutex_slot", ""),
+        ],
+    )
+    .await
+    .redirects_to("/projects/shop/holdouts/holdout-q4?notice=");
+    let h = srv
+        .get("/api/v1/projects/shop/holdouts/holdout-q4")
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(h["percentage"], 10);
+    assert_eq!(h["inclusions"]["ids"], json!(["always-1"]));
+    assert!(h.get("exclusions").is_none(), "{h}");
+    let history = b.get("/projects/shop/holdouts/holdout-q4/history").await;
+    history
+        .has("tr data-version=\"1\"")
+        .has("tr data-version=\"4\"")
+        .has("class=\"actor\">admin<")
+        .has("action=\"/projects/shop/holdouts/holdout-q4/history/1/restore\"");
+    b.get("/projects/shop/holdouts/holdout-q4/compare?from=1&to=4")
+        .await
+        .has("data-path=\"percentage\"");
+    let v = group_version(srv, "holdouts/holdout-q4").await;
+    b.post(
+        "/projects/shop/holdouts/holdout-q4/history/1/restore",
+        &[("version", &v)],
+    )
+    .await
+    .redirects_to("/projects/shop/holdouts/holdout-q4?notice=Restored");
+    assert_eq!(
+        srv.get("/api/v1/projects/shop/holdouts/holdout-q4")
+            .await
+            .ok(200)
+            .json["percentage"],
+        5
+    );
+
+    // Leaving: the mutual-exclusion group, and a holdout.
+    let v = srv.version("exp-b").await.to_string();
+    b.post(
+        "/flags/exp-b/mutex-group/leave",
+        &[("project", "shop"), ("version", &v)],
+    )
+    .await
+    .redirects_to("/flags/exp-b");
+    let v = srv.version("exp-b").await.to_string();
+    b.post(
+        "/flags/exp-b/holdouts",
+        &[("project", "shop"), ("version", &v)],
+    )
+    .await
+    .redirects_to("/flags/exp-b");
+    let flag = srv.flag("exp-b").await.json;
+    assert!(flag["mutex_group"].is_null(), "{flag}");
+    assert!(
+        flag["holdouts"].as_array().is_none_or(Vec::is_empty),
+        "{flag}"
+    );
+    // A group the project does not have.
+    let r = b.get("/projects/shop/holdouts/holdout-none").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -2,7 +2,7 @@
 //! SQLite database, then `tests/console/run.mjs`, which drives Debian's Chromium through
 //! `playwright-core` along the seeds' walkthroughs. It signs in and makes everything through the
 //! console's pages (projects, deployments, flags, variants, allocation, cohorts, prerequisites,
-//! activation, history) and checks what the pages show against what the server serves to SDKs
+//! mutual-exclusion and holdout groups, activation, history) and checks what the pages show against what the server serves to SDKs
 //! and what `vexil eval` computes.
 //!
 //! The test only starts the server and the script; the checks and their messages are in

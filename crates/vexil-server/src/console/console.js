@@ -20,20 +20,48 @@ function keyFromName(name) {
   return key.slice(0, 128);
 }
 
+// A generated key with the prefix its field asks for (`mutex-`, `holdout-`), not doubled.
+function generatedKey(target, name) {
+  const key = keyFromName(name);
+  const prefix = target.dataset.keyPrefix || "";
+  return key === "" || key.startsWith(prefix) ? key : (prefix + key).slice(0, 128);
+}
+
 // Generated keys and values follow the name until someone edits them by hand.
 document.addEventListener("input", (event) => {
   const el = event.target;
   if (el.dataset && el.dataset.generated === undefined && (el.dataset.keyTarget || el.dataset.valueTarget)) {
     for (const id of [el.dataset.keyTarget, el.dataset.valueTarget]) {
       const target = id && document.getElementById(id);
-      if (target && !target.dataset.edited) target.value = keyFromName(el.value);
+      if (target && !target.dataset.edited) target.value = generatedKey(target, el.value);
     }
   } else if (el.id && document.querySelector(`[data-key-target="${el.id}"], [data-value-target="${el.id}"]`)) {
     el.dataset.edited = "1";
   }
   const weights = el.closest && el.closest("[data-weights]");
   if (weights) updateShares(weights);
+  const slots = el.closest && el.closest("[data-slots]");
+  if (slots) renumberSlots(slots);
 });
+
+// The slot editor: rows numbered in order (slots are numbered by position), and the total
+// with what it leaves unallocated.
+function renumberSlots(editor) {
+  const rows = [...editor.querySelectorAll(".slot-row")];
+  let total = 0;
+  rows.forEach((row, n) => {
+    row.querySelector(".slot-number").textContent = String(n + 1);
+    row.querySelector(".remove-slot").setAttribute("aria-label", `Remove slot ${n + 1}`);
+    total += Math.max(0, parseInt(row.querySelector("input").value, 10) || 0);
+  });
+  const line = editor.querySelector(".slot-total");
+  if (line) {
+    line.textContent = total > 100
+      ? `The slots total ${total}%: at most 100% is allowed.`
+      : `The slots total ${total}%; ${100 - total}% of users are in no slot (unallocated).`;
+    line.classList.toggle("warning", total > 100);
+  }
+}
 
 // The share of each weight in a rollout: weights 1 and 4 show 20% and 80%.
 function updateShares(weights) {
@@ -78,6 +106,17 @@ document.addEventListener("click", async (event) => {
     el.closest(".condition").remove();
   } else if (el.classList.contains("remove-segment")) {
     el.closest(".segment").remove();
+  } else if (el.id === "add-slot") {
+    const editor = el.closest("[data-slots]");
+    const html = editor.querySelector("template").innerHTML;
+    editor.querySelector(".slot-rows").insertAdjacentHTML("beforeend", html);
+    renumberSlots(editor);
+    const inputs = editor.querySelectorAll(".slot-row input");
+    inputs[inputs.length - 1].focus();
+  } else if (el.classList.contains("remove-slot")) {
+    const editor = el.closest("[data-slots]");
+    el.closest(".slot-row").remove();
+    renumberSlots(editor);
   }
 });
 
@@ -102,8 +141,13 @@ document.addEventListener("change", (event) => {
 });
 
 // JSON fields are checked before they are sent (the server checks again): the reason shows
-// under the field.
+// under the field. Destructive forms (`data-confirm`) ask first.
 document.addEventListener("submit", (event) => {
+  const question = event.target.dataset.confirm;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+    return;
+  }
   for (const field of event.target.querySelectorAll("textarea[data-json]")) {
     field.parentElement.querySelector(".error")?.remove();
     if (field.value.trim() === "") continue;
@@ -123,4 +167,5 @@ document.addEventListener("submit", (event) => {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("select[data-variant-sets]").forEach(showVariantSet);
+  document.querySelectorAll("[data-slots]").forEach(renumberSlots);
 });

@@ -27,15 +27,18 @@ fn saved(project: &str, key: &str, what: &str, warnings: &[String]) -> Response 
     ))
 }
 
+/// The page again with the reason, and the refused form's fields for that form to show.
 async fn refused(
     console: &ConsoleState,
     session: &Session,
-    project: Option<String>,
+    fields: Fields,
     key: &str,
     err: &Error,
 ) -> Response {
+    let project = fields.text("project");
     let extra = Extra {
         error: Some((super::status_of(err), error_box(err, project.as_deref()))),
+        draft: Some(fields),
         ..Extra::default()
     };
     render(console, session, project, key, extra).await
@@ -43,7 +46,7 @@ async fn refused(
 
 /// Reads the form, runs `change` with the services, the actor, the project, the key and the
 /// fields, and answers as above.
-async fn change(
+pub(crate) async fn change(
     console: ConsoleState,
     session: Session,
     key: String,
@@ -67,7 +70,7 @@ async fn change(
     match submitted {
         Err(refusal) => refusal,
         Ok((_, Ok(s))) => saved(&s.value.project, &s.value.key, what, &s.warnings),
-        Ok((fields, Err(e))) => refused(&console, &session, fields.text("project"), &key, &e).await,
+        Ok((fields, Err(e))) => refused(&console, &session, fields, &key, &e).await,
     }
 }
 

@@ -4,10 +4,8 @@
 //! Hooks: `h1`, a state `.badge`, `form#activate|#deactivate|#archive|#unarchive`;
 //! `section#configure` with `form#settings` and `details#advanced`; `section#variants` rows
 //! `tr[data-variant]` with `form.edit-variant`, `form.delete-variant`, and `form#new-variant`;
-//! `section#allocation` with `form#allocation-form` (see `allocation.rs`); `section#dependencies` with
-//! `#prerequisites li[data-prerequisite]`, `form.remove-prerequisite`, `form#add-prerequisite`
-//! (`select[name=flag]`, `fieldset[data-for]` of `input[name=variants]`), `#dependents li`;
-//! `section#qa` with `form#qa-form` and `#qa-result`; `section#exposures` with `table#exposures`;
+//! `section#allocation` with `form#allocation-form` (see `allocation.rs`); `section#dependencies`
+//! (see `dependencies.rs`); `section#qa` with `form#qa-form` and `#qa-result`; `section#exposures` with `table#exposures`;
 //! `a#history-link`.
 
 use axum::extract::{Path, RawQuery, Request};
@@ -16,21 +14,23 @@ use axum::response::Response;
 use maud::{html, Markup};
 use serde_json::Value as Json;
 use vexil_core::service::{
-    Dependencies, DeploymentView, Evaluation, ExposureParams, ExposureStats,
+    Dependencies, DeploymentView, EligibleGroups, Evaluation, ExposureParams, ExposureStats,
 };
 use vexil_core::{Actor, Cohort, Flag, FlagState, OFF};
 
 use super::layout::{self, csrf, error_box, notice, state_badge, when};
-use super::{allocation, call, flag_href, form, html, ConsoleState, Fields, Session, St};
+use super::{allocation, call, dependencies, form, html, ConsoleState, Fields, Session, St};
 
 /// What the page shows besides the flag itself.
 pub(crate) struct PageData {
     pub flag: Flag,
     deployments: Vec<DeploymentView>,
     cohorts: Vec<Cohort>,
-    dependencies: Dependencies,
+    pub dependencies: Dependencies,
     /// The flags that may become prerequisites, with their variants.
-    eligible: Vec<Flag>,
+    pub eligible: Vec<Flag>,
+    /// The groups the flag may join.
+    pub groups: EligibleGroups,
     exposures: Option<ExposureStats>,
 }
 
@@ -55,6 +55,7 @@ pub(crate) async fn load(
             .iter()
             .map(|f| services.flags.get(p, &f.key))
             .collect::<vexil_core::Result<Vec<Flag>>>()?;
+        let groups = services.flags.eligible_groups(p, &key)?;
         let params = ExposureParams {
             project: Some(flag.project.clone()),
             days: Some(7),
@@ -67,6 +68,7 @@ pub(crate) async fn load(
             cohorts,
             dependencies,
             eligible,
+            groups,
             exposures,
         })
     })
@@ -81,6 +83,8 @@ pub(crate) struct Extra {
     pub qa: Option<Result<Evaluation, Markup>>,
     /// The QA form's fields, kept after a test.
     pub qa_input: Option<Fields>,
+    /// The fields of a refused form, which the form shows again.
+    pub draft: Option<Fields>,
 }
 
 /// `GET /flags/{key}?project=…`.
@@ -160,7 +164,7 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
                 (allocation::panel(f, &data.cohorts, hidden.clone(), &format!("{base}/allocation")))
             }
         }
-        (dependencies(data, &base, &hidden))
+        (dependencies::card(data, &base, &hidden, extra.draft.as_ref()))
         (qa_section(f, &base, &hidden, extra.qa.as_ref(), extra.qa_input.as_ref()))
         (exposures(f, data.exposures.as_ref()))
     }
@@ -284,66 +288,6 @@ fn variants(f: &Flag, base: &str, hidden: &Markup) -> Markup {
                 label { "Payload (JSON)" textarea name="payload" rows="2" data-json="" placeholder="{\"layout\": \"b\"}" {} }
                 label { "Description" input name="description"; }
                 button type="submit" { "Apply" }
-            }
-        }
-    }
-}
-
-fn dependencies(data: &PageData, base: &str, hidden: &Markup) -> Markup {
-    let f = &data.flag;
-    let deps = &data.dependencies;
-    html! {
-        section #dependencies {
-            h2 { "Dependencies" }
-            h3 { "Prerequisites" }
-            p.hint { "This flag is evaluated only for users who get one of the chosen variants of each prerequisite; "
-                code { "off" } " stands for the users a prerequisite does not serve." }
-            ul #prerequisites {
-                @for p in &deps.prerequisites {
-                    li data-prerequisite=(p.flag.key) {
-                        a href=(flag_href(&f.project, &p.flag.key)) { (p.flag.name) }
-                        " " (state_badge(p.flag.state, p.flag.archived)) " is one of " code { (p.variants.join(", ")) }
-                        form.remove-prerequisite method="post" action=(format!("{base}/prerequisites/{}/delete", form::encode(&p.flag.key))) {
-                            (hidden)
-                            input type="hidden" name="version" value=(f.version);
-                            button type="submit" { "Remove" }
-                        }
-                    }
-                }
-                @if deps.prerequisites.is_empty() { li.none { "None." } }
-            }
-            @if data.eligible.is_empty() {
-                p.hint { "No flag of this project can be a prerequisite of this one." }
-            } @else {
-                form #add-prerequisite method="post" action=(format!("{base}/prerequisites")) {
-                    (hidden)
-                    input type="hidden" name="version" value=(f.version);
-                    label { "Depend on"
-                        select name="flag" data-variant-sets="" {
-                            option value="" { "Select a flag or experiment" }
-                            @for e in &data.eligible { option value=(e.key) { (e.name) " (" (e.key) ")" } }
-                        }
-                    }
-                    @for e in &data.eligible {
-                        fieldset.prerequisite-variants data-for=(e.key) hidden {
-                            legend { "Variants of " (e.key) }
-                            @for v in &e.variants {
-                                label.inline { input type="checkbox" name="variants" value=(v.key); " " (v.key) }
-                            }
-                            label.inline { input type="checkbox" name="variants" value=(OFF); " Off" }
-                        }
-                    }
-                    button type="submit" { "Add dependency" }
-                }
-            }
-            h3 { "Dependents" }
-            ul #dependents {
-                @for d in &deps.dependents {
-                    li data-dependent=(d.flag.key) {
-                        a href=(flag_href(&f.project, &d.flag.key)) { (d.flag.name) } " needs " code { (d.variants.join(", ")) }
-                    }
-                }
-                @if deps.dependents.is_empty() { li.none { "No flag depends on this one." } }
             }
         }
     }

@@ -1,5 +1,6 @@
-//! A flag's history: every version with who, when and what changed; the comparison of two
-//! versions field by field; restoring one (which is itself a new version).
+//! The history of a flag or a group: every version with who, when and what changed; the
+//! comparison of two versions field by field; restoring one (which is itself a new version).
+//! Flags and groups share the pages; only the service calls and the links differ.
 //!
 //! Hooks: `table#versions` rows `tr[data-version]` with `.actor`, `.summary`, `form.restore`;
 //! `form#compare` (`from`, `to`); `#changes li`.
@@ -7,13 +8,161 @@
 use axum::extract::{Path, RawQuery, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::html;
+use maud::{html, Markup};
+use vexil_core::diff::Change;
+use vexil_core::GroupKind;
 
 use super::layout::{self, csrf, error_box, when};
-use super::{call, flag_href, form, html, see_other, submit, Fields, Session, St};
+use super::{
+    call, flag_href, form, group_href, html, see_other, submit, ConsoleState, Fields, Session, St,
+};
 
 /// How many versions the page lists.
 const PAGE: u32 = 200;
+
+/// One row of the versions table.
+struct Row {
+    version: i64,
+    actor: String,
+    at: i64,
+    action: String,
+    summary: String,
+}
+
+/// What the history pages of one flag or group show around the versions.
+struct Subject {
+    project: String,
+    name: String,
+    /// The flag's or group's page.
+    href: String,
+    /// Its history page, without a query (compare and restore hang below it).
+    base: String,
+    version: i64,
+}
+
+impl Subject {
+    fn history_href(&self) -> String {
+        format!(
+            "{}/history?project={}",
+            self.base,
+            form::encode(&self.project)
+        )
+    }
+}
+
+fn refused_page(
+    console: &ConsoleState,
+    session: &Session,
+    title: &str,
+    e: &vexil_core::Error,
+    project: Option<&str>,
+) -> Response {
+    html(
+        super::status_of(e),
+        layout::page(console, session, title, error_box(e, project)),
+    )
+}
+
+fn versions_page(
+    console: &ConsoleState,
+    session: &Session,
+    s: &Subject,
+    versions: &[Row],
+    error: Option<String>,
+) -> Markup {
+    html! {
+        p.crumbs { a href=(s.href) { (s.name) } " / History" }
+        h1 { "History of " (s.name) }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form #compare method="get" action=(format!("{}/compare", s.base)) {
+            input type="hidden" name="project" value=(s.project);
+            label { "Compare version"
+                select name="from" { @for v in versions { option value=(v.version) selected[v.version + 1 == s.version] { (v.version) } } }
+            }
+            label { "with"
+                select name="to" { @for v in versions { option value=(v.version) selected[v.version == s.version] { (v.version) } } }
+            }
+            button type="submit" { "Compare" }
+        }
+        table #versions {
+            thead { tr { th { "Version" } th { "Who" } th { "When" } th { "Action" } th { "What changed" } th {} } }
+            tbody {
+                @for v in versions {
+                    tr data-version=(v.version) {
+                        td { (v.version) }
+                        td.actor { (v.actor) }
+                        td.when { (when(v.at)) }
+                        td.action { (v.action) }
+                        td.summary { (v.summary) }
+                        td {
+                            @if v.version != s.version {
+                                form.restore method="post" action=(format!("{}/history/{}/restore", s.base, v.version)) {
+                                    (csrf(console, session))
+                                    input type="hidden" name="project" value=(s.project);
+                                    input type="hidden" name="version" value=(s.version);
+                                    button type="submit" { "Restore version " (v.version) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn compare_page(s: &Subject, from: i64, to: i64, changes: &[Change]) -> Markup {
+    let json = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map_or_else(|| "(absent)".to_owned(), |v| v.to_string())
+    };
+    html! {
+        p.crumbs { a href=(s.href) { (s.name) } " / " a href=(s.history_href()) { "History" } " / Compare" }
+        h1 { "Version " (from) " → version " (to) }
+        @if changes.is_empty() { p { "No difference." } }
+        ul #changes {
+            @for c in changes {
+                li data-path=(c.path) { code { (c.path) } ": " span.before { (json(&c.before)) } " → " span.after { (json(&c.after)) } }
+            }
+        }
+    }
+}
+
+/// `?from=…&to=…`, 1 when absent or not a number.
+fn compared(q: &Fields) -> (i64, i64) {
+    let at = |name: &str| q.get(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(1);
+    (at("from"), at("to"))
+}
+
+/// After a refused restore: back to the history page with the reason.
+fn restore_refused(s_base: &str, project: &str, e: &vexil_core::Error) -> Response {
+    see_other(&format!(
+        "{s_base}/history?project={}&error={}",
+        form::encode(project),
+        form::encode(&e.to_string())
+    ))
+}
+
+fn flag_subject(flag: &vexil_core::Flag) -> Subject {
+    Subject {
+        project: flag.project.clone(),
+        name: flag.name.clone(),
+        href: flag_href(&flag.project, &flag.key),
+        base: format!("/flags/{}", form::encode(&flag.key)),
+        version: flag.version,
+    }
+}
+
+fn group_subject(g: &vexil_core::Group) -> Subject {
+    let href = group_href(&g.project, g.kind, &g.key);
+    Subject {
+        project: g.project.clone(),
+        name: g.name.clone(),
+        base: href.clone(),
+        href,
+        version: g.version,
+    }
+}
 
 /// `GET /flags/{key}/history?project=…`.
 pub(crate) async fn list(
@@ -26,69 +175,36 @@ pub(crate) async fn list(
     let q = Fields::parse(query.unwrap_or_default().as_bytes());
     let project = q.text("project");
     let services = console.services.clone();
-    let (p, k) = (project.clone(), key.clone());
+    let p = project.clone();
     let loaded = call(move || {
-        let flag = services.flags.get(p.as_deref(), &k)?;
+        let flag = services.flags.get(p.as_deref(), &key)?;
         let versions = services
             .flags
-            .versions(Some(&flag.project), &k, None, PAGE)?;
+            .versions(Some(&flag.project), &key, None, PAGE)?;
         Ok((flag, versions))
     })
     .await;
     let (flag, versions) = match loaded {
         Ok(x) => x,
-        Err(e) => {
-            return html(
-                super::status_of(&e),
-                layout::page(
-                    &console,
-                    &session,
-                    "History",
-                    error_box(&e, project.as_deref()),
-                ),
-            )
-        }
+        Err(e) => return refused_page(&console, &session, "History", &e, project.as_deref()),
     };
-    let base = format!("/flags/{}", form::encode(&flag.key));
-    let body = html! {
-        p.crumbs { a href=(flag_href(&flag.project, &flag.key)) { (flag.name) } " / History" }
-        h1 { "History of " (flag.name) }
-        @if let Some(e) = q.text("error") { p.error role="alert" { (e) } }
-        form #compare method="get" action=(format!("{base}/compare")) {
-            input type="hidden" name="project" value=(flag.project);
-            label { "Compare version"
-                select name="from" { @for v in &versions { option value=(v.version) selected[v.version + 1 == flag.version] { (v.version) } } }
-            }
-            label { "with"
-                select name="to" { @for v in &versions { option value=(v.version) selected[v.version == flag.version] { (v.version) } } }
-            }
-            button type="submit" { "Compare" }
-        }
-        table #versions {
-            thead { tr { th { "Version" } th { "Who" } th { "When" } th { "Action" } th { "What changed" } th {} } }
-            tbody {
-                @for v in &versions {
-                    tr data-version=(v.version) {
-                        td { (v.version) }
-                        td.actor { (v.actor) }
-                        td.when { (when(v.at)) }
-                        td.action { (v.action) }
-                        td.summary { (v.summary) }
-                        td {
-                            @if v.version != flag.version {
-                                form.restore method="post" action=(format!("{base}/history/{}/restore", v.version)) {
-                                    (csrf(&console, &session))
-                                    input type="hidden" name="project" value=(flag.project);
-                                    input type="hidden" name="version" value=(flag.version);
-                                    button type="submit" { "Restore" }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    };
+    let rows: Vec<Row> = versions
+        .into_iter()
+        .map(|v| Row {
+            version: v.version,
+            actor: v.actor,
+            at: v.at,
+            action: v.action,
+            summary: v.summary,
+        })
+        .collect();
+    let body = versions_page(
+        &console,
+        &session,
+        &flag_subject(&flag),
+        &rows,
+        q.text("error"),
+    );
     html(
         StatusCode::OK,
         layout::page(&console, &session, "History", body),
@@ -105,52 +221,27 @@ pub(crate) async fn compare(
     let console = state.0;
     let q = Fields::parse(query.unwrap_or_default().as_bytes());
     let project = q.text("project");
-    let from = q
-        .get("from")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(1);
-    let to = q.get("to").and_then(|v| v.parse::<i64>().ok()).unwrap_or(1);
+    let (from, to) = compared(&q);
     let services = console.services.clone();
-    let (p, k) = (project.clone(), key.clone());
+    let p = project.clone();
     let result = call(move || {
-        let flag = services.flags.get(p.as_deref(), &k)?;
-        let changes = services.flags.compare(Some(&flag.project), &k, from, to)?;
+        let flag = services.flags.get(p.as_deref(), &key)?;
+        let changes = services
+            .flags
+            .compare(Some(&flag.project), &key, from, to)?;
         Ok((flag, changes))
     })
     .await;
-    let (flag, changes) = match result {
-        Ok(x) => x,
-        Err(e) => {
-            return html(
-                super::status_of(&e),
-                layout::page(
-                    &console,
-                    &session,
-                    "Compare",
-                    error_box(&e, project.as_deref()),
-                ),
+    match result {
+        Ok((flag, changes)) => {
+            let body = compare_page(&flag_subject(&flag), from, to, &changes);
+            html(
+                StatusCode::OK,
+                layout::page(&console, &session, "Compare", body),
             )
         }
-    };
-    let json = |v: &Option<serde_json::Value>| {
-        v.as_ref()
-            .map_or_else(|| "(absent)".to_owned(), |v| v.to_string())
-    };
-    let body = html! {
-        p.crumbs { a href=(flag_href(&flag.project, &flag.key)) { (flag.name) } " / "
-            a href=(format!("/flags/{}/history?project={}", form::encode(&flag.key), form::encode(&flag.project))) { "History" } " / Compare" }
-        h1 { "Version " (from) " → version " (to) }
-        @if changes.is_empty() { p { "No difference." } }
-        ul #changes {
-            @for c in &changes {
-                li data-path=(c.path) { code { (c.path) } ": " span.before { (json(&c.before)) } " → " span.after { (json(&c.after)) } }
-            }
-        }
-    };
-    html(
-        StatusCode::OK,
-        layout::page(&console, &session, "Compare", body),
-    )
+        Err(e) => refused_page(&console, &session, "Compare", &e, project.as_deref()),
+    }
 }
 
 /// `POST /flags/{key}/history/{version}/restore`.
@@ -171,7 +262,6 @@ pub(crate) async fn restore(
         Ok(x) => x,
         Err(refusal) => return refusal,
     };
-    let project = fields.text("project");
     match result {
         Ok(s) => see_other(&format!(
             "{}&notice={}",
@@ -182,13 +272,112 @@ pub(crate) async fn restore(
             ))
         )),
         Err(e) => {
-            let to = format!(
-                "/flags/{}/history?project={}&error={}",
-                form::encode(&key),
-                form::encode(project.as_deref().unwrap_or_default()),
-                form::encode(&e.to_string())
-            );
-            see_other(&to)
+            let base = format!("/flags/{}", form::encode(&key));
+            restore_refused(&base, &fields.text("project").unwrap_or_default(), &e)
         }
+    }
+}
+
+/// `GET /projects/{project}/{mutex-groups|holdouts}/{key}/history`.
+pub(crate) async fn group_list(
+    state: St,
+    session: Session,
+    Path((project, key)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    kind: GroupKind,
+) -> Response {
+    let console = state.0;
+    let q = Fields::parse(query.unwrap_or_default().as_bytes());
+    let services = console.services.clone();
+    let p = project.clone();
+    let loaded = call(move || {
+        let view = services.groups.get(&p, kind, &key)?;
+        let versions = services.groups.versions(&p, kind, &key, None, PAGE)?;
+        Ok((view.group, versions))
+    })
+    .await;
+    let (group, versions) = match loaded {
+        Ok(x) => x,
+        Err(e) => return refused_page(&console, &session, "History", &e, Some(&project)),
+    };
+    let rows: Vec<Row> = versions
+        .into_iter()
+        .map(|v| Row {
+            version: v.version,
+            actor: v.actor,
+            at: v.at,
+            action: v.action,
+            summary: v.summary,
+        })
+        .collect();
+    let body = versions_page(
+        &console,
+        &session,
+        &group_subject(&group),
+        &rows,
+        q.text("error"),
+    );
+    html(
+        StatusCode::OK,
+        layout::page(&console, &session, "History", body),
+    )
+}
+
+/// `GET /projects/{project}/{mutex-groups|holdouts}/{key}/compare?from=…&to=…`.
+pub(crate) async fn group_compare(
+    state: St,
+    session: Session,
+    Path((project, key)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    kind: GroupKind,
+) -> Response {
+    let console = state.0;
+    let q = Fields::parse(query.unwrap_or_default().as_bytes());
+    let (from, to) = compared(&q);
+    let services = console.services.clone();
+    let p = project.clone();
+    let result = call(move || {
+        let view = services.groups.get(&p, kind, &key)?;
+        let changes = services.groups.compare(&p, kind, &key, from, to)?;
+        Ok((view.group, changes))
+    })
+    .await;
+    match result {
+        Ok((group, changes)) => {
+            let body = compare_page(&group_subject(&group), from, to, &changes);
+            html(
+                StatusCode::OK,
+                layout::page(&console, &session, "Compare", body),
+            )
+        }
+        Err(e) => refused_page(&console, &session, "Compare", &e, Some(&project)),
+    }
+}
+
+/// `POST /projects/{project}/{mutex-groups|holdouts}/{key}/history/{version}/restore`.
+pub(crate) async fn group_restore(
+    state: St,
+    session: Session,
+    Path((project, key, version)): Path<(String, String, i64)>,
+    request: Request,
+    kind: GroupKind,
+) -> Response {
+    let console = state.0;
+    let (p, k) = (project.clone(), key.clone());
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        s.groups.restore(who, &p, kind, &k, f.version(), version)
+    })
+    .await;
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(s))) => see_other(&format!(
+            "{}?notice={}",
+            group_href(&project, kind, &key),
+            form::encode(&format!(
+                "Restored version {version} as version {}.",
+                s.value.version
+            ))
+        )),
+        Ok((_, Err(e))) => restore_refused(&group_href(&project, kind, &key), &project, &e),
     }
 }

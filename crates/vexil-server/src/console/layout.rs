@@ -6,7 +6,7 @@ use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
 use vexil_core::{Error, FlagState};
 
-use super::{flag_href, ConsoleState, Session};
+use super::{ConsoleState, Session};
 
 /// A whole document: head, and `body`.
 pub(crate) fn bare(title: &str, body: Markup) -> Markup {
@@ -107,7 +107,7 @@ pub(crate) fn error_box(err: &Error, project: Option<&str>) -> Markup {
                     @for (i, key) in blocking.iter().enumerate() {
                         @if i > 0 { ", " }
                         @match project {
-                            Some(p) => a href=(flag_href(p, key)) { (key) },
+                            Some(p) => a href=(super::key_href(p, key)) { (key) },
                             None => a href=(format!("/flags/{}", super::form::encode(key))) { (key) },
                         }
                     }

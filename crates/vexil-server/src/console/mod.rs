@@ -1,6 +1,7 @@
 //! The web console, served at `/`: server-rendered HTML (maud) over the same service methods as
 //! the JSON API, with a little hand-written JavaScript for what a form cannot do alone
-//! (generated keys, the allocation editor's rows, live weight shares, copy buttons).
+//! (generated keys, the allocation editor's rows, live weight shares, copy buttons, the slot
+//! editor's rows, asking before archiving a group).
 //!
 //! Sign-in takes a management key and starts a server-side session: the cookie holds a random
 //! token whose hash the store keeps (never the key's secret), `HttpOnly` and `SameSite=Strict`,
@@ -17,10 +18,13 @@
 
 mod allocation;
 mod cohorts;
+mod dependencies;
 mod flag_edit;
 mod flag_page;
 mod flags;
 mod form;
+mod group_page;
+mod groups;
 mod history;
 mod layout;
 mod projects;
@@ -36,7 +40,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::Markup;
-use vexil_core::{Actor, Role, Services};
+use vexil_core::{Actor, GroupKind, Role, Services};
 
 pub(crate) use form::Fields;
 pub(crate) use session::Session;
@@ -107,6 +111,7 @@ pub(crate) fn router(console: ConsoleState) -> Router {
             "/projects/{project}/webhooks/{id}/delete",
             post(webhooks::delete),
         )
+        .route("/projects/{project}/groups", get(groups::list))
         .route("/flags", get(flags::list).post(flags::create))
         .route("/flags/{key}", get(flag_page::show))
         .route("/flags/{key}/settings", post(flag_edit::settings))
@@ -128,6 +133,12 @@ pub(crate) fn router(console: ConsoleState) -> Router {
             "/flags/{key}/prerequisites/{prerequisite}/delete",
             post(flag_edit::remove_prerequisite),
         )
+        .route("/flags/{key}/mutex-group", post(dependencies::join_mutex))
+        .route(
+            "/flags/{key}/mutex-group/leave",
+            post(dependencies::leave_mutex),
+        )
+        .route("/flags/{key}/holdouts", post(dependencies::set_holdouts))
         .route("/flags/{key}/qa", post(flag_page::qa))
         .route("/flags/{key}/state/{action}", post(flag_edit::state))
         .route("/flags/{key}/history", get(history::list))
@@ -136,9 +147,95 @@ pub(crate) fn router(console: ConsoleState) -> Router {
             "/flags/{key}/history/{version}/restore",
             post(history::restore),
         )
+        .merge(group_routes(GroupKind::MutualExclusion))
+        .merge(group_routes(GroupKind::Holdout))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .merge(uploads)
         .with_state(console)
+}
+
+/// The pages of one kind of group, under `/projects/{project}/mutex-groups` or `/holdouts`
+/// (the JSON API's paths): the kind is part of the route, so every handler knows it.
+fn group_routes(kind: GroupKind) -> Router<ConsoleState> {
+    use axum::extract::{Path, RawQuery};
+    let base = format!("/projects/{{project}}/{}", group_segment(kind));
+    type Key = Path<(String, String)>;
+    Router::new()
+        .route(
+            &base,
+            get(groups::list).post(move |st: St, s: Session, p: Path<String>, r: Request| {
+                groups::create(st, s, p, r, kind)
+            }),
+        )
+        .route(
+            &format!("{base}/{{key}}"),
+            get(move |st: St, s: Session, k: Key, q: RawQuery| group_page::show(st, s, k, q, kind))
+                .post(move |st: St, s: Session, k: Key, r: Request| {
+                    group_page::update(st, s, k, r, kind)
+                }),
+        )
+        .route(
+            &format!("{base}/{{key}}/archive"),
+            post(move |st: St, s: Session, k: Key, r: Request| {
+                group_page::archive(st, s, k, r, kind, true)
+            }),
+        )
+        .route(
+            &format!("{base}/{{key}}/unarchive"),
+            post(move |st: St, s: Session, k: Key, r: Request| {
+                group_page::archive(st, s, k, r, kind, false)
+            }),
+        )
+        .route(
+            &format!("{base}/{{key}}/history"),
+            get(move |st: St, s: Session, k: Key, q: RawQuery| {
+                history::group_list(st, s, k, q, kind)
+            }),
+        )
+        .route(
+            &format!("{base}/{{key}}/compare"),
+            get(move |st: St, s: Session, k: Key, q: RawQuery| {
+                history::group_compare(st, s, k, q, kind)
+            }),
+        )
+        .route(
+            &format!("{base}/{{key}}/history/{{version}}/restore"),
+            post(
+                move |st: St, s: Session, k: Path<(String, String, i64)>, r: Request| {
+                    history::group_restore(st, s, k, r, kind)
+                },
+            ),
+        )
+}
+
+/// `mutex-groups` or `holdouts`: the path segment of a kind of group.
+pub(crate) fn group_segment(kind: GroupKind) -> &'static str {
+    match kind {
+        GroupKind::MutualExclusion => "mutex-groups",
+        GroupKind::Holdout => "holdouts",
+    }
+}
+
+/// The page of group `key` of `kind` in `project`.
+pub(crate) fn group_href(project: &str, kind: GroupKind, key: &str) -> String {
+    format!(
+        "/projects/{}/{}/{}",
+        form::encode(project),
+        group_segment(kind),
+        form::encode(key)
+    )
+}
+
+/// The page of a key a refusal names: a group's (keys of each kind start with its prefix) or
+/// a flag's. A flag whose key happens to look like a group's is reached through the group
+/// route, which sends a key it does not know to the flag's page.
+pub(crate) fn key_href(project: &str, key: &str) -> String {
+    for kind in [GroupKind::MutualExclusion, GroupKind::Holdout] {
+        if key.starts_with(kind.key_prefix()) {
+            return group_href(project, kind, key);
+        }
+    }
+    flag_href(project, key)
 }
 
 async fn home(session: Option<Session>) -> Response {
