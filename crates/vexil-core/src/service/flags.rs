@@ -10,7 +10,6 @@ use vexil_store::{FlagFilter, Tx};
 
 use super::convert::{doc_value, flag, flag_row};
 use super::{check_version, now_ms, record, Actor, Core, Role, Saved};
-use crate::diff::{diff, summary};
 use crate::error::{Error, FieldError, Result};
 use crate::keys::{is_url_safe_key, key_from_name, salt};
 use crate::model::{
@@ -744,22 +743,18 @@ pub(crate) fn write_version(
     after.updated_by = actor.name.clone();
     let row = flag_row(&after)?;
     tx.update_flag(&row, before.version)?;
-    let changes = diff(&doc_value(before)?, &doc_value(&after)?);
-    let text = match action {
-        "update" => summary(&changes),
-        "restore" => format!("restored: {}", summary(&changes)),
-        other => other.to_string(),
-    };
-    record(
+    super::record_version(
         tx,
         actor,
-        &after.project,
-        "flag",
-        &after.key,
-        after.version,
-        after.updated_at,
+        super::VersionRef {
+            project: &after.project,
+            entity: "flag",
+            key: &after.key,
+            version: after.version,
+            at: after.updated_at,
+        },
         action,
-        text,
+        (&doc_value(before)?, &doc_value(&after)?),
         row.doc,
     )?;
     Ok(Saved {

@@ -9,7 +9,7 @@ use vexil_store::{DocumentRow, Tx};
 use super::convert::{doc, doc_value, from_doc};
 use super::flags::TxSource;
 use super::{check_version, now_ms, record, Actor, Core, Role, Saved};
-use crate::diff::{diff, summary, Change};
+use crate::diff::{diff, Change};
 use crate::error::{Error, Result};
 use crate::keys::{is_url_safe_key, key_from_name, salt};
 use crate::model::{
@@ -463,22 +463,18 @@ impl GroupService {
             after.updated_by = actor.name.clone();
             let row = group_row(&after)?;
             tx.update_document(&row, before.version)?;
-            let changes = diff(&doc_value(&before)?, &doc_value(&after)?);
-            let text = match action {
-                "update" => summary(&changes),
-                "restore" => format!("restored: {}", summary(&changes)),
-                other => other.to_string(),
-            };
-            record(
+            super::record_version(
                 tx,
                 actor,
-                project,
-                kind.entity(),
-                key,
-                after.version,
-                after.updated_at,
+                super::VersionRef {
+                    project: project,
+                    entity: kind.entity(),
+                    key: key,
+                    version: after.version,
+                    at: after.updated_at,
+                },
                 action,
-                text,
+                (&doc_value(&before)?, &doc_value(&after)?),
                 row.doc,
             )?;
             let mut warnings = Vec::new();

@@ -9,7 +9,7 @@ use vexil_store::{DocumentRow, Tx};
 use super::convert::{doc, doc_value, from_doc};
 use super::groups::double_option;
 use super::{check_version, now_ms, record, Actor, Core, Role, Saved};
-use crate::diff::{diff, summary, Change};
+use crate::diff::{diff, Change};
 use crate::error::{Error, FieldError, Result};
 use crate::keys::{is_url_safe_key, key_from_name};
 use crate::model::{Direction, Metric, MetricKind, PropertyFilter, BUILTIN_METRICS};
@@ -357,22 +357,18 @@ impl MetricService {
             after.updated_by = actor.name.clone();
             let row = metric_row(&after)?;
             tx.update_document(&row, before.version)?;
-            let changes = diff(&doc_value(&before)?, &doc_value(&after)?);
-            let text = match action {
-                "update" => summary(&changes),
-                "restore" => format!("restored: {}", summary(&changes)),
-                other => other.to_string(),
-            };
-            record(
+            super::record_version(
                 tx,
                 actor,
-                project,
-                METRICS,
-                key,
-                after.version,
-                after.updated_at,
+                super::VersionRef {
+                    project: project,
+                    entity: METRICS,
+                    key: key,
+                    version: after.version,
+                    at: after.updated_at,
+                },
                 action,
-                text,
+                (&doc_value(&before)?, &doc_value(&after)?),
                 row.doc,
             )?;
             Ok(Saved {

@@ -262,6 +262,38 @@ pub(crate) fn check_version(
     }
 }
 
+/// Which version of which document a change writes.
+pub(crate) struct VersionRef<'a> {
+    pub project: &'a str,
+    /// The history entity: `flag`, `mutex_group`, `holdout`, `metric`, ...
+    pub entity: &'a str,
+    pub key: &'a str,
+    pub version: i64,
+    pub at: i64,
+}
+
+/// Records a document's new version: its history entry, summarizing what changed between the
+/// `(before, after)` documents (`restored: …` for a restore, the action's name for the rest),
+/// and its webhook events, through [`record`].
+pub(crate) fn record_version(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    at: VersionRef<'_>,
+    action: &str,
+    (before, after): (&serde_json::Value, &serde_json::Value),
+    doc: String,
+) -> Result<()> {
+    let changes = crate::diff::diff(before, after);
+    let text = match action {
+        "update" => crate::diff::summary(&changes),
+        "restore" => format!("restored: {}", crate::diff::summary(&changes)),
+        other => other.to_string(),
+    };
+    record(
+        tx, actor, at.project, at.entity, at.key, at.version, at.at, action, text, doc,
+    )
+}
+
 /// Appends a history entry for an entity's new version, and queues its webhook events in the
 /// same transaction (every change goes through here, so none escapes the outbox).
 #[allow(
