@@ -43,8 +43,9 @@ pub fn normal_sf(x: f64) -> f64 {
 
 /// The complementary error function: `Q(½, u²)` for `u ≥ 0`, `1 + P(½, u²)` below.
 fn erfc(u: f64) -> f64 {
-    if u == 0.0 {
-        1.0
+    if u.abs() < 1e-100 {
+        // erfc(u) = 1 − 2u/√π + O(u³); u² would underflow the incomplete gamma's argument.
+        1.0 - 2.0 * u / PI.sqrt()
     } else if u > 40.0 {
         0.0
     } else if u < -40.0 {
@@ -76,7 +77,13 @@ pub fn normal_inv_sf(q: f64) -> f64 {
 pub fn t_sf(x: f64, df: f64) -> f64 {
     if df > T_NORMAL_DF {
         let v = 1.0 / (4.0 * df);
-        return normal_sf(x * (1.0 - v) / (1.0 + x * x * 2.0 * v).sqrt());
+        // Past 1e100, x² would overflow; the argument is then its limit ±(1 − v)/√(2v).
+        let z = if x.abs() > 1e100 {
+            x.signum() * (1.0 - v) / (2.0 * v).sqrt()
+        } else {
+            x * (1.0 - v) / (1.0 + x * x * 2.0 * v).sqrt()
+        };
+        return normal_sf(z);
     }
     let h = df / (df + x * x);
     // I_h(ν/2, 1/2) is the two-sided tail P(|T| > |x|).
@@ -151,6 +158,9 @@ pub fn t_inv_sf(q: f64, df: f64) -> f64 {
 pub fn chi2_sf(x: f64, k: f64) -> f64 {
     if x <= 0.0 {
         return 1.0;
+    }
+    if x == f64::INFINITY {
+        return 0.0;
     }
     checked_gamma_ur(k / 2.0, x / 2.0).unwrap_or(f64::NAN)
 }

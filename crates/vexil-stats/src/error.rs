@@ -50,6 +50,22 @@ pub enum StatsError {
     /// No effect (or no sample size) reaches the requested power with these inputs.
     #[error("the requested power cannot be reached with these inputs")]
     Unreachable,
+    /// The inputs are finite but so extreme (a mean of 1e300, say) that the result overflows
+    /// or underflows into something undefined.
+    #[error("{what} cannot be computed: the inputs are too extreme")]
+    Overflow {
+        /// The quantity that could not be computed.
+        what: &'static str,
+    },
+}
+
+/// Passes a computed value through if it is a number, or says which quantity overflowed.
+pub(crate) fn computed(what: &'static str, value: f64) -> Result<f64, StatsError> {
+    if value.is_nan() {
+        Err(StatsError::Overflow { what })
+    } else {
+        Ok(value)
+    }
 }
 
 /// Checks that `value` is finite, naming it in the error.

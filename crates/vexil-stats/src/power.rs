@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dist::{noncentral_t_cdf, normal_cdf, normal_inv_sf, normal_sf, t_inv_sf};
-use crate::error::{finite, open_unit, positive, StatsError};
+use crate::error::{computed, finite, open_unit, positive, StatsError};
 use crate::sequential::{variance_inflation, DEFAULT_TUNING};
 
 /// The days [`days_to_power`] looks ahead before it says the power is out of reach.
@@ -102,21 +102,24 @@ pub fn power(
     settings.check()?;
     finite("relative_effect", relative_effect)?;
     positive("n_total", n_total)?;
-    Ok(power_unchecked(
-        baseline,
-        relative_effect,
-        n_total,
-        settings,
-    ))
+    computed(
+        "power",
+        power_unchecked(baseline, relative_effect, n_total, settings),
+    )
 }
 
 fn power_unchecked(baseline: Baseline, effect: f64, n_total: f64, settings: PowerSettings) -> f64 {
     let n_arm = n_total / f64::from(settings.arms);
     let (m, v) = (baseline.mean, baseline.variance);
-    let treated = m * (1.0 + effect);
-    let variance = (v / (m * m * n_arm) + v * treated * treated / (m.powi(4) * n_arm))
-        * settings.inflation(n_total);
-    let standardized = effect / variance.sqrt();
+    // v/(μ²nₐ) + v·μ²(1 + Δ)²/(μ⁴nₐ), written without μ⁴ (which underflows for small means).
+    let variance =
+        v * (1.0 + (1.0 + effect).powi(2)) / (m * m * n_arm) * settings.inflation(n_total);
+    // No effect is never detected beyond α, even when the variance underflows to zero.
+    let standardized = if effect == 0.0 {
+        0.0
+    } else {
+        effect / variance.sqrt()
+    };
     let z = normal_inv_sf(settings.alpha / 2.0);
     normal_sf(z - standardized) + normal_cdf(-z - standardized)
 }
@@ -150,7 +153,7 @@ pub fn mde(
     let b = -2.0 * m;
     let c = m * m - z * z * sigma2;
     let root = (-b + (b * b - 4.0 * a * c).sqrt()) / (2.0 * a);
-    Ok((root - m) / m)
+    computed("mde", (root - m) / m)
 }
 
 /// The days (from now) until the test reaches `target_power` for `relative_effect`, with
