@@ -3,6 +3,7 @@
 //! - A/A: with no effect, the fixed-horizon test rejects at its nominal rate (within 1 point
 //!   over 10,000 experiments), and the sequential test rejects at most at its nominal rate even
 //!   when it is looked at every day, while a fixed-horizon test looked at every day does not;
+//! - the sequential SRM check keeps its level under daily looks;
 //! - CUPED never widens the interval when the pre-period is correlated with the metric;
 //! - no input, however degenerate, makes a function panic or return a NaN.
 //!
@@ -166,6 +167,41 @@ fn aa_fixed_horizon_with_daily_peeking_is_not_valid() {
     let rate = rejected as f64 / f64::from(experiments);
     eprintln!("A/A fixed horizon, 30 daily looks: {rate} rejected");
     assert!(rate > 2.0 * ALPHA, "peeking rejection rate {rate}");
+}
+
+/// The sequential SRM check, looked at daily on a correct 30/70 split, flags at most α of the
+/// experiments, while the χ² test looked at daily flags more.
+#[test]
+fn sequential_srm_with_daily_peeking_keeps_its_level() {
+    let mut rng = Rng(6);
+    let (experiments, days, weights) = (2_000, 30, [0.3, 0.7]);
+    let (mut sequential, mut chi2) = (0, 0);
+    for _ in 0..experiments {
+        let mut totals = [0u64; 2];
+        let (mut p_sequential, mut p_chi2) = (Vec::new(), Vec::new());
+        for _ in 0..days {
+            // Binomial(1000, 0.3) by its normal approximation, which is plenty here.
+            let treated = (300.0 + 210.0_f64.sqrt() * rng.normal())
+                .round()
+                .clamp(0.0, 1000.0);
+            totals[0] += treated as u64;
+            totals[1] += 1000 - treated as u64;
+            p_sequential.push(srm_sequential(&totals, &weights, 10_000.0).unwrap());
+            p_chi2.push(srm(&totals, &weights).unwrap().p_value);
+        }
+        sequential += usize::from(*running_minimum(&p_sequential).last().unwrap() < ALPHA);
+        chi2 += usize::from(*running_minimum(&p_chi2).last().unwrap() < ALPHA);
+    }
+    let (sequential, chi2) = (
+        sequential as f64 / f64::from(experiments),
+        chi2 as f64 / f64::from(experiments),
+    );
+    eprintln!("SRM, 30 daily looks: sequential {sequential}, χ² {chi2} flagged at 5%");
+    assert!(
+        sequential <= ALPHA,
+        "sequential SRM false alarms {sequential}"
+    );
+    assert!(chi2 > ALPHA, "χ² peeked at daily: {chi2}");
 }
 
 #[test]
