@@ -467,9 +467,9 @@ impl GroupService {
                 tx,
                 actor,
                 super::VersionRef {
-                    project: project,
+                    project,
                     entity: kind.entity(),
-                    key: key,
+                    key,
                     version: after.version,
                     at: after.updated_at,
                 },

@@ -361,9 +361,9 @@ impl MetricService {
                 tx,
                 actor,
                 super::VersionRef {
-                    project: project,
+                    project,
                     entity: METRICS,
-                    key: key,
+                    key,
                     version: after.version,
                     at: after.updated_at,
                 },
