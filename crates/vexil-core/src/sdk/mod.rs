@@ -23,7 +23,7 @@ pub use memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
 pub use persist::{PersistError, Persister};
 pub use publisher::{PublishStats, Publisher, PublisherOptions, SnapshotSink, SnapshotSource};
 pub use snapshot::{
-    referenced_cohort_ids, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions,
+    group_kind, referenced_cohort_ids, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions,
     ServedCounts, Snapshot, SnapshotInput, StripedCounter, Tracked,
 };
 pub use spool::{Spool, SpoolError, SpoolOptions, SpoolStats};

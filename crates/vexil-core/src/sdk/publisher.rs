@@ -33,10 +33,10 @@ use sha2::{Digest, Sha256};
 use vexil_store::{SdkRevisionRow, Store, Tx};
 
 use super::memory::{CohortData, IdKind, UserProperties};
-use super::snapshot::{referenced_cohort_ids, ProjectData, Snapshot, SnapshotInput};
+use super::snapshot::{group_kind, referenced_cohort_ids, ProjectData, Snapshot, SnapshotInput};
 use crate::compile::{compile_flag, deployment_flags};
 use crate::error::{Error, Result};
-use crate::model::{Cohort, Deployment, Flag, Group, Project};
+use crate::model::{Cohort, Deployment, Flag, Group, GroupKind, Project};
 use crate::service::convert::{cohort, deployment, flag, project};
 use crate::service::{now_ms, ChangeListener};
 
@@ -657,7 +657,7 @@ fn rebuild(inner: &Inner, key: &str) -> Result<()> {
         previous_key_expires_at: state.project.previous_key_expires_at,
         cohorts: state.cohorts.clone(),
         properties,
-        mutex_flags: mutex_flags(&state.flags),
+        mutex_flags: mutex_flags(&state.flags, &state.groups),
     });
     let modes: BTreeMap<String, _> = state
         .flags
@@ -773,21 +773,19 @@ fn targeted_properties(configs: &[vexil_eval::FlagConfig]) -> BTreeSet<String> {
     out
 }
 
-/// Keys of imported mutual-exclusion-group flags (Vexil's own flags are never such groups).
-fn mutex_flags(flags: &[Flag]) -> BTreeSet<String> {
-    flags
+/// Keys of the project's mutual-exclusion groups, native and imported: no `[Experiment]` user
+/// property is set for them, whoever reports them.
+fn mutex_flags(flags: &[Flag], groups: &[Group]) -> BTreeSet<String> {
+    let imported = flags
         .iter()
         .filter(|f| f.imported_config.is_some())
-        .filter(|f| {
-            compile_flag(f, false)
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get("flagType"))
-                .and_then(vexil_eval::Value::as_str)
-                == Some("mutual-exclusion-group")
-        })
-        .map(|f| f.key.clone())
-        .collect()
+        .filter(|f| group_kind(&compile_flag(f, false)) == Some(GroupKind::MutualExclusion))
+        .map(|f| f.key.clone());
+    let native = groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::MutualExclusion)
+        .map(|g| g.key.clone());
+    imported.chain(native).collect()
 }
 
 fn publish(

@@ -16,7 +16,7 @@ use vexil_eval::{
 };
 
 use super::memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
-use crate::model::{Deployment, EvaluationMode};
+use crate::model::{Deployment, EvaluationMode, GroupKind};
 
 /// What a project's snapshots share: its credentials, its cohorts and its users' properties.
 #[derive(Debug)]
@@ -36,7 +36,8 @@ pub struct ProjectData {
     /// The users' `[Experiment] <flag_key>` properties; one instance per project, kept across
     /// snapshots.
     pub properties: Arc<UserProperties>,
-    /// Keys of the project's mutual-exclusion-group flags (no user property is set for them).
+    /// Keys of the project's mutual-exclusion groups, native and imported (no user property
+    /// is set for them).
     pub mutex_flags: BTreeSet<String>,
 }
 
@@ -101,9 +102,16 @@ pub struct FlagInfo {
     /// The flag's own evaluation mode is local.
     pub local: bool,
     /// Attached to this deployment (not merely an ancestor of one that is).
+    pub attached: bool,
+    /// Deployed, as OFREP sees it (`sdk-protocol.md` §B3, §B4): attached, and the config does
+    /// not say `deployed: false` (in its metadata, or in the merged metadata of every result
+    /// it can give). Group flags and imported configs marked not deployed are attached to no
+    /// OFREP client even when the deployment carries them.
     pub deployed: bool,
-    /// `flagType` is `mutual-exclusion-group`.
-    pub mutex: bool,
+    /// A mutual-exclusion or holdout group (`flagType` `mutual-exclusion-group` or
+    /// `holdout-group`, `evaluation.md` §7), native or imported: never in a remote
+    /// evaluation's answer.
+    pub group: Option<GroupKind>,
     /// Compiled to the single `default` segment (`evaluation.md` §10.3).
     pub inactive: bool,
     pub outcomes: Vec<Outcome>,
@@ -149,7 +157,7 @@ pub struct Snapshot {
     flags_all: Arc<str>,
     pub(crate) plan_all: Result<Plan, CycleError>,
     plan_local: Result<Plan, CycleError>,
-    /// Flags attached to the deployment, in ascending key order (OFREP bulk).
+    /// Flags deployed as OFREP sees them ([`FlagInfo::deployed`]), in ascending key order.
     pub(crate) deployed_by_key: Vec<usize>,
     /// The longest `/sdk/v2/vardata` body this snapshot can produce: one allocation per answer.
     max_body: usize,
@@ -278,12 +286,12 @@ impl Snapshot {
             attached,
         } = input;
         let local = |key: &str| modes.get(key) == Some(&EvaluationMode::Local);
-        let deployed: Vec<bool> = configs.iter().map(|c| attached.contains(&c.key)).collect();
+        let attached: Vec<bool> = configs.iter().map(|c| attached.contains(&c.key)).collect();
         let flags_all: Arc<str> = to_json(&configs).into();
         // Local-mode flags attached here, plus whatever they depend on, in served order.
         let local_roots: Vec<String> = configs
             .iter()
-            .zip(&deployed)
+            .zip(&attached)
             .filter(|(c, &d)| d && local(&c.key))
             .map(|(c, _)| c.key.clone())
             .collect();
@@ -298,7 +306,7 @@ impl Snapshot {
 
         let flags = FlagSet::compile(configs)?;
         let infos: Vec<FlagInfo> = (0..flags.len())
-            .map(|i| flag_info(&flags, i, deployed[i], local, &project))
+            .map(|i| flag_info(&flags, i, attached[i], local, &project))
             .collect();
         let plan_all = flags.plan(&[] as &[&str]);
         let local_indexes: Vec<usize> = local_roots
@@ -485,7 +493,7 @@ impl Snapshot {
                     .flag_keys
                     .iter()
                     .filter_map(|k| self.flags.index_of(k))
-                    .filter(|&i| !local_only || (self.infos[i].local && self.infos[i].deployed))
+                    .filter(|&i| !local_only || (self.infos[i].local && self.infos[i].attached))
                     .collect();
                 selected = self.flags.plan_indexes(&keys)?;
                 &selected
@@ -501,6 +509,11 @@ impl Snapshot {
             let found = info.outcome_position(segment, r.variant_index());
             if let (Some(t), Some(o)) = (tracked.as_mut(), found) {
                 t.hits.push((r.flag_index() as u32, o as u32));
+            }
+            // Group flags are evaluated for their members and tracked (holdouts set their
+            // `[Experiment]` property), but never returned, as Amplitude does.
+            if info.group.is_some() {
+                continue;
             }
             if let (Some(counts), Some(o)) = (options.counts, found) {
                 counts.add(r.flag_index(), o);
@@ -592,10 +605,20 @@ fn referenced_cohorts(configs: &[FlagConfig], project: &ProjectData) -> Referenc
     (users, groups)
 }
 
+/// Which kind of group a config is, by its `flagType` (`evaluation.md` §7); `None` for flags.
+pub fn group_kind(config: &FlagConfig) -> Option<GroupKind> {
+    let flag_type = config.metadata.as_ref()?.get("flagType")?.as_str()?;
+    match flag_type {
+        "mutual-exclusion-group" => Some(GroupKind::MutualExclusion),
+        "holdout-group" => Some(GroupKind::Holdout),
+        _ => None,
+    }
+}
+
 fn flag_info(
     flags: &FlagSet,
     index: usize,
-    deployed: bool,
+    attached: bool,
     local: impl Fn(&str) -> bool,
     project: &ProjectData,
 ) -> FlagInfo {
@@ -604,12 +627,10 @@ fn flag_info(
         .nth(index)
         .unwrap_or_else(|| unreachable_config());
     let key = config.key.clone();
-    let flag_type = config
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("flagType"))
-        .and_then(Value::as_str);
-    let mutex = flag_type == Some("mutual-exclusion-group") || project.mutex_flags.contains(&key);
+    let group = match group_kind(config) {
+        None if project.mutex_flags.contains(&key) => Some(GroupKind::MutualExclusion),
+        kind => kind,
+    };
     let inactive = config.segments.len() == 1
         && segment_name(config.segments[0].metadata.as_ref()) == Some("default")
         && config.segments[0].conditions.is_none()
@@ -635,6 +656,8 @@ fn flag_info(
             Some(outcome(&key_json, &r, segment, variant))
         })
         .collect();
+    let says_not_deployed = is_false(config.metadata.as_ref().and_then(|m| m.get("deployed")))
+        || (!outcomes.is_empty() && outcomes.iter().all(|o| !o.deployed));
     let variants = config.variants.len();
     let mut outcome_index = vec![u32::MAX; config.segments.len() * variants];
     for (i, o) in outcomes.iter().enumerate() {
@@ -647,8 +670,9 @@ fn flag_info(
         plan: flags.plan(&[key.as_str()]),
         local: local(&key),
         key,
-        deployed,
-        mutex,
+        attached,
+        deployed: attached && !says_not_deployed,
+        group,
         inactive,
         outcomes,
         outcome_index,
