@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use vexil_store::{SdkRevisionRow, Store, Tx};
 
+use super::enrich::{referenced_cohort_ids, targeted_properties};
 use super::memory::{CohortData, IdKind, UserProperties};
-use super::snapshot::{group_kind, referenced_cohort_ids, ProjectData, Snapshot, SnapshotInput};
+use super::snapshot::{group_kind, ProjectData, Snapshot, SnapshotInput};
 use crate::compile::{compile_flag, deployment_flags};
 use crate::error::{Error, Result};
 use crate::model::{Cohort, Deployment, Flag, Group, GroupKind, Project};
@@ -752,25 +753,6 @@ fn settle_revisions(
         Ok::<_, Error>(rows)
     })?;
     Ok(result(&settled))
-}
-
-/// The flags whose `[Experiment] <flag>` property some condition of `configs` reads.
-fn targeted_properties(configs: &[vexil_eval::FlagConfig]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for config in configs {
-        for segment in &config.segments {
-            for condition in segment.conditions.iter().flatten().flatten() {
-                if let [context, user, props, name] = condition.selector.as_slice() {
-                    if context == "context" && user == "user" && props == "user_properties" {
-                        if let Some(flag) = name.strip_prefix("[Experiment] ") {
-                            out.insert(flag.to_owned());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Keys of the project's mutual-exclusion groups, native and imported: no `[Experiment]` user

@@ -15,7 +15,8 @@ use vexil_eval::{
     VariantResult,
 };
 
-use super::memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
+use super::enrich::{enrich, referenced_cohort_ids, Cohorts};
+use super::memory::{CohortData, UserProperties};
 use crate::model::{Deployment, EvaluationMode, GroupKind};
 
 /// What a project's snapshots share: its credentials, its cohorts and its users' properties.
@@ -161,10 +162,8 @@ pub struct Snapshot {
     pub(crate) deployed_by_key: Vec<usize>,
     /// The longest `/sdk/v2/vardata` body this snapshot can produce: one allocation per answer.
     max_body: usize,
-    /// Referenced user cohorts, ascending by id.
-    user_cohorts: Vec<Arc<CohortData>>,
-    /// Referenced group cohorts by group type, ascending by id within a type.
-    group_cohorts: Vec<(String, Vec<Arc<CohortData>>)>,
+    /// The cohorts the configs reference, which enrichment looks users up in.
+    cohorts: Cohorts,
 }
 
 /// The inputs of [`Snapshot::build`].
@@ -302,7 +301,11 @@ impl Snapshot {
             .filter(|c| local_keys.contains(c.key.as_str()))
             .collect();
         let flags_local: Arc<str> = to_json(&local_configs).into();
-        let (user_cohorts, group_cohorts) = referenced_cohorts(&configs, &project);
+        let cohorts = Cohorts::new(
+            referenced_cohort_ids(&configs)
+                .into_iter()
+                .filter_map(|id| project.cohorts.get(id).cloned()),
+        );
 
         let flags = FlagSet::compile(configs)?;
         let infos: Vec<FlagInfo> = (0..flags.len())
@@ -335,8 +338,7 @@ impl Snapshot {
             plan_local,
             max_body,
             deployed_by_key,
-            user_cohorts,
-            group_cohorts,
+            cohorts,
         })
     }
 
@@ -366,84 +368,10 @@ impl Snapshot {
         &self.infos
     }
 
-    /// Adds what the server knows of the user (`sdk-protocol.md` §A7): the referenced user
-    /// cohorts that hold their `user_id` (replacing the client's `cohort_ids`), the referenced
-    /// group cohorts that hold their groups, and their stored `[Experiment] <flag>` properties
-    /// (values the client sent win).
+    /// Adds what the server knows of the user (`sdk-protocol.md` §A7), from this snapshot's
+    /// referenced cohorts and the project's stored properties ([`super::enrich::enrich`]).
     pub fn enrich(&self, user: &mut Object) {
-        if let Some(user_id) = non_empty_str(user, "user_id") {
-            let ids: Vec<Value> = self
-                .user_cohorts
-                .iter()
-                .filter(|c| c.contains(&user_id))
-                .map(|c| Value::from(c.id.as_str()))
-                .collect();
-            user.insert("cohort_ids", Value::Array(ids));
-        }
-        if !self.group_cohorts.is_empty() {
-            self.enrich_groups(user);
-        }
-        let properties = &self.project.properties;
-        if !properties.is_empty() {
-            let mut found: Vec<(String, String)> = Vec::new();
-            let mut collect = |flag: &str, variant: &str| {
-                let name = format!("[Experiment] {flag}");
-                match found.iter_mut().find(|(n, _)| *n == name) {
-                    Some(slot) => slot.1 = variant.to_owned(),
-                    None => found.push((name, variant.to_owned())),
-                }
-            };
-            // Device properties first: what was recorded for the signed-in user wins.
-            if let Some(device_id) = non_empty_str(user, "device_id") {
-                properties.for_each(IdKind::Device, &device_id, &mut collect);
-            }
-            if let Some(user_id) = non_empty_str(user, "user_id") {
-                properties.for_each(IdKind::User, &user_id, &mut collect);
-            }
-            if !found.is_empty() {
-                add_properties(user, found);
-            }
-        }
-    }
-
-    fn enrich_groups(&self, user: &mut Object) {
-        let Some(Value::Object(groups)) = user.get("groups") else {
-            return;
-        };
-        let mut found: Vec<(String, String, Vec<Value>)> = Vec::new();
-        for (group_type, names) in groups.iter() {
-            let Some(name) = first_name(names) else {
-                continue;
-            };
-            let Some((_, cohorts)) = self.group_cohorts.iter().find(|(t, _)| t == group_type)
-            else {
-                continue;
-            };
-            let ids: Vec<Value> = cohorts
-                .iter()
-                .filter(|c| c.contains(name))
-                .map(|c| Value::from(c.id.as_str()))
-                .collect();
-            if !ids.is_empty() {
-                found.push((group_type.to_owned(), name.to_owned(), ids));
-            }
-        }
-        if found.is_empty() {
-            return;
-        }
-        if !matches!(user.get("group_cohort_ids"), Some(Value::Object(_))) {
-            user.insert("group_cohort_ids", Value::Object(Object::new()));
-        }
-        if let Some(Value::Object(all)) = user.get_mut("group_cohort_ids") {
-            for (group_type, name, ids) in found {
-                if !matches!(all.get(&group_type), Some(Value::Object(_))) {
-                    all.insert(group_type.as_str(), Value::Object(Object::new()));
-                }
-                if let Some(Value::Object(by_name)) = all.get_mut(&group_type) {
-                    by_name.insert(name, Value::Array(ids));
-                }
-            }
-        }
+        enrich(user, &self.cohorts, &*self.project.properties);
     }
 
     /// Counters for every (flag, variant) this snapshot can serve, from `counter` (which should
@@ -564,45 +492,6 @@ fn closure<'a>(configs: &'a [FlagConfig], roots: &[&'a str]) -> BTreeSet<&'a str
         }
     }
     out
-}
-
-/// The ids of the cohorts that conditions on `cohort_ids` selectors name: the cohorts SDKs
-/// download (`sdk-protocol.md` §A9) and remote evaluation looks users up in.
-pub fn referenced_cohort_ids(configs: &[FlagConfig]) -> BTreeSet<&str> {
-    let mut ids: BTreeSet<&str> = BTreeSet::new();
-    for config in configs {
-        for segment in &config.segments {
-            for condition in segment.conditions.iter().flatten().flatten() {
-                if condition.selector.last().is_some_and(|s| s == "cohort_ids") {
-                    ids.extend(condition.values.iter().map(String::as_str));
-                }
-            }
-        }
-    }
-    ids
-}
-
-/// The referenced cohorts, split into user cohorts and group cohorts by type.
-type Referenced = (Vec<Arc<CohortData>>, Vec<(String, Vec<Arc<CohortData>>)>);
-
-fn referenced_cohorts(configs: &[FlagConfig], project: &ProjectData) -> Referenced {
-    let ids = referenced_cohort_ids(configs);
-    let mut users = Vec::new();
-    let mut groups: Vec<(String, Vec<Arc<CohortData>>)> = Vec::new();
-    for id in ids {
-        let Some(cohort) = project.cohorts.get(id) else {
-            continue;
-        };
-        if cohort.group_type == USER_GROUP_TYPE {
-            users.push(cohort.clone());
-        } else {
-            match groups.iter_mut().find(|(t, _)| *t == cohort.group_type) {
-                Some((_, list)) => list.push(cohort.clone()),
-                None => groups.push((cohort.group_type.clone(), vec![cohort.clone()])),
-            }
-        }
-    }
-    (users, groups)
 }
 
 /// Which kind of group a config is, by its `flagType` (`evaluation.md` §7); `None` for flags.
@@ -772,27 +661,6 @@ fn non_empty_str(user: &Object, field: &str) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-}
-
-fn first_name(names: &Value) -> Option<&str> {
-    match names {
-        Value::Array(list) => list.first()?.as_str().filter(|n| !n.is_empty()),
-        _ => None,
-    }
-}
-
-/// Adds `[Experiment] <flag>` entries to `user_properties` where the client sent none.
-fn add_properties(user: &mut Object, found: Vec<(String, String)>) {
-    if !matches!(user.get("user_properties"), Some(Value::Object(_))) {
-        user.insert("user_properties", Value::Object(Object::new()));
-    }
-    if let Some(Value::Object(props)) = user.get_mut("user_properties") {
-        for (name, variant) in found {
-            if props.get(&name).is_none() {
-                props.insert(name, Value::from(variant));
-            }
-        }
-    }
 }
 
 impl Outcome {
