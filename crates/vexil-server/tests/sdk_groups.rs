@@ -3,7 +3,9 @@
 //! result is never returned (v2, v1, with flag keys; prerequisite ancestors still are); a
 //! tracked evaluation records a holdout like a flag (a `remote_assignment` and its
 //! `[Experiment]` property, which targeting then reads) and a mutual-exclusion group not at
-//! all; exposure events for a mutual-exclusion group set no property either.
+//! all; exposure events for a mutual-exclusion group set no property either. QA ("test a
+//! user") keeps the groups' results and says in its explanation why a group kept a member
+//! from a user.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -18,7 +20,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use vexil_store::{ExposureQuery, Tx};
 
-on_both_backends!(group_results_are_not_returned, groups_in_tracking);
+on_both_backends!(
+    group_results_are_not_returned,
+    groups_in_tracking,
+    qa_explains_group_decisions
+);
 
 /// The group configs: Vexil's own and imported.
 const GROUPS: [&str; 4] = [
@@ -358,5 +364,86 @@ async fn groups_in_tracking(srv: &Server) {
             .await
             .as_deref(),
         Some("on")
+    );
+}
+
+/// The lines QA adds under a member's `flag-dependencies` gate, for a member of `holdout` and
+/// of slot 1 of `mutex`, given what the groups gave.
+fn group_lines(holdout: &str, held: &str, mutex: &str, slot: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    if held != "on" {
+        lines.push(format!("held out by `{holdout}` (the holdout gave {held})"));
+    }
+    if slot != "slot-1" {
+        lines.push(format!(
+            "{slot} of `{mutex}`: not this experiment's slot (slot-1)"
+        ));
+    }
+    lines
+}
+
+async fn qa_explains_group_decisions(srv: &Server) {
+    let fx = srv.sdk_fixture("Qa groups").await;
+    setup(srv, &fx).await;
+    let key = &fx.server;
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..60 {
+        let user = json!({"user_id": format!("user-{i}")});
+        let vardata = srv.vardata(key, &user).await;
+        for (member, holdout, mutex) in [
+            ("member", "holdout-program", "mutex-surface"),
+            ("imp-member", "imp-holdout", "imp-mutex"),
+        ] {
+            let qa = srv.evaluate(member, user.clone()).await;
+            assert_eq!(qa["variant"], vardata[member]["key"], "{member} for {user}");
+            let held = qa["results"][holdout]["key"].as_str().unwrap();
+            let slot = qa["results"][mutex]["key"].as_str().unwrap();
+            let text = qa["explanation"].as_str().unwrap();
+            let want = group_lines(holdout, held, mutex, slot);
+            let got: Vec<String> = text
+                .lines()
+                .filter(|l| l.contains("held out by") || l.contains("not this experiment's slot"))
+                .map(|l| l.trim().to_owned())
+                .collect();
+            assert_eq!(got, want, "{member} for {user}:\n{text}");
+            assert_eq!(
+                qa["variant"] == "off",
+                !want.is_empty(),
+                "off exactly when a group says so: {text}"
+            );
+            if !want.is_empty() {
+                // The reasons follow the gate's own line.
+                let gate = text
+                    .lines()
+                    .position(|l| l.contains("\"flag-dependencies\""))
+                    .unwrap();
+                assert!(
+                    text.lines().nth(gate + 1).unwrap().starts_with("    "),
+                    "{text}"
+                );
+            }
+            seen.insert(format!("{member}: {} line(s)", want.len()));
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        6,
+        "let in, kept out by one group, by both: {seen:?}"
+    );
+    // A prerequisite that blocks is named too.
+    srv.update(
+        "parent",
+        &json!({"all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
+    )
+    .await
+    .ok(200);
+    let qa = srv.evaluate("child", json!({"user_id": "u1"})).await;
+    assert_eq!(qa["variant"], "off");
+    assert!(
+        qa["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("    prerequisite `parent` gave off, not on\n"),
+        "{qa}"
     );
 }

@@ -5,20 +5,26 @@
 //! data read from the store instead of a snapshot: the cohorts the evaluated configs reference
 //! and the user's stored `[Experiment]` properties of the flags their conditions read. So a
 //! user tested here gets what `/sdk/v2/vardata` would give them once the flag is served.
+//!
+//! The results keep the groups' own (QA is for people), and under a flag that its
+//! `flag-dependencies` gate turned `off` the explanation names each dependency that did it:
+//! the holdout that held the user out, the other slot of a mutual-exclusion group, the
+//! prerequisite's result. What a dependency is comes from its served `flagType`, so imported
+//! groups read the same as Vexil's own.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value as Json;
 use utoipa::ToSchema;
-use vexil_eval::{explain, Context, FlagConfig, FlagSet, Object, Value};
+use vexil_eval::{explain, Context, FlagConfig, FlagExplanation, FlagSet, Object, Results, Value};
 
 use super::{load, resolve, FlagService};
 use crate::compile::flags_with_prerequisites;
 use crate::error::{Error, Result};
-use crate::model::{Flag, FlagState};
+use crate::model::{Flag, FlagState, GroupKind};
 use crate::sdk::enrich::{enrich, targeted_properties, Cohorts, PropertyList};
-use crate::sdk::{referenced_cohort_ids, CohortData, IdKind};
+use crate::sdk::{group_kind, referenced_cohort_ids, CohortData, IdKind};
 use crate::service::convert::flag;
 
 /// The outcome of a QA evaluation.
@@ -36,7 +42,10 @@ pub struct Evaluation {
     #[schema(value_type = Vec<Object>)]
     pub explanations: Vec<Json>,
     /// The same explanations as lines a person reads: per flag the verdict, then one line per
-    /// segment examined (matched or why not, the bucketing numbers, the outcome).
+    /// segment examined (matched or why not, the bucketing numbers, the outcome), and under a
+    /// `flag-dependencies` gate that served `off`, why: "held out by `holdout-x` (the holdout
+    /// gave holdout)", "slot-2 of `mutex-y`: not this experiment's slot (slot-1)",
+    /// "prerequisite `p` gave off, not on".
     pub explanation: String,
     /// The user as evaluated, with the cohorts the server found them in.
     #[schema(value_type = Object)]
@@ -83,7 +92,7 @@ impl FlagService {
         let (results, explanations) = explain(&set, &context, &[key])
             .map_err(|e| Error::blocked("dependency_cycle", e.to_string(), Vec::new()))?;
         let variant = results.get(key).map_or("off", |r| r.key()).to_string();
-        let explanation: String = explanations.iter().map(ToString::to_string).collect();
+        let explanation = lines(&set, &results, &explanations);
         let results = serde_json::to_value(&results).map_err(|e| Error::Internal(Box::new(e)))?;
         let explanations = explanations
             .iter()
@@ -159,4 +168,64 @@ fn stored_properties(
         }
     }
     Ok(out)
+}
+
+/// The explanations as lines a person reads, each flag's followed by why its
+/// `flag-dependencies` gate served `off` when it did.
+fn lines(set: &FlagSet, results: &Results<'_>, explanations: &[FlagExplanation]) -> String {
+    let mut out = String::new();
+    for e in explanations {
+        out.push_str(&e.to_string());
+        for line in gate_reasons(set, results, e) {
+            out.push_str("    ");
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn config<'a>(set: &'a FlagSet, key: &str) -> Option<&'a FlagConfig> {
+    set.configs().nth(set.index_of(key)?)
+}
+
+/// When the flag was served by its `flag-dependencies` gate: one line per dependency whose
+/// result is not one the flag allows, named by what the dependency is (its `flagType`, so
+/// imported groups read the same as Vexil's own).
+fn gate_reasons(set: &FlagSet, results: &Results<'_>, e: &FlagExplanation) -> Vec<String> {
+    let Some(segment) = e
+        .segment_index
+        .and_then(|i| config(set, &e.flag_key)?.segments.get(i))
+    else {
+        return Vec::new();
+    };
+    let name = segment.metadata.as_ref().and_then(|m| m.get("segmentName"));
+    if name.and_then(Value::as_str) != Some("flag-dependencies") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for condition in segment.conditions.iter().flatten().flatten() {
+        let [kind, dependency, field] = condition.selector.as_slice() else {
+            continue;
+        };
+        if kind != "result" || field != "key" || condition.op != "is not" {
+            continue;
+        }
+        let got = results.get(dependency).map(|r| r.key());
+        if got.is_some_and(|g| condition.values.iter().any(|v| v == g)) {
+            continue;
+        }
+        let got = got.unwrap_or("no result");
+        let allowed = condition.values.join(", ");
+        out.push(match config(set, dependency).and_then(group_kind) {
+            Some(GroupKind::Holdout) => {
+                format!("held out by `{dependency}` (the holdout gave {got})")
+            }
+            Some(GroupKind::MutualExclusion) => {
+                format!("{got} of `{dependency}`: not this experiment's slot ({allowed})")
+            }
+            None => format!("prerequisite `{dependency}` gave {got}, not {allowed}"),
+        });
+    }
+    out
 }
