@@ -1,19 +1,24 @@
 //! OFREP end to end (`sdk-protocol.md` Part B): the reason of every kind of result, errors and
 //! their status codes, authentication in its three forms, bulk evaluation with partial failures,
-//! the ETag over revision and canonical context with its 304, and agreement with
-//! `/sdk/v2/vardata`.
+//! the ETag over revision and canonical context with its 304, agreement with
+//! `/sdk/v2/vardata`, and the configs that say `deployed: false` (groups, imported ones), which
+//! OFREP does not know even when the deployment carries them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 #[macro_use]
 mod common;
 
-use common::sdk::Fixture;
+use common::sdk::{imported_groups, Fixture};
 use common::{fast_config, Backend, Resp, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-on_both_backends!(reasons_values_and_errors, bulk_etags_and_agreement);
+on_both_backends!(
+    reasons_values_and_errors,
+    bulk_etags_and_agreement,
+    not_deployed_configs_are_not_found
+);
 
 async fn flags(srv: &Server, fx: &Fixture) {
     let all_on = json!({"percentage": 100, "weights": {"on": 1}});
@@ -463,6 +468,118 @@ async fn bulk_etags_and_agreement(srv: &Server) {
             assert_eq!(item["variant"], vardata[flag]["key"], "{flag} for p{i}");
         }
     }
+}
+
+/// A holdout and a mutual-exclusion group of Vexil's own with a member, and the imported
+/// configs of [`imported_groups`], all on the server deployment `prod`.
+async fn groups(srv: &Server, fx: &Fixture) {
+    let p = &fx.project;
+    srv.post(
+        &format!("/api/v1/projects/{p}/mutex-groups"),
+        &json!({"name": "Surface", "evaluation_mode": "remote",
+                "slots": [{"percentage": 50}, {"percentage": 50}]}),
+    )
+    .await
+    .ok(201);
+    srv.post(
+        &format!("/api/v1/projects/{p}/holdouts"),
+        &json!({"name": "Program", "percentage": 30, "evaluation_mode": "remote"}),
+    )
+    .await
+    .ok(201);
+    srv.live_flag(
+        fx,
+        "member",
+        json!({"evaluation_mode": "remote",
+               "mutex_group": {"group": "mutex-surface", "slot": 1}, "holdouts": ["holdout-program"],
+               "all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+    )
+    .await;
+    srv.post(
+        &format!("/api/v1/projects/{p}/import"),
+        &json!({"deployment": "prod", "flags": imported_groups()}),
+    )
+    .await
+    .ok(200);
+    srv.eventually("the imported configs to be served", || async {
+        let c = srv.download(&fx.server, "?eval_mode=remote").await;
+        common::keys(&c)
+            .contains(&"imp-hidden".to_owned())
+            .then_some(())
+    })
+    .await;
+}
+
+/// A config served with `deployed: false` is not found (§B3) and not listed (§B4), whether it
+/// is a group (Vexil's or imported) or an imported flag that says so while attached; the
+/// members that depend on the groups are evaluated through them.
+async fn not_deployed_configs_are_not_found(srv: &Server) {
+    let fx = srv.sdk_fixture("Hidden").await;
+    groups(srv, &fx).await;
+    let key = &fx.server;
+    let served = srv.download(key, "?eval_mode=remote").await;
+    let hidden = [
+        "holdout-program",
+        "imp-hidden",
+        "imp-holdout",
+        "imp-mutex",
+        "mutex-surface",
+    ];
+    for flag in hidden {
+        let config = served
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key"] == flag)
+            .unwrap_or_else(|| panic!("{flag} is served: {served}"));
+        assert_eq!(config["metadata"]["deployed"], false, "{flag}");
+        for context in [json!({"targetingKey": "u1"}), json!({})] {
+            let r = one(srv, key, flag, context).await;
+            assert_eq!(
+                (
+                    r.status,
+                    r.json["errorCode"].as_str(),
+                    r.json["key"].as_str()
+                ),
+                (404, Some("FLAG_NOT_FOUND"), Some(flag)),
+                "{flag}: {}",
+                r.text
+            );
+        }
+    }
+    let bulk = srv
+        .send(ofrep(
+            srv,
+            "/ofrep/v1/evaluate/flags",
+            key,
+            json!({"targetingKey": "u1"}),
+        ))
+        .await
+        .ok(200);
+    assert_eq!(
+        common::keys(&bulk.json["flags"]),
+        ["imp-member", "member"],
+        "{}",
+        bulk.text
+    );
+    // The members agree with remote evaluation, which evaluates them through their groups.
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..60 {
+        let user = format!("user-{i}");
+        let vardata = srv.vardata(key, &json!({ "user_id": user })).await;
+        for flag in ["member", "imp-member"] {
+            let r = one(srv, key, flag, json!({ "targetingKey": user }))
+                .await
+                .ok(200);
+            assert_eq!(r.json["variant"], vardata[flag]["key"], "{flag} for {user}");
+            seen.insert(format!("{flag}={}", r.json["variant"].as_str().unwrap()));
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["imp-member=off", "imp-member=on", "member=off", "member=on"],
+        "the groups let some users in and keep others out"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,9 @@
 //! `tests/sdk-node/run.mjs`, which drives Amplitude's `@amplitude/experiment-node-server`
 //! (remote, local with polling, local with streaming, cohort sync, exposures) and the OpenFeature
 //! OFREP providers against the same server and compares every answer with those expectations.
+//! A holdout and a mutual-exclusion group with a member, and an imported config that says
+//! `deployed: false`, show that what is served with `deployed: false` is unknown to OFREP
+//! (`FLAG_NOT_FOUND`, absent from bulk) and that remote evaluation leaves the groups out.
 //!
 //! The expectations come from the binary's own engine, never from this file: the test only says
 //! who the users are and how the flags are configured.
@@ -345,6 +348,18 @@ fn flags() -> Vec<(&'static str, Value, bool)> {
             }),
             true,
         ),
+        // An experiment in slot 1 of a mutual-exclusion group and behind a holdout
+        // ([`GROUPS`]), both remote like it.
+        (
+            "banner-test",
+            json!({
+                "type": "experiment", "evaluation_mode": "remote", "deployments": prod,
+                "variants": [{"key": "wide"}, {"key": "slim"}],
+                "mutex_group": {"group": "mutex-surface", "slot": 1}, "holdouts": ["holdout-q4"],
+                "all_other_users": {"percentage": 100, "weights": {"wide": 1, "slim": 1}}
+            }),
+            true,
+        ),
         (
             "mobile-release",
             json!({
@@ -359,6 +374,27 @@ fn flags() -> Vec<(&'static str, Value, bool)> {
         ),
     ]
 }
+
+/// The groups, created before the flags (path under the project, body); served to the
+/// deployment as ancestors of `banner-test`, with `deployed: false`.
+fn groups() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "mutex-groups",
+            json!({"name": "Surface", "evaluation_mode": "remote", "bucketing_salt": "surface1",
+                   "slots": [{"percentage": 60}, {"percentage": 40}]}),
+        ),
+        (
+            "holdouts",
+            json!({"name": "Q4", "evaluation_mode": "remote", "bucketing_salt": "holdq4xx",
+                   "percentage": 20}),
+        ),
+    ]
+}
+
+/// What OFREP must not know although the deployment serves it: the groups and the imported
+/// flag that says `deployed: false` (attached to the deployment by the import).
+const NOT_FOUND: [&str; 3] = ["holdout-q4", "mutex-surface", "legacy-switch"];
 
 /// Amplitude configs with typed values (boolean, number, object), which only imports carry:
 /// Vexil's own variants have string values. They are remote-mode flags, for OFREP.
@@ -394,7 +430,10 @@ fn imported() -> Value {
             "off": off},
          "segments": [{"metadata": {"segmentName": "All Other Users"}, "variant": "off",
              "bucket": bucket("th3meSLT", 90, json!([{"variant": "light", "range": [0, 21474837]},
-                                                     {"variant": "dark", "range": [21474836, 42949673]}]))}]}
+                                                     {"variant": "dark", "range": [21474836, 42949673]}]))}]},
+        {"key": "legacy-switch", "metadata": {"evaluationMode": "remote", "flagType": "release", "flagVersion": 9, "deployed": false},
+         "variants": {"on": {"key": "on", "value": true}, "off": off},
+         "segments": [{"metadata": {"segmentName": "All Other Users"}, "variant": "on"}]}
     ])
 }
 
@@ -473,6 +512,10 @@ async fn activate(api: &Api, key: &str, version: i64) -> i64 {
 /// Creates and activates the flags and imports the typed ones; returns the management version
 /// each Vexil flag must be served at.
 async fn create_flags(api: &Api, project: &str) -> BTreeMap<String, i64> {
+    for (kind, body) in groups() {
+        let path = format!("/api/v1/projects/{project}/{kind}");
+        api.json(Method::POST, &path, &body, None, 201).await;
+    }
     let mut versions = BTreeMap::new();
     for (key, extra, active) in flags() {
         let mut version = create_flag(api, project, key, &extra).await;
@@ -493,7 +536,7 @@ async fn create_flags(api: &Api, project: &str) -> BTreeMap<String, i64> {
         .await;
     assert_eq!(
         report["created"].as_array().map(Vec::len),
-        Some(4),
+        Some(5),
         "{report}"
     );
     versions
@@ -714,7 +757,9 @@ async fn node_sdks_agree_with_vexil_eval() {
     let configs = served_configs(&s.api, &s.project.server_key, &versions, &imported_keys()).await;
     let users = users();
     let expected = expected(&s.dir.0, &configs, &users);
-    let fixture = s.fixture(json!({"configs": configs, "users": users, "expected": expected}));
+    let fixture = s.fixture(
+        json!({"configs": configs, "users": users, "expected": expected, "notFound": NOT_FOUND}),
+    );
     run_script(&sdk_dir, &s.dir.0, "run.mjs", &fixture, s.started).await;
 }
 

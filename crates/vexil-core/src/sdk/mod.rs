@@ -1,7 +1,8 @@
 //! What the SDK-facing API serves, without HTTP: per-deployment snapshots built and published
 //! after every change ([`Publisher`], [`Snapshot`]), remote evaluation with server-side
-//! enrichment, OFREP's mapping of contexts, reasons and ETags ([`ofrep`]), and the exposures
-//! and assignments SDKs report ([`Tracker`]). With a state directory, a node also keeps what
+//! enrichment (written once in [`enrich`], which QA uses too), OFREP's mapping of contexts,
+//! reasons and ETags ([`ofrep`]), and the exposures and assignments SDKs report
+//! ([`Tracker`]). With a state directory, a node also keeps what
 //! it needs to ride out an outage of the store on local disk: the event batches the store could
 //! not take ([`spool`], stored later by the tracker's replay thread) and the last snapshots it published
 //! ([`persist`]), from which it can start while the store is unreachable.
@@ -9,6 +10,7 @@
 //! The HTTP server reads only snapshots on its SDK routes; the database is read when a snapshot
 //! is built and written when exposures are stored.
 
+pub mod enrich;
 pub mod ingest;
 mod memory;
 pub mod ofrep;
@@ -19,12 +21,13 @@ mod snapshot;
 pub mod spool;
 mod tracking;
 
+pub use enrich::referenced_cohort_ids;
 pub use memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
 pub use persist::{PersistError, Persister};
 pub use publisher::{PublishStats, Publisher, PublisherOptions, SnapshotSink, SnapshotSource};
 pub use snapshot::{
-    referenced_cohort_ids, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions,
-    ServedCounts, Snapshot, SnapshotInput, StripedCounter, Tracked,
+    group_kind, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions, ServedCounts,
+    Snapshot, SnapshotInput, StripedCounter, Tracked,
 };
 pub use spool::{Spool, SpoolError, SpoolOptions, SpoolStats};
 pub use tracking::{

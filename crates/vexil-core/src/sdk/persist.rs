@@ -291,7 +291,7 @@ fn project_file(
             changed_at: s.changed_at,
             hash: s.hash.clone(),
             local: keys(|i| i.local),
-            attached: keys(|i| i.deployed),
+            attached: keys(|i| i.attached),
             configs,
         });
     }

@@ -32,11 +32,12 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use vexil_store::{SdkRevisionRow, Store, Tx};
 
+use super::enrich::{referenced_cohort_ids, targeted_properties};
 use super::memory::{CohortData, IdKind, UserProperties};
-use super::snapshot::{referenced_cohort_ids, ProjectData, Snapshot, SnapshotInput};
+use super::snapshot::{group_kind, ProjectData, Snapshot, SnapshotInput};
 use crate::compile::{compile_flag, deployment_flags};
 use crate::error::{Error, Result};
-use crate::model::{Cohort, Deployment, Flag, Group, Project};
+use crate::model::{Cohort, Deployment, Flag, Group, GroupKind, Project};
 use crate::service::convert::{cohort, deployment, flag, project};
 use crate::service::{now_ms, ChangeListener};
 
@@ -659,7 +660,7 @@ fn rebuild(inner: &Inner, key: &str) -> Result<()> {
         previous_key_expires_at: state.project.previous_key_expires_at,
         cohorts: state.cohorts.clone(),
         properties,
-        mutex_flags: mutex_flags(&state.flags),
+        mutex_flags: mutex_flags(&state.flags, &state.groups),
     });
     let modes: BTreeMap<String, _> = state
         .flags
@@ -756,40 +757,19 @@ fn settle_revisions(
     Ok(result(&settled))
 }
 
-/// The flags whose `[Experiment] <flag>` property some condition of `configs` reads.
-fn targeted_properties(configs: &[vexil_eval::FlagConfig]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for config in configs {
-        for segment in &config.segments {
-            for condition in segment.conditions.iter().flatten().flatten() {
-                if let [context, user, props, name] = condition.selector.as_slice() {
-                    if context == "context" && user == "user" && props == "user_properties" {
-                        if let Some(flag) = name.strip_prefix("[Experiment] ") {
-                            out.insert(flag.to_owned());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Keys of imported mutual-exclusion-group flags (Vexil's own flags are never such groups).
-fn mutex_flags(flags: &[Flag]) -> BTreeSet<String> {
-    flags
+/// Keys of the project's mutual-exclusion groups, native and imported: no `[Experiment]` user
+/// property is set for them, whoever reports them.
+fn mutex_flags(flags: &[Flag], groups: &[Group]) -> BTreeSet<String> {
+    let imported = flags
         .iter()
         .filter(|f| f.imported_config.is_some())
-        .filter(|f| {
-            compile_flag(f, false)
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get("flagType"))
-                .and_then(vexil_eval::Value::as_str)
-                == Some("mutual-exclusion-group")
-        })
-        .map(|f| f.key.clone())
-        .collect()
+        .filter(|f| group_kind(&compile_flag(f, false)) == Some(GroupKind::MutualExclusion))
+        .map(|f| f.key.clone());
+    let native = groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::MutualExclusion)
+        .map(|g| g.key.clone());
+    imported.chain(native).collect()
 }
 
 fn publish(

@@ -15,8 +15,9 @@ use vexil_eval::{
     VariantResult,
 };
 
-use super::memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
-use crate::model::{Deployment, EvaluationMode};
+use super::enrich::{enrich, referenced_cohort_ids, Cohorts};
+use super::memory::{CohortData, UserProperties};
+use crate::model::{Deployment, EvaluationMode, GroupKind};
 
 /// What a project's snapshots share: its credentials, its cohorts and its users' properties.
 #[derive(Debug)]
@@ -36,7 +37,8 @@ pub struct ProjectData {
     /// The users' `[Experiment] <flag_key>` properties; one instance per project, kept across
     /// snapshots.
     pub properties: Arc<UserProperties>,
-    /// Keys of the project's mutual-exclusion-group flags (no user property is set for them).
+    /// Keys of the project's mutual-exclusion groups, native and imported (no user property
+    /// is set for them).
     pub mutex_flags: BTreeSet<String>,
 }
 
@@ -101,9 +103,16 @@ pub struct FlagInfo {
     /// The flag's own evaluation mode is local.
     pub local: bool,
     /// Attached to this deployment (not merely an ancestor of one that is).
+    pub attached: bool,
+    /// Deployed, as OFREP sees it (`sdk-protocol.md` §B3, §B4): attached, and the config does
+    /// not say `deployed: false` (in its metadata, or in the merged metadata of every result
+    /// it can give). Group flags and imported configs marked not deployed are attached to no
+    /// OFREP client even when the deployment carries them.
     pub deployed: bool,
-    /// `flagType` is `mutual-exclusion-group`.
-    pub mutex: bool,
+    /// A mutual-exclusion or holdout group (`flagType` `mutual-exclusion-group` or
+    /// `holdout-group`, `evaluation.md` §7), native or imported: never in a remote
+    /// evaluation's answer.
+    pub group: Option<GroupKind>,
     /// Compiled to the single `default` segment (`evaluation.md` §10.3).
     pub inactive: bool,
     pub outcomes: Vec<Outcome>,
@@ -149,14 +158,12 @@ pub struct Snapshot {
     flags_all: Arc<str>,
     pub(crate) plan_all: Result<Plan, CycleError>,
     plan_local: Result<Plan, CycleError>,
-    /// Flags attached to the deployment, in ascending key order (OFREP bulk).
+    /// Flags deployed as OFREP sees them ([`FlagInfo::deployed`]), in ascending key order.
     pub(crate) deployed_by_key: Vec<usize>,
     /// The longest `/sdk/v2/vardata` body this snapshot can produce: one allocation per answer.
     max_body: usize,
-    /// Referenced user cohorts, ascending by id.
-    user_cohorts: Vec<Arc<CohortData>>,
-    /// Referenced group cohorts by group type, ascending by id within a type.
-    group_cohorts: Vec<(String, Vec<Arc<CohortData>>)>,
+    /// The cohorts the configs reference, which enrichment looks users up in.
+    cohorts: Cohorts,
 }
 
 /// The inputs of [`Snapshot::build`].
@@ -278,12 +285,12 @@ impl Snapshot {
             attached,
         } = input;
         let local = |key: &str| modes.get(key) == Some(&EvaluationMode::Local);
-        let deployed: Vec<bool> = configs.iter().map(|c| attached.contains(&c.key)).collect();
+        let attached: Vec<bool> = configs.iter().map(|c| attached.contains(&c.key)).collect();
         let flags_all: Arc<str> = to_json(&configs).into();
         // Local-mode flags attached here, plus whatever they depend on, in served order.
         let local_roots: Vec<String> = configs
             .iter()
-            .zip(&deployed)
+            .zip(&attached)
             .filter(|(c, &d)| d && local(&c.key))
             .map(|(c, _)| c.key.clone())
             .collect();
@@ -294,11 +301,15 @@ impl Snapshot {
             .filter(|c| local_keys.contains(c.key.as_str()))
             .collect();
         let flags_local: Arc<str> = to_json(&local_configs).into();
-        let (user_cohorts, group_cohorts) = referenced_cohorts(&configs, &project);
+        let cohorts = Cohorts::new(
+            referenced_cohort_ids(&configs)
+                .into_iter()
+                .filter_map(|id| project.cohorts.get(id).cloned()),
+        );
 
         let flags = FlagSet::compile(configs)?;
         let infos: Vec<FlagInfo> = (0..flags.len())
-            .map(|i| flag_info(&flags, i, deployed[i], local, &project))
+            .map(|i| flag_info(&flags, i, attached[i], local, &project))
             .collect();
         let plan_all = flags.plan(&[] as &[&str]);
         let local_indexes: Vec<usize> = local_roots
@@ -327,8 +338,7 @@ impl Snapshot {
             plan_local,
             max_body,
             deployed_by_key,
-            user_cohorts,
-            group_cohorts,
+            cohorts,
         })
     }
 
@@ -358,84 +368,10 @@ impl Snapshot {
         &self.infos
     }
 
-    /// Adds what the server knows of the user (`sdk-protocol.md` §A7): the referenced user
-    /// cohorts that hold their `user_id` (replacing the client's `cohort_ids`), the referenced
-    /// group cohorts that hold their groups, and their stored `[Experiment] <flag>` properties
-    /// (values the client sent win).
+    /// Adds what the server knows of the user (`sdk-protocol.md` §A7), from this snapshot's
+    /// referenced cohorts and the project's stored properties ([`super::enrich::enrich`]).
     pub fn enrich(&self, user: &mut Object) {
-        if let Some(user_id) = non_empty_str(user, "user_id") {
-            let ids: Vec<Value> = self
-                .user_cohorts
-                .iter()
-                .filter(|c| c.contains(&user_id))
-                .map(|c| Value::from(c.id.as_str()))
-                .collect();
-            user.insert("cohort_ids", Value::Array(ids));
-        }
-        if !self.group_cohorts.is_empty() {
-            self.enrich_groups(user);
-        }
-        let properties = &self.project.properties;
-        if !properties.is_empty() {
-            let mut found: Vec<(String, String)> = Vec::new();
-            let mut collect = |flag: &str, variant: &str| {
-                let name = format!("[Experiment] {flag}");
-                match found.iter_mut().find(|(n, _)| *n == name) {
-                    Some(slot) => slot.1 = variant.to_owned(),
-                    None => found.push((name, variant.to_owned())),
-                }
-            };
-            // Device properties first: what was recorded for the signed-in user wins.
-            if let Some(device_id) = non_empty_str(user, "device_id") {
-                properties.for_each(IdKind::Device, &device_id, &mut collect);
-            }
-            if let Some(user_id) = non_empty_str(user, "user_id") {
-                properties.for_each(IdKind::User, &user_id, &mut collect);
-            }
-            if !found.is_empty() {
-                add_properties(user, found);
-            }
-        }
-    }
-
-    fn enrich_groups(&self, user: &mut Object) {
-        let Some(Value::Object(groups)) = user.get("groups") else {
-            return;
-        };
-        let mut found: Vec<(String, String, Vec<Value>)> = Vec::new();
-        for (group_type, names) in groups.iter() {
-            let Some(name) = first_name(names) else {
-                continue;
-            };
-            let Some((_, cohorts)) = self.group_cohorts.iter().find(|(t, _)| t == group_type)
-            else {
-                continue;
-            };
-            let ids: Vec<Value> = cohorts
-                .iter()
-                .filter(|c| c.contains(name))
-                .map(|c| Value::from(c.id.as_str()))
-                .collect();
-            if !ids.is_empty() {
-                found.push((group_type.to_owned(), name.to_owned(), ids));
-            }
-        }
-        if found.is_empty() {
-            return;
-        }
-        if !matches!(user.get("group_cohort_ids"), Some(Value::Object(_))) {
-            user.insert("group_cohort_ids", Value::Object(Object::new()));
-        }
-        if let Some(Value::Object(all)) = user.get_mut("group_cohort_ids") {
-            for (group_type, name, ids) in found {
-                if !matches!(all.get(&group_type), Some(Value::Object(_))) {
-                    all.insert(group_type.as_str(), Value::Object(Object::new()));
-                }
-                if let Some(Value::Object(by_name)) = all.get_mut(&group_type) {
-                    by_name.insert(name, Value::Array(ids));
-                }
-            }
-        }
+        enrich(user, &self.cohorts, &*self.project.properties);
     }
 
     /// Counters for every (flag, variant) this snapshot can serve, from `counter` (which should
@@ -485,7 +421,7 @@ impl Snapshot {
                     .flag_keys
                     .iter()
                     .filter_map(|k| self.flags.index_of(k))
-                    .filter(|&i| !local_only || (self.infos[i].local && self.infos[i].deployed))
+                    .filter(|&i| !local_only || (self.infos[i].local && self.infos[i].attached))
                     .collect();
                 selected = self.flags.plan_indexes(&keys)?;
                 &selected
@@ -501,6 +437,11 @@ impl Snapshot {
             let found = info.outcome_position(segment, r.variant_index());
             if let (Some(t), Some(o)) = (tracked.as_mut(), found) {
                 t.hits.push((r.flag_index() as u32, o as u32));
+            }
+            // Group flags are evaluated for their members and tracked (holdouts set their
+            // `[Experiment]` property), but never returned, as Amplitude does.
+            if info.group.is_some() {
+                continue;
             }
             if let (Some(counts), Some(o)) = (options.counts, found) {
                 counts.add(r.flag_index(), o);
@@ -553,49 +494,20 @@ fn closure<'a>(configs: &'a [FlagConfig], roots: &[&'a str]) -> BTreeSet<&'a str
     out
 }
 
-/// The ids of the cohorts that conditions on `cohort_ids` selectors name: the cohorts SDKs
-/// download (`sdk-protocol.md` §A9) and remote evaluation looks users up in.
-pub fn referenced_cohort_ids(configs: &[FlagConfig]) -> BTreeSet<&str> {
-    let mut ids: BTreeSet<&str> = BTreeSet::new();
-    for config in configs {
-        for segment in &config.segments {
-            for condition in segment.conditions.iter().flatten().flatten() {
-                if condition.selector.last().is_some_and(|s| s == "cohort_ids") {
-                    ids.extend(condition.values.iter().map(String::as_str));
-                }
-            }
-        }
+/// Which kind of group a config is, by its `flagType` (`evaluation.md` §7); `None` for flags.
+pub fn group_kind(config: &FlagConfig) -> Option<GroupKind> {
+    let flag_type = config.metadata.as_ref()?.get("flagType")?.as_str()?;
+    match flag_type {
+        "mutual-exclusion-group" => Some(GroupKind::MutualExclusion),
+        "holdout-group" => Some(GroupKind::Holdout),
+        _ => None,
     }
-    ids
-}
-
-/// The referenced cohorts, split into user cohorts and group cohorts by type.
-type Referenced = (Vec<Arc<CohortData>>, Vec<(String, Vec<Arc<CohortData>>)>);
-
-fn referenced_cohorts(configs: &[FlagConfig], project: &ProjectData) -> Referenced {
-    let ids = referenced_cohort_ids(configs);
-    let mut users = Vec::new();
-    let mut groups: Vec<(String, Vec<Arc<CohortData>>)> = Vec::new();
-    for id in ids {
-        let Some(cohort) = project.cohorts.get(id) else {
-            continue;
-        };
-        if cohort.group_type == USER_GROUP_TYPE {
-            users.push(cohort.clone());
-        } else {
-            match groups.iter_mut().find(|(t, _)| *t == cohort.group_type) {
-                Some((_, list)) => list.push(cohort.clone()),
-                None => groups.push((cohort.group_type.clone(), vec![cohort.clone()])),
-            }
-        }
-    }
-    (users, groups)
 }
 
 fn flag_info(
     flags: &FlagSet,
     index: usize,
-    deployed: bool,
+    attached: bool,
     local: impl Fn(&str) -> bool,
     project: &ProjectData,
 ) -> FlagInfo {
@@ -604,12 +516,10 @@ fn flag_info(
         .nth(index)
         .unwrap_or_else(|| unreachable_config());
     let key = config.key.clone();
-    let flag_type = config
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("flagType"))
-        .and_then(Value::as_str);
-    let mutex = flag_type == Some("mutual-exclusion-group") || project.mutex_flags.contains(&key);
+    let group = match group_kind(config) {
+        None if project.mutex_flags.contains(&key) => Some(GroupKind::MutualExclusion),
+        kind => kind,
+    };
     let inactive = config.segments.len() == 1
         && segment_name(config.segments[0].metadata.as_ref()) == Some("default")
         && config.segments[0].conditions.is_none()
@@ -635,6 +545,8 @@ fn flag_info(
             Some(outcome(&key_json, &r, segment, variant))
         })
         .collect();
+    let says_not_deployed = is_false(config.metadata.as_ref().and_then(|m| m.get("deployed")))
+        || (!outcomes.is_empty() && outcomes.iter().all(|o| !o.deployed));
     let variants = config.variants.len();
     let mut outcome_index = vec![u32::MAX; config.segments.len() * variants];
     for (i, o) in outcomes.iter().enumerate() {
@@ -647,8 +559,9 @@ fn flag_info(
         plan: flags.plan(&[key.as_str()]),
         local: local(&key),
         key,
-        deployed,
-        mutex,
+        attached,
+        deployed: attached && !says_not_deployed,
+        group,
         inactive,
         outcomes,
         outcome_index,
@@ -748,27 +661,6 @@ fn non_empty_str(user: &Object, field: &str) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-}
-
-fn first_name(names: &Value) -> Option<&str> {
-    match names {
-        Value::Array(list) => list.first()?.as_str().filter(|n| !n.is_empty()),
-        _ => None,
-    }
-}
-
-/// Adds `[Experiment] <flag>` entries to `user_properties` where the client sent none.
-fn add_properties(user: &mut Object, found: Vec<(String, String)>) {
-    if !matches!(user.get("user_properties"), Some(Value::Object(_))) {
-        user.insert("user_properties", Value::Object(Object::new()));
-    }
-    if let Some(Value::Object(props)) = user.get_mut("user_properties") {
-        for (name, variant) in found {
-            if props.get(&name).is_none() {
-                props.insert(name, Value::from(variant));
-            }
-        }
-    }
 }
 
 impl Outcome {

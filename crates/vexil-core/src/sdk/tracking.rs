@@ -27,6 +27,7 @@ use super::replay::Replayer;
 use super::snapshot::{Snapshot, Tracked};
 use super::spool::{Spool, SpoolStats};
 use crate::error::{Error, Result};
+use crate::model::GroupKind;
 use crate::service::now_ms;
 
 /// An insert id already stored for the project this recently is a duplicate.
@@ -429,14 +430,15 @@ impl Job {
                 insert_id: None,
                 library: self.library.clone(),
             };
-            if self.assignment && !info.mutex {
+            let mutex = info.group == Some(GroupKind::MutualExclusion);
+            if self.assignment && !mutex {
                 rows.push(row("remote_assignment"));
             }
             let exposed = self.exposure && !o.default && o.deployed && o.track_exposure;
             if exposed {
                 rows.push(row("remote_exposure"));
             }
-            if let Some((kind, id)) = id.filter(|_| !info.mutex && (self.assignment || exposed)) {
+            if let Some((kind, id)) = id.filter(|_| !mutex && (self.assignment || exposed)) {
                 props.push(PropChange {
                     kind,
                     id: id.clone(),

@@ -13,6 +13,41 @@ use super::{Resp, Server};
 /// How long a test waits for something that should happen within milliseconds.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
+/// Imported Amplitude configs, to be attached to a deployment by an import: a holdout group and a
+/// mutual-exclusion group (`deployed: false`, as Amplitude serves them), their member, and an
+/// ordinary flag that says `deployed: false`.
+pub fn imported_groups() -> Value {
+    let off = json!({"key": "off", "metadata": {"default": true}});
+    let meta = |kind: &str, deployed: bool| json!({"deployed": deployed, "evaluationMode": "remote", "flagType": kind, "flagVersion": 3});
+    let all = |bucket: Value| json!([{"metadata": {"segmentName": "All Other Users"}, "variant": "off", "bucket": bucket}]);
+    let bucket = |salt: &str, distributions: Value| {
+        json!({"selector": ["context", "user", "user_id"], "salt": salt,
+               "allocations": [{"range": [0, 100], "distributions": distributions}]})
+    };
+    json!([
+        {"key": "imp-holdout", "metadata": meta("holdout-group", false),
+         "variants": {"holdout": {"key": "holdout", "payload": {"flagIds": ["imp-member"]}},
+                      "on": {"key": "on", "payload": {"flagIds": ["imp-member"]}}, "off": off},
+         "segments": all(bucket("impHold1", json!([
+            {"variant": "holdout", "range": [0, 12884902]}, {"variant": "on", "range": [12884902, 42949673]}])))},
+        {"key": "imp-mutex", "metadata": meta("mutual-exclusion-group", false),
+         "variants": {"slot-1": {"key": "slot-1", "payload": {"flagIds": ["imp-member"]}},
+                      "slot-2": {"key": "slot-2", "payload": {"flagIds": []}}, "off": off},
+         "segments": all(bucket("impMutx1", json!([
+            {"variant": "slot-1", "range": [0, 21474837]}, {"variant": "slot-2", "range": [21474837, 42949673]}])))},
+        {"key": "imp-member", "metadata": meta("experiment", true), "dependencies": ["imp-holdout", "imp-mutex"],
+         "variants": {"on": {"key": "on", "value": "on"}, "off": off},
+         "segments": [
+            {"metadata": {"segmentName": "flag-dependencies"}, "variant": "off", "conditions": [
+                [{"selector": ["result", "imp-holdout", "key"], "op": "is not", "values": ["on"]}],
+                [{"selector": ["result", "imp-mutex", "key"], "op": "is not", "values": ["slot-1"]}]]},
+            {"metadata": {"segmentName": "All Other Users"}, "variant": "on"}]},
+        {"key": "imp-hidden", "metadata": meta("release", false),
+         "variants": {"on": {"key": "on", "value": "on"}, "off": off},
+         "segments": [{"metadata": {"segmentName": "All Other Users"}, "variant": "on"}]}
+    ])
+}
+
 /// A project with two deployments.
 #[derive(Debug, Clone)]
 pub struct Fixture {

@@ -160,10 +160,10 @@ fn snapshots_round_trip() {
     for remote in [false, true] {
         assert_eq!(restored.flags_json(remote), published.flags_json(remote));
     }
-    let infos = |s: &Snapshot| -> Vec<(String, bool, bool)> {
+    let infos = |s: &Snapshot| -> Vec<(String, bool, bool, bool)> {
         s.flag_infos()
             .iter()
-            .map(|i| (i.key.clone(), i.local, i.deployed))
+            .map(|i| (i.key.clone(), i.local, i.attached, i.deployed))
             .collect()
     };
     assert_eq!(infos(restored), infos(&published));

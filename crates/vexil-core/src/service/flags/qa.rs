@@ -1,15 +1,30 @@
 //! QA: evaluate one flag and its prerequisites for a user, as the server would serve it, with
 //! the engine's explanation of every segment examined.
+//!
+//! The user is enriched by the same function as remote evaluation ([`enrich`]), with the same
+//! data read from the store instead of a snapshot: the cohorts the evaluated configs reference
+//! and the user's stored `[Experiment]` properties of the flags their conditions read. So a
+//! user tested here gets what `/sdk/v2/vardata` would give them once the flag is served.
+//!
+//! The results keep the groups' own (QA is for people), and under a flag that its
+//! `flag-dependencies` gate turned `off` the explanation names each dependency that did it:
+//! the holdout that held the user out, the other slot of a mutual-exclusion group, the
+//! prerequisite's result. What a dependency is comes from its served `flagType`, so imported
+//! groups read the same as Vexil's own.
+
+use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use utoipa::ToSchema;
-use vexil_eval::{explain, Context, FlagSet};
+use vexil_eval::{explain, Context, FlagConfig, FlagExplanation, FlagSet, Object, Results, Value};
 
 use super::{load, resolve, FlagService};
 use crate::compile::flags_with_prerequisites;
 use crate::error::{Error, Result};
-use crate::model::{Flag, FlagState};
+use crate::model::{Flag, FlagState, GroupKind};
+use crate::sdk::enrich::{enrich, targeted_properties, Cohorts, PropertyList};
+use crate::sdk::{group_kind, referenced_cohort_ids, CohortData, IdKind};
 use crate::service::convert::flag;
 
 /// The outcome of a QA evaluation.
@@ -27,7 +42,10 @@ pub struct Evaluation {
     #[schema(value_type = Vec<Object>)]
     pub explanations: Vec<Json>,
     /// The same explanations as lines a person reads: per flag the verdict, then one line per
-    /// segment examined (matched or why not, the bucketing numbers, the outcome).
+    /// segment examined (matched or why not, the bucketing numbers, the outcome), and under a
+    /// `flag-dependencies` gate that served `off`, why: "held out by `holdout-x` (the holdout
+    /// gave holdout)", "slot-2 of `mutex-y`: not this experiment's slot (slot-1)",
+    /// "prerequisite `p` gave off, not on".
     pub explanation: String,
     /// The user as evaluated, with the cohorts the server found them in.
     #[schema(value_type = Object)]
@@ -41,16 +59,16 @@ impl FlagService {
     /// Evaluates flag `key` for `user`, an Amplitude user object (`user_id`, `device_id`,
     /// `user_properties`, `groups`, ...). The flag's targeting is evaluated even while it is
     /// inactive, so a flag can be checked before it is activated (the seed's QA step); its
-    /// prerequisites are evaluated as they are served now.
+    /// prerequisites and groups are evaluated as they are served now.
     pub fn evaluate(&self, project: Option<&str>, key: &str, user: Json) -> Result<Evaluation> {
-        let Json::Object(mut user) = user else {
+        let Value::Object(mut user) = Value::from(user) else {
             return Err(Error::invalid(
                 "user",
                 "invalid_user",
                 "the user is a JSON object such as {\"user_id\": \"u1\"}",
             ));
         };
-        let (configs, active) = self.core.read(|tx| {
+        let (configs, active, cohorts, properties) = self.core.read(|tx| {
             let project = resolve(tx, project, key)?;
             let active = load(tx, &project, key)?.state == FlagState::Active;
             let mut all: Vec<Flag> = tx
@@ -63,17 +81,19 @@ impl FlagService {
             }
             let groups = crate::service::groups::project_groups(tx, &project)?;
             let configs = flags_with_prerequisites(&[key], &all, &groups);
-            add_cohorts(tx, &project, &configs, &mut user)?;
-            Ok((configs, active))
+            let cohorts = stored_cohorts(tx, &project, &configs)?;
+            let properties = stored_properties(tx, &project, &configs, &user)?;
+            Ok((configs, active, cohorts, properties))
         })?;
+        enrich(&mut user, &cohorts, &properties);
         let set = FlagSet::compile(configs).map_err(|e| Error::Internal(Box::new(e)))?;
-        let user = Json::Object(user);
-        let context = Context::from_sdk_user(vexil_eval::Value::from(user.clone()));
+        let user = Value::Object(user);
+        let context = Context::from_sdk_user(user.clone());
         let (results, explanations) = explain(&set, &context, &[key])
             .map_err(|e| Error::blocked("dependency_cycle", e.to_string(), Vec::new()))?;
         let variant = results.get(key).map_or("off", |r| r.key()).to_string();
+        let explanation = lines(&set, &results, &explanations);
         let results = serde_json::to_value(&results).map_err(|e| Error::Internal(Box::new(e)))?;
-        let explanation: String = explanations.iter().map(ToString::to_string).collect();
         let explanations = explanations
             .iter()
             .map(serde_json::to_value)
@@ -85,92 +105,127 @@ impl FlagService {
             results,
             explanations,
             explanation,
-            user,
+            user: Json::from(user),
             active,
         })
     }
 }
 
-/// Adds to the user the cohorts (among those the configs reference) that contain them:
-/// user cohorts by `user_id` into `cohort_ids`, group cohorts by the first group name of each
-/// type into `group_cohort_ids` — what remote evaluation does.
-fn add_cohorts(
+/// The cohorts `configs` reference, with their members, as serving holds them.
+fn stored_cohorts(
     tx: &mut dyn vexil_store::Tx,
     project: &str,
-    configs: &[vexil_eval::FlagConfig],
-    user: &mut Map<String, Json>,
-) -> Result<()> {
-    let mut referenced: Vec<String> = Vec::new();
-    for config in configs {
-        for segment in &config.segments {
-            for condition in segment.conditions.iter().flatten().flatten() {
-                if condition.selector.last().is_some_and(|s| s == "cohort_ids") {
-                    referenced.extend(condition.values.iter().cloned());
-                }
-            }
-        }
-    }
-    referenced.sort();
-    referenced.dedup();
-    let user_id = user
-        .get("user_id")
-        .and_then(Json::as_str)
-        .map(str::to_string);
-    let groups: Vec<(String, String)> = user
-        .get("groups")
-        .and_then(Json::as_object)
-        .map(|g| {
-            g.iter()
-                .filter_map(|(t, names)| {
-                    let first = names.as_array().and_then(|a| a.first()).or(Some(names))?;
-                    Some((t.clone(), first.as_str()?.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for id in referenced {
-        let Some(row) = tx.get_cohort(project, &id)? else {
+    configs: &[FlagConfig],
+) -> Result<Cohorts> {
+    let mut cohorts = Vec::new();
+    for id in referenced_cohort_ids(configs) {
+        let Some(row) = tx.get_cohort(project, id)? else {
             continue;
         };
-        let members = tx.cohort_members(project, &id)?;
-        if row.group_type == "User" {
-            if let Some(uid) = user_id.as_deref().filter(|u| !u.is_empty()) {
-                if members.iter().any(|m| m == uid) {
-                    push(
-                        user.entry("cohort_ids")
-                            .or_insert_with(|| Json::Array(Vec::new())),
-                        &id,
-                    );
-                }
-            }
-        } else if let Some((t, name)) = groups.iter().find(|(t, _)| *t == row.group_type) {
-            if members.iter().any(|m| m == name) {
-                let all = user
-                    .entry("group_cohort_ids")
-                    .or_insert_with(|| Json::Object(Map::new()));
-                if let Json::Object(all) = all {
-                    let by_name = all
-                        .entry(t.clone())
-                        .or_insert_with(|| Json::Object(Map::new()));
-                    if let Json::Object(by_name) = by_name {
-                        push(
-                            by_name
-                                .entry(name.clone())
-                                .or_insert_with(|| Json::Array(Vec::new())),
-                            &id,
-                        );
-                    }
-                }
-            }
-        }
+        let members = tx.cohort_members(project, id)?;
+        cohorts.push(Arc::new(CohortData::new(
+            row.id,
+            row.group_type,
+            row.version,
+            row.updated_at,
+            members,
+        )));
     }
-    Ok(())
+    Ok(Cohorts::new(cohorts))
 }
 
-fn push(list: &mut Json, id: &str) {
-    if let Json::Array(items) = list {
-        if !items.iter().any(|v| v.as_str() == Some(id)) {
-            items.push(Json::String(id.to_string()));
+/// The user's stored `[Experiment]` properties of the flags whose property some condition of
+/// `configs` reads (those serving keeps in memory), by user id and device id.
+fn stored_properties(
+    tx: &mut dyn vexil_store::Tx,
+    project: &str,
+    configs: &[FlagConfig],
+    user: &Object,
+) -> Result<PropertyList> {
+    let id = |field: &str| {
+        user.get(field)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (user_id, device_id) = (id("user_id"), id("device_id"));
+    let mut out = PropertyList::default();
+    if user_id.is_none() && device_id.is_none() {
+        return Ok(out);
+    }
+    for flag in targeted_properties(configs) {
+        for row in tx.flag_experiment_properties(project, &flag)? {
+            let Some(kind) = IdKind::parse(&row.id_kind) else {
+                continue;
+            };
+            let wanted = match kind {
+                IdKind::User => &user_id,
+                IdKind::Device => &device_id,
+            };
+            if let (Some(variant), true) = (row.variant, wanted.as_deref() == Some(&*row.id)) {
+                out.0.push((kind, row.id, row.flag_key, variant));
+            }
         }
     }
+    Ok(out)
+}
+
+/// The explanations as lines a person reads, each flag's followed by why its
+/// `flag-dependencies` gate served `off` when it did.
+fn lines(set: &FlagSet, results: &Results<'_>, explanations: &[FlagExplanation]) -> String {
+    let mut out = String::new();
+    for e in explanations {
+        out.push_str(&e.to_string());
+        for line in gate_reasons(set, results, e) {
+            out.push_str("    ");
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn config<'a>(set: &'a FlagSet, key: &str) -> Option<&'a FlagConfig> {
+    set.configs().nth(set.index_of(key)?)
+}
+
+/// When the flag was served by its `flag-dependencies` gate: one line per dependency whose
+/// result is not one the flag allows, named by what the dependency is (its `flagType`, so
+/// imported groups read the same as Vexil's own).
+fn gate_reasons(set: &FlagSet, results: &Results<'_>, e: &FlagExplanation) -> Vec<String> {
+    let Some(segment) = e
+        .segment_index
+        .and_then(|i| config(set, &e.flag_key)?.segments.get(i))
+    else {
+        return Vec::new();
+    };
+    let name = segment.metadata.as_ref().and_then(|m| m.get("segmentName"));
+    if name.and_then(Value::as_str) != Some("flag-dependencies") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for condition in segment.conditions.iter().flatten().flatten() {
+        let [kind, dependency, field] = condition.selector.as_slice() else {
+            continue;
+        };
+        if kind != "result" || field != "key" || condition.op != "is not" {
+            continue;
+        }
+        let got = results.get(dependency).map(|r| r.key());
+        if got.is_some_and(|g| condition.values.iter().any(|v| v == g)) {
+            continue;
+        }
+        let got = got.unwrap_or("no result");
+        let allowed = condition.values.join(", ");
+        out.push(match config(set, dependency).and_then(group_kind) {
+            Some(GroupKind::Holdout) => {
+                format!("held out by `{dependency}` (the holdout gave {got})")
+            }
+            Some(GroupKind::MutualExclusion) => {
+                format!("{got} of `{dependency}`: not this experiment's slot ({allowed})")
+            }
+            None => format!("prerequisite `{dependency}` gave {got}, not {allowed}"),
+        });
+    }
+    out
 }
