@@ -43,6 +43,8 @@ pub struct ServerConfig {
     /// not fit waits briefly, then gets 429 with `Retry-After`. A batch counts its
     /// `Content-Length`, or the 20 MiB batch limit when compressed or of unknown length.
     pub ingest_buffer: usize,
+    /// Days product events are kept (from their time) for the metrics of experiment analysis.
+    pub event_retention_days: u32,
     /// Failed management-key attempts (API and console sign-in) allowed per client address and
     /// minute, refilled continuously; past them every attempt gets 429 until one refills. 0
     /// turns the throttle off.
@@ -83,6 +85,7 @@ impl Default for ServerConfig {
             publisher: PublisherOptions::default(),
             connections: ConnectionLimits::default(),
             ingest_buffer: 24 << 20,
+            event_retention_days: vexil_core::sdk::DEFAULT_EVENT_RETENTION_DAYS,
             auth_failures_per_minute: 10,
             auth_throttle_clients: 100_000,
             trusted_proxies: Vec::new(),

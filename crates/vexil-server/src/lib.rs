@@ -98,6 +98,7 @@ impl App {
         state::load_snapshots(&publisher, &config)?;
         publisher.spawn()?;
         let tracker = Tracker::start_with_spool(store, publisher.clone(), state::spool(&config)?)?;
+        tracker.set_event_retention_days(config.event_retention_days);
         let streams = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(metrics::Metrics::new(metrics::Live {
             registry: registry.clone(),

@@ -13,8 +13,26 @@ on_both_backends!(metrics_are_defined_validated_and_versioned);
 
 const METRICS: &str = "/api/v1/projects/shop/metrics";
 
+/// Sends the product events the metrics below are defined on, with the project's API key.
+async fn send_events(srv: &Server) {
+    let project = srv.get("/api/v1/projects/shop").await.ok(200).json;
+    let key = project["api_key"].as_str().unwrap().to_owned();
+    let events = json!([
+        {"event_type": "Purchase", "user_id": "u1", "event_properties": {"amount": 30.5, "plan": "pro"}},
+        {"event_type": "Purchase", "user_id": "u2", "event_properties": {"amount": "12", "plan": "team"}},
+        {"event_type": "Page View", "user_id": "u1"},
+        {"event_type": "Error", "device_id": "d1"},
+    ]);
+    // The project's key works once its first snapshot is published.
+    srv.eventually("the project's key to take events", || async {
+        (srv.ingest(&key, events.clone()).await.status == 200).then_some(())
+    })
+    .await;
+}
+
 async fn metrics_are_defined_validated_and_versioned(srv: &Server) {
     srv.create_project("Shop").await;
+    send_events(srv).await;
 
     // Every kind.
     let purchase = srv
@@ -118,12 +136,28 @@ async fn metrics_are_defined_validated_and_versioned(srv: &Server) {
             "reserved_key",
             "key",
         ),
+        // What the received events say.
+        (
+            json!({"name": "x", "type": "count", "event_type": "purchase"}),
+            "unknown_event_type",
+            "event_type",
+        ),
+        (
+            json!({"name": "x", "type": "sum", "event_type": "Purchase", "property": "plan"}),
+            "not_numeric",
+            "property",
+        ),
+        (
+            json!({"name": "x", "type": "sum", "event_type": "Purchase", "property": "tax"}),
+            "unknown_property",
+            "property",
+        ),
     ] {
         srv.post(METRICS, &body).await.err(422, code, Some(field));
     }
     srv.post(
         METRICS,
-        &json!({"name": "Purchase", "type": "count", "event_type": "E"}),
+        &json!({"name": "Purchase", "type": "count", "event_type": "Purchase"}),
     )
     .await
     .err(409, "metric_key_taken", Some("key"));
@@ -243,6 +277,7 @@ on_both_backends!(experiments_name_their_metrics_and_window);
 
 async fn experiments_name_their_metrics_and_window(srv: &Server) {
     srv.create_project("Shop").await;
+    send_events(srv).await;
     srv.post(
         METRICS,
         &json!({"name": "Purchase", "type": "conversion", "event_type": "Purchase"}),

@@ -12,7 +12,11 @@ use common::Server;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-on_both_backends!(ingestion_answers_and_limits, stored_events_and_counts);
+on_both_backends!(
+    ingestion_answers_and_limits,
+    stored_events_and_counts,
+    product_events_are_kept_for_metrics
+);
 
 async fn ingestion_answers_and_limits(srv: &Server) {
     let fx = srv.sdk_fixture("Ingest").await;
@@ -303,4 +307,80 @@ async fn batches_past_the_buffer_are_told_to_retry() {
     })
     .await;
     srv.assert_no_server_errors();
+}
+
+/// Every event besides Vexil's experiment events is kept for metrics, de-duplicated by insert
+/// id; a batch with malformed events is refused with their indexes and stores nothing.
+async fn product_events_are_kept_for_metrics(srv: &Server) {
+    let fx = srv.sdk_fixture("Products").await;
+    let events = json!([
+        {"event_type": "Purchase", "user_id": "u1", "time": 1_700_000_000_000_i64, "insert_id": "p-1",
+         "event_properties": {"amount": 30.5}, "user_properties": {"plan": "pro"},
+         "groups": {"company": "acme"}},
+        {"event_type": "Purchase", "user_id": "u1", "insert_id": "p-1", "event_properties": {"amount": 99}},
+        {"event_type": "Page View", "device_id": "d1"},
+        {"event_type": "$exposure", "user_id": "u1", "event_properties": {"flag_key": "f", "variant": "on"}},
+    ]);
+    let r = srv.ingest(&fx.server, events).await.ok(200);
+    assert_eq!(r.json["events_ingested"], 4);
+    let project = fx.project.clone();
+    let (purchases, views, exposures_as_events) = events_of(srv, move |tx| {
+        Ok((
+            tx.latest_events(&project, "Purchase", 10)?,
+            tx.latest_events(&project, "Page View", 10)?,
+            tx.latest_events(&project, "$exposure", 10)?,
+        ))
+    })
+    .await;
+    assert_eq!(purchases.len(), 1, "the duplicate insert id is stored once");
+    let p = &purchases[0];
+    assert_eq!(
+        (p.user_id.as_deref(), p.event_time, p.insert_id.as_deref()),
+        (Some("u1"), 1_700_000_000_000, Some("p-1"))
+    );
+    assert_eq!(p.event_properties.as_deref(), Some(r#"{"amount":30.5}"#));
+    assert_eq!(p.user_properties.as_deref(), Some(r#"{"plan":"pro"}"#));
+    assert_eq!(p.groups.as_deref(), Some(r#"{"company":"acme"}"#));
+    assert_eq!(views[0].device_id.as_deref(), Some("d1"));
+    assert!(
+        views[0].event_time > 1_700_000_000_000,
+        "no time: the receive time"
+    );
+    assert!(
+        exposures_as_events.is_empty(),
+        "exposures are kept as exposures"
+    );
+
+    // Malformed events: their indexes by field, as Amplitude answers; nothing is stored.
+    let bad = json!([
+        {"event_type": "Signup", "user_id": "u2"},
+        {"user_id": "u3"},
+        {"event_type": "Signup", "user_id": "u4", "time": "yesterday"},
+        {"event_type": 7, "user_id": "u5"},
+    ]);
+    let r = srv.ingest(&fx.server, bad).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["code"], 400);
+    assert_eq!(
+        r.json["events_with_missing_fields"],
+        json!({"event_type": [1]})
+    );
+    assert_eq!(
+        r.json["events_with_invalid_fields"],
+        json!({"event_type": [3], "time": [2]})
+    );
+    let project = fx.project.clone();
+    let signups = events_of(srv, move |tx| tx.latest_events(&project, "Signup", 10)).await;
+    assert!(signups.is_empty(), "a refused batch stores nothing");
+}
+
+/// Reads the store on a blocking thread (the PostgreSQL driver blocks).
+async fn events_of<T: Send + 'static>(
+    srv: &Server,
+    f: impl FnOnce(&mut dyn vexil_store::Tx) -> vexil_store::Result<T> + Send + 'static,
+) -> T {
+    let store = srv.store();
+    tokio::task::spawn_blocking(move || vexil_store::read(&*store, f).unwrap())
+        .await
+        .unwrap()
 }

@@ -27,7 +27,7 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use error::StoreError;
 pub use rows::{
-    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, ExperimentPropertyRow,
+    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, EventRow, ExperimentPropertyRow,
     ExposureCount, ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, OutboxRow, Page,
     ProjectRow, SdkRevisionRow, SessionRow, WebhookRow,
 };
@@ -297,6 +297,17 @@ pub trait Tx {
     /// Forgets insert ids that arrived before `before`; returns how many.
     fn purge_insert_ids(&mut self, before: i64) -> Result<u64>;
     fn insert_exposures(&mut self, rows: &[ExposureRow]) -> Result<()>;
+    /// Stores product events (the events metrics count).
+    fn insert_events(&mut self, rows: &[EventRow]) -> Result<()>;
+    /// Deletes the events whose time is before `before`; returns how many.
+    fn purge_events(&mut self, before: i64) -> Result<u64>;
+    /// The newest `limit` events of a type in a project, newest first.
+    fn latest_events(
+        &mut self,
+        project: &str,
+        event_type: &str,
+        limit: u32,
+    ) -> Result<Vec<EventRow>>;
     /// Counts per time bucket and variant, ordered by bucket then variant (`None` first).
     fn exposure_counts(&mut self, query: &ExposureQuery) -> Result<Vec<ExposureCount>>;
 

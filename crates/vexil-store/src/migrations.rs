@@ -62,6 +62,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: V5_POSTGRES,
         data: None,
     },
+    Migration {
+        version: 6,
+        sqlite: V6_SQLITE,
+        postgres: V6_POSTGRES,
+        data: None,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -612,4 +618,43 @@ CREATE TABLE documents (
     updated_at BIGINT NOT NULL,
     CONSTRAINT documents__key PRIMARY KEY (project, collection, key)
 );
+"#;
+
+// Version 6: product events, every event an application sends besides Vexil's experiment
+// events (which stay in `exposures`), kept for the metrics of experiment analysis until their
+// retention ends. '' stands for "none" in the optional text columns, as in `exposures`.
+const V6_SQLITE: &str = "
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    event_time INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    insert_id TEXT NOT NULL,
+    event_properties TEXT NOT NULL,
+    user_properties TEXT NOT NULL
+);
+CREATE INDEX events_type_time ON events (project, event_type, event_time);
+CREATE INDEX events_time ON events (event_time);
+";
+
+const V6_POSTGRES: &str = r#"
+CREATE TABLE events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    project TEXT COLLATE "C" NOT NULL,
+    event_type TEXT COLLATE "C" NOT NULL,
+    user_id TEXT COLLATE "C" NOT NULL,
+    device_id TEXT COLLATE "C" NOT NULL,
+    groups TEXT COLLATE "C" NOT NULL,
+    event_time BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    insert_id TEXT COLLATE "C" NOT NULL,
+    event_properties TEXT COLLATE "C" NOT NULL,
+    user_properties TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX events_type_time ON events (project, event_type, event_time);
+CREATE INDEX events_time ON events (event_time);
 "#;

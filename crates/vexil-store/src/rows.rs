@@ -211,6 +211,25 @@ pub struct ExposureRow {
     pub library: Option<String>,
 }
 
+/// An event an application sent that is not one of Vexil's experiment events: what metrics
+/// count (`analysis.md` §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub project: String,
+    pub event_type: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    /// The event's `groups` as JSON text.
+    pub groups: Option<String>,
+    pub event_time: i64,
+    pub received_at: i64,
+    pub insert_id: Option<String>,
+    /// `event_properties` as JSON text.
+    pub event_properties: Option<String>,
+    /// `user_properties` as JSON text.
+    pub user_properties: Option<String>,
+}
+
 /// Which exposures [`crate::Tx::exposure_counts`] counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExposureQuery {

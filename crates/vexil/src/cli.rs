@@ -229,6 +229,17 @@ pub struct ServeArgs {
     )]
     pub ingest_buffer_mb: usize,
 
+    /// Days product events (what metrics count) are kept, from their time; older ones are
+    /// deleted every hour.
+    #[arg(
+        long,
+        env = "VEXIL_EVENT_RETENTION_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=3650),
+        value_name = "DAYS"
+    )]
+    pub event_retention_days: u32,
+
     /// A reverse proxy in front of the server, as an address or a network (`10.0.0.0/8`,
     /// `fd00::/8`); repeat, or comma-separate in the environment variable. For requests from
     /// one, the client is the right-most address of X-Forwarded-For that is not a trusted
@@ -298,6 +309,7 @@ impl ServeArgs {
                 write_timeout: Duration::from_secs(self.write_timeout.max(1)),
             },
             ingest_buffer: self.ingest_buffer_mb.saturating_mul(1 << 20),
+            event_retention_days: self.event_retention_days,
             trusted_proxies: self.trusted_proxies.clone(),
             state_dir: self.state_dir(),
             spool_max_bytes: self.spool_max_mb.max(1).saturating_mul(1 << 20),

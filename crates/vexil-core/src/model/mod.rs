@@ -14,7 +14,7 @@ mod metrics;
 pub use groups::{Group, GroupKind, Slot, SlotRef};
 pub use metrics::{
     Correction, Direction, ExperimentSettings, FilterOp, Metric, MetricKind, PropertyFilter,
-    PropertyScope, TestType, BUILTIN_METRICS,
+    PropertyScope, TestType, ANY_EVENT, BUILTIN_METRICS, EXPOSURE_EVENT,
 };
 
 /// A project: holds deployments, flags and cohorts.

@@ -17,9 +17,11 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
-use vexil_store::ExposureRow;
+use std::collections::BTreeMap;
 
-use super::tracking::{records, text, IngestError, Source};
+use vexil_store::{EventRow, ExposureRow};
+
+use super::tracking::{product_event, records, text, IngestError, Source};
 
 /// Events stored per transaction.
 pub const CHUNK: usize = 1_000;
@@ -31,13 +33,41 @@ pub struct BatchHead {
     pub events: usize,
 }
 
-/// Checks a whole batch body and reads its key and event count, holding nothing but them.
+/// The most event indexes a refusal lists per field.
+const MAX_LISTED: usize = 1_000;
+
+/// Checks a whole batch body and reads its key and event count, holding nothing but them and
+/// the indexes of malformed events: an event without an `event_type` string, or whose `time`
+/// is not an integer, is refused with its index (as Amplitude's API does), and nothing of the
+/// batch is stored.
 pub fn head(body: &[u8]) -> Result<BatchHead, IngestError> {
     let mut de = serde_json::Deserializer::from_slice(body);
+    let mut missing: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+    let mut invalid: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+    let mut index = 0usize;
+    let mut check = |event: Json| {
+        let note = |list: &mut BTreeMap<&'static str, Vec<usize>>, field: &'static str| {
+            let at = list.entry(field).or_default();
+            if at.len() < MAX_LISTED {
+                at.push(index);
+            }
+        };
+        match event.get("event_type") {
+            Some(Json::String(t)) if !t.is_empty() => {}
+            None | Some(Json::Null) => note(&mut missing, "event_type"),
+            Some(_) => note(&mut invalid, "event_type"),
+        }
+        if event
+            .get("time")
+            .is_some_and(|t| !t.is_null() && !t.is_i64())
+        {
+            note(&mut invalid, "time");
+        }
+        index += 1;
+        Ok(())
+    };
     let found = de
-        .deserialize_map(Pass {
-            sink: &mut |_: Json| Ok(()),
-        })
+        .deserialize_map(Pass { sink: &mut check })
         .and_then(|found| de.end().map(|()| found))
         .map_err(|e| IngestError::Invalid(e.to_string()))?;
     let api_key = match found.api_key {
@@ -47,11 +77,20 @@ pub fn head(body: &[u8]) -> Result<BatchHead, IngestError> {
     let Some(events) = found.events else {
         return Err(IngestError::MissingField("events"));
     };
+    if !missing.is_empty() || !invalid.is_empty() {
+        return Err(IngestError::BadEvents { missing, invalid });
+    }
     Ok(BatchHead { api_key, events })
 }
 
-/// The records of one event with its insert id.
-pub(crate) type EventRecords = (Option<String>, Vec<ExposureRow>);
+/// What one event is stored as, with its insert id: exposure records for Vexil's experiment
+/// events, a product event for the rest.
+#[derive(Debug, Clone)]
+pub(crate) struct EventRecords {
+    pub insert_id: Option<String>,
+    pub exposures: Vec<ExposureRow>,
+    pub event: Option<EventRow>,
+}
 
 /// Reads the events of a body [`head`] accepted, handing their records to `store` in chunks
 /// of [`CHUNK`] events (events without records count towards a chunk but add nothing), with
@@ -71,9 +110,14 @@ pub(crate) fn each_chunk(
     let mut sink = |event: Json| -> Result<(), String> {
         seen += 1;
         if seen > skip {
-            let rows = records(source, &event, now);
-            if !rows.is_empty() {
-                chunk.push((text(&event, "insert_id"), rows));
+            let exposures = records(source, &event, now);
+            let product = product_event(source, &event, now);
+            if !exposures.is_empty() || product.is_some() {
+                chunk.push(EventRecords {
+                    insert_id: text(&event, "insert_id"),
+                    exposures,
+                    event: product,
+                });
             }
         }
         if seen % CHUNK == 0 && !chunk.is_empty() {
@@ -176,12 +220,17 @@ mod tests {
     fn heads_name_what_is_missing_or_malformed() {
         // (body, Ok((api_key, events)) or Err(what is missing, or "invalid"))
         type Case = (&'static [u8], Result<(&'static str, usize), &'static str>);
-        let cases: [Case; 7] = [
-            (br#"{"api_key": "k", "events": [{}, {}]}"#, Ok(("k", 2))),
+        let cases: [Case; 9] = [
             (
-                br#"{"events": [{}], "x": [1, {"y": 2}], "api_key": "k"}"#,
+                br#"{"api_key": "k", "events": [{"event_type": "a"}, {"event_type": "b", "time": 5}]}"#,
+                Ok(("k", 2)),
+            ),
+            (
+                br#"{"events": [{"event_type": "a"}], "x": [1, {"y": 2}], "api_key": "k"}"#,
                 Ok(("k", 1)),
             ),
+            (br#"{"api_key": "k", "events": [{"event_type": "a"}, {}]}"#, Err("bad events")),
+            (br#"{"api_key": "k", "events": [{"event_type": "a", "time": "x"}]}"#, Err("bad events")),
             (br#"{"api_key": "k"}"#, Err("events")),
             (br#"{"events": []}"#, Err("api_key")),
             (br#"{"api_key": 5, "events": []}"#, Err("api_key")),
@@ -193,6 +242,7 @@ mod tests {
                 Ok(h) => Ok((h.api_key, h.events)),
                 Err(IngestError::MissingField(f)) => Err(f),
                 Err(IngestError::Invalid(_)) => Err("invalid"),
+                Err(IngestError::BadEvents { .. }) => Err("bad events"),
                 Err(e) => panic!("{e}"),
             };
             let expected = expected.map(|(k, n)| (k.to_owned(), n));
@@ -221,7 +271,7 @@ mod tests {
             chunks.push(
                 chunk
                     .iter()
-                    .map(|(id, rows)| (id.clone(), rows.len()))
+                    .map(|r| (r.insert_id.clone(), r.exposures.len(), r.event.is_some()))
                     .collect::<Vec<_>>(),
             );
             read.push(seen);
@@ -229,14 +279,23 @@ mod tests {
         })
         .unwrap();
         let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [CHUNK / 2, CHUNK / 2, 3]);
+        assert_eq!(
+            sizes,
+            [CHUNK, CHUNK, 5],
+            "exposures and product events alike"
+        );
         assert_eq!(read, [CHUNK, 2 * CHUNK, 2 * CHUNK + 5]);
-        assert_eq!(chunks[0][1], (Some("i2".to_owned()), 1));
+        assert_eq!(chunks[0][2], (Some("i2".to_owned()), 1, false));
+        assert_eq!(
+            chunks[0][1],
+            (Some("i1".to_owned()), 0, true),
+            "click is a product event"
+        );
 
         // Skipping the events stored before keeps the chunks' boundaries.
         let mut first = Vec::new();
         each_chunk(body.as_bytes(), &source, 1, CHUNK, &mut |chunk, seen| {
-            first.push((chunk[0].0.clone(), chunk.len(), seen));
+            first.push((chunk[0].insert_id.clone(), chunk.len(), seen));
             Ok(())
         })
         .unwrap();
@@ -244,8 +303,8 @@ mod tests {
         assert_eq!(
             first,
             [
-                (at(CHUNK), CHUNK / 2, 2 * CHUNK),
-                (at(2 * CHUNK), 3, 2 * CHUNK + 5)
+                (at(CHUNK), CHUNK, 2 * CHUNK),
+                (at(2 * CHUNK), 5, 2 * CHUNK + 5)
             ]
         );
     }

@@ -20,6 +20,7 @@ mod replay;
 mod snapshot;
 pub mod spool;
 mod tracking;
+pub use tracking::DEFAULT_EVENT_RETENTION_DAYS;
 
 pub use enrich::referenced_cohort_ids;
 pub use memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};

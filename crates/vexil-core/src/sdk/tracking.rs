@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHasher};
 use serde_json::{Map, Value as Json};
-use vexil_store::{ExperimentPropertyRow, ExposureRow, Store};
+use vexil_store::{EventRow, ExperimentPropertyRow, ExposureRow, Store};
 
 use super::memory::IdKind;
 use super::publisher::Publisher;
@@ -32,6 +32,8 @@ use crate::service::now_ms;
 
 /// An insert id already stored for the project this recently is a duplicate.
 pub const INSERT_ID_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+/// How long product events are kept by default (`vexil serve --event-retention-days`).
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 90;
 /// Remote assignments of the same user and results are recorded once per this window.
 pub const ASSIGNMENT_DEDUP_MS: i64 = 24 * 3_600_000;
 /// Evaluations waiting for the writer before new ones are dropped (a job is the shared
@@ -61,6 +63,14 @@ pub enum IngestError {
     Invalid(String),
     #[error("Request missing required field")]
     MissingField(&'static str),
+    /// Some events lack a required field (`event_type`) or carry one of the wrong type
+    /// (`time`), by field: the indexes of those events, as Amplitude's API answers. Nothing of
+    /// the batch is stored; clients drop those events and send the rest again.
+    #[error("Some events are missing required fields or have invalid ones")]
+    BadEvents {
+        missing: std::collections::BTreeMap<&'static str, Vec<usize>>,
+        invalid: std::collections::BTreeMap<&'static str, Vec<usize>>,
+    },
     #[error(transparent)]
     Failed(#[from] Error),
 }
@@ -124,6 +134,8 @@ pub struct Tracker {
     ingesting: Arc<Mutex<()>>,
     /// Where batches go while the store is unreachable, and the thread that stores them later.
     spool: Option<(Arc<Spool>, Arc<Replayer>)>,
+    /// Days product events are kept; the writer thread deletes older ones every hour.
+    retention_days: Arc<AtomicU64>,
 }
 
 impl Tracker {
@@ -154,9 +166,19 @@ impl Tracker {
         let writer_publisher = publisher.clone();
         let queued = Arc::new(AtomicUsize::new(0));
         let writer_queued = queued.clone();
+        let retention_days = Arc::new(AtomicU64::new(DEFAULT_EVENT_RETENTION_DAYS.into()));
+        let writer_retention = retention_days.clone();
         let handle = std::thread::Builder::new()
             .name("vexil-tracker".into())
-            .spawn(move || write_loop(&*writer_store, &writer_publisher, &jobs, &writer_queued))
+            .spawn(move || {
+                write_loop(
+                    &*writer_store,
+                    &writer_publisher,
+                    &jobs,
+                    &writer_queued,
+                    &writer_retention,
+                )
+            })
             .map_err(|e| Error::Internal(Box::new(e)))?;
         Ok(Tracker {
             store,
@@ -168,7 +190,14 @@ impl Tracker {
             writer: Arc::new(Mutex::new(Some(handle))),
             ingesting: Arc::new(Mutex::new(())),
             spool: None,
+            retention_days,
         })
+    }
+
+    /// Keeps product events `days` days (at least one) from their time.
+    pub fn set_event_retention_days(&self, days: u32) {
+        self.retention_days
+            .store(u64::from(days.max(1)), Ordering::Relaxed);
     }
 
     /// Stores what is queued and stops the writer and the replay thread. Spooled batches stay
@@ -308,8 +337,9 @@ impl Tracker {
         let read = super::ingest::each_chunk(body, source, now, skip, &mut |chunk, seen| {
             let (count, props) = vexil_store::write(&*self.store, |tx| {
                 let mut kept: Vec<ExposureRow> = Vec::new();
-                for (insert_id, rows) in chunk {
-                    if let Some(id) = insert_id {
+                let mut events: Vec<EventRow> = Vec::new();
+                for records in chunk {
+                    if let Some(id) = &records.insert_id {
                         if !tx.claim_insert_id(
                             &source.project,
                             id,
@@ -319,8 +349,10 @@ impl Tracker {
                             continue;
                         }
                     }
-                    kept.extend(rows.iter().cloned());
+                    kept.extend(records.exposures.iter().cloned());
+                    events.extend(records.event.iter().cloned());
                 }
+                tx.insert_events(&events)?;
                 let props = if source.trusted {
                     property_rows(&source.project, &kept, &mutex, now)
                 } else {
@@ -527,6 +559,40 @@ pub(super) fn records(source: &Source, event: &Json, now: i64) -> Vec<ExposureRo
     }
 }
 
+/// The event types that are Vexil's own experiment events, stored as exposures.
+const EXPERIMENT_EVENTS: &[&str] = &[
+    "$exposure",
+    "[Experiment] Exposure",
+    "[Experiment] Assignment",
+];
+
+/// The product event an event is, for the metrics of analysis: every event but Vexil's own
+/// experiment events, with its unit ids, time and properties.
+pub(super) fn product_event(source: &Source, event: &Json, now: i64) -> Option<EventRow> {
+    let event_type = text(event, "event_type")?;
+    if EXPERIMENT_EVENTS.contains(&event_type.as_str()) {
+        return None;
+    }
+    let object = |key: &str| {
+        event
+            .get(key)
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+            .map(Json::to_string)
+    };
+    Some(EventRow {
+        project: source.project.clone(),
+        event_type,
+        user_id: text(event, "user_id"),
+        device_id: text(event, "device_id"),
+        groups: object("groups"),
+        event_time: event.get("time").and_then(Json::as_i64).unwrap_or(now),
+        received_at: now,
+        insert_id: text(event, "insert_id"),
+        event_properties: object("event_properties"),
+        user_properties: object("user_properties"),
+    })
+}
+
 /// `<flag>.variant` and `<flag>.details` (`v<version> rule:<segment>`) per flag; `off` is
 /// stored without a variant.
 fn assignment_records(base: &ExposureRow, props: &Map<String, Json>) -> Vec<ExposureRow> {
@@ -595,6 +661,7 @@ fn write_loop(
     publisher: &Publisher,
     jobs: &Receiver<Option<Job>>,
     queued: &AtomicUsize,
+    retention_days: &AtomicU64,
 ) {
     let mut last_purge = Instant::now();
     loop {
@@ -602,7 +669,7 @@ fn write_loop(
             Ok(Some(job)) => job,
             Ok(None) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
-                purge(store, &mut last_purge);
+                purge(store, retention_days, &mut last_purge);
                 continue;
             }
         };
@@ -624,7 +691,7 @@ fn write_loop(
         }
         queued.fetch_sub(batch.len(), Ordering::Relaxed);
         write_batch(store, publisher, batch);
-        purge(store, &mut last_purge);
+        purge(store, retention_days, &mut last_purge);
         if stop {
             return;
         }
@@ -674,15 +741,26 @@ fn write_batch(store: &dyn Store, publisher: &Publisher, batch: Vec<Job>) {
     }
 }
 
-/// Forgets insert ids past the de-duplication window, at most once an hour.
-fn purge(store: &dyn Store, last: &mut Instant) {
+/// Forgets insert ids past the de-duplication window and product events past their retention,
+/// at most once an hour.
+fn purge(store: &dyn Store, retention_days: &AtomicU64, last: &mut Instant) {
     if last.elapsed() < Duration::from_secs(3600) {
         return;
     }
     *last = Instant::now();
-    let before = now_ms() - INSERT_ID_WINDOW_MS;
+    let now = now_ms();
+    let before = now - INSERT_ID_WINDOW_MS;
     if let Err(err) = vexil_store::write(store, |tx| tx.purge_insert_ids(before)) {
         tracing::warn!(error = %crate::error::chain(&err), "purging old insert ids failed");
+    }
+    let days = i64::try_from(retention_days.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+    let before = now.saturating_sub(days.saturating_mul(24 * 3_600_000));
+    match vexil_store::write(store, |tx| tx.purge_events(before)) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(events = n, "deleted events past their retention"),
+        Err(err) => {
+            tracing::warn!(error = %crate::error::chain(&err), "purging old events failed");
+        }
     }
 }
 

@@ -12,7 +12,9 @@ use super::{check_version, now_ms, record, Actor, Core, Role, Saved};
 use crate::diff::{diff, Change};
 use crate::error::{Error, FieldError, Result};
 use crate::keys::{is_url_safe_key, key_from_name};
-use crate::model::{Direction, Metric, MetricKind, PropertyFilter, BUILTIN_METRICS};
+use crate::model::{
+    Direction, Metric, MetricKind, PropertyFilter, ANY_EVENT, BUILTIN_METRICS, EXPOSURE_EVENT,
+};
 use crate::validate::validate_metric;
 
 /// The store's collection of metrics, and their history entity.
@@ -122,7 +124,7 @@ impl MetricService {
         };
         let saved = self.core.write(|tx| {
             super::projects::lock(tx, project)?;
-            check(tx, &m)?;
+            check(tx, None, &m)?;
             if tx.get_document(project, METRICS, &m.key)?.is_some() {
                 return Err(Error::Conflict {
                     code: "metric_key_taken",
@@ -351,7 +353,7 @@ impl MetricService {
                     "a metric's key and type cannot change; create a new metric instead",
                 ));
             }
-            check(tx, &after)?;
+            check(tx, Some(&before), &after)?;
             after.version = before.version + 1;
             after.updated_at = now_ms().max(before.updated_at);
             after.updated_by = actor.name.clone();
@@ -379,10 +381,20 @@ impl MetricService {
     }
 }
 
-/// Field validation, then a ratio's metrics: they exist (predefined or the project's own), are
-/// not archived and are not ratios.
-fn check(tx: &mut dyn Tx, m: &Metric) -> Result<()> {
+/// The newest events of a type a definition is checked against.
+const SAMPLE: u32 = 200;
+
+/// Field validation; a ratio's metrics exist (predefined or the project's own), are not
+/// archived and are not ratios; and a metric can be computed from what was received: its event
+/// type has been seen, and a sum's property holds numbers. The events are checked when the
+/// definition names them anew (creation, or a changed event type or property), so an old
+/// metric whose events have aged out can still be renamed.
+fn check(tx: &mut dyn Tx, before: Option<&Metric>, m: &Metric) -> Result<()> {
     let mut errors = validate_metric(m);
+    let renamed = before.is_none_or(|b| b.event_type != m.event_type || b.property != m.property);
+    if errors.is_empty() && renamed {
+        errors.extend(check_events(tx, m)?);
+    }
     if m.kind == MetricKind::Ratio {
         for (field, key) in [("numerator", &m.numerator), ("denominator", &m.denominator)] {
             let Some(key) = key else { continue };
@@ -416,6 +428,59 @@ fn check(tx: &mut dyn Tx, m: &Metric) -> Result<()> {
     } else {
         Err(Error::Invalid(errors))
     }
+}
+
+/// What the received events say of `m`'s event type and summed property.
+fn check_events(tx: &mut dyn Tx, m: &Metric) -> Result<Vec<FieldError>> {
+    let Some(event_type) = m.event_type.as_deref() else {
+        return Ok(Vec::new());
+    };
+    if event_type == EXPOSURE_EVENT || event_type == ANY_EVENT {
+        return Ok(Vec::new());
+    }
+    let events = tx.latest_events(&m.project, event_type, SAMPLE)?;
+    if events.is_empty() {
+        return Ok(vec![FieldError::new(
+            "event_type",
+            "unknown_event_type",
+            format!(
+                "project {:?} has received no {event_type:?} event (event types are case-sensitive); send one first",
+                m.project
+            ),
+        )]);
+    }
+    let Some(property) = m.property.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let mut seen = 0;
+    for event in &events {
+        let value = event
+            .event_properties
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|p| p.get(property).cloned());
+        match value {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Number(_)) => seen += 1,
+            Some(serde_json::Value::String(s)) if s.trim().parse::<f64>().is_ok() => seen += 1,
+            Some(other) => {
+                return Ok(vec![FieldError::new(
+                    "property",
+                    "not_numeric",
+                    format!("{event_type:?} events carry {property:?} = {other}, which is not a number; a sum adds numbers"),
+                )])
+            }
+        }
+    }
+    Ok(if seen == 0 {
+        vec![FieldError::new(
+            "property",
+            "unknown_property",
+            format!("the latest {event_type:?} events carry no {property:?} property to sum"),
+        )]
+    } else {
+        Vec::new()
+    })
 }
 
 fn metric_row(m: &Metric) -> Result<DocumentRow> {

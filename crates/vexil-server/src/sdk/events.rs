@@ -163,6 +163,17 @@ fn store(sdk: &SdkState, bytes: &[u8]) -> Response {
                 json!({"code": 400, "error": "Request missing required field", "missing_field": field}),
             )
         }
+        // Amplitude's shape, which its SDKs read to drop those events and resend the rest.
+        Err(IngestError::BadEvents { missing, invalid }) => {
+            let mut body = json!({"code": 400, "error": "Some events are missing required fields or have invalid ones"});
+            if !missing.is_empty() {
+                body["events_with_missing_fields"] = json!(missing);
+            }
+            if !invalid.is_empty() {
+                body["events_with_invalid_fields"] = json!(invalid);
+            }
+            return answer(StatusCode::BAD_REQUEST, body);
+        }
         Err(e) => {
             return answer(
                 StatusCode::BAD_REQUEST,

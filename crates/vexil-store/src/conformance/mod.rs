@@ -53,10 +53,12 @@
 //! | `webhooks_round_trip` | insert/get/list/update/delete, conflict on id, cascade to outbox and log |
 //! | `outbox_claims_and_outcomes` | due rows oldest first, bounded, leased; outcomes; purge |
 //! | `delivery_log_keeps_the_newest` | newest first, only the last `keep` per webhook |
+//! | `events_round_trip` | product events in bulk, newest first per project and type, purged by time |
 //! | `documents_round_trip` | insert/get/list (by kind)/update of documents per collection, conflicts, version checks |
 
 mod documents;
 mod entities;
+mod events;
 mod listing;
 mod sdk;
 mod sessions;
@@ -69,6 +71,7 @@ pub use entities::{
     deployments_round_trip, flag_conflicts, flags_round_trip, history_pages_newest_first,
     project_conflicts, projects_round_trip, version_checks,
 };
+pub use events::events_round_trip;
 pub use listing::{
     dependents_follow_prerequisites, flag_links_follow_updates, list_flags_filters,
     list_flags_pagination, list_flags_tags_match_exactly, list_flags_text_search,
@@ -137,6 +140,7 @@ pub const CASES: &[Case] = table![
     outbox_claims_and_outcomes,
     delivery_log_keeps_the_newest,
     documents_round_trip,
+    events_round_trip,
 ];
 
 /// Runs every case, each on a fresh store from `make`; panics on the first failure.
@@ -187,6 +191,7 @@ macro_rules! conformance_tests {
             outbox_claims_and_outcomes,
             delivery_log_keeps_the_newest,
             documents_round_trip,
+            events_round_trip,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

@@ -9,6 +9,7 @@
 
 mod codec;
 mod documents;
+mod events;
 mod sdk;
 mod sessions;
 pub(crate) mod upgrade;
@@ -23,7 +24,7 @@ use crate::rows::{
     ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
     ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
 };
-use crate::rows::{DeliveryRow, DocumentRow, OutboxRow, WebhookRow};
+use crate::rows::{DeliveryRow, DocumentRow, EventRow, OutboxRow, WebhookRow};
 use crate::{Result, StoreError, Tx};
 
 /// A parameter or a result cell.
@@ -744,6 +745,23 @@ impl Tx for SqlTx<'_> {
 
     fn insert_exposures(&mut self, rows: &[ExposureRow]) -> Result<()> {
         sdk::insert_exposures(self, rows)
+    }
+
+    fn insert_events(&mut self, rows: &[EventRow]) -> Result<()> {
+        events::insert(self, rows)
+    }
+
+    fn purge_events(&mut self, before: i64) -> Result<u64> {
+        events::purge(self, before)
+    }
+
+    fn latest_events(
+        &mut self,
+        project: &str,
+        event_type: &str,
+        limit: u32,
+    ) -> Result<Vec<EventRow>> {
+        events::latest(self, project, event_type, limit)
     }
 
     fn exposure_counts(&mut self, query: &ExposureQuery) -> Result<Vec<ExposureCount>> {
