@@ -323,4 +323,12 @@ pub trait Tx {
         project: &str,
         flag_key: &str,
     ) -> Result<Vec<ExperimentPropertyRow>>;
+    /// The set properties of one user (`id_kind` `user`) or device (`device`), every flag, by
+    /// flag key: a key lookup, for evaluating one user as serving would.
+    fn user_experiment_properties(
+        &mut self,
+        project: &str,
+        id_kind: &str,
+        id: &str,
+    ) -> Result<Vec<ExperimentPropertyRow>>;
 }

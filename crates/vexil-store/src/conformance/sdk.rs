@@ -230,6 +230,16 @@ pub fn experiment_properties_round_trip(store: &dyn Store) {
             vec![property("u1", "b", Some("x"), T0)]
         );
         assert_eq!(tx.flag_experiment_properties("q", "a")?, vec![]);
+        // One user's set properties, by flag key; u2's only one was unset.
+        assert_eq!(
+            tx.user_experiment_properties("p", "user", "u1")?,
+            vec![
+                property("u1", "a", Some("control"), T0 + 1),
+                property("u1", "b", Some("x"), T0),
+            ]
+        );
+        assert_eq!(tx.user_experiment_properties("p", "user", "u2")?, vec![]);
+        assert_eq!(tx.user_experiment_properties("p", "device", "u1")?, vec![]);
         Ok(())
     });
 }

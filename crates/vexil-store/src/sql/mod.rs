@@ -783,6 +783,15 @@ impl Tx for SqlTx<'_> {
     ) -> Result<Vec<ExperimentPropertyRow>> {
         sdk::flag_experiment_properties(self, project, flag_key)
     }
+
+    fn user_experiment_properties(
+        &mut self,
+        project: &str,
+        id_kind: &str,
+        id: &str,
+    ) -> Result<Vec<ExperimentPropertyRow>> {
+        sdk::user_experiment_properties(self, project, id_kind, id)
+    }
 }
 
 #[cfg(test)]

@@ -297,6 +297,18 @@ pub(super) fn experiment_properties(
     tx.rows(sql, &[Val::Int(since)], property_row)
 }
 
+pub(super) fn user_experiment_properties(
+    tx: &mut SqlTx<'_>,
+    project: &str,
+    id_kind: &str,
+    id: &str,
+) -> Result<Vec<ExperimentPropertyRow>> {
+    let sql = "SELECT project, id_kind, id, flag_key, variant, updated_at \
+               FROM experiment_properties WHERE project = $1 AND id_kind = $2 AND id = $3 \
+               AND variant <> '' ORDER BY flag_key";
+    tx.rows(sql, &[text(project), text(id_kind), text(id)], property_row)
+}
+
 pub(super) fn flag_experiment_properties(
     tx: &mut SqlTx<'_>,
     project: &str,

@@ -153,16 +153,14 @@ fn stored_properties(
     if user_id.is_none() && device_id.is_none() {
         return Ok(out);
     }
-    for flag in targeted_properties(configs) {
-        for row in tx.flag_experiment_properties(project, &flag)? {
-            let Some(kind) = IdKind::parse(&row.id_kind) else {
-                continue;
-            };
-            let wanted = match kind {
-                IdKind::User => &user_id,
-                IdKind::Device => &device_id,
-            };
-            if let (Some(variant), true) = (row.variant, wanted.as_deref() == Some(&*row.id)) {
+    let targeted = targeted_properties(configs);
+    if targeted.is_empty() {
+        return Ok(out);
+    }
+    for (kind, id) in [(IdKind::User, user_id), (IdKind::Device, device_id)] {
+        let Some(id) = id else { continue };
+        for row in tx.user_experiment_properties(project, kind.as_str(), &id)? {
+            if let (Some(variant), true) = (row.variant, targeted.contains(&row.flag_key)) {
                 out.0.push((kind, row.id, row.flag_key, variant));
             }
         }
