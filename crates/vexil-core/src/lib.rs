@@ -5,6 +5,7 @@
 //! The crate knows no HTTP, HTML or SQL: it holds an `Arc<dyn Store>` and talks to it in
 //! transactions.
 
+pub mod analysis;
 pub mod compile;
 pub mod diff;
 pub mod error;
