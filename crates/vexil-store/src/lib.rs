@@ -27,9 +27,10 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use error::StoreError;
 pub use rows::{
-    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, EventRow, ExperimentPropertyRow,
-    ExposureCount, ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, OutboxRow, Page,
-    ProjectRow, SdkRevisionRow, SessionRow, WebhookRow,
+    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, EventFact, EventRow,
+    ExperimentPropertyRow, ExposureCount, ExposureFact, ExposureQuery, ExposureRow, FlagFilter,
+    FlagRow, HistoryRow, OutboxRow, Page, ProjectRow, ScanFrom, SdkRevisionRow, SessionRow,
+    WebhookRow,
 };
 
 /// Result of store operations.
@@ -301,6 +302,26 @@ pub trait Tx {
     fn insert_events(&mut self, rows: &[EventRow]) -> Result<()>;
     /// Deletes the events whose time is before `before`; returns how many.
     fn purge_events(&mut self, before: i64) -> Result<u64>;
+    /// Up to `limit` exposures of `flag_key` to a real variant (client, server and remote
+    /// exposures) with a time in `[from, to)`, after `after`, in `(time, id)` order.
+    fn scan_exposures(
+        &mut self,
+        project: &str,
+        flag_key: &str,
+        window: (i64, i64),
+        after: ScanFrom,
+        limit: u32,
+    ) -> Result<Vec<ExposureFact>>;
+    /// Up to `limit` product events of a project (of one type when given) with a time in
+    /// `[from, to)`, after `after`, in `(time, id)` order.
+    fn scan_events(
+        &mut self,
+        project: &str,
+        event_type: Option<&str>,
+        window: (i64, i64),
+        after: ScanFrom,
+        limit: u32,
+    ) -> Result<Vec<EventFact>>;
     /// The newest `limit` events of a type in a project, newest first.
     fn latest_events(
         &mut self,

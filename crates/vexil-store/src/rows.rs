@@ -230,6 +230,39 @@ pub struct EventRow {
     pub user_properties: Option<String>,
 }
 
+/// Where a scan of exposures or events resumes: after this `(time, id)`. Scans go in time
+/// order, a page at a time, so that analysis reads millions of rows in bounded memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanFrom {
+    pub time: i64,
+    pub id: i64,
+}
+
+/// An exposure to a real variant, as analysis reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExposureFact {
+    pub id: i64,
+    pub variant: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    /// The event's `groups` as JSON text.
+    pub groups: Option<String>,
+    pub time: i64,
+}
+
+/// A product event, as analysis reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFact {
+    pub id: i64,
+    pub event_type: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub groups: Option<String>,
+    pub time: i64,
+    pub event_properties: Option<String>,
+    pub user_properties: Option<String>,
+}
+
 /// Which exposures [`crate::Tx::exposure_counts`] counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExposureQuery {

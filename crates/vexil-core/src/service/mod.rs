@@ -14,6 +14,7 @@ mod import;
 mod keys;
 mod metrics;
 mod projects;
+mod results;
 mod secrets;
 mod sessions;
 mod webhooks;
@@ -42,6 +43,7 @@ pub use import::{ImportReport, ImportService};
 pub use keys::{CreatedKey, KeyInfo, KeyService};
 pub use metrics::{MetricPatch, MetricService, MetricVersion, NewMetric};
 pub use projects::{NewProject, ProjectPatch, ProjectService, ProjectView, RotateProjectKeys};
+pub use results::{DayUnits, ExperimentResults, VariantUnits};
 pub use secrets::{SecretRotation, ServerSecrets, MAX_GRACE_SECONDS};
 pub use sessions::NewSession;
 pub use webhooks::{

@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::service::{
-    Dependencies, EligibleGroups, Evaluation, ExposureParams, ExposureStats, FlagPatch, FlagQuery,
-    FlagSummary, NewFlag, Saved, VersionInfo,
+    Dependencies, EligibleGroups, Evaluation, ExperimentResults, ExposureParams, ExposureStats,
+    FlagPatch, FlagQuery, FlagSummary, NewFlag, Saved, VersionInfo,
 };
 use vexil_core::{Flag, Variant};
 
@@ -43,6 +43,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(restore_version))
         .routes(routes!(evaluate))
         .routes(routes!(exposures))
+        .routes(routes!(results))
 }
 
 /// Which project a flag key belongs to, when ambiguous.
@@ -454,6 +455,23 @@ async fn exposures(
     Query(q): Query<ExposureParams>,
 ) -> ApiResult<axum::Json<ExposureStats>> {
     blocking(move || s.services.flags.exposures(&key, &q))
+        .await
+        .map(axum::Json)
+}
+
+/// An experiment's results over its analysis window: exposed units per variant and day, each
+/// metric's effect per treatment with its interval and (corrected) p-value, the effect over
+/// time, the sample ratio check, and the decision in words.
+#[utoipa::path(get, path = "/api/v1/flags/{key}/results", tag = "flags",
+    params(("key" = String, Path), InProject),
+    responses((status = 200, body = ExperimentResults), BadRequest, NotFound, Unprocessable, Common), security(("bearer" = [])))]
+async fn results(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+) -> ApiResult<axum::Json<ExperimentResults>> {
+    blocking(move || s.services.flags.results(p.project.as_deref(), &key))
         .await
         .map(axum::Json)
 }

@@ -88,7 +88,13 @@ pub fn insert_ids_deduplicate_within_window(store: &dyn Store) {
     });
 }
 
-fn exposure(flag: &str, variant: Option<&str>, user: &str, time: i64, kind: &str) -> ExposureRow {
+pub(super) fn exposure(
+    flag: &str,
+    variant: Option<&str>,
+    user: &str,
+    time: i64,
+    kind: &str,
+) -> ExposureRow {
     ExposureRow {
         project: "p".to_owned(),
         deployment: "prod".to_owned(),

@@ -3,7 +3,7 @@
 
 use super::codec::{text, Cells};
 use super::{SqlTx, Val};
-use crate::rows::EventRow;
+use crate::rows::{EventFact, EventRow, ExposureFact, ScanFrom};
 use crate::Result;
 
 const EVENT_COLS: &str = "project, event_type, user_id, device_id, groups, event_time, \
@@ -91,4 +91,90 @@ pub(super) fn latest(
         limit.max(1)
     );
     tx.rows(&sql, &[text(project), text(event_type)], event_row)
+}
+
+/// `(time, id)` after the resume point: the scans' keyset condition, on columns `time_col`
+/// and `id`, with parameters `$first` and `$first + 1`.
+fn after_clause(time_col: &str, first: usize) -> String {
+    format!(
+        "({time_col} > ${first} OR ({time_col} = ${first} AND id > ${}))",
+        first + 1
+    )
+}
+
+pub(super) fn scan_exposures(
+    tx: &mut SqlTx<'_>,
+    project: &str,
+    flag_key: &str,
+    (from, to): (i64, i64),
+    after: ScanFrom,
+    limit: u32,
+) -> Result<Vec<ExposureFact>> {
+    let sql = format!(
+        "SELECT id, variant, user_id, device_id, groups, event_time FROM exposures \
+         WHERE project = $1 AND flag_key = $2 AND event_time >= $3 AND event_time < $4 \
+         AND kind IN ('client_exposure', 'server_exposure', 'remote_exposure') \
+         AND variant <> '' AND {} ORDER BY event_time, id LIMIT {}",
+        after_clause("event_time", 5),
+        limit.max(1)
+    );
+    let params = [
+        text(project),
+        text(flag_key),
+        Val::Int(from),
+        Val::Int(to),
+        Val::Int(after.time),
+        Val::Int(after.id),
+    ];
+    tx.rows(&sql, &params, |c| {
+        Ok(ExposureFact {
+            id: c.int()?,
+            variant: c.text()?,
+            user_id: none_if_empty(c.text()?),
+            device_id: none_if_empty(c.text()?),
+            groups: none_if_empty(c.text()?),
+            time: c.int()?,
+        })
+    })
+}
+
+pub(super) fn scan_events(
+    tx: &mut SqlTx<'_>,
+    project: &str,
+    event_type: Option<&str>,
+    (from, to): (i64, i64),
+    after: ScanFrom,
+    limit: u32,
+) -> Result<Vec<EventFact>> {
+    let mut params = vec![
+        text(project),
+        Val::Int(from),
+        Val::Int(to),
+        Val::Int(after.time),
+        Val::Int(after.id),
+    ];
+    let mut typed = String::new();
+    if let Some(t) = event_type {
+        typed = " AND event_type = $6".to_owned();
+        params.push(text(t));
+    }
+    let sql = format!(
+        "SELECT id, event_type, user_id, device_id, groups, event_time, event_properties, \
+         user_properties FROM events WHERE project = $1 AND event_time >= $2 \
+         AND event_time < $3{typed} AND {} ORDER BY event_time, id LIMIT {}",
+        after_clause("event_time", 4),
+        limit.max(1)
+    );
+    tx.rows(&sql, &params, |c| {
+        Ok(EventFact {
+            id: c.int()?,
+            event_type: c.text()?,
+            user_id: none_if_empty(c.text()?),
+            device_id: none_if_empty(c.text()?),
+            groups: none_if_empty(c.text()?),
+            time: c.int()?,
+            event_properties: none_if_empty(c.text()?),
+            user_properties: none_if_empty(c.text()?),
+        })
+    })
 }

@@ -24,7 +24,9 @@ use crate::rows::{
     ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
     ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
 };
-use crate::rows::{DeliveryRow, DocumentRow, EventRow, OutboxRow, WebhookRow};
+use crate::rows::{
+    DeliveryRow, DocumentRow, EventFact, EventRow, ExposureFact, OutboxRow, ScanFrom, WebhookRow,
+};
 use crate::{Result, StoreError, Tx};
 
 /// A parameter or a result cell.
@@ -749,6 +751,28 @@ impl Tx for SqlTx<'_> {
 
     fn insert_events(&mut self, rows: &[EventRow]) -> Result<()> {
         events::insert(self, rows)
+    }
+
+    fn scan_exposures(
+        &mut self,
+        project: &str,
+        flag_key: &str,
+        window: (i64, i64),
+        after: ScanFrom,
+        limit: u32,
+    ) -> Result<Vec<ExposureFact>> {
+        events::scan_exposures(self, project, flag_key, window, after, limit)
+    }
+
+    fn scan_events(
+        &mut self,
+        project: &str,
+        event_type: Option<&str>,
+        window: (i64, i64),
+        after: ScanFrom,
+        limit: u32,
+    ) -> Result<Vec<EventFact>> {
+        events::scan_events(self, project, event_type, window, after, limit)
     }
 
     fn purge_events(&mut self, before: i64) -> Result<u64> {

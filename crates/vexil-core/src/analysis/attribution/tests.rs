@@ -185,7 +185,10 @@ impl Rng {
 /// Random experiments: the daily sums equal a recomputation from the raw exposures and events
 /// for each day's end, whatever the order of arrival.
 #[test]
-#[allow(clippy::needless_range_loop, reason = "day and variant index both sides")]
+#[allow(
+    clippy::needless_range_loop,
+    reason = "day and variant index both sides"
+)]
 fn daily_sums_equal_a_recomputation_from_the_raw_data() {
     let mut rng = Rng(7);
     for round in 0..20 {

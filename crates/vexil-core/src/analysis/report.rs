@@ -1,0 +1,578 @@
+//! From per-variant daily sums to an experiment's results (`analysis.md` §4–5): effects with
+//! their intervals per metric and treatment, p-values corrected over the primary and secondary
+//! metrics, guardrails as one-sided "no harm" tests, the effect over time, SRM, and a verdict in
+//! words.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use vexil_stats::{
+    adjust, effect, minimum_sample_met, running_minimum, sequential_test, srm, welch_test,
+    Alternative, ArmCounts, Difference, Effect, StatsError, Summary, TestResult, DEFAULT_TUNING,
+};
+
+use super::DailySums;
+use crate::model::{Correction, Direction, ExperimentSettings, MetricKind, TestType};
+
+/// What a metric is to the experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricRole {
+    Primary,
+    Secondary,
+    Guardrail,
+}
+
+/// One metric's daily sums, ready to be tested.
+#[derive(Debug, Clone)]
+pub struct MetricInput {
+    pub key: String,
+    pub name: String,
+    pub role: MetricRole,
+    pub kind: MetricKind,
+    pub direction: Direction,
+    /// `[day][variant]`, cumulative.
+    pub daily: Vec<Vec<DailySums>>,
+}
+
+/// An effect and its interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct Estimate {
+    pub estimate: f64,
+    /// `None` for an open side (one-sided tests).
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+}
+
+impl Estimate {
+    fn of(r: &TestResult) -> Estimate {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        Estimate {
+            estimate: r.estimate,
+            lower: finite(r.interval.lower),
+            upper: finite(r.interval.upper),
+        }
+    }
+}
+
+/// One variant's figures for a metric.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ArmFigures {
+    pub variant: String,
+    pub units: u64,
+    /// The conversion rate or the mean per unit.
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversions: Option<u64>,
+}
+
+/// How a treatment did on a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Significantly better in the metric's desired direction.
+    Better,
+    /// Significantly worse.
+    Worse,
+    /// No significant difference (yet).
+    Inconclusive,
+    /// Each arm needs 100 exposed units (and 25 conversions for a conversion metric) first.
+    NotEnoughData,
+}
+
+/// A treatment against the control on one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Comparison {
+    pub treatment: String,
+    pub relative: Option<Estimate>,
+    pub absolute: Option<Estimate>,
+    /// The relative effect's p-value (for a sequential test, the running minimum over daily
+    /// looks).
+    pub p_value: Option<f64>,
+    /// After the correction over primary and secondary metrics (guardrails are not corrected).
+    pub p_value_corrected: Option<f64>,
+    pub verdict: Verdict,
+}
+
+/// The relative effect of a treatment at the end of one day.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct DayEffect {
+    /// The day's UTC midnight (Unix milliseconds).
+    pub day: i64,
+    pub estimate: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+}
+
+/// One metric's results.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MetricResult {
+    pub metric: String,
+    pub name: String,
+    pub role: MetricRole,
+    #[serde(rename = "type")]
+    pub kind: MetricKind,
+    pub direction: Direction,
+    pub variants: Vec<ArmFigures>,
+    pub comparisons: Vec<Comparison>,
+    /// Per treatment (in `comparisons` order), the relative effect at each day it could be
+    /// shown.
+    pub over_time: Vec<Vec<DayEffect>>,
+}
+
+/// Sample ratio mismatch: exposed units against the configured split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct SrmCheck {
+    pub p_value: f64,
+    /// Below 0.001: the split is not what was configured, and the results are suspect.
+    pub mismatch: bool,
+}
+
+/// What the experiment's metrics say, with the statistics behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Report {
+    pub metrics: Vec<MetricResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srm: Option<SrmCheck>,
+    /// The decision in words, from the primary metric.
+    pub summary: String,
+}
+
+/// Tests every metric. `variants` lists the control first; `days` are the days' UTC midnights;
+/// `units` the final exposed units per variant; `weights` the configured split.
+pub fn report(
+    variants: &[String],
+    days: &[i64],
+    units: &[u64],
+    weights: &[f64],
+    settings: &ExperimentSettings,
+    metrics: Vec<MetricInput>,
+) -> Report {
+    let alpha = (1.0 - settings.confidence).clamp(1e-6, 0.5);
+    let mut results: Vec<MetricResult> = metrics
+        .iter()
+        .map(|m| metric_result(variants, days, settings.test, alpha, m))
+        .collect();
+    correct(&mut results, settings.correction, alpha);
+    let total: u64 = units.iter().sum();
+    let srm = (total > 0 && weights.len() == units.len())
+        .then(|| srm(units, weights).ok())
+        .flatten()
+        .map(|s| SrmCheck {
+            p_value: s.p_value,
+            mismatch: s.mismatch,
+        });
+    let summary = summary(&results, srm.as_ref(), settings.confidence);
+    Report {
+        metrics: results,
+        srm,
+        summary,
+    }
+}
+
+fn summary_of(sums: &DailySums) -> Result<Summary, StatsError> {
+    match sums {
+        DailySums::Proportion(p) => p.summary(),
+        DailySums::Mean(m) => m.summary(),
+    }
+}
+
+fn counts(sums: &DailySums) -> ArmCounts {
+    match sums {
+        DailySums::Proportion(p) => ArmCounts {
+            units: p.n,
+            conversions: Some(p.conversions),
+        },
+        DailySums::Mean(m) => ArmCounts {
+            units: m.n,
+            conversions: None,
+        },
+    }
+}
+
+/// The alternative a role tests: guardrails look for harm only.
+fn alternative(role: MetricRole, direction: Direction) -> Alternative {
+    match (role, direction) {
+        (MetricRole::Guardrail, Direction::Increase) => Alternative::Lesser,
+        (MetricRole::Guardrail, Direction::Decrease) => Alternative::Greater,
+        _ => Alternative::TwoSided,
+    }
+}
+
+fn test(
+    effect: &Effect,
+    test: TestType,
+    alternative: Alternative,
+    alpha: f64,
+) -> Option<TestResult> {
+    match test {
+        TestType::Sequential => sequential_test(effect, alternative, alpha, DEFAULT_TUNING).ok(),
+        TestType::FixedHorizon => welch_test(effect, alternative, alpha).ok(),
+    }
+}
+
+fn metric_result(
+    variants: &[String],
+    days: &[i64],
+    kind: TestType,
+    alpha: f64,
+    m: &MetricInput,
+) -> MetricResult {
+    let last = m.daily.last().cloned().unwrap_or_default();
+    let arms: Vec<ArmFigures> = variants
+        .iter()
+        .enumerate()
+        .map(|(v, key)| {
+            let sums = last.get(v);
+            let (units, conversions) = sums.map_or((0, None), |s| {
+                let c = counts(s);
+                (c.units, c.conversions)
+            });
+            ArmFigures {
+                variant: key.clone(),
+                units,
+                value: sums.and_then(|s| summary_of(s).ok()).map(|s| s.mean),
+                conversions,
+            }
+        })
+        .collect();
+    let alternative = alternative(m.role, m.direction);
+    let mut comparisons = Vec::new();
+    let mut over_time = Vec::new();
+    for (t, treatment) in variants.iter().enumerate().skip(1) {
+        // Each day's look, once both arms have enough data.
+        let mut looks: Vec<(usize, TestResult)> = Vec::new();
+        for (day, sums) in m.daily.iter().enumerate() {
+            let (Some(a), Some(b)) = (sums.first(), sums.get(t)) else {
+                continue;
+            };
+            if !minimum_sample_met(&[counts(a), counts(b)]) {
+                continue;
+            }
+            let (Ok(sa), Ok(sb)) = (summary_of(a), summary_of(b)) else {
+                continue;
+            };
+            let Ok(e) = effect(&sa, &sb, Difference::Relative) else {
+                continue;
+            };
+            if let Some(r) = test(&e, kind, alternative, alpha) {
+                looks.push((day, r));
+            }
+        }
+        over_time.push(
+            looks
+                .iter()
+                .map(|(day, r)| {
+                    let e = Estimate::of(r);
+                    DayEffect {
+                        day: days.get(*day).copied().unwrap_or_default(),
+                        estimate: e.estimate,
+                        lower: e.lower,
+                        upper: e.upper,
+                    }
+                })
+                .collect(),
+        );
+        let final_arms = (last.first(), last.get(t));
+        let shown = match final_arms {
+            (Some(a), Some(b)) => minimum_sample_met(&[counts(a), counts(b)]),
+            _ => false,
+        };
+        let (relative, absolute, p_value) = match (shown, looks.last(), final_arms) {
+            (true, Some((_, r)), (Some(a), Some(b))) => {
+                let p = match kind {
+                    // Always valid: the smallest p-value over the daily looks.
+                    TestType::Sequential => {
+                        let ps: Vec<f64> = looks.iter().map(|(_, r)| r.p_value).collect();
+                        running_minimum(&ps).last().copied()
+                    }
+                    TestType::FixedHorizon => Some(r.p_value),
+                };
+                let absolute = match (summary_of(a), summary_of(b)) {
+                    (Ok(sa), Ok(sb)) => effect(&sa, &sb, Difference::Absolute)
+                        .ok()
+                        .and_then(|e| test(&e, kind, alternative, alpha))
+                        .map(|r| Estimate::of(&r)),
+                    _ => None,
+                };
+                (Some(Estimate::of(r)), absolute, p)
+            }
+            _ => (None, None, None),
+        };
+        comparisons.push(Comparison {
+            treatment: treatment.clone(),
+            relative,
+            absolute,
+            p_value,
+            p_value_corrected: None,
+            verdict: if p_value.is_none() {
+                Verdict::NotEnoughData
+            } else {
+                Verdict::Inconclusive
+            },
+        });
+    }
+    MetricResult {
+        metric: m.key.clone(),
+        name: m.name.clone(),
+        role: m.role,
+        kind: m.kind,
+        direction: m.direction,
+        variants: arms,
+        comparisons,
+        over_time,
+    }
+}
+
+/// Corrects the p-values of the primary and secondary metrics together, then settles each
+/// comparison's verdict: guardrails on their own p-value.
+fn correct(results: &mut [MetricResult], correction: Correction, alpha: f64) {
+    let method = match correction {
+        Correction::Bonferroni => vexil_stats::Correction::Bonferroni,
+        Correction::Holm => vexil_stats::Correction::Holm,
+        Correction::BenjaminiHochberg => vexil_stats::Correction::BenjaminiHochberg,
+        Correction::None => vexil_stats::Correction::None,
+    };
+    let mut places = Vec::new();
+    let mut ps = Vec::new();
+    for (i, m) in results.iter().enumerate() {
+        if m.role == MetricRole::Guardrail {
+            continue;
+        }
+        for (j, c) in m.comparisons.iter().enumerate() {
+            if let Some(p) = c.p_value {
+                places.push((i, j));
+                ps.push(p);
+            }
+        }
+    }
+    let adjusted = adjust(&ps, method).unwrap_or(ps);
+    for ((i, j), p) in places.into_iter().zip(adjusted) {
+        results[i].comparisons[j].p_value_corrected = Some(p);
+    }
+    for m in results.iter_mut() {
+        let direction = m.direction;
+        for c in &mut m.comparisons {
+            let p = match m.role {
+                MetricRole::Guardrail => c.p_value,
+                _ => c.p_value_corrected,
+            };
+            let (Some(p), Some(e)) = (p, c.relative) else {
+                continue;
+            };
+            c.verdict = if p >= alpha {
+                Verdict::Inconclusive
+            } else if (e.estimate > 0.0) == (direction == Direction::Increase) {
+                Verdict::Better
+            } else {
+                Verdict::Worse
+            };
+        }
+    }
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// The decision in words: SRM first, then the primary metric's first treatment.
+fn summary(results: &[MetricResult], srm: Option<&SrmCheck>, confidence: f64) -> String {
+    if srm.is_some_and(|s| s.mismatch) {
+        return "Sample ratio mismatch: the exposed units do not follow the configured split, so \
+                the results cannot be trusted. Check how exposures are tracked before deciding."
+            .to_string();
+    }
+    let Some(primary) = results.iter().find(|m| m.role == MetricRole::Primary) else {
+        return "No primary metric: choose one in the experiment's settings.".to_string();
+    };
+    let Some(c) = primary.comparisons.first() else {
+        return "The experiment has no treatment to compare.".to_string();
+    };
+    let harm: Vec<&str> = results
+        .iter()
+        .filter(|m| m.role == MetricRole::Guardrail)
+        .filter(|m| m.comparisons.iter().any(|c| c.verdict == Verdict::Worse))
+        .map(|m| m.name.as_str())
+        .collect();
+    let interval = |e: &Estimate| match (e.lower, e.upper) {
+        (Some(l), Some(u)) => format!(" [{}, {}]", percent(l), percent(u)),
+        _ => String::new(),
+    };
+    let moves = |e: &Estimate| {
+        format!(
+            "{} {} by {}{}",
+            if e.estimate >= 0.0 {
+                "increases"
+            } else {
+                "decreases"
+            },
+            primary.name,
+            percent(e.estimate.abs()),
+            interval(e)
+        )
+    };
+    let mut text = match (c.verdict, c.relative.as_ref()) {
+        (Verdict::NotEnoughData, _) | (_, None) => format!(
+            "Not enough data yet: each variant needs at least 100 exposed units{} before {} is tested. Keep the experiment running.",
+            if primary.kind == MetricKind::Conversion { " and 25 conversions" } else { "" },
+            primary.name
+        ),
+        (Verdict::Better, Some(e)) => format!(
+            "{} {}; significant at {:.0}% confidence. Roll out {}.",
+            c.treatment,
+            moves(e),
+            confidence * 100.0,
+            c.treatment
+        ),
+        (Verdict::Worse, Some(e)) => format!(
+            "{} {}; significant at {:.0}% confidence, in the wrong direction. Roll back to the control.",
+            c.treatment,
+            moves(e),
+            confidence * 100.0
+        ),
+        (Verdict::Inconclusive, Some(e)) => format!(
+            "No significant difference yet: {} {}. Keep the experiment running.",
+            c.treatment,
+            moves(e)
+        ),
+    };
+    if !harm.is_empty() {
+        text.push_str(&format!(
+            " Guardrail{} harmed: {}.",
+            if harm.len() == 1 { "" } else { "s" },
+            harm.join(", ")
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use vexil_stats::ProportionSums;
+
+    use super::*;
+
+    fn variants() -> Vec<String> {
+        vec!["control".into(), "treatment".into()]
+    }
+
+    fn conversion(name: &str, role: MetricRole, days: &[(u64, u64, u64, u64)]) -> MetricInput {
+        MetricInput {
+            key: name.to_lowercase(),
+            name: name.into(),
+            role,
+            kind: MetricKind::Conversion,
+            direction: Direction::Increase,
+            daily: days
+                .iter()
+                .map(|&(na, ca, nb, cb)| {
+                    vec![
+                        DailySums::Proportion(ProportionSums {
+                            n: na,
+                            conversions: ca,
+                        }),
+                        DailySums::Proportion(ProportionSums {
+                            n: nb,
+                            conversions: cb,
+                        }),
+                    ]
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn sequential_results_keep_the_smallest_p_value_and_say_what_to_do() {
+        let settings = ExperimentSettings::default();
+        // Day 0 is too small to show; days 1 and 2 are looks.
+        let days = [(50, 10, 50, 20), (400, 80, 400, 140), (800, 160, 800, 250)];
+        let r = report(
+            &variants(),
+            &[0, 86_400_000, 172_800_000],
+            &[800, 800],
+            &[1.0, 1.0],
+            &settings,
+            vec![conversion("Purchase", MetricRole::Primary, &days)],
+        );
+        let m = &r.metrics[0];
+        assert_eq!(
+            m.over_time[0].len(),
+            2,
+            "no look before 100 units and 25 conversions"
+        );
+        let c = &m.comparisons[0];
+        assert_eq!(c.verdict, Verdict::Better);
+        let looks: Vec<f64> = days[1..]
+            .iter()
+            .map(|&(na, ca, nb, cb)| {
+                let a = ProportionSums {
+                    n: na,
+                    conversions: ca,
+                }
+                .summary()
+                .unwrap();
+                let b = ProportionSums {
+                    n: nb,
+                    conversions: cb,
+                }
+                .summary()
+                .unwrap();
+                let e = effect(&a, &b, Difference::Relative).unwrap();
+                sequential_test(&e, Alternative::TwoSided, 0.05, DEFAULT_TUNING)
+                    .unwrap()
+                    .p_value
+            })
+            .collect();
+        let smallest = looks.iter().copied().fold(f64::INFINITY, f64::min);
+        let p = c.p_value.unwrap();
+        assert!(
+            (p - smallest).abs() < 1e-15,
+            "the running minimum over the looks: {p}"
+        );
+        assert_eq!(r.srm.map(|s| s.mismatch), Some(false));
+        assert!(
+            r.summary
+                .starts_with("treatment increases Purchase by 56.2%"),
+            "{}",
+            r.summary
+        );
+        assert!(r.summary.contains("Roll out treatment"), "{}", r.summary);
+    }
+
+    #[test]
+    fn too_little_data_or_a_skewed_split_is_said_first() {
+        let settings = ExperimentSettings::default();
+        let small = [(30, 3, 30, 5)];
+        let r = report(
+            &variants(),
+            &[0],
+            &[30, 30],
+            &[1.0, 1.0],
+            &settings,
+            vec![conversion("Purchase", MetricRole::Primary, &small)],
+        );
+        assert_eq!(r.metrics[0].comparisons[0].verdict, Verdict::NotEnoughData);
+        assert!(
+            r.summary.starts_with("Not enough data yet"),
+            "{}",
+            r.summary
+        );
+        let skewed = report(
+            &variants(),
+            &[0],
+            &[1000, 1200],
+            &[1.0, 1.0],
+            &settings,
+            vec![conversion(
+                "Purchase",
+                MetricRole::Primary,
+                &[(1000, 100, 1200, 130)],
+            )],
+        );
+        assert_eq!(skewed.srm.map(|s| s.mismatch), Some(true));
+        assert!(
+            skewed.summary.starts_with("Sample ratio mismatch"),
+            "{}",
+            skewed.summary
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! An experiment's results: its exposures and its metrics' events read from the store a page
+//! at a time, attributed and summed per variant and day ([`crate::analysis`]), and tested
+//! ([`crate::analysis::report`]). Computed on request from the stored exposures and events.
+
+use serde::Serialize;
+use serde_json::Value as Json;
+use utoipa::ToSchema;
+use vexil_store::{ScanFrom, Tx};
+
+use super::flags::{load, resolve, FlagService};
+use super::now_ms;
+use crate::analysis::report::{report, MetricInput, MetricRole, Report};
+use crate::analysis::{matches, Assignments, MetricTotals, UnitValue, Window, DAY_MS};
+use crate::error::{Error, Result};
+use crate::model::{
+    ExperimentSettings, Flag, FlagType, Metric, MetricKind, ANY_EVENT, EXPOSURE_EVENT, OFF,
+};
+
+/// Rows read per page.
+const PAGE: u32 = 10_000;
+
+/// Exposed units of one variant.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct VariantUnits {
+    pub variant: String,
+    pub units: u64,
+    /// The share the configured split gives it (All Other Users' weights).
+    pub expected_share: f64,
+}
+
+/// Exposed units by the end of one day, per variant (in `variants` order).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DayUnits {
+    /// The day's UTC midnight (Unix milliseconds).
+    pub day: i64,
+    pub units: Vec<u64>,
+}
+
+/// An experiment's results.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ExperimentResults {
+    pub flag: String,
+    /// The analysis window, `[start, end)` in Unix milliseconds (end: now while it runs).
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub settings: ExperimentSettings,
+    /// The control first.
+    pub variants: Vec<VariantUnits>,
+    /// Cumulative exposed units per day.
+    pub exposures: Vec<DayUnits>,
+    /// Units exposed to more than one variant, left out of every metric.
+    pub multiple_variants: u64,
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+impl FlagService {
+    /// The results of experiment `key` over its analysis window.
+    pub fn results(&self, project: Option<&str>, key: &str) -> Result<ExperimentResults> {
+        self.core.read(|tx| {
+            let project = resolve(tx, project, key)?;
+            let flag = load(tx, &project, key)?;
+            results(tx, &flag)
+        })
+    }
+}
+
+fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
+    let settings = match (&flag.kind, &flag.experiment) {
+        (FlagType::Experiment, Some(s)) => s.clone(),
+        _ => {
+            return Err(Error::invalid(
+                "key",
+                "not_an_experiment",
+                format!(
+                    "{:?} is not an experiment: only experiments have results",
+                    flag.key
+                ),
+            ))
+        }
+    };
+    let control = settings
+        .control
+        .clone()
+        .or_else(|| flag.variants.first().map(|v| v.key.clone()))
+        .unwrap_or_default();
+    let mut variants: Vec<String> = vec![control.clone()];
+    variants.extend(
+        flag.variants
+            .iter()
+            .map(|v| v.key.clone())
+            .filter(|k| *k != control && k != OFF),
+    );
+    let weights: Vec<f64> = variants
+        .iter()
+        .map(|v| f64::from(flag.all_other_users.weights.get(v).copied().unwrap_or(0)))
+        .collect();
+    let total_weight: f64 = weights.iter().sum();
+    let Some(start) = settings.start else {
+        // Not started: nothing to analyse yet.
+        let empty = report(&variants, &[], &[], &[], &settings, Vec::new());
+        return Ok(ExperimentResults {
+            flag: flag.key.clone(),
+            start: None,
+            end: None,
+            variants: variants
+                .iter()
+                .zip(&weights)
+                .map(|(v, w)| VariantUnits {
+                    variant: v.clone(),
+                    units: 0,
+                    expected_share: share(*w, total_weight),
+                })
+                .collect(),
+            exposures: Vec::new(),
+            multiple_variants: 0,
+            settings,
+            report: Report {
+                summary: "The experiment has not started: activate it to open its analysis window."
+                    .to_string(),
+                ..empty
+            },
+        });
+    };
+    let end = settings.end.unwrap_or_else(|| now_ms().max(start + 1));
+    let window = Window { start, end };
+    let unit = flag.bucketing_unit.as_str();
+
+    // Exposures, then each metric's events.
+    let mut assignments = Assignments::new(variants.clone(), window);
+    let mut after = ScanFrom::default();
+    loop {
+        let page = tx.scan_exposures(&flag.project, &flag.key, (start, end), after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = ScanFrom {
+            time: last.time,
+            id: last.id,
+        };
+        for e in &page {
+            if let Some(id) = unit_id(
+                unit,
+                e.user_id.as_deref(),
+                e.device_id.as_deref(),
+                e.groups.as_deref(),
+            ) {
+                assignments.expose(&id, &e.variant, e.time);
+            }
+        }
+    }
+    let mut inputs = Vec::new();
+    let roles = settings
+        .primary_metric
+        .iter()
+        .map(|k| (k, MetricRole::Primary))
+        .chain(
+            settings
+                .secondary_metrics
+                .iter()
+                .map(|k| (k, MetricRole::Secondary)),
+        )
+        .chain(
+            settings
+                .guardrails
+                .iter()
+                .map(|k| (k, MetricRole::Guardrail)),
+        );
+    for (key, role) in roles {
+        let Some(metric) = super::metrics::find(tx, &flag.project, key)? else {
+            continue;
+        };
+        if metric.kind == MetricKind::Ratio {
+            // Ratios need both metrics per unit; their analysis is still to come.
+            continue;
+        }
+        let totals = totals(tx, flag, &metric, &assignments, window)?;
+        let caps = metric
+            .winsorize_percentile
+            .map(|p| totals.percentile_caps(p));
+        inputs.push(MetricInput {
+            key: metric.key.clone(),
+            name: metric.name.clone(),
+            role,
+            kind: metric.kind,
+            direction: metric.direction,
+            daily: totals.daily(caps.as_deref()),
+        });
+    }
+    let midnight = start.div_euclid(DAY_MS) * DAY_MS;
+    let days: Vec<i64> = (0..window.days())
+        .map(|d| midnight + d as i64 * DAY_MS)
+        .collect();
+    let by_day = assignments.units_by_day();
+    let last = by_day.last().cloned().unwrap_or_default();
+    let report = report(&variants, &days, &last, &weights, &settings, inputs);
+    Ok(ExperimentResults {
+        flag: flag.key.clone(),
+        start: Some(start),
+        end: settings.end,
+        variants: variants
+            .iter()
+            .zip(&weights)
+            .zip(&last)
+            .map(|((v, w), n)| VariantUnits {
+                variant: v.clone(),
+                units: *n,
+                expected_share: share(*w, total_weight),
+            })
+            .collect(),
+        exposures: days
+            .iter()
+            .zip(by_day)
+            .map(|(day, units)| DayUnits { day: *day, units })
+            .collect(),
+        multiple_variants: assignments.multiple_variants(),
+        settings,
+        report,
+    })
+}
+
+fn share(weight: f64, total: f64) -> f64 {
+    if total > 0.0 {
+        weight / total
+    } else {
+        0.0
+    }
+}
+
+/// A metric's qualifying events, attributed.
+fn totals<'a>(
+    tx: &mut dyn Tx,
+    flag: &Flag,
+    metric: &Metric,
+    assignments: &'a Assignments,
+    window: Window,
+) -> Result<MetricTotals<'a>> {
+    let mut totals = MetricTotals::new(assignments, metric.kind, metric.conversion_window_hours);
+    let unit = flag.bucketing_unit.as_str();
+    let event_type = metric.event_type.as_deref().unwrap_or_default();
+    if event_type == EXPOSURE_EVENT {
+        let mut after = ScanFrom::default();
+        loop {
+            let page = tx.scan_exposures(
+                &flag.project,
+                &flag.key,
+                (window.start, window.end),
+                after,
+                PAGE,
+            )?;
+            let Some(last) = page.last() else { break };
+            after = ScanFrom {
+                time: last.time,
+                id: last.id,
+            };
+            for e in &page {
+                if let Some(id) = unit_id(
+                    unit,
+                    e.user_id.as_deref(),
+                    e.device_id.as_deref(),
+                    e.groups.as_deref(),
+                ) {
+                    totals.event(&id, e.time, UnitValue::Event);
+                }
+            }
+        }
+        return Ok(totals);
+    }
+    let typed = (event_type != ANY_EVENT).then_some(event_type);
+    let mut after = ScanFrom::default();
+    loop {
+        let page = tx.scan_events(
+            &flag.project,
+            typed,
+            (window.start, window.end),
+            after,
+            PAGE,
+        )?;
+        let Some(last) = page.last() else { break };
+        after = ScanFrom {
+            time: last.time,
+            id: last.id,
+        };
+        for e in &page {
+            let Some(id) = unit_id(
+                unit,
+                e.user_id.as_deref(),
+                e.device_id.as_deref(),
+                e.groups.as_deref(),
+            ) else {
+                continue;
+            };
+            let parse = |text: &Option<String>| {
+                text.as_deref()
+                    .and_then(|t| serde_json::from_str::<Json>(t).ok())
+            };
+            let (event_props, user_props) = (parse(&e.event_properties), parse(&e.user_properties));
+            if !matches(&metric.filters, event_props.as_ref(), user_props.as_ref()) {
+                continue;
+            }
+            let value = match (metric.kind, metric.property.as_deref()) {
+                (MetricKind::Sum, Some(p)) => {
+                    match event_props.as_ref().and_then(|props| props.get(p)) {
+                        Some(Json::Number(n)) => n.as_f64().map(UnitValue::Amount),
+                        Some(Json::String(s)) => s.trim().parse().ok().map(UnitValue::Amount),
+                        _ => None,
+                    }
+                }
+                _ => Some(UnitValue::Event),
+            };
+            if let Some(value) = value {
+                totals.event(&id, e.time, value);
+            }
+        }
+    }
+    Ok(totals)
+}
+
+/// The unit an exposure or event belongs to: its `user_id` or `device_id`, or for a group
+/// unit the name of its group of that type (`groups` JSON: a name or a list of names).
+fn unit_id(
+    unit: &str,
+    user_id: Option<&str>,
+    device_id: Option<&str>,
+    groups: Option<&str>,
+) -> Option<String> {
+    match unit {
+        "user_id" => user_id.map(str::to_owned),
+        "device_id" => device_id.map(str::to_owned),
+        group => {
+            let groups: Json = serde_json::from_str(groups?).ok()?;
+            match groups.get(group)? {
+                Json::String(name) if !name.is_empty() => Some(name.clone()),
+                Json::Array(names) => names.first()?.as_str().map(str::to_owned),
+                _ => None,
+            }
+        }
+    }
+}

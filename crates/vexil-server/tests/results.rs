@@ -1,0 +1,202 @@
+//! Experiment results end to end, on both backends: exposures and product events posted as
+//! Amplitude's SDKs post them, then `GET /api/v1/flags/{key}/results` checked against the
+//! statistics recomputed here from the raw events.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[macro_use]
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+use vexil_stats::{effect, welch_test, Alternative, Difference, MeanSums, ProportionSums};
+
+on_both_backends!(results_follow_the_events);
+
+const CONTROL_BUYERS: u64 = 40;
+const TREATMENT_BUYERS: u64 = 70;
+const UNITS: u64 = 200;
+
+async fn results_follow_the_events(srv: &Server) {
+    let fx = srv.sdk_fixture("Shop").await;
+    let p = fx.project.clone();
+    let metrics = format!("/api/v1/projects/{p}/metrics");
+    // The events metrics are defined on must have been seen.
+    let seed = json!([
+        {"event_type": "Purchase", "user_id": "seed", "event_properties": {"amount": 1}},
+        {"event_type": "Error", "user_id": "seed"},
+    ]);
+    srv.ingest(&fx.server, seed).await.ok(200);
+    srv.post(
+        &metrics,
+        &json!({"name": "Purchase", "type": "conversion", "event_type": "Purchase"}),
+    )
+    .await
+    .ok(201);
+    srv.post(
+        &metrics,
+        &json!({"name": "Revenue", "type": "sum", "event_type": "Purchase", "property": "amount"}),
+    )
+    .await
+    .ok(201);
+    srv.post(
+        &metrics,
+        &json!({"name": "Errors", "type": "count", "event_type": "Error", "direction": "decrease"}),
+    )
+    .await
+    .ok(201);
+    srv.flag_in(
+        &p,
+        "checkout",
+        json!({
+        "type": "experiment", "deployments": ["prod"],
+        "all_other_users": {"percentage": 100, "weights": {"control": 1, "treatment": 1}},
+        "experiment": {"primary_metric": "purchase", "secondary_metrics": ["revenue"],
+                       "guardrails": ["errors"], "test": "fixed_horizon"}}),
+    )
+    .await;
+
+    // Not started: an empty state, not an error.
+    let empty = srv.get("/api/v1/flags/checkout/results").await.ok(200).json;
+    assert!(
+        empty["summary"].as_str().unwrap().contains("not started"),
+        "{empty}"
+    );
+    assert_eq!(empty["metrics"], json!([]));
+
+    let active = srv.action("checkout", "activate").await.ok(200).json;
+    let start = active["experiment"]["start"].as_i64().unwrap();
+
+    // 200 users per variant; buyers and their amounts; errors; a unit in both variants.
+    let mut events = Vec::new();
+    let mut revenue = [Vec::new(), Vec::new()];
+    for (v, variant) in ["control", "treatment"].into_iter().enumerate() {
+        let buyers = [CONTROL_BUYERS, TREATMENT_BUYERS][v];
+        for i in 0..UNITS {
+            let user = format!("{variant}-{i}");
+            let t = start + 1 + i as i64;
+            events.push(
+                json!({"event_type": "$exposure", "user_id": user, "time": t,
+                               "event_properties": {"flag_key": "checkout", "variant": variant}}),
+            );
+            let mut amount = 0.0;
+            if i < buyers {
+                amount = 10.0 + (i % 7) as f64;
+                events.push(
+                    json!({"event_type": "Purchase", "user_id": user, "time": t + 1,
+                                   "event_properties": {"amount": amount}}),
+                );
+                // A purchase before the exposure does not count.
+                events.push(
+                    json!({"event_type": "Purchase", "user_id": user, "time": start - 5,
+                                   "event_properties": {"amount": 1000}}),
+                );
+            }
+            revenue[v].push(amount);
+            if i % 10 == 0 {
+                events.push(json!({"event_type": "Error", "user_id": user, "time": t + 2}));
+            }
+        }
+    }
+    for variant in ["control", "treatment"] {
+        events.push(
+            json!({"event_type": "$exposure", "user_id": "both", "time": start + 1,
+                           "event_properties": {"flag_key": "checkout", "variant": variant}}),
+        );
+    }
+    for chunk in events.chunks(500) {
+        srv.ingest(&fx.server, Value::Array(chunk.to_vec()))
+            .await
+            .ok(200);
+    }
+    // The events are in the past of the results' "now".
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+
+    let r = srv.get("/api/v1/flags/checkout/results").await.ok(200).json;
+    assert_eq!(
+        r["variants"][0],
+        json!({"variant": "control", "units": 200, "expected_share": 0.5})
+    );
+    assert_eq!(r["variants"][1]["units"], 200);
+    assert_eq!(
+        r["multiple_variants"], 1,
+        "the unit in both variants is left out"
+    );
+    assert_eq!(r["srm"]["mismatch"], false);
+    let last_day = r["exposures"].as_array().unwrap().last().unwrap();
+    assert_eq!(last_day["units"], json!([200, 200]));
+
+    let metric = |key: &str| {
+        r["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == key)
+            .unwrap()
+            .clone()
+    };
+    // Purchase: the proportions, and Welch's test on them recomputed here.
+    let purchase = metric("purchase");
+    assert_eq!(purchase["role"], "primary");
+    assert_eq!(purchase["variants"][0]["conversions"], CONTROL_BUYERS);
+    assert_eq!(purchase["variants"][1]["conversions"], TREATMENT_BUYERS);
+    let control = ProportionSums {
+        n: UNITS,
+        conversions: CONTROL_BUYERS,
+    }
+    .summary()
+    .unwrap();
+    let treatment = ProportionSums {
+        n: UNITS,
+        conversions: TREATMENT_BUYERS,
+    }
+    .summary()
+    .unwrap();
+    let e = effect(&control, &treatment, Difference::Relative).unwrap();
+    let expected = welch_test(&e, Alternative::TwoSided, 0.05).unwrap();
+    let c = &purchase["comparisons"][0];
+    assert!(
+        (c["relative"]["estimate"].as_f64().unwrap() - 0.75).abs() < 1e-12,
+        "{c}"
+    );
+    assert!((c["relative"]["lower"].as_f64().unwrap() - expected.interval.lower).abs() < 1e-12);
+    assert!((c["p_value"].as_f64().unwrap() - expected.p_value).abs() < 1e-12);
+    assert_eq!(c["verdict"], "better");
+
+    // Revenue: means of the per-unit sums (zeros included).
+    let sums = |values: &[f64]| MeanSums {
+        n: values.len() as u64,
+        sum: values.iter().sum(),
+        sum_squares: values.iter().map(|x| x * x).sum(),
+    };
+    let revenue_result = metric("revenue");
+    for v in 0..2 {
+        let mean = sums(&revenue[v]).summary().unwrap().mean;
+        let got = revenue_result["variants"][v]["value"].as_f64().unwrap();
+        assert!((got - mean).abs() < 1e-9, "variant {v}: {got} vs {mean}");
+    }
+    // Corrected over the two (Bonferroni): twice the smaller p, capped at 1.
+    let p = c["p_value"].as_f64().unwrap();
+    let corrected = c["p_value_corrected"].as_f64().unwrap();
+    assert!(
+        (corrected - (2.0 * p).min(1.0)).abs() < 1e-12,
+        "{p} -> {corrected}"
+    );
+
+    // The guardrail: same error rate, no harm.
+    let errors = metric("errors");
+    assert_eq!(errors["role"], "guardrail");
+    assert_eq!(errors["comparisons"][0]["verdict"], "inconclusive");
+    let summary = r["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("treatment increases Purchase by 75.0%")
+            && summary.contains("Roll out treatment"),
+        "{summary}"
+    );
+
+    // A release flag has no results.
+    srv.flag_in(&fx.project, "banner", json!({})).await;
+    srv.get("/api/v1/flags/banner/results")
+        .await
+        .err(422, "not_an_experiment", Some("key"));
+}
