@@ -41,6 +41,15 @@ async fn results_follow_the_events(srv: &Server) {
     .ok(201);
     srv.post(
         &metrics,
+        &json!({"name": "Orders", "type": "count", "event_type": "Purchase"}),
+    )
+    .await
+    .ok(201);
+    srv.post(&metrics, &json!({"name": "Order value", "type": "ratio", "numerator": "revenue", "denominator": "orders"}))
+        .await
+        .ok(201);
+    srv.post(
+        &metrics,
         &json!({"name": "Errors", "type": "count", "event_type": "Error", "direction": "decrease"}),
     )
     .await
@@ -51,7 +60,7 @@ async fn results_follow_the_events(srv: &Server) {
         json!({
         "type": "experiment", "deployments": ["prod"],
         "all_other_users": {"percentage": 100, "weights": {"control": 1, "treatment": 1}},
-        "experiment": {"primary_metric": "purchase", "secondary_metrics": ["revenue"],
+        "experiment": {"primary_metric": "purchase", "secondary_metrics": ["revenue", "order-value"],
                        "guardrails": ["errors"], "test": "fixed_horizon"}}),
     )
     .await;
@@ -175,11 +184,26 @@ async fn results_follow_the_events(srv: &Server) {
         let got = revenue_result["variants"][v]["value"].as_f64().unwrap();
         assert!((got - mean).abs() < 1e-9, "variant {v}: {got} vs {mean}");
     }
-    // Corrected over the two (Bonferroni): twice the smaller p, capped at 1.
+    // Order value, a ratio: revenue over orders per variant, over units.
+    let order_value = metric("order-value");
+    for v in 0..2 {
+        let buyers = [CONTROL_BUYERS, TREATMENT_BUYERS][v] as f64;
+        let expected = revenue[v].iter().sum::<f64>() / buyers;
+        let got = order_value["variants"][v]["value"].as_f64().unwrap();
+        assert!(
+            (got - expected).abs() < 1e-9,
+            "variant {v}: {got} vs {expected}"
+        );
+    }
+    assert!(
+        order_value["comparisons"][0]["p_value"].is_f64(),
+        "{order_value}"
+    );
+    // Corrected over the three (Bonferroni): three times p, capped at 1.
     let p = c["p_value"].as_f64().unwrap();
     let corrected = c["p_value_corrected"].as_f64().unwrap();
     assert!(
-        (corrected - (2.0 * p).min(1.0)).abs() < 1e-12,
+        (corrected - (3.0 * p).min(1.0)).abs() < 1e-12,
         "{p} -> {corrected}"
     );
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use vexil_stats::{MeanSums, ProportionSums};
+use vexil_stats::{MeanSums, ProportionSums, RatioSums};
 
 use crate::model::MetricKind;
 
@@ -153,6 +153,7 @@ pub enum UnitValue {
 pub enum DailySums {
     Proportion(ProportionSums),
     Mean(MeanSums),
+    Ratio(RatioSums),
 }
 
 /// A metric's events attributed to the exposed units, as per-unit increments by day.
@@ -259,6 +260,73 @@ impl<'a> MetricTotals<'a> {
                             sum: sum[day][v],
                             sum_squares: squares[day][v],
                         }),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Each attributed unit's cumulative value at the end of each day (before any cap), with
+    /// its variant.
+    fn unit_days(&self) -> HashMap<&'a str, (usize, Vec<f64>)> {
+        let days = self.assignments.window.days();
+        self.increments
+            .iter()
+            .filter_map(|(unit, increments)| {
+                let (variant, _) = self.assignments.assigned(unit)?;
+                let mut values = vec![0.0f64; days];
+                for &(day, amount) in increments {
+                    values[day] += amount;
+                }
+                for day in 1..days {
+                    values[day] += values[day - 1];
+                }
+                if self.kind == MetricKind::Conversion {
+                    values.iter_mut().for_each(|v| *v = v.min(1.0));
+                }
+                Some((*unit, (variant, values)))
+            })
+            .collect()
+    }
+
+    /// A ratio metric's daily sums (`analysis.md` §3): per unit the numerator's value `m` and
+    /// the denominator's `d` (both totals over the same assignments), summed with their squares
+    /// and products per variant and day: `[day][variant]`.
+    pub fn ratio_daily(
+        numerator: &MetricTotals<'a>,
+        denominator: &MetricTotals<'a>,
+    ) -> Vec<Vec<DailySums>> {
+        let assignments = numerator.assignments;
+        let days = assignments.window.days();
+        let variants = assignments.variants.len();
+        let units = assignments.units_by_day();
+        let mut sums = vec![vec![RatioSums::default(); variants]; days];
+        let (m, d) = (numerator.unit_days(), denominator.unit_days());
+        let zeros = vec![0.0f64; days];
+        for unit in m.keys().chain(d.keys().filter(|u| !m.contains_key(*u))) {
+            let (variant, mv) = m.get(unit).map_or((None, &zeros), |(v, x)| (Some(*v), x));
+            let (other, dv) = d.get(unit).map_or((None, &zeros), |(v, x)| (Some(*v), x));
+            let Some(variant) = variant.or(other) else {
+                continue;
+            };
+            for day in 0..days {
+                let s = &mut sums[day][variant];
+                let (x, y) = (mv[day], dv[day]);
+                s.m_sum += x;
+                s.m_sum_squares += x * x;
+                s.d_sum += y;
+                s.d_sum_squares += y * y;
+                s.md += x * y;
+            }
+        }
+        sums.into_iter()
+            .enumerate()
+            .map(|(day, row)| {
+                row.into_iter()
+                    .enumerate()
+                    .map(|(v, mut s)| {
+                        s.n = units[day][v];
+                        DailySums::Ratio(s)
                     })
                     .collect()
             })

@@ -173,6 +173,7 @@ fn summary_of(sums: &DailySums) -> Result<Summary, StatsError> {
     match sums {
         DailySums::Proportion(p) => p.summary(),
         DailySums::Mean(m) => m.summary(),
+        DailySums::Ratio(r) => r.summary(),
     }
 }
 
@@ -184,6 +185,10 @@ fn counts(sums: &DailySums) -> ArmCounts {
         },
         DailySums::Mean(m) => ArmCounts {
             units: m.n,
+            conversions: None,
+        },
+        DailySums::Ratio(r) => ArmCounts {
+            units: r.n,
             conversions: None,
         },
     }

@@ -168,21 +168,36 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
         let Some(metric) = super::metrics::find(tx, &flag.project, key)? else {
             continue;
         };
-        if metric.kind == MetricKind::Ratio {
-            // Ratios need both metrics per unit; their analysis is still to come.
-            continue;
-        }
-        let totals = totals(tx, flag, &metric, &assignments, window)?;
-        let caps = metric
-            .winsorize_percentile
-            .map(|p| totals.percentile_caps(p));
+        let daily = if metric.kind == MetricKind::Ratio {
+            // Both parts per unit, over the same assignments.
+            let num = match &metric.numerator {
+                Some(k) => super::metrics::find(tx, &flag.project, k)?,
+                None => None,
+            };
+            let den = match &metric.denominator {
+                Some(k) => super::metrics::find(tx, &flag.project, k)?,
+                None => None,
+            };
+            let (Some(num), Some(den)) = (num, den) else {
+                continue;
+            };
+            let n = totals(tx, flag, &num, &assignments, window)?;
+            let d = totals(tx, flag, &den, &assignments, window)?;
+            MetricTotals::ratio_daily(&n, &d)
+        } else {
+            let totals = totals(tx, flag, &metric, &assignments, window)?;
+            let caps = metric
+                .winsorize_percentile
+                .map(|p| totals.percentile_caps(p));
+            totals.daily(caps.as_deref())
+        };
         inputs.push(MetricInput {
             key: metric.key.clone(),
             name: metric.name.clone(),
             role,
             kind: metric.kind,
             direction: metric.direction,
-            daily: totals.daily(caps.as_deref()),
+            daily,
         });
     }
     let midnight = start.div_euclid(DAY_MS) * DAY_MS;

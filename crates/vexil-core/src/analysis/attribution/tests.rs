@@ -289,3 +289,63 @@ fn daily_sums_equal_a_recomputation_from_the_raw_data() {
         }
     }
 }
+
+#[test]
+fn ratio_sums_pair_each_units_numerator_and_denominator_by_day() {
+    let mut a = Assignments::new(variants(), window(2));
+    a.expose("u1", "control", T0);
+    a.expose("u2", "control", T0);
+    a.expose("u3", "treatment", T0 + DAY_MS);
+    let mut revenue = MetricTotals::new(&a, MetricKind::Sum, None);
+    let mut orders = MetricTotals::new(&a, MetricKind::Count, None);
+    for (unit, time, amount) in [
+        ("u1", T0 + 1, 10.0),
+        ("u1", T0 + DAY_MS, 30.0),
+        ("u3", T0 + DAY_MS + 1, 5.0),
+    ] {
+        revenue.event(unit, time, UnitValue::Amount(amount));
+        orders.event(unit, time, UnitValue::Event);
+    }
+    orders.event("u2", T0 + 2, UnitValue::Event); // an order without revenue
+    let days = MetricTotals::ratio_daily(&revenue, &orders);
+    let ratio = |day: usize, v: usize| match days[day][v] {
+        DailySums::Ratio(r) => r,
+        other => panic!("{other:?}"),
+    };
+    // Day 0: u1 (m 10, d 1), u2 (m 0, d 1).
+    assert_eq!(
+        ratio(0, 0),
+        RatioSums {
+            n: 2,
+            m_sum: 10.0,
+            m_sum_squares: 100.0,
+            d_sum: 2.0,
+            d_sum_squares: 2.0,
+            md: 10.0
+        }
+    );
+    // Day 1: u1 cumulative (m 40, d 2), u2 (0, 1); u3 in treatment (5, 1).
+    assert_eq!(
+        ratio(1, 0),
+        RatioSums {
+            n: 2,
+            m_sum: 40.0,
+            m_sum_squares: 1600.0,
+            d_sum: 3.0,
+            d_sum_squares: 5.0,
+            md: 80.0
+        }
+    );
+    assert_eq!(
+        ratio(1, 1),
+        RatioSums {
+            n: 1,
+            m_sum: 5.0,
+            m_sum_squares: 25.0,
+            d_sum: 1.0,
+            d_sum_squares: 1.0,
+            md: 5.0
+        }
+    );
+    assert_eq!(ratio(0, 1), RatioSums::default(), "u3 is exposed on day 1");
+}
