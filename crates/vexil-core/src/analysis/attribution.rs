@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 
-use vexil_stats::{MeanSums, ProportionSums, RatioSums};
+use vexil_stats::{CupedSums, MeanSums, ProportionSums, RatioSums};
 
 use crate::model::MetricKind;
 
 /// A UTC day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
+/// CUPED's pre-exposure period (`analysis.md` §3): 14 days before each unit's first exposure.
+pub const PRE_PERIOD_MS: i64 = 14 * DAY_MS;
 
 /// The analysis window, half-open `[start, end)` in Unix milliseconds. Days are UTC days from
 /// the one holding `start`.
@@ -154,6 +156,11 @@ pub enum DailySums {
     Proportion(ProportionSums),
     Mean(MeanSums),
     Ratio(RatioSums),
+    /// A mean or conversion metric with its pre-exposure covariate; `binary` for conversions.
+    Cuped {
+        sums: CupedSums,
+        binary: bool,
+    },
 }
 
 /// A metric's events attributed to the exposed units, as per-unit increments by day.
@@ -164,6 +171,8 @@ pub struct MetricTotals<'a> {
     window_ms: Option<i64>,
     /// Per unit: (day, increment), in the order events came.
     increments: HashMap<&'a str, Vec<(usize, f64)>>,
+    /// Per unit: the metric over the pre-exposure period (CUPED's covariate).
+    pre: HashMap<&'a str, f64>,
 }
 
 impl<'a> MetricTotals<'a> {
@@ -179,7 +188,85 @@ impl<'a> MetricTotals<'a> {
             kind,
             window_ms: conversion_window_hours.map(|h| i64::from(h) * 3_600_000),
             increments: HashMap::new(),
+            pre: HashMap::new(),
         }
+    }
+
+    /// Counts one qualifying event of `unit` in its pre-exposure period (the 14 days before
+    /// its first exposure), CUPED's covariate. Returns whether it counted.
+    pub fn pre_event(&mut self, unit: &str, time: i64, value: UnitValue) -> bool {
+        let Some((_, first)) = self.assignments.assigned(unit) else {
+            return false;
+        };
+        if time >= first || time < first - PRE_PERIOD_MS {
+            return false;
+        }
+        let amount = match value {
+            UnitValue::Event => 1.0,
+            UnitValue::Amount(x) if x.is_finite() => x,
+            UnitValue::Amount(_) => return false,
+        };
+        let Some((key, _)) = self.assignments.units.get_key_value(unit) else {
+            return false;
+        };
+        *self.pre.entry(key.as_str()).or_default() += amount;
+        true
+    }
+
+    /// Like [`MetricTotals::daily`], with each unit's pre-period value as CUPED's covariate:
+    /// `[day][variant]` of [`DailySums::Cuped`].
+    pub fn daily_cuped(&self, cap: Option<&[f64]>) -> Vec<Vec<DailySums>> {
+        let binary = self.kind == MetricKind::Conversion;
+        let days = self.assignments.window.days();
+        let variants = self.assignments.variants.len();
+        let units = self.assignments.units_by_day();
+        let mut sums = vec![vec![CupedSums::default(); variants]; days];
+        let values = self.unit_days();
+        let limit = |v: usize, x: f64| cap.and_then(|c| c.get(v)).map_or(x, |l| x.min(*l));
+        let covariate = |x: f64| if binary { x.min(1.0) } else { x };
+        // Units with events after exposure (and maybe before).
+        for (unit, (variant, ys)) in &values {
+            let x = covariate(self.pre.get(unit).copied().unwrap_or(0.0));
+            let first_day = self
+                .assignments
+                .assigned(unit)
+                .map_or(0, |(_, first)| self.assignments.window.day(first));
+            for day in first_day..days {
+                let y = limit(*variant, ys[day]);
+                let s = &mut sums[day][*variant];
+                s.sum += y;
+                s.sum_squares += y * y;
+                s.pre_sum += x;
+                s.pre_sum_squares += x * x;
+                s.cross += x * y;
+            }
+        }
+        // Units with only a pre-period value.
+        for (unit, x) in &self.pre {
+            if values.contains_key(unit) {
+                continue;
+            }
+            let Some((variant, first)) = self.assignments.assigned(unit) else {
+                continue;
+            };
+            let x = covariate(*x);
+            for row in sums.iter_mut().skip(self.assignments.window.day(first)) {
+                row[variant].pre_sum += x;
+                row[variant].pre_sum_squares += x * x;
+            }
+        }
+        sums.into_iter()
+            .enumerate()
+            .map(|(day, row)| {
+                row.into_iter()
+                    .enumerate()
+                    .map(|(v, mut s)| {
+                        s.n = units[day][v];
+                        DailySums::Cuped { sums: s, binary }
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Counts one qualifying event of `unit` at `time`, if the unit is in exactly one variant

@@ -14,5 +14,7 @@ mod attribution;
 mod filters;
 pub mod report;
 
-pub use attribution::{Assignments, DailySums, MetricTotals, UnitValue, Window, DAY_MS};
+pub use attribution::{
+    Assignments, DailySums, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
+};
 pub use filters::matches;

@@ -10,7 +10,9 @@ use vexil_store::{ScanFrom, Tx};
 use super::flags::{load, resolve, FlagService};
 use super::now_ms;
 use crate::analysis::report::{report, MetricInput, MetricRole, Report};
-use crate::analysis::{matches, Assignments, MetricTotals, UnitValue, Window, DAY_MS};
+use crate::analysis::{
+    matches, Assignments, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
+};
 use crate::error::{Error, Result};
 use crate::model::{
     ExperimentSettings, Flag, FlagType, Metric, MetricKind, ANY_EVENT, EXPOSURE_EVENT, OFF,
@@ -181,15 +183,19 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
             let (Some(num), Some(den)) = (num, den) else {
                 continue;
             };
-            let n = totals(tx, flag, &num, &assignments, window)?;
-            let d = totals(tx, flag, &den, &assignments, window)?;
+            let n = totals(tx, flag, &num, &assignments, window, false)?;
+            let d = totals(tx, flag, &den, &assignments, window, false)?;
             MetricTotals::ratio_daily(&n, &d)
         } else {
-            let totals = totals(tx, flag, &metric, &assignments, window)?;
+            let totals = totals(tx, flag, &metric, &assignments, window, settings.cuped)?;
             let caps = metric
                 .winsorize_percentile
                 .map(|p| totals.percentile_caps(p));
-            totals.daily(caps.as_deref())
+            if settings.cuped {
+                totals.daily_cuped(caps.as_deref())
+            } else {
+                totals.daily(caps.as_deref())
+            }
         };
         inputs.push(MetricInput {
             key: metric.key.clone(),
@@ -240,13 +246,15 @@ fn share(weight: f64, total: f64) -> f64 {
     }
 }
 
-/// A metric's qualifying events, attributed.
+/// A metric's qualifying events, attributed; with `pre_period`, also those of the 14 days
+/// before each unit's first exposure, CUPED's covariate.
 fn totals<'a>(
     tx: &mut dyn Tx,
     flag: &Flag,
     metric: &Metric,
     assignments: &'a Assignments,
     window: Window,
+    pre_period: bool,
 ) -> Result<MetricTotals<'a>> {
     let mut totals = MetricTotals::new(assignments, metric.kind, metric.conversion_window_hours);
     let unit = flag.bucketing_unit.as_str();
@@ -280,15 +288,14 @@ fn totals<'a>(
         return Ok(totals);
     }
     let typed = (event_type != ANY_EVENT).then_some(event_type);
+    let from = if pre_period {
+        window.start.saturating_sub(PRE_PERIOD_MS)
+    } else {
+        window.start
+    };
     let mut after = ScanFrom::default();
     loop {
-        let page = tx.scan_events(
-            &flag.project,
-            typed,
-            (window.start, window.end),
-            after,
-            PAGE,
-        )?;
+        let page = tx.scan_events(&flag.project, typed, (from, window.end), after, PAGE)?;
         let Some(last) = page.last() else { break };
         after = ScanFrom {
             time: last.time,
@@ -322,7 +329,9 @@ fn totals<'a>(
                 _ => Some(UnitValue::Event),
             };
             if let Some(value) = value {
-                totals.event(&id, e.time, value);
+                if !totals.event(&id, e.time, value) && pre_period {
+                    totals.pre_event(&id, e.time, value);
+                }
             }
         }
     }

@@ -349,3 +349,56 @@ fn ratio_sums_pair_each_units_numerator_and_denominator_by_day() {
     );
     assert_eq!(ratio(0, 1), RatioSums::default(), "u3 is exposed on day 1");
 }
+
+#[test]
+fn cuped_sums_carry_each_units_pre_period_value() {
+    let mut a = Assignments::new(variants(), window(2));
+    a.expose("u1", "control", T0 + DAY_MS);
+    a.expose("u2", "control", T0);
+    let mut m = MetricTotals::new(&a, MetricKind::Count, None);
+    // u1: two events in its 14 days before exposure, one after; u2: only a pre-period event.
+    assert!(m.pre_event("u1", T0 + DAY_MS - 1, UnitValue::Event));
+    assert!(m.pre_event("u1", T0 + DAY_MS - PRE_PERIOD_MS, UnitValue::Event));
+    assert!(
+        !m.pre_event("u1", T0 + DAY_MS - PRE_PERIOD_MS - 1, UnitValue::Event),
+        "too early"
+    );
+    assert!(
+        !m.pre_event("u1", T0 + DAY_MS, UnitValue::Event),
+        "after exposure is not pre"
+    );
+    assert!(m.pre_event("u2", T0 - 10, UnitValue::Event));
+    assert!(m.event("u1", T0 + DAY_MS + 5, UnitValue::Event));
+    let days = m.daily_cuped(None);
+    let cuped = |day: usize| match days[day][0] {
+        DailySums::Cuped { sums, binary } => {
+            assert!(!binary);
+            sums
+        }
+        other => panic!("{other:?}"),
+    };
+    // Day 0: only u2 is exposed (y 0, x 1).
+    assert_eq!(
+        cuped(0),
+        CupedSums {
+            n: 1,
+            sum: 0.0,
+            sum_squares: 0.0,
+            pre_sum: 1.0,
+            pre_sum_squares: 1.0,
+            cross: 0.0
+        }
+    );
+    // Day 1: u1 too (y 1, x 2).
+    assert_eq!(
+        cuped(1),
+        CupedSums {
+            n: 2,
+            sum: 1.0,
+            sum_squares: 1.0,
+            pre_sum: 3.0,
+            pre_sum_squares: 5.0,
+            cross: 2.0
+        }
+    );
+}
