@@ -6,9 +6,9 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 use vexil_stats::{
-    adjust, cuped_effect, effect, minimum_sample_met, running_minimum, sequential_test, srm,
-    welch_test, Alternative, ArmCounts, Difference, Effect, ProportionSums, StatsError, Summary,
-    TestResult, ValueKind, DEFAULT_TUNING,
+    adjust, cuped_effect, days_to_power, effect, mde, minimum_sample_met, running_minimum,
+    sequential_test, srm, welch_test, Alternative, ArmCounts, Baseline, Difference, Effect,
+    PowerSettings, ProportionSums, StatsError, Summary, TestResult, ValueKind, DEFAULT_TUNING,
 };
 
 use super::DailySums;
@@ -104,6 +104,16 @@ pub struct DayEffect {
     pub upper: Option<f64>,
 }
 
+/// How much the experiment can detect, from the control's figures and the traffic so far.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct Power {
+    /// The smallest relative effect the test detects with 80% power at the units so far.
+    pub mde: Option<f64>,
+    /// Days more (at the traffic so far) until the test has 80% power for the relative effect
+    /// observed now; `None` when it never would within ten years or no effect is observed.
+    pub days_to_power: Option<u32>,
+}
+
 /// One metric's results.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MetricResult {
@@ -118,6 +128,10 @@ pub struct MetricResult {
     /// Per treatment (in `comparisons` order), the relative effect at each day it could be
     /// shown.
     pub over_time: Vec<Vec<DayEffect>>,
+    /// For the first treatment: what the test can detect, and how long until it can detect
+    /// what it sees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power: Option<Power>,
 }
 
 /// Sample ratio mismatch: exposed units against the configured split.
@@ -339,6 +353,7 @@ fn metric_result(
             },
         });
     }
+    let power = power(variants.len(), kind, alpha, m, &comparisons);
     MetricResult {
         metric: m.key.clone(),
         name: m.name.clone(),
@@ -348,7 +363,48 @@ fn metric_result(
         variants: arms,
         comparisons,
         over_time,
+        power,
     }
+}
+
+/// The MDE at the units so far and the days until 80% power for the observed effect, from the
+/// control's mean and variance and the average traffic per day.
+fn power(
+    arms: usize,
+    kind: TestType,
+    alpha: f64,
+    m: &MetricInput,
+    comparisons: &[Comparison],
+) -> Option<Power> {
+    let last = m.daily.last()?;
+    let control = summary_of(last.first()?).ok()?;
+    let baseline = Baseline {
+        mean: control.mean,
+        variance: control.variance,
+    };
+    let units: u64 = last.iter().map(|s| counts(s).units).sum();
+    if units == 0 || baseline.mean == 0.0 || baseline.variance <= 0.0 {
+        return None;
+    }
+    let settings = PowerSettings {
+        alpha,
+        arms: u32::try_from(arms).ok()?,
+        sequential: (kind == TestType::Sequential).then_some(DEFAULT_TUNING),
+    };
+    let per_day = units as f64 / m.daily.len().max(1) as f64;
+    let observed = comparisons
+        .first()
+        .and_then(|c| c.relative)
+        .map(|e| e.estimate)
+        .filter(|e| *e != 0.0);
+    Some(Power {
+        mde: mde(baseline, 0.8, units as f64, settings).ok(),
+        days_to_power: observed.and_then(|effect| {
+            days_to_power(baseline, effect, 0.8, units, per_day, settings)
+                .ok()
+                .flatten()
+        }),
+    })
 }
 
 /// Corrects the p-values of the primary and secondary metrics together, then settles each
@@ -458,9 +514,16 @@ fn summary(results: &[MetricResult], srm: Option<&SrmCheck>, confidence: f64) ->
             confidence * 100.0
         ),
         (Verdict::Inconclusive, Some(e)) => format!(
-            "No significant difference yet: {} {}. Keep the experiment running.",
+            "No significant difference yet: {} {}. Keep the experiment running{}.",
             c.treatment,
-            moves(e)
+            moves(e),
+            match primary.power.and_then(|p| p.days_to_power) {
+                Some(days) if days > 0 => format!(
+                    " (about {days} more day{} to detect an effect this size)",
+                    if days == 1 { "" } else { "s" }
+                ),
+                _ => String::new(),
+            }
         ),
     };
     if !harm.is_empty() {
@@ -527,6 +590,13 @@ mod tests {
             2,
             "no look before 100 units and 25 conversions"
         );
+        let power = m.power.unwrap();
+        let mde = power.mde.unwrap();
+        // The sequential test pays for looking any time: its MDE at 800 units per arm is about
+        // twice the fixed horizon's 28%; powering the observed 56% takes a few more days.
+        assert!(mde > 0.28 && mde < 1.0, "{mde}");
+        let more = power.days_to_power.unwrap();
+        assert!((1..30).contains(&more), "{more}");
         let c = &m.comparisons[0];
         assert_eq!(c.verdict, Verdict::Better);
         let looks: Vec<f64> = days[1..]
