@@ -16,6 +16,11 @@
 //! evaluation, which Amplitude's own JS engine on the served configs and the Node SDK's local
 //! clients must agree with, and every answer must keep the groups' guarantees.
 //!
+//! A third test, `node_sdks_feed_the_analysis`, runs an experiment end to end
+//! (`sdk_node/analysis.rs`, `tests/sdk-node/analysis.mjs`): the Experiment SDK's exposures and
+//! `@amplitude/analytics-node`'s product events, then `GET /api/v1/flags/{key}/results` against
+//! the statistics the script recomputes from the events it sent.
+//!
 //! Without `node` or without `tests/sdk-node/node_modules` (`npm ci` there) the tests are
 //! skipped with a message, except under `CI=true`, where that is a failure.
 
@@ -41,6 +46,8 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
 /// How long the Node script may run before it is killed.
 const NODE_DEADLINE: Duration = Duration::from_secs(50);
 
+#[path = "sdk_node/analysis.rs"]
+mod analysis;
 mod common;
 #[path = "sdk_node/groups.rs"]
 mod groups;
@@ -784,4 +791,30 @@ async fn node_sdks_agree_on_groups() {
     .await;
     let fixture = s.fixture(json!({"users": groups::users(), "scenario": scenario.declared}));
     run_script(&sdk_dir, &s.dir.0, "groups.mjs", &fixture, s.started).await;
+}
+
+/// An experiment analysed from what the real SDKs send (`analysis.rs` sets it up): the analytics
+/// SDK seeds the event types, the metrics are defined on them, the experiment is configured and
+/// started, then `tests/sdk-node/analysis.mjs` exposes users through the Experiment SDK, sends
+/// their product events through the analytics SDK and checks the results it recomputes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdks_feed_the_analysis() {
+    let sdk_dir = repo_dir("tests/sdk-node");
+    if let Some(reason) = missing_node(&sdk_dir) {
+        skip("the Node SDK analysis test", &reason);
+        return;
+    }
+    let s = Setup::new("vexil-sdk-node-analysis").await;
+    let draft = analysis::draft(&s.api, &s.project.key).await;
+    let seed = s.fixture(json!({"phase": "seed"}));
+    run_script(&sdk_dir, &s.dir.0, "analysis.mjs", &seed, s.started).await;
+    let metrics = analysis::define_metrics(&s.api, &s.project.key).await;
+    let version = analysis::start(&s.api, draft, &metrics).await;
+    let versions = BTreeMap::from([(analysis::FLAG.to_owned(), version)]);
+    served_configs(&s.api, &s.project.server_key, &versions, &[]).await;
+    let fixture = s.fixture(json!({
+        "phase": "run", "flag": analysis::FLAG, "metrics": metrics,
+        "confidence": analysis::CONFIDENCE,
+    }));
+    run_script(&sdk_dir, &s.dir.0, "analysis.mjs", &fixture, s.started).await;
 }
