@@ -26,6 +26,7 @@ fn group(key: &str, kind: GroupKind, unit: &str, salt: &str, version: i64) -> Gr
         inclusions: Inclusion::default(),
         exclusions: Inclusion::default(),
         mutex_group: None,
+        metrics: Vec::new(),
         archived: false,
         version,
         created_at: 0,

@@ -11,7 +11,7 @@ use common::Server;
 use serde_json::{json, Value};
 use vexil_stats::{effect, welch_test, Alternative, Difference, MeanSums, ProportionSums};
 
-on_both_backends!(results_follow_the_events);
+on_both_backends!(results_follow_the_events, holdouts_compare_held_out_users);
 
 const CONTROL_BUYERS: u64 = 40;
 const TREATMENT_BUYERS: u64 = 70;
@@ -223,4 +223,108 @@ async fn results_follow_the_events(srv: &Server) {
     srv.get("/api/v1/flags/banner/results")
         .await
         .err(422, "not_an_experiment", Some("key"));
+}
+
+/// A holdout compares the users it held out with everyone else on the program's metrics, from
+/// the assignments SDKs record for it.
+async fn holdouts_compare_held_out_users(srv: &Server) {
+    let fx = srv.sdk_fixture("Program").await;
+    let p = fx.project.clone();
+    srv.ingest(
+        &fx.server,
+        json!([{"event_type": "Purchase", "user_id": "seed"}]),
+    )
+    .await
+    .ok(200);
+    srv.post(
+        &format!("/api/v1/projects/{p}/metrics"),
+        &json!({"name": "Purchase", "type": "conversion", "event_type": "Purchase"}),
+    )
+    .await
+    .ok(201);
+    let holdouts = format!("/api/v1/projects/{p}/holdouts");
+    srv.post(
+        &holdouts,
+        &json!({"name": "Q4", "percentage": 10, "metrics": ["ghost"]}),
+    )
+    .await
+    .err(422, "unknown_metric", Some("metrics[0]"));
+    srv.post(
+        &holdouts,
+        &json!({"name": "Q4", "percentage": 20, "metrics": ["purchase"]}),
+    )
+    .await
+    .ok(201);
+    let empty = srv
+        .get(&format!("{holdouts}/holdout-q4/results"))
+        .await
+        .ok(200)
+        .json;
+    assert!(
+        empty["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not enough data"),
+        "{empty}"
+    );
+    // 300 held-out users buy 10% of the time, 1,200 others 30%.
+    let now = srv
+        .get(&format!("{holdouts}/holdout-q4"))
+        .await
+        .ok(200)
+        .json["created_at"]
+        .as_i64()
+        .unwrap();
+    let mut events = Vec::new();
+    for i in 0..1500u32 {
+        let (variant, buys) = if i < 300 {
+            ("holdout", i % 10 == 0)
+        } else {
+            ("on", i % 10 < 3)
+        };
+        let user = format!("p-{i}");
+        events.push(json!({"event_type": "[Experiment] Assignment", "user_id": user, "time": now + 1,
+                           "event_properties": {"holdout-q4.variant": variant, "holdout-q4.details": "v1 rule:All Other Users"}}));
+        if buys {
+            events.push(json!({"event_type": "Purchase", "user_id": user, "time": now + 2}));
+        }
+    }
+    for chunk in events.chunks(500) {
+        srv.ingest(&fx.server, Value::Array(chunk.to_vec()))
+            .await
+            .ok(200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let r = srv
+        .get(&format!("{holdouts}/holdout-q4/results"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(
+        r["variants"][0],
+        json!({"variant": "holdout", "units": 300, "expected_share": 0.2})
+    );
+    assert_eq!(r["variants"][1]["units"], 1200);
+    assert_eq!(r["srm"]["mismatch"], false);
+    let purchase = &r["metrics"][0];
+    assert_eq!(purchase["variants"][0]["conversions"], 30);
+    assert_eq!(purchase["variants"][1]["conversions"], 360);
+    assert!(
+        (purchase["comparisons"][0]["relative"]["estimate"]
+            .as_f64()
+            .unwrap()
+            - 2.0)
+            .abs()
+            < 1e-12
+    );
+    let summary = r["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("The program's experiments together raise Purchase by 200.0%"),
+        "{summary}"
+    );
+    srv.get(&format!(
+        "/api/v1/projects/{p}/holdouts/holdout-none/results"
+    ))
+    .await
+    .err(404, "not_found", None);
 }

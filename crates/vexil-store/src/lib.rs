@@ -302,12 +302,14 @@ pub trait Tx {
     fn insert_events(&mut self, rows: &[EventRow]) -> Result<()>;
     /// Deletes the events whose time is before `before`; returns how many.
     fn purge_events(&mut self, before: i64) -> Result<u64>;
-    /// Up to `limit` exposures of `flag_key` to a real variant (client, server and remote
-    /// exposures) with a time in `[from, to)`, after `after`, in `(time, id)` order.
+    /// Up to `limit` records of `flag_key` of the given `kinds` (`client_exposure`,
+    /// `assignment`, …) with a real variant and a time in `[from, to)`, after `after`, in
+    /// `(time, id)` order.
     fn scan_exposures(
         &mut self,
         project: &str,
         flag_key: &str,
+        kinds: &[&str],
         window: (i64, i64),
         after: ScanFrom,
         limit: u32,

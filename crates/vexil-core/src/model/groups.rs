@@ -91,6 +91,10 @@ pub struct Group {
     /// Holdout groups: the mutual-exclusion slot the holdout runs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutex_group: Option<SlotRef>,
+    /// Holdout groups: the program's metrics, on which held-out users are compared with
+    /// everyone else (the first is the primary).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<String>,
     #[serde(default)]
     pub archived: bool,
     pub version: i64,

@@ -74,6 +74,9 @@ pub struct NewHoldout {
     /// A mutual-exclusion slot to run the holdout in.
     #[serde(default)]
     pub mutex_group: Option<SlotRef>,
+    /// The program's metrics (the first is the primary): held-out users against everyone else.
+    #[serde(default)]
+    pub metrics: Vec<String>,
 }
 
 /// Fields of a mutual-exclusion group to change; absent fields stay as they are.
@@ -106,6 +109,8 @@ pub struct HoldoutPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<SlotRef>)]
     pub mutex_group: Option<Option<SlotRef>>,
+    /// Replaces the program's metrics.
+    pub metrics: Option<Vec<String>>,
 }
 
 /// A change to a group of either kind.
@@ -223,6 +228,7 @@ impl GroupService {
         g.inclusions = req.inclusions;
         g.exclusions = req.exclusions;
         g.mutex_group = req.mutex_group;
+        g.metrics = req.metrics;
         self.create(actor, g)
     }
 
@@ -531,6 +537,7 @@ fn new_group(
         inclusions: Inclusion::default(),
         exclusions: Inclusion::default(),
         mutex_group: None,
+        metrics: Vec::new(),
         archived: false,
         version: 1,
         created_at: now,
@@ -568,7 +575,7 @@ fn apply_patch(g: &mut Group, patch: GroupPatch) {
             }
         }
         GroupPatch::Holdout(p) => {
-            set!(p: name, description, evaluation_mode, bucketing_unit, bucketing_salt, inclusions, exclusions, mutex_group);
+            set!(p: name, description, evaluation_mode, bucketing_unit, bucketing_salt, inclusions, exclusions, mutex_group, metrics);
             if let Some(percentage) = p.percentage {
                 g.percentage = Some(percentage);
             }
@@ -621,6 +628,24 @@ fn check_and_normalize(tx: &mut dyn Tx, before: Option<&Group>, g: &mut Group) -
                     ),
                 ));
             }
+        }
+    }
+    for (i, key) in g.metrics.iter().enumerate() {
+        match super::metrics::find(tx, &g.project, key)? {
+            None => errors.push(crate::error::FieldError::new(
+                format!("metrics[{i}]"),
+                "unknown_metric",
+                format!(
+                    "project {:?} has no metric {key:?}; define it first",
+                    g.project
+                ),
+            )),
+            Some(m) if m.archived => errors.push(crate::error::FieldError::new(
+                format!("metrics[{i}]"),
+                "metric_archived",
+                format!("the metric {key:?} is archived"),
+            )),
+            Some(_) => {}
         }
     }
     if !errors.is_empty() {

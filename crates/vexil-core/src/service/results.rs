@@ -13,13 +13,33 @@ use crate::analysis::report::{report, MetricInput, MetricRole, Report};
 use crate::analysis::{
     matches, Assignments, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
 };
+use crate::compile::{HOLDOUT, HOLDOUT_PASS};
 use crate::error::{Error, Result};
 use crate::model::{
-    ExperimentSettings, Flag, FlagType, Metric, MetricKind, ANY_EVENT, EXPOSURE_EVENT, OFF,
+    ExperimentSettings, Flag, FlagType, GroupKind, Metric, MetricKind, ANY_EVENT, EXPOSURE_EVENT,
+    OFF,
 };
 
 /// Rows read per page.
 const PAGE: u32 = 10_000;
+/// The records that expose a unit to an experiment.
+const EXPOSURE_KINDS: &[&str] = &["client_exposure", "server_exposure", "remote_exposure"];
+/// The records that say which side of a holdout a unit is on (holdouts are evaluated, never
+/// exposed).
+const ASSIGNMENT_KINDS: &[&str] = &["assignment", "remote_assignment"];
+
+/// What is analysed: an experiment flag, or a holdout group with its program's metrics.
+struct Subject<'a> {
+    project: &'a str,
+    key: &'a str,
+    /// The bucketing unit.
+    unit: &'a str,
+    /// The records that place a unit in a variant.
+    kinds: &'static [&'static str],
+    /// The control first.
+    variants: Vec<String>,
+    weights: Vec<f64>,
+}
 
 /// Exposed units of one variant.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -64,6 +84,83 @@ impl FlagService {
             let flag = load(tx, &project, key)?;
             results(tx, &flag)
         })
+    }
+}
+
+impl super::GroupService {
+    /// The results of holdout `key`: users it held out against everyone else, on the
+    /// program's metrics, since the holdout was created (from the assignments SDKs and remote
+    /// evaluation record for it).
+    pub fn holdout_results(&self, project: &str, key: &str) -> Result<ExperimentResults> {
+        self.core.read(|tx| {
+            let group = super::groups::load(tx, project, GroupKind::Holdout, key)?;
+            let held = f64::from(group.percentage.unwrap_or(0));
+            let settings = ExperimentSettings {
+                primary_metric: group.metrics.first().cloned(),
+                secondary_metrics: group.metrics.iter().skip(1).cloned().collect(),
+                control: Some(HOLDOUT.to_string()),
+                ..ExperimentSettings::default()
+            };
+            let subject = Subject {
+                project: &group.project,
+                key: &group.key,
+                unit: &group.bucketing_unit,
+                kinds: ASSIGNMENT_KINDS,
+                variants: vec![HOLDOUT.to_string(), HOLDOUT_PASS.to_string()],
+                weights: vec![held, 100.0 - held],
+            };
+            let end = now_ms().max(group.created_at + 1);
+            let mut results = analyse(
+                tx,
+                &subject,
+                settings,
+                Window {
+                    start: group.created_at,
+                    end,
+                },
+            )?;
+            results.report.summary = holdout_summary(&results.report);
+            Ok(results)
+        })
+    }
+}
+
+/// The decision of a holdout in words: what the program's experiments did to users who saw
+/// them, against those held out.
+fn holdout_summary(report: &Report) -> String {
+    use crate::analysis::report::Verdict;
+    if report.srm.is_some_and(|s| s.mismatch) {
+        return report.summary.clone();
+    }
+    let Some(primary) = report
+        .metrics
+        .iter()
+        .find(|m| m.role == MetricRole::Primary)
+    else {
+        return "No program metrics: give the holdout metrics to compare held-out users with everyone else.".to_string();
+    };
+    let Some(c) = primary.comparisons.first() else {
+        return report.summary.clone();
+    };
+    let Some(e) = c.relative else {
+        return format!(
+            "Not enough data yet: both held-out users and everyone else need at least 100 assigned units before {} is compared.",
+            primary.name
+        );
+    };
+    let moved = format!(
+        "{} {} by {:.1}%",
+        if e.estimate >= 0.0 { "raise" } else { "lower" },
+        primary.name,
+        e.estimate.abs() * 100.0
+    );
+    match c.verdict {
+        Verdict::Better | Verdict::Worse => format!(
+            "The program's experiments together {moved} against the users held out; significant."
+        ),
+        _ => format!(
+            "No significant difference yet between users in the program and those held out (they {moved})."
+        ),
     }
 }
 
@@ -125,14 +222,38 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
         });
     };
     let end = settings.end.unwrap_or_else(|| now_ms().max(start + 1));
-    let window = Window { start, end };
-    let unit = flag.bucketing_unit.as_str();
+    let subject = Subject {
+        project: &flag.project,
+        key: &flag.key,
+        unit: &flag.bucketing_unit,
+        kinds: EXPOSURE_KINDS,
+        variants,
+        weights,
+    };
+    analyse(tx, &subject, settings, Window { start, end })
+}
 
-    // Exposures, then each metric's events.
+/// Places the units, attributes each metric's events, tests them.
+fn analyse(
+    tx: &mut dyn Tx,
+    subject: &Subject<'_>,
+    settings: ExperimentSettings,
+    window: Window,
+) -> Result<ExperimentResults> {
+    let Window { start, end } = window;
+    let (variants, weights, unit) = (&subject.variants, &subject.weights, subject.unit);
+    let total_weight: f64 = weights.iter().sum();
     let mut assignments = Assignments::new(variants.clone(), window);
     let mut after = ScanFrom::default();
     loop {
-        let page = tx.scan_exposures(&flag.project, &flag.key, (start, end), after, PAGE)?;
+        let page = tx.scan_exposures(
+            subject.project,
+            subject.key,
+            subject.kinds,
+            (start, end),
+            after,
+            PAGE,
+        )?;
         let Some(last) = page.last() else { break };
         after = ScanFrom {
             time: last.time,
@@ -167,27 +288,27 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
                 .map(|k| (k, MetricRole::Guardrail)),
         );
     for (key, role) in roles {
-        let Some(metric) = super::metrics::find(tx, &flag.project, key)? else {
+        let Some(metric) = super::metrics::find(tx, subject.project, key)? else {
             continue;
         };
         let daily = if metric.kind == MetricKind::Ratio {
             // Both parts per unit, over the same assignments.
             let num = match &metric.numerator {
-                Some(k) => super::metrics::find(tx, &flag.project, k)?,
+                Some(k) => super::metrics::find(tx, subject.project, k)?,
                 None => None,
             };
             let den = match &metric.denominator {
-                Some(k) => super::metrics::find(tx, &flag.project, k)?,
+                Some(k) => super::metrics::find(tx, subject.project, k)?,
                 None => None,
             };
             let (Some(num), Some(den)) = (num, den) else {
                 continue;
             };
-            let n = totals(tx, flag, &num, &assignments, window, false)?;
-            let d = totals(tx, flag, &den, &assignments, window, false)?;
+            let n = totals(tx, subject, &num, &assignments, window, false)?;
+            let d = totals(tx, subject, &den, &assignments, window, false)?;
             MetricTotals::ratio_daily(&n, &d)
         } else {
-            let totals = totals(tx, flag, &metric, &assignments, window, settings.cuped)?;
+            let totals = totals(tx, subject, &metric, &assignments, window, settings.cuped)?;
             let caps = metric
                 .winsorize_percentile
                 .map(|p| totals.percentile_caps(p));
@@ -212,14 +333,14 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
         .collect();
     let by_day = assignments.units_by_day();
     let last = by_day.last().cloned().unwrap_or_default();
-    let report = report(&variants, &days, &last, &weights, &settings, inputs);
+    let report = report(variants, &days, &last, weights, &settings, inputs);
     Ok(ExperimentResults {
-        flag: flag.key.clone(),
+        flag: subject.key.to_string(),
         start: Some(start),
         end: settings.end,
         variants: variants
             .iter()
-            .zip(&weights)
+            .zip(weights)
             .zip(&last)
             .map(|((v, w), n)| VariantUnits {
                 variant: v.clone(),
@@ -250,21 +371,22 @@ fn share(weight: f64, total: f64) -> f64 {
 /// before each unit's first exposure, CUPED's covariate.
 fn totals<'a>(
     tx: &mut dyn Tx,
-    flag: &Flag,
+    subject: &Subject<'_>,
     metric: &Metric,
     assignments: &'a Assignments,
     window: Window,
     pre_period: bool,
 ) -> Result<MetricTotals<'a>> {
     let mut totals = MetricTotals::new(assignments, metric.kind, metric.conversion_window_hours);
-    let unit = flag.bucketing_unit.as_str();
+    let unit = subject.unit;
     let event_type = metric.event_type.as_deref().unwrap_or_default();
     if event_type == EXPOSURE_EVENT {
         let mut after = ScanFrom::default();
         loop {
             let page = tx.scan_exposures(
-                &flag.project,
-                &flag.key,
+                subject.project,
+                subject.key,
+                subject.kinds,
                 (window.start, window.end),
                 after,
                 PAGE,
@@ -295,7 +417,7 @@ fn totals<'a>(
     };
     let mut after = ScanFrom::default();
     loop {
-        let page = tx.scan_events(&flag.project, typed, (from, window.end), after, PAGE)?;
+        let page = tx.scan_events(subject.project, typed, (from, window.end), after, PAGE)?;
         let Some(last) = page.last() else { break };
         after = ScanFrom {
             time: last.time,

@@ -71,6 +71,7 @@ fn check_mutex(e: &mut Vec<FieldError>, group: &mut Group) {
         ));
     }
     for (field, present) in [
+        ("metrics", !group.metrics.is_empty()),
         ("percentage", group.percentage.is_some()),
         ("inclusions", !group.inclusions.is_empty()),
         ("exclusions", !group.exclusions.is_empty()),
@@ -116,6 +117,23 @@ fn check_holdout(e: &mut Vec<FieldError>, group: &Group) {
     }
     if let Some(slot) = &group.mutex_group {
         check_slot_ref(e, "mutex_group", slot);
+    }
+    let mut seen = HashSet::new();
+    for (i, m) in group.metrics.iter().enumerate() {
+        if !seen.insert(m) {
+            e.push(FieldError::new(
+                format!("metrics[{i}]"),
+                "duplicate",
+                format!("{m:?} is listed twice"),
+            ));
+        }
+    }
+    if group.metrics.len() > 50 {
+        e.push(FieldError::new(
+            "metrics",
+            "too_many",
+            "a holdout has at most 50 metrics",
+        ));
     }
 }
 

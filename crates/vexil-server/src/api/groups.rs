@@ -11,8 +11,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::service::{
-    GroupPatch, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch, NewHoldout, NewMutexGroup,
-    Saved,
+    ExperimentResults, GroupPatch, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch,
+    NewHoldout, NewMutexGroup, Saved,
 };
 use vexil_core::{Group, GroupKind};
 
@@ -26,7 +26,25 @@ use crate::extract::{Auth, IfMatch, Json, Path, Query};
 use crate::{blocking, AppState};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    mutex::routes().merge(holdout::routes())
+    mutex::routes()
+        .merge(holdout::routes())
+        .routes(routes!(holdout_results))
+}
+
+/// A holdout's results: the users it held out against everyone else on the program's
+/// metrics, since it was created, with the same statistics as an experiment's results.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/holdouts/{key}/results", tag = "holdout groups",
+    params(("project" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = ExperimentResults), BadRequest, NotFound, Unprocessable, Common),
+    security(("bearer" = [])))]
+async fn holdout_results(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path((project, key)): Path<(String, String)>,
+) -> ApiResult<axum::Json<ExperimentResults>> {
+    blocking(move || s.services.groups.holdout_results(&project, &key))
+        .await
+        .map(axum::Json)
 }
 
 fn saved(status: StatusCode, s: &Saved<Group>) -> Response {

@@ -367,6 +367,8 @@ fn patch(kind: GroupKind, f: &Fields) -> vexil_core::Result<GroupPatch> {
                 inclusions: inclusion("inclusions"),
                 exclusions: inclusion("exclusions"),
                 mutex_group,
+                // The program's metrics are set through the API for now.
+                metrics: None,
             })
         }
     };

@@ -505,6 +505,7 @@ fn new_holdout(f: &Fields) -> vexil_core::Result<NewHoldout> {
         inclusions: parse_inclusion(f, "inclusions"),
         exclusions: parse_inclusion(f, "exclusions"),
         mutex_group,
+        metrics: Vec::new(),
     })
 }
 

@@ -87,7 +87,14 @@ pub fn analysis_scans_page_in_time_order(store: &dyn Store) {
         let mut seen = Vec::new();
         let mut after = ScanFrom::default();
         loop {
-            let page = tx.scan_exposures("p", "exp", (T0, T0 + 50), after, 2)?;
+            let page = tx.scan_exposures(
+                "p",
+                "exp",
+                &["client_exposure", "server_exposure", "remote_exposure"],
+                (T0, T0 + 50),
+                after,
+                2,
+            )?;
             let Some(last) = page.last() else { break };
             after = ScanFrom {
                 time: last.time,

@@ -106,19 +106,15 @@ pub(super) fn scan_exposures(
     tx: &mut SqlTx<'_>,
     project: &str,
     flag_key: &str,
+    kinds: &[&str],
     (from, to): (i64, i64),
     after: ScanFrom,
     limit: u32,
 ) -> Result<Vec<ExposureFact>> {
-    let sql = format!(
-        "SELECT id, variant, user_id, device_id, groups, event_time FROM exposures \
-         WHERE project = $1 AND flag_key = $2 AND event_time >= $3 AND event_time < $4 \
-         AND kind IN ('client_exposure', 'server_exposure', 'remote_exposure') \
-         AND variant <> '' AND {} ORDER BY event_time, id LIMIT {}",
-        after_clause("event_time", 5),
-        limit.max(1)
-    );
-    let params = [
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut params = vec![
         text(project),
         text(flag_key),
         Val::Int(from),
@@ -126,6 +122,19 @@ pub(super) fn scan_exposures(
         Val::Int(after.time),
         Val::Int(after.id),
     ];
+    let mut listed = Vec::new();
+    for kind in kinds {
+        params.push(text(kind));
+        listed.push(format!("${}", params.len()));
+    }
+    let sql = format!(
+        "SELECT id, variant, user_id, device_id, groups, event_time FROM exposures \
+         WHERE project = $1 AND flag_key = $2 AND event_time >= $3 AND event_time < $4 \
+         AND kind IN ({}) AND variant <> '' AND {} ORDER BY event_time, id LIMIT {}",
+        listed.join(", "),
+        after_clause("event_time", 5),
+        limit.max(1)
+    );
     tx.rows(&sql, &params, |c| {
         Ok(ExposureFact {
             id: c.int()?,

@@ -757,11 +757,12 @@ impl Tx for SqlTx<'_> {
         &mut self,
         project: &str,
         flag_key: &str,
+        kinds: &[&str],
         window: (i64, i64),
         after: ScanFrom,
         limit: u32,
     ) -> Result<Vec<ExposureFact>> {
-        events::scan_exposures(self, project, flag_key, window, after, limit)
+        events::scan_exposures(self, project, flag_key, kinds, window, after, limit)
     }
 
     fn scan_events(
