@@ -36,10 +36,13 @@ fn day_label(ms: i64) -> String {
     when(ms).get(5..10).unwrap_or_default().to_owned()
 }
 
-/// The x range of `n` days: at least one day wide, so a single day still has an axis.
+/// The x range of `n` days, half a day either side, so a single day sits in the middle.
 fn x_range(n: usize) -> std::ops::Range<f64> {
-    -0.2..(n.max(2) - 1) as f64 + 0.2
+    -0.5..(n.max(1) - 1) as f64 + 0.5
 }
+
+/// The share of the y range left free above the data for the legend.
+const HEADROOM: f64 = 0.35;
 
 /// Cumulative exposed units per variant and day.
 pub(crate) fn exposures(variants: &[String], days: &[DayUnits]) -> Markup {
@@ -64,7 +67,7 @@ pub(crate) fn exposures(variants: &[String], days: &[DayUnits]) -> Markup {
         .collect();
     let drawn = draw(
         &labels,
-        0.0..top * 1.1,
+        0.0..top * (1.0 + HEADROOM),
         "exposed units",
         &|y| format!("{y:.0}"),
         |chart| {
@@ -96,20 +99,18 @@ pub(crate) fn effect_over_time(
             high = high.max(y);
         }
     }
-    let pad = ((high - low) * 0.1).max(0.01);
+    let span = (high - low).max(0.02);
     let labels: Vec<String> = days.iter().map(|d| day_label(*d)).collect();
     let n = labels.len();
     let drawn = draw(
         &labels,
-        (low - pad)..(high + pad),
+        (low - span * 0.1)..(high + span * HEADROOM),
         "relative effect",
         &|y| format!("{:.0}%", y * 100.0),
         |chart| {
             let zero = BLACK.mix(0.6).stroke_width(1);
-            chart.draw_series(LineSeries::new(
-                [(-0.2, 0.0), ((n.max(2) - 1) as f64 + 0.2, 0.0)],
-                zero,
-            ))?;
+            let x = x_range(n);
+            chart.draw_series(LineSeries::new([(x.start, 0.0), (x.end, 0.0)], zero))?;
             for (t, (name, effects)) in treatments.iter().zip(over_time).enumerate() {
                 let c = colour(t + 1);
                 // The band of the two-sided interval, where both ends are known.
@@ -125,6 +126,10 @@ pub(crate) fn effect_over_time(
                         outline,
                         c.mix(0.18).filled(),
                     )))?;
+                    // Whiskers too: the band of a single day has no width.
+                    chart.draw_series(bounded.iter().map(|(x, l, u)| {
+                        PathElement::new(vec![(*x, *l), (*x, *u)], c.mix(0.7).stroke_width(2))
+                    }))?;
                 }
                 let points: Vec<(f64, f64)> =
                     effects.iter().map(|e| (index(e.day), e.estimate)).collect();
@@ -174,14 +179,15 @@ fn draw(
             .y_labels(6)
             .y_label_formatter(y_format)
             .y_desc(y_desc)
-            .light_line_style(BLACK.mix(0.06))
-            .label_style((FONT, 12))
+            .max_light_lines(1)
+            .light_line_style(BLACK.mix(0.04))
+            .label_style((FONT, 14))
             .draw()?;
         series(&mut chart)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 12))
+            .label_font((FONT, 14))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()?;
@@ -198,5 +204,59 @@ fn svg(drawn: Result<String, String>) -> Markup {
             tracing::warn!(error = %e, "a results chart could not be drawn");
             html! { p.hint { "The chart could not be drawn." } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    /// The number of points of each `polyline` of an SVG.
+    fn polylines(svg: &str) -> Vec<usize> {
+        svg.split("<polyline")
+            .skip(1)
+            .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .map(|points| points.split_whitespace().count())
+            .collect()
+    }
+
+    #[test]
+    fn charts_draw_a_line_per_series_with_a_point_per_day() {
+        let variants = ["control".to_owned(), "treatment".to_owned()];
+        let days: Vec<DayUnits> = (0..3)
+            .map(|d| DayUnits {
+                day: 1_796_169_600_000 + d * DAY,
+                units: vec![100 * (d as u64 + 1), 110 * (d as u64 + 1)],
+            })
+            .collect();
+        let svg = exposures(&variants, &days).into_string();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(
+            svg.contains("\n12-02\n") && svg.contains("\n12-04\n"),
+            "{svg}"
+        );
+        assert!(svg.contains("\ntreatment\n"), "the legend: {svg}");
+        assert_eq!(
+            polylines(&svg).iter().filter(|n| **n == 3).count(),
+            2,
+            "{svg}"
+        );
+
+        let over_time = vec![days
+            .iter()
+            .map(|d| DayEffect {
+                day: d.day,
+                estimate: 0.05,
+                lower: Some(-0.01),
+                upper: Some(0.11),
+            })
+            .collect::<Vec<_>>()];
+        let day_keys: Vec<i64> = days.iter().map(|d| d.day).collect();
+        let svg = effect_over_time(&variants[1..], &day_keys, &over_time).into_string();
+        assert!(svg.contains("<polygon"), "the interval's band: {svg}");
+        assert!(svg.contains("\n10%\n"), "percent labels: {svg}");
+        assert!(polylines(&svg).contains(&3), "{svg}");
     }
 }
