@@ -18,6 +18,7 @@ import * as history from './history.mjs';
 import { launch, newContext, Runner } from './lib.mjs';
 import * as list from './list.mjs';
 import * as projects from './projects.mjs';
+import * as results from './results.mjs';
 
 const fx = JSON.parse(readFileSync(process.env.VEXIL_FIXTURE, 'utf8'));
 const runner = new Runner(fx.artifacts);
@@ -29,7 +30,7 @@ try {
   runner.watch(page);
   // What the steps make and later steps use: project and deployment keys, SDK keys, flags.
   const state = { fx, browser, context, page, project: null, deployments: {}, flags: {} };
-  const areas = [auth, projects, flags, allocation, cohorts, dependencies, groups, exposures, history, list];
+  const areas = [auth, projects, flags, allocation, cohorts, dependencies, groups, exposures, results, history, list];
   for (const area of areas) {
     await area.steps(runner, state);
   }

@@ -2,20 +2,25 @@
 //! and the seeds' flows through the console's forms (project, deployments, a flag with variants
 //! and an allocation, prerequisites and the refusals that name their blocking flags, QA,
 //! history, cohorts; mutual-exclusion and holdout groups with their pages and the
-//! Dependencies card's join and leave forms), each checked against the JSON API. The same flows run in headless
+//! Dependencies card's join and leave forms; metrics, an experiment's settings and its results
+//! page in `console/results.rs`), each checked against the JSON API. The same flows run in headless
 //! Chromium in `crates/vexil/tests/console_browser.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 #[macro_use]
 mod common;
+#[path = "console/results.rs"]
+mod results;
 
 use common::Server;
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
-on_both_backends!(console_flows, console_groups);
+use results::console_results;
+
+on_both_backends!(console_flows, console_groups, console_results);
 
 /// A signed-in browser: the session cookie and the page's CSRF token.
 struct Browser<'s> {

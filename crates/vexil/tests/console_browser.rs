@@ -2,8 +2,10 @@
 //! SQLite database, then `tests/console/run.mjs`, which drives Debian's Chromium through
 //! `playwright-core` along the seeds' walkthroughs. It signs in and makes everything through the
 //! console's pages (projects, deployments, flags, variants, allocation, cohorts, prerequisites,
-//! mutual-exclusion and holdout groups, activation, history) and checks what the pages show against what the server serves to SDKs
-//! and what `vexil eval` computes.
+//! mutual-exclusion and holdout groups, activation, history, metrics and an experiment's settings)
+//! and checks what the pages show against what the server serves to SDKs, what `vexil eval`
+//! computes and, for an experiment's results page (charts, verdict, SRM warning), what the
+//! results API answers.
 //!
 //! The test only starts the server and the script; the checks and their messages are in
 //! `tests/console/`. A failed step saves a screenshot and the page's HTML into a directory whose

@@ -1,5 +1,6 @@
 //! The flag page: state and actions, Configure (deployments, advanced settings), variants,
-//! the Allocation panel, the Dependencies card, QA ("Test a user") and exposures.
+//! the Experiment card of an experiment (`experiment.rs`: results link and settings), the
+//! Allocation panel, the Dependencies card, QA ("Test a user") and exposures.
 //!
 //! Hooks: `h1`, a state `.badge`, `form#activate|#deactivate|#archive|#unarchive`;
 //! `section#configure` with `form#settings` and `details#advanced`; `section#variants` rows
@@ -16,10 +17,12 @@ use serde_json::Value as Json;
 use vexil_core::service::{
     Dependencies, DeploymentView, EligibleGroups, Evaluation, ExposureParams, ExposureStats,
 };
-use vexil_core::{Actor, Cohort, Flag, FlagState, OFF};
+use vexil_core::{Actor, Cohort, Flag, FlagState, FlagType, Metric, OFF};
 
 use super::layout::{self, csrf, error_box, notice, state_badge, when};
-use super::{allocation, call, dependencies, form, html, ConsoleState, Fields, Session, St};
+use super::{
+    allocation, call, dependencies, experiment, form, html, ConsoleState, Fields, Session, St,
+};
 
 /// What the page shows besides the flag itself.
 pub(crate) struct PageData {
@@ -32,6 +35,8 @@ pub(crate) struct PageData {
     /// The groups the flag may join.
     pub groups: EligibleGroups,
     exposures: Option<ExposureStats>,
+    /// The project's metrics, for an experiment's settings.
+    metrics: Vec<Metric>,
 }
 
 /// Loads the page's data for flag `key` (in `project`, when given).
@@ -62,6 +67,10 @@ pub(crate) async fn load(
             ..ExposureParams::default()
         };
         let exposures = services.flags.exposures(&key, &params).ok();
+        let metrics = match flag.kind {
+            FlagType::Experiment => services.metrics.list(&flag.project, false)?,
+            FlagType::Release => Vec::new(),
+        };
         Ok(PageData {
             flag,
             deployments,
@@ -70,6 +79,7 @@ pub(crate) async fn load(
             eligible,
             groups,
             exposures,
+            metrics,
         })
     })
     .await
@@ -152,6 +162,7 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
         (notice(extra.notice.as_deref()))
         @if let Some((_, e)) = &extra.error { (e) }
         (actions(f, &base, &hidden))
+        (experiment::card(f, &data.metrics, &base, &hidden, extra.draft.as_ref()))
         (configure(data, &base, &hidden))
         (variants(f, &base, &hidden))
         section #allocation {

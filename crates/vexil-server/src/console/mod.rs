@@ -1,7 +1,8 @@
 //! The web console, served at `/`: server-rendered HTML (maud) over the same service methods as
 //! the JSON API, with a little hand-written JavaScript for what a form cannot do alone
 //! (generated keys, the allocation editor's rows, live weight shares, copy buttons, the slot
-//! editor's rows, asking before archiving a group).
+//! editor's rows, asking before archiving a group). An experiment's results page draws its
+//! charts on the server as inline SVG (`charts.rs`), so it needs no script at all.
 //!
 //! Sign-in takes a management key and starts a server-side session: the cookie holds a random
 //! token whose hash the store keeps (never the key's secret), `HttpOnly` and `SameSite=Strict`,
@@ -17,8 +18,10 @@
 //! Stable hooks for tests and scripts: ids and `data-*` attributes named in each page module.
 
 mod allocation;
+mod charts;
 mod cohorts;
 mod dependencies;
+mod experiment;
 mod flag_edit;
 mod flag_page;
 mod flags;
@@ -27,7 +30,9 @@ mod group_page;
 mod groups;
 mod history;
 mod layout;
+mod metrics;
 mod projects;
+mod results;
 mod session;
 mod webhooks;
 
@@ -112,6 +117,10 @@ pub(crate) fn router(console: ConsoleState) -> Router {
             post(webhooks::delete),
         )
         .route("/projects/{project}/groups", get(groups::list))
+        .route(
+            "/projects/{project}/metrics",
+            get(metrics::list).post(metrics::create),
+        )
         .route("/flags", get(flags::list).post(flags::create))
         .route("/flags/{key}", get(flag_page::show))
         .route("/flags/{key}/settings", post(flag_edit::settings))
@@ -140,6 +149,8 @@ pub(crate) fn router(console: ConsoleState) -> Router {
         )
         .route("/flags/{key}/holdouts", post(dependencies::set_holdouts))
         .route("/flags/{key}/qa", post(flag_page::qa))
+        .route("/flags/{key}/results", get(results::show))
+        .route("/flags/{key}/experiment", post(experiment::save))
         .route("/flags/{key}/state/{action}", post(flag_edit::state))
         .route("/flags/{key}/history", get(history::list))
         .route("/flags/{key}/compare", get(history::compare))
