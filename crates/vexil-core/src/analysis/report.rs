@@ -6,9 +6,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 use vexil_stats::{
-    adjust, cuped_effect, days_to_power, effect, mde, minimum_sample_met, running_minimum,
-    sequential_test, srm, welch_test, Alternative, ArmCounts, Baseline, Difference, Effect,
-    PowerSettings, ProportionSums, StatsError, Summary, TestResult, ValueKind, DEFAULT_TUNING,
+    adjust, bayesian, cuped_effect, days_to_power, effect, mde, minimum_sample_met,
+    running_minimum, sequential_test, srm, srm_sequential, welch_test, Alternative, ArmCounts,
+    Baseline, Difference, Effect, PowerSettings, Prior, ProportionSums, StatsError, Summary,
+    TestResult, ValueKind, DEFAULT_SRM_CONCENTRATION, DEFAULT_TUNING,
 };
 
 use super::DailySums;
@@ -80,6 +81,19 @@ pub enum Verdict {
     NotEnoughData,
 }
 
+/// The Bayesian view of a relative effect (flat prior): what a team reads to ship or not.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct BayesianView {
+    /// The chance the treatment beats the control in the metric's desired direction.
+    pub chance_to_win: f64,
+    /// The credible interval of the relative effect at the experiment's confidence.
+    pub lower: f64,
+    pub upper: f64,
+    /// Expected relative loss of shipping the treatment, and of keeping the control.
+    pub risk_treatment: f64,
+    pub risk_control: f64,
+}
+
 /// A treatment against the control on one metric.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Comparison {
@@ -92,6 +106,9 @@ pub struct Comparison {
     /// After the correction over primary and secondary metrics (guardrails are not corrected).
     pub p_value_corrected: Option<f64>,
     pub verdict: Verdict,
+    /// With the experiment's Bayesian view on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bayesian: Option<BayesianView>,
 }
 
 /// The relative effect of a treatment at the end of one day.
@@ -137,8 +154,14 @@ pub struct MetricResult {
 /// Sample ratio mismatch: exposed units against the configured split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct SrmCheck {
+    /// Pearson's χ² p-value on today's totals.
     pub p_value: f64,
-    /// Below 0.001: the split is not what was configured, and the results are suspect.
+    /// The always-valid p-value over the daily totals (a Dirichlet-multinomial Bayes factor,
+    /// running minimum), which looking every day does not invalidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequential_p_value: Option<f64>,
+    /// Either p-value below 0.001: the split is not what was configured, and the results are
+    /// suspect.
     pub mismatch: bool,
 }
 
@@ -153,11 +176,12 @@ pub struct Report {
 }
 
 /// Tests every metric. `variants` lists the control first; `days` are the days' UTC midnights;
-/// `units` the final exposed units per variant; `weights` the configured split.
+/// `units` the exposed units per variant at the end of each day (cumulative); `weights` the
+/// configured split.
 pub fn report(
     variants: &[String],
     days: &[i64],
-    units: &[u64],
+    units: &[Vec<u64>],
     weights: &[f64],
     settings: &ExperimentSettings,
     metrics: Vec<MetricInput>,
@@ -165,23 +189,36 @@ pub fn report(
     let alpha = (1.0 - settings.confidence).clamp(1e-6, 0.5);
     let mut results: Vec<MetricResult> = metrics
         .iter()
-        .map(|m| metric_result(variants, days, settings.test, alpha, m))
+        .map(|m| metric_result(variants, days, settings, alpha, m))
         .collect();
     correct(&mut results, settings.correction, alpha);
-    let total: u64 = units.iter().sum();
-    let srm = (total > 0 && weights.len() == units.len())
-        .then(|| srm(units, weights).ok())
-        .flatten()
-        .map(|s| SrmCheck {
-            p_value: s.p_value,
-            mismatch: s.mismatch,
-        });
+    let srm = srm_check(units, weights);
     let summary = summary(&results, srm.as_ref(), settings.confidence);
     Report {
         metrics: results,
         srm,
         summary,
     }
+}
+
+/// χ² on the last day's totals, and the always-valid check over every day's.
+fn srm_check(units: &[Vec<u64>], weights: &[f64]) -> Option<SrmCheck> {
+    let last = units.last()?;
+    if last.iter().sum::<u64>() == 0 || weights.len() != last.len() {
+        return None;
+    }
+    let fixed = srm(last, weights).ok()?;
+    let looks: Vec<f64> = units
+        .iter()
+        .filter(|day| day.iter().sum::<u64>() > 0)
+        .filter_map(|day| srm_sequential(day, weights, DEFAULT_SRM_CONCENTRATION).ok())
+        .collect();
+    let sequential = running_minimum(&looks).last().copied();
+    Some(SrmCheck {
+        p_value: fixed.p_value,
+        sequential_p_value: sequential,
+        mismatch: fixed.mismatch || sequential.is_some_and(|p| p < vexil_stats::SRM_THRESHOLD),
+    })
 }
 
 fn summary_of(sums: &DailySums) -> Result<Summary, StatsError> {
@@ -261,10 +298,11 @@ fn test(
 fn metric_result(
     variants: &[String],
     days: &[i64],
-    kind: TestType,
+    settings: &ExperimentSettings,
     alpha: f64,
     m: &MetricInput,
 ) -> MetricResult {
+    let kind = settings.test;
     let last = m.daily.last().cloned().unwrap_or_default();
     let arms: Vec<ArmFigures> = variants
         .iter()
@@ -340,12 +378,32 @@ fn metric_result(
             }
             _ => (None, None, None),
         };
+        let bayesian_view = match (settings.bayesian, shown, final_arms) {
+            (true, true, (Some(a), Some(b))) => effect_of(a, b, Difference::Relative)
+                .ok()
+                .and_then(|e| bayesian(&e, Prior::Flat, alpha).ok())
+                .map(|r| {
+                    let r = r.in_direction(match m.direction {
+                        Direction::Increase => vexil_stats::Direction::Increase,
+                        Direction::Decrease => vexil_stats::Direction::Decrease,
+                    });
+                    BayesianView {
+                        chance_to_win: r.chance_to_win,
+                        lower: r.interval.lower,
+                        upper: r.interval.upper,
+                        risk_treatment: r.risk.treatment,
+                        risk_control: r.risk.control,
+                    }
+                }),
+            _ => None,
+        };
         comparisons.push(Comparison {
             treatment: treatment.clone(),
             relative,
             absolute,
             p_value,
             p_value_corrected: None,
+            bayesian: bayesian_view,
             verdict: if p_value.is_none() {
                 Verdict::NotEnoughData
             } else {
@@ -579,7 +637,7 @@ mod tests {
         let r = report(
             &variants(),
             &[0, 86_400_000, 172_800_000],
-            &[800, 800],
+            &[vec![50, 50], vec![400, 400], vec![800, 800]],
             &[1.0, 1.0],
             &settings,
             vec![conversion("Purchase", MetricRole::Primary, &days)],
@@ -637,13 +695,59 @@ mod tests {
     }
 
     #[test]
+    fn the_bayesian_view_reads_in_the_metrics_direction() {
+        let days = [(800, 160, 800, 250)];
+        let mut input = conversion("Purchase", MetricRole::Primary, &days);
+        let settings = ExperimentSettings {
+            bayesian: true,
+            ..ExperimentSettings::default()
+        };
+        let view = |input: MetricInput| {
+            report(
+                &variants(),
+                &[0],
+                &[vec![800, 800]],
+                &[1.0, 1.0],
+                &settings,
+                vec![input],
+            )
+            .metrics[0]
+                .comparisons[0]
+                .bayesian
+                .unwrap()
+        };
+        let up = view(input.clone());
+        assert!(up.chance_to_win > 0.99, "{up:?}");
+        assert!(
+            up.lower > 0.0 && up.risk_treatment < up.risk_control,
+            "{up:?}"
+        );
+        input.direction = Direction::Decrease;
+        let down = view(input);
+        assert!((down.chance_to_win - (1.0 - up.chance_to_win)).abs() < 1e-12);
+        assert_eq!(down.risk_treatment, up.risk_control);
+        let off = report(
+            &variants(),
+            &[0],
+            &[vec![800, 800]],
+            &[1.0, 1.0],
+            &ExperimentSettings::default(),
+            vec![conversion("Purchase", MetricRole::Primary, &days)],
+        );
+        assert!(
+            off.metrics[0].comparisons[0].bayesian.is_none(),
+            "only when asked for"
+        );
+    }
+
+    #[test]
     fn too_little_data_or_a_skewed_split_is_said_first() {
         let settings = ExperimentSettings::default();
         let small = [(30, 3, 30, 5)];
         let r = report(
             &variants(),
             &[0],
-            &[30, 30],
+            &[vec![30, 30]],
             &[1.0, 1.0],
             &settings,
             vec![conversion("Purchase", MetricRole::Primary, &small)],
@@ -657,7 +761,7 @@ mod tests {
         let skewed = report(
             &variants(),
             &[0],
-            &[1000, 1200],
+            &[vec![1000, 1200]],
             &[1.0, 1.0],
             &settings,
             vec![conversion(
@@ -667,6 +771,9 @@ mod tests {
             )],
         );
         assert_eq!(skewed.srm.map(|s| s.mismatch), Some(true));
+        // The always-valid check pays for daily looks: one look at this split does not trip it.
+        let check = skewed.srm.unwrap();
+        assert!(check.sequential_p_value.unwrap() > check.p_value);
         assert!(
             skewed.summary.starts_with("Sample ratio mismatch"),
             "{}",
@@ -734,7 +841,7 @@ mod cuped_tests {
             let r = report(
                 &["control".into(), "treatment".into()],
                 &[0],
-                &[400, 400],
+                &[vec![400, 400]],
                 &[1.0, 1.0],
                 &settings,
                 vec![m],

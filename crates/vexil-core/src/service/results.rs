@@ -333,7 +333,7 @@ fn analyse(
         .collect();
     let by_day = assignments.units_by_day();
     let last = by_day.last().cloned().unwrap_or_default();
-    let report = report(variants, &days, &last, weights, &settings, inputs);
+    let report = report(variants, &days, &by_day, weights, &settings, inputs);
     Ok(ExperimentResults {
         flag: subject.key.to_string(),
         start: Some(start),

@@ -58,6 +58,10 @@ pub(crate) fn card(
         Some(d) => d.get("cuped").is_some(),
         None => s.cuped,
     };
+    let bayesian = match draft {
+        Some(d) => d.get("bayesian").is_some(),
+        None => s.bayesian,
+    };
     let control = one("control", s.control.clone()).unwrap_or_default();
     let start = one("start", s.start.map(datetime)).unwrap_or_default();
     let end = one("end", s.end.map(datetime)).unwrap_or_default();
@@ -74,7 +78,6 @@ pub(crate) fn card(
                 input type="hidden" name="version" value=(flag.version);
                 input type="hidden" name="start_was" value=(s.start.map(|v| v.to_string()).unwrap_or_default());
                 input type="hidden" name="end_was" value=(s.end.map(|v| v.to_string()).unwrap_or_default());
-                @if s.bayesian { input type="hidden" name="bayesian" value="on"; }
                 label { "Primary metric"
                     select name="primary_metric" {
                         option value="" selected[primary.is_empty()] { "(none)" }
@@ -111,6 +114,7 @@ pub(crate) fn card(
                     }
                 }
                 label.inline { input type="checkbox" name="cuped" value="on" checked[cuped]; " CUPED (variance reduction from the 14 days before exposure)" }
+                label.inline { input type="checkbox" name="bayesian" value="on" checked[bayesian]; " Also show the Bayesian view (chance to win, risk)" }
                 label { "Control"
                     select name="control" {
                         option value="" selected[control.is_empty()] { "(the first variant)" }

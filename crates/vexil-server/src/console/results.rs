@@ -210,6 +210,20 @@ fn metric(r: &ExperimentResults, m: &MetricResult, names: &[String]) -> Markup {
                     }
                 }
             }
+            @for c in &m.comparisons {
+                @if let Some(b) = c.bayesian {
+                    p.bayesian data-treatment=(c.treatment) {
+                        "Bayesian view (flat prior): " (c.treatment) " has a "
+                        strong { (format!("{:.1}%", b.chance_to_win * 100.0)) }
+                        " chance to be better; credible interval "
+                        (format!("[{:+.1}%, {:+.1}%]", b.lower * 100.0, b.upper * 100.0))
+                        "; expected loss of shipping it "
+                        (format!("{:.2}%", b.risk_treatment * 100.0))
+                        ", of keeping the control "
+                        (format!("{:.2}%", b.risk_control * 100.0)) "."
+                    }
+                }
+            }
             @if drawn {
                 figure.effect-chart.chart data-metric=(m.metric) {
                     figcaption { "Relative effect on " (m.name) " with its " (format!("{:.0}%", r.settings.confidence * 100.0)) " interval, by day" }

@@ -96,6 +96,7 @@ pub(crate) async fn console_results(srv: &Server) {
             ("confidence", confidence),
             ("correction", "holm"),
             ("cuped", "on"),
+            ("bayesian", "on"),
             ("control", "control"),
             ("start", ""),
             ("end", ""),
@@ -124,6 +125,7 @@ pub(crate) async fn console_results(srv: &Server) {
     assert_eq!(e["test"], "fixed_horizon");
     assert_eq!(e["correction"], "holm");
     assert_eq!(e["cuped"], true);
+    assert_eq!(e["bayesian"], true);
     assert_eq!(e["control"], "control");
     assert!((e["confidence"].as_f64().unwrap() - 0.95).abs() < 1e-12);
 
@@ -194,7 +196,9 @@ pub(crate) async fn console_results(srv: &Server) {
         .has("Better (significant)")
         .has("id=\"exposures-chart\"")
         .has("class=\"effect-chart chart\" data-metric=\"purchase\"")
-        .has("<polyline");
+        .has("<polyline")
+        .has("p class=\"bayesian\" data-treatment=\"treatment\"")
+        .has("chance to be better");
     assert!(
         r.html.matches("<svg").count() >= 2,
         "an exposures chart and an effect chart"
