@@ -3,7 +3,7 @@
 //! metrics, guardrails as one-sided "no harm" tests, the effect over time, SRM, and a verdict in
 //! words.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vexil_stats::{
     adjust, bayesian, cuped_effect, days_to_power, effect, mde, minimum_sample_met,
@@ -16,7 +16,7 @@ use super::DailySums;
 use crate::model::{Correction, Direction, ExperimentSettings, MetricKind, TestType};
 
 /// What a metric is to the experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricRole {
     Primary,
@@ -37,7 +37,7 @@ pub struct MetricInput {
 }
 
 /// An effect and its interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Estimate {
     pub estimate: f64,
     /// `None` for an open side (one-sided tests).
@@ -57,7 +57,7 @@ impl Estimate {
 }
 
 /// One variant's figures for a metric.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArmFigures {
     pub variant: String,
     pub units: u64,
@@ -68,7 +68,7 @@ pub struct ArmFigures {
 }
 
 /// How a treatment did on a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Significantly better in the metric's desired direction.
@@ -82,7 +82,7 @@ pub enum Verdict {
 }
 
 /// The Bayesian view of a relative effect (flat prior): what a team reads to ship or not.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BayesianView {
     /// The chance the treatment beats the control in the metric's desired direction.
     pub chance_to_win: f64,
@@ -95,7 +95,7 @@ pub struct BayesianView {
 }
 
 /// A treatment against the control on one metric.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Comparison {
     pub treatment: String,
     pub relative: Option<Estimate>,
@@ -112,7 +112,7 @@ pub struct Comparison {
 }
 
 /// The relative effect of a treatment at the end of one day.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DayEffect {
     /// The day's UTC midnight (Unix milliseconds).
     pub day: i64,
@@ -122,7 +122,7 @@ pub struct DayEffect {
 }
 
 /// How much the experiment can detect, from the control's figures and the traffic so far.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Power {
     /// The smallest relative effect the test detects with 80% power at the units so far.
     pub mde: Option<f64>,
@@ -132,7 +132,7 @@ pub struct Power {
 }
 
 /// One metric's results.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetricResult {
     pub metric: String,
     pub name: String,
@@ -152,7 +152,7 @@ pub struct MetricResult {
 }
 
 /// Sample ratio mismatch: exposed units against the configured split.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SrmCheck {
     /// Pearson's χ² p-value on today's totals.
     pub p_value: f64,
@@ -166,7 +166,7 @@ pub struct SrmCheck {
 }
 
 /// What the experiment's metrics say, with the statistics behind it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Report {
     pub metrics: Vec<MetricResult>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -2,7 +2,7 @@
 //! at a time, attributed and summed per variant and day ([`crate::analysis`]), and tested
 //! ([`crate::analysis::report`]). Computed on request from the stored exposures and events.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use utoipa::ToSchema;
 use vexil_store::{ScanFrom, Tx};
@@ -42,7 +42,7 @@ struct Subject<'a> {
 }
 
 /// Exposed units of one variant.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VariantUnits {
     pub variant: String,
     pub units: u64,
@@ -51,7 +51,7 @@ pub struct VariantUnits {
 }
 
 /// Exposed units by the end of one day, per variant (in `variants` order).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DayUnits {
     /// The day's UTC midnight (Unix milliseconds).
     pub day: i64,
@@ -59,9 +59,13 @@ pub struct DayUnits {
 }
 
 /// An experiment's results.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ExperimentResults {
     pub flag: String,
+    /// When these results were computed (Unix milliseconds): on request, from the stored
+    /// exposures and events.
+    #[serde(default)]
+    pub computed_at: i64,
     /// The analysis window, `[start, end)` in Unix milliseconds (end: now while it runs).
     pub start: Option<i64>,
     pub end: Option<i64>,
@@ -200,6 +204,7 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
         let empty = report(&variants, &[], &[], &[], &settings, Vec::new());
         return Ok(ExperimentResults {
             flag: flag.key.clone(),
+            computed_at: now_ms(),
             start: None,
             end: None,
             variants: variants
@@ -336,6 +341,7 @@ fn analyse(
     let report = report(variants, &days, &by_day, weights, &settings, inputs);
     Ok(ExperimentResults {
         flag: subject.key.to_string(),
+        computed_at: now_ms(),
         start: Some(start),
         end: settings.end,
         variants: variants
