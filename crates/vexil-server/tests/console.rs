@@ -18,9 +18,14 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
-use results::console_results;
+use results::{console_holdout_results, console_results};
 
-on_both_backends!(console_flows, console_groups, console_results);
+on_both_backends!(
+    console_flows,
+    console_groups,
+    console_results,
+    console_holdout_results
+);
 
 /// A signed-in browser: the session cookie and the page's CSRF token.
 struct Browser<'s> {

@@ -123,7 +123,10 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
         }
         p { "Key " code #group-key { (g.key) } " · " (shape(g)) " · bucketed by " code { (g.bucketing_unit) }
             " · version " (g.version) " · updated " (when(g.updated_at)) " by " (g.updated_by)
-            " · " a #history-link href=(format!("{base}/history")) { "History" } }
+            " · " a #history-link href=(format!("{base}/history")) { "History" }
+            @if g.kind == GroupKind::Holdout {
+                " · " a #holdout-results-link href=(format!("{base}/results")) { "Results" }
+            } }
         @if !g.description.is_empty() { p.description { (g.description) } }
         (notice(extra.notice.as_deref()))
         @if let Some((_, e)) = &extra.error { (e) }

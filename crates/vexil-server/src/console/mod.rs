@@ -150,6 +150,10 @@ pub(crate) fn router(console: ConsoleState) -> Router {
         .route("/flags/{key}/holdouts", post(dependencies::set_holdouts))
         .route("/flags/{key}/qa", post(flag_page::qa))
         .route("/flags/{key}/results", get(results::show))
+        .route(
+            "/projects/{project}/holdouts/{key}/results",
+            get(results::show_holdout),
+        )
         .route("/flags/{key}/experiment", post(experiment::save))
         .route("/flags/{key}/state/{action}", post(flag_edit::state))
         .route("/flags/{key}/history", get(history::list))

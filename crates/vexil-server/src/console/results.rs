@@ -59,10 +59,56 @@ pub(crate) async fn show(
     }
 }
 
+/// `GET /projects/{project}/holdouts/{key}/results`: the users a holdout kept out of its
+/// program against everyone else, on the program's metrics.
+pub(crate) async fn show_holdout(
+    state: St,
+    session: Session,
+    Path((project, key)): Path<(String, String)>,
+) -> Response {
+    let console = state.0;
+    let services = console.services.clone();
+    let (p, k) = (project.clone(), key.clone());
+    let loaded = call(move || {
+        let group = services
+            .groups
+            .get(&p, vexil_core::GroupKind::Holdout, &k)?;
+        let results = services.groups.holdout_results(&p, &k)?;
+        Ok((group, results))
+    })
+    .await;
+    match loaded {
+        Ok((view, results)) => {
+            let g = &view.group;
+            let title = format!("Results · {}", g.name);
+            let header = html! {
+                p.crumbs {
+                    a href=(super::group_href(&g.project, g.kind, &g.key)) #group-link { (g.key) } " / Results"
+                }
+                div.titlebar { h1 { "Holdout results: " (g.name) } }
+                p.hint { "Users held out of the program against everyone else, since the holdout was created."
+                    @if results.report.metrics.is_empty() {
+                        " Give the holdout metrics (the API's " code { "metrics" } ") to compare them."
+                    } }
+            };
+            html(
+                StatusCode::OK,
+                layout::page(
+                    &console,
+                    &session,
+                    &title,
+                    html! { (header) (body(&results)) },
+                ),
+            )
+        }
+        Err(e) => html(
+            super::status_of(&e),
+            layout::page(&console, &session, "Results", error_box(&e, Some(&project))),
+        ),
+    }
+}
+
 fn page(flag: &Flag, r: &ExperimentResults) -> Markup {
-    let exposed: u64 = r.variants.iter().map(|v| v.units).sum();
-    let empty = r.start.is_none() || exposed == 0;
-    let names: Vec<String> = r.variants.iter().map(|v| v.variant.clone()).collect();
     html! {
         p.crumbs {
             a href=(format!("/flags?project={}", form::encode(&flag.project))) { "Flags" } " / "
@@ -73,6 +119,16 @@ fn page(flag: &Flag, r: &ExperimentResults) -> Markup {
             h1 { "Results: " (flag.name) }
             (layout::state_badge(flag.state, flag.archived))
         }
+        (body(r))
+    }
+}
+
+/// Everything under the title: warnings, the verdict, the settings used, units and metrics.
+fn body(r: &ExperimentResults) -> Markup {
+    let exposed: u64 = r.variants.iter().map(|v| v.units).sum();
+    let empty = r.start.is_none() || exposed == 0;
+    let names: Vec<String> = r.variants.iter().map(|v| v.variant.clone()).collect();
+    html! {
         @if let Some(srm) = r.report.srm.filter(|s| s.mismatch) {
             p.warning #srm-warning role="alert" {
                 strong { "Sample ratio mismatch. " }
@@ -104,8 +160,7 @@ fn page(flag: &Flag, r: &ExperimentResults) -> Markup {
                 (charts::exposures(&names, &r.exposures))
             }
             @if r.report.metrics.is_empty() {
-                p.hint { "No metric to show: choose a primary metric in the experiment's settings on "
-                    a href=(flag_href(&flag.project, &flag.key)) { "its page" } "." }
+                p.hint #no-metrics { "No metric to show: choose a primary metric in the settings." }
             }
             @for m in &r.report.metrics { (metric(r, m, &names)) }
         }

@@ -215,3 +215,65 @@ pub(crate) async fn console_results(srv: &Server) {
         .await
         .lacks("section id=\"experiment\"");
 }
+
+/// A holdout's results page: held-out users against everyone else on the program's metrics.
+pub(crate) async fn console_holdout_results(srv: &Server) {
+    let fx = srv.sdk_fixture("Program").await;
+    let p = fx.project.clone();
+    srv.ingest(
+        &fx.server,
+        json!([{"event_type": "Purchase", "user_id": "seed"}]),
+    )
+    .await
+    .ok(200);
+    srv.post(
+        &format!("/api/v1/projects/{p}/metrics"),
+        &json!({"name": "Purchase", "type": "conversion", "event_type": "Purchase"}),
+    )
+    .await
+    .ok(201);
+    srv.post(
+        &format!("/api/v1/projects/{p}/holdouts"),
+        &json!({"name": "Q4", "percentage": 20, "metrics": ["purchase"]}),
+    )
+    .await
+    .ok(201);
+    let b = Browser::sign_in(srv).await;
+    b.get(&format!("/projects/{p}/holdouts/holdout-q4"))
+        .await
+        .has("id=\"holdout-results-link\"");
+    let page = format!("/projects/{p}/holdouts/holdout-q4/results");
+    b.get(&page)
+        .await
+        .has("Holdout results: Q4")
+        .has("id=\"verdict\"");
+    let mut events: Vec<Value> = Vec::new();
+    for i in 0..1500u32 {
+        let (variant, buys) = if i < 300 {
+            ("holdout", i % 10 == 0)
+        } else {
+            ("on", i % 10 < 3)
+        };
+        let user = format!("p-{i}");
+        events.push(
+            json!({"event_type": "[Experiment] Assignment", "user_id": user,
+                           "event_properties": {"holdout-q4.variant": variant}}),
+        );
+        if buys {
+            events.push(json!({"event_type": "Purchase", "user_id": user}));
+        }
+    }
+    for chunk in events.chunks(500) {
+        srv.ingest(&fx.server, Value::Array(chunk.to_vec()))
+            .await
+            .ok(200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    b.get(&page)
+        .await
+        .has("The program's experiments together raise Purchase by 200.0%")
+        .has("data-variant=\"holdout\"")
+        .has("<svg");
+    b.get(&format!("/projects/{p}/holdouts/holdout-nope/results"))
+        .await;
+}
