@@ -245,36 +245,13 @@ fn analyse(
     settings: ExperimentSettings,
     window: Window,
 ) -> Result<ExperimentResults> {
-    let Window { start, end } = window;
-    let (variants, weights, unit) = (&subject.variants, &subject.weights, subject.unit);
+    let start = window.start;
+    let (variants, weights) = (&subject.variants, &subject.weights);
     let total_weight: f64 = weights.iter().sum();
     let mut assignments = Assignments::new(variants.clone(), window);
-    let mut after = ScanFrom::default();
-    loop {
-        let page = tx.scan_exposures(
-            subject.project,
-            subject.key,
-            subject.kinds,
-            (start, end),
-            after,
-            PAGE,
-        )?;
-        let Some(last) = page.last() else { break };
-        after = ScanFrom {
-            time: last.time,
-            id: last.id,
-        };
-        for e in &page {
-            if let Some(id) = unit_id(
-                unit,
-                e.user_id.as_deref(),
-                e.device_id.as_deref(),
-                e.groups.as_deref(),
-            ) {
-                assignments.expose(&id, &e.variant, e.time);
-            }
-        }
-    }
+    each_record(tx, subject, window, &mut |unit, variant, time| {
+        assignments.expose(unit, variant, time);
+    })?;
     let mut inputs = Vec::new();
     let roles = settings
         .primary_metric
@@ -373,6 +350,45 @@ fn share(weight: f64, total: f64) -> f64 {
     }
 }
 
+/// Hands each record that places a unit (the subject's exposures or assignments in the window)
+/// to `f` as (unit, variant, time), a page at a time.
+fn each_record(
+    tx: &mut dyn Tx,
+    subject: &Subject<'_>,
+    window: Window,
+    f: &mut dyn FnMut(&str, &str, i64),
+) -> Result<()> {
+    let mut after = ScanFrom::default();
+    loop {
+        let page = tx.scan_exposures(
+            subject.project,
+            subject.key,
+            subject.kinds,
+            (window.start, window.end),
+            after,
+            PAGE,
+        )?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = ScanFrom {
+            time: last.time,
+            id: last.id,
+        };
+        for e in &page {
+            let unit = unit_id(
+                subject.unit,
+                e.user_id.as_deref(),
+                e.device_id.as_deref(),
+                e.groups.as_deref(),
+            );
+            if let Some(unit) = unit {
+                f(&unit, &e.variant, e.time);
+            }
+        }
+    }
+}
+
 /// A metric's qualifying events, attributed; with `pre_period`, also those of the 14 days
 /// before each unit's first exposure, CUPED's covariate.
 fn totals<'a>(
@@ -387,32 +403,9 @@ fn totals<'a>(
     let unit = subject.unit;
     let event_type = metric.event_type.as_deref().unwrap_or_default();
     if event_type == EXPOSURE_EVENT {
-        let mut after = ScanFrom::default();
-        loop {
-            let page = tx.scan_exposures(
-                subject.project,
-                subject.key,
-                subject.kinds,
-                (window.start, window.end),
-                after,
-                PAGE,
-            )?;
-            let Some(last) = page.last() else { break };
-            after = ScanFrom {
-                time: last.time,
-                id: last.id,
-            };
-            for e in &page {
-                if let Some(id) = unit_id(
-                    unit,
-                    e.user_id.as_deref(),
-                    e.device_id.as_deref(),
-                    e.groups.as_deref(),
-                ) {
-                    totals.event(&id, e.time, UnitValue::Event);
-                }
-            }
-        }
+        each_record(tx, subject, window, &mut |unit, _, time| {
+            totals.event(unit, time, UnitValue::Event);
+        })?;
         return Ok(totals);
     }
     let typed = (event_type != ANY_EVENT).then_some(event_type);

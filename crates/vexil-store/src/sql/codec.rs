@@ -23,6 +23,17 @@ pub(super) fn text(s: &str) -> Val {
     Val::Text(s.to_owned())
 }
 
+/// '' stands for "none" in the optional text columns of exposures and events (see the version
+/// 2 migration).
+pub(super) fn opt_text(value: &Option<String>) -> Val {
+    text(value.as_deref().unwrap_or(""))
+}
+
+/// The optional text a column holds: '' is none.
+pub(super) fn none_if_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
 /// The written columns of a project, in the order of `PROJECT_COLS` (inserts and updates
 /// number their parameters the same way; an update adds the expected version last).
 pub(super) fn project_params(row: &ProjectRow) -> Vec<Val> {

@@ -1,7 +1,7 @@
 //! The queries of product events (the events applications send that metrics count). `SqlTx`
 //! delegates its event methods here.
 
-use super::codec::{text, Cells};
+use super::codec::{none_if_empty, opt_text, text, Cells};
 use super::{SqlTx, Val};
 use crate::rows::{EventFact, EventRow, ExposureFact, ScanFrom};
 use crate::Result;
@@ -11,15 +11,6 @@ const EVENT_COLS: &str = "project, event_type, user_id, device_id, groups, event
 const EVENT_NCOLS: usize = 10;
 /// Rows written by one `INSERT` (10 columns each, far below the drivers' parameter limits).
 const EVENTS_PER_STATEMENT: usize = 50;
-
-/// '' stands for "none" in the optional text columns.
-fn opt_text(value: &Option<String>) -> Val {
-    text(value.as_deref().unwrap_or(""))
-}
-
-fn none_if_empty(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
 
 fn event_row(c: &mut Cells) -> Result<EventRow> {
     Ok(EventRow {

@@ -2,7 +2,7 @@
 //! their insert-id de-duplication, and the `[Experiment]` user properties. `SqlTx` delegates
 //! its trait methods for these tables here.
 
-use super::codec::{text, Cells};
+use super::codec::{none_if_empty, opt_text, text, Cells};
 use super::{Dialect, SqlTx, Val};
 use crate::rows::{
     ExperimentPropertyRow, ExposureCount, ExposureQuery, ExposureRow, SdkRevisionRow,
@@ -13,15 +13,6 @@ use crate::Result;
 const EXPOSURES_PER_STATEMENT: usize = 50;
 /// Property rows written by one `INSERT` (6 columns each).
 const PROPERTIES_PER_STATEMENT: usize = 100;
-
-/// '' stands for "none" in optional text columns (see the version 2 migration).
-fn opt_text(value: &Option<String>) -> Val {
-    text(value.as_deref().unwrap_or(""))
-}
-
-fn none_if_empty(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
 
 /// `($k+1, $k+2, …, $k+n)` for the `row`-th row of `n` parameters.
 fn placeholders(row: usize, n: usize) -> String {
