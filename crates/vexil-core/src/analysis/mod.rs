@@ -13,8 +13,10 @@
 mod attribution;
 mod filters;
 pub mod report;
+mod source;
 
 pub use attribution::{
     Assignments, DailySums, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
 };
 pub use filters::matches;
+pub use source::AnalysisSource;

@@ -5,13 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use utoipa::ToSchema;
-use vexil_store::{ScanFrom, Tx};
+use vexil_store::{EventFact, ExposureFact, ScanFrom, Tx};
 
 use super::flags::{load, resolve, FlagService};
 use super::now_ms;
 use crate::analysis::report::{report, MetricInput, MetricRole, Report};
 use crate::analysis::{
-    matches, Assignments, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
+    matches, AnalysisSource, Assignments, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
 };
 use crate::compile::{HOLDOUT, HOLDOUT_PASS};
 use crate::error::{Error, Result};
@@ -238,6 +238,9 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
     analyse(tx, &subject, settings, Window { start, end })
 }
 
+/// A metric to analyse, its role, and for a ratio its two parts.
+type Measured = (Metric, MetricRole, Option<(Metric, Metric)>);
+
 /// Places the units, attributes each metric's events, tests them.
 fn analyse(
     tx: &mut dyn Tx,
@@ -248,11 +251,8 @@ fn analyse(
     let start = window.start;
     let (variants, weights) = (&subject.variants, &subject.weights);
     let total_weight: f64 = weights.iter().sum();
-    let mut assignments = Assignments::new(variants.clone(), window);
-    each_record(tx, subject, window, &mut |unit, variant, time| {
-        assignments.expose(unit, variant, time);
-    })?;
-    let mut inputs = Vec::new();
+    // The metrics' definitions first (a ratio with its two parts), then the rows.
+    let mut metrics: Vec<Measured> = Vec::new();
     let roles = settings
         .primary_metric
         .iter()
@@ -273,24 +273,41 @@ fn analyse(
         let Some(metric) = super::metrics::find(tx, subject.project, key)? else {
             continue;
         };
-        let daily = if metric.kind == MetricKind::Ratio {
+        let parts = if metric.kind == MetricKind::Ratio {
+            let part = |tx: &mut dyn Tx, key: &Option<String>| match key {
+                Some(k) => super::metrics::find(tx, subject.project, k),
+                None => Ok(None),
+            };
+            match (part(tx, &metric.numerator)?, part(tx, &metric.denominator)?) {
+                (Some(n), Some(d)) => Some((n, d)),
+                _ => continue,
+            }
+        } else {
+            None
+        };
+        metrics.push((metric, role, parts));
+    }
+    let source: &mut dyn AnalysisSource = &mut StoreSource { tx };
+    let mut assignments = Assignments::new(variants.clone(), window);
+    each_record(source, subject, window, &mut |unit, variant, time| {
+        assignments.expose(unit, variant, time);
+    })?;
+    let mut inputs = Vec::new();
+    for (metric, role, parts) in metrics {
+        let daily = if let Some((num, den)) = parts {
             // Both parts per unit, over the same assignments.
-            let num = match &metric.numerator {
-                Some(k) => super::metrics::find(tx, subject.project, k)?,
-                None => None,
-            };
-            let den = match &metric.denominator {
-                Some(k) => super::metrics::find(tx, subject.project, k)?,
-                None => None,
-            };
-            let (Some(num), Some(den)) = (num, den) else {
-                continue;
-            };
-            let n = totals(tx, subject, &num, &assignments, window, false)?;
-            let d = totals(tx, subject, &den, &assignments, window, false)?;
+            let n = totals(source, subject, &num, &assignments, window, false)?;
+            let d = totals(source, subject, &den, &assignments, window, false)?;
             MetricTotals::ratio_daily(&n, &d)
         } else {
-            let totals = totals(tx, subject, &metric, &assignments, window, settings.cuped)?;
+            let totals = totals(
+                source,
+                subject,
+                &metric,
+                &assignments,
+                window,
+                settings.cuped,
+            )?;
             let caps = metric
                 .winsorize_percentile
                 .map(|p| totals.percentile_caps(p));
@@ -353,29 +370,17 @@ fn share(weight: f64, total: f64) -> f64 {
 /// Hands each record that places a unit (the subject's exposures or assignments in the window)
 /// to `f` as (unit, variant, time), a page at a time.
 fn each_record(
-    tx: &mut dyn Tx,
+    source: &mut dyn AnalysisSource,
     subject: &Subject<'_>,
     window: Window,
     f: &mut dyn FnMut(&str, &str, i64),
 ) -> Result<()> {
-    let mut after = ScanFrom::default();
-    loop {
-        let page = tx.scan_exposures(
-            subject.project,
-            subject.key,
-            subject.kinds,
-            (window.start, window.end),
-            after,
-            PAGE,
-        )?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after = ScanFrom {
-            time: last.time,
-            id: last.id,
-        };
-        for e in &page {
+    source.records(
+        subject.project,
+        subject.key,
+        subject.kinds,
+        (window.start, window.end),
+        &mut |e| {
             let unit = unit_id(
                 subject.unit,
                 e.user_id.as_deref(),
@@ -385,6 +390,60 @@ fn each_record(
             if let Some(unit) = unit {
                 f(&unit, &e.variant, e.time);
             }
+        },
+    )
+}
+
+/// The store as an analysis source: its keyset-paged scans, a page at a time, in time order.
+struct StoreSource<'t> {
+    tx: &'t mut dyn Tx,
+}
+
+impl AnalysisSource for StoreSource<'_> {
+    fn records(
+        &mut self,
+        project: &str,
+        key: &str,
+        kinds: &[&str],
+        window: (i64, i64),
+        f: &mut dyn FnMut(&ExposureFact),
+    ) -> Result<()> {
+        let mut after = ScanFrom::default();
+        loop {
+            let page = self
+                .tx
+                .scan_exposures(project, key, kinds, window, after, PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = ScanFrom {
+                time: last.time,
+                id: last.id,
+            };
+            page.iter().for_each(&mut *f);
+        }
+    }
+
+    fn events(
+        &mut self,
+        project: &str,
+        event_type: Option<&str>,
+        window: (i64, i64),
+        f: &mut dyn FnMut(&EventFact),
+    ) -> Result<()> {
+        let mut after = ScanFrom::default();
+        loop {
+            let page = self
+                .tx
+                .scan_events(project, event_type, window, after, PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = ScanFrom {
+                time: last.time,
+                id: last.id,
+            };
+            page.iter().for_each(&mut *f);
         }
     }
 }
@@ -392,7 +451,7 @@ fn each_record(
 /// A metric's qualifying events, attributed; with `pre_period`, also those of the 14 days
 /// before each unit's first exposure, CUPED's covariate.
 fn totals<'a>(
-    tx: &mut dyn Tx,
+    source: &mut dyn AnalysisSource,
     subject: &Subject<'_>,
     metric: &Metric,
     assignments: &'a Assignments,
@@ -403,7 +462,7 @@ fn totals<'a>(
     let unit = subject.unit;
     let event_type = metric.event_type.as_deref().unwrap_or_default();
     if event_type == EXPOSURE_EVENT {
-        each_record(tx, subject, window, &mut |unit, _, time| {
+        each_record(source, subject, window, &mut |unit, _, time| {
             totals.event(unit, time, UnitValue::Event);
         })?;
         return Ok(totals);
@@ -414,48 +473,39 @@ fn totals<'a>(
     } else {
         window.start
     };
-    let mut after = ScanFrom::default();
-    loop {
-        let page = tx.scan_events(subject.project, typed, (from, window.end), after, PAGE)?;
-        let Some(last) = page.last() else { break };
-        after = ScanFrom {
-            time: last.time,
-            id: last.id,
+    source.events(subject.project, typed, (from, window.end), &mut |e| {
+        let Some(id) = unit_id(
+            unit,
+            e.user_id.as_deref(),
+            e.device_id.as_deref(),
+            e.groups.as_deref(),
+        ) else {
+            return;
         };
-        for e in &page {
-            let Some(id) = unit_id(
-                unit,
-                e.user_id.as_deref(),
-                e.device_id.as_deref(),
-                e.groups.as_deref(),
-            ) else {
-                continue;
-            };
-            let parse = |text: &Option<String>| {
-                text.as_deref()
-                    .and_then(|t| serde_json::from_str::<Json>(t).ok())
-            };
-            let (event_props, user_props) = (parse(&e.event_properties), parse(&e.user_properties));
-            if !matches(&metric.filters, event_props.as_ref(), user_props.as_ref()) {
-                continue;
+        let parse = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|t| serde_json::from_str::<Json>(t).ok())
+        };
+        let (event_props, user_props) = (parse(&e.event_properties), parse(&e.user_properties));
+        if !matches(&metric.filters, event_props.as_ref(), user_props.as_ref()) {
+            return;
+        }
+        let value = match (metric.kind, metric.property.as_deref()) {
+            (MetricKind::Sum, Some(p)) => {
+                match event_props.as_ref().and_then(|props| props.get(p)) {
+                    Some(Json::Number(n)) => n.as_f64().map(UnitValue::Amount),
+                    Some(Json::String(s)) => s.trim().parse().ok().map(UnitValue::Amount),
+                    _ => None,
+                }
             }
-            let value = match (metric.kind, metric.property.as_deref()) {
-                (MetricKind::Sum, Some(p)) => {
-                    match event_props.as_ref().and_then(|props| props.get(p)) {
-                        Some(Json::Number(n)) => n.as_f64().map(UnitValue::Amount),
-                        Some(Json::String(s)) => s.trim().parse().ok().map(UnitValue::Amount),
-                        _ => None,
-                    }
-                }
-                _ => Some(UnitValue::Event),
-            };
-            if let Some(value) = value {
-                if !totals.event(&id, e.time, value) && pre_period {
-                    totals.pre_event(&id, e.time, value);
-                }
+            _ => Some(UnitValue::Event),
+        };
+        if let Some(value) = value {
+            if !totals.event(&id, e.time, value) && pre_period {
+                totals.pre_event(&id, e.time, value);
             }
         }
-    }
+    })?;
     Ok(totals)
 }
 
