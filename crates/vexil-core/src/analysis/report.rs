@@ -96,7 +96,7 @@ pub struct BayesianView {
 
 /// A treatment against the control on one metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Comparison {
+pub struct TreatmentComparison {
     pub treatment: String,
     pub relative: Option<Estimate>,
     pub absolute: Option<Estimate>,
@@ -141,7 +141,7 @@ pub struct MetricResult {
     pub kind: MetricKind,
     pub direction: Direction,
     pub variants: Vec<ArmFigures>,
-    pub comparisons: Vec<Comparison>,
+    pub comparisons: Vec<TreatmentComparison>,
     /// Per treatment (in `comparisons` order), the relative effect at each day it could be
     /// shown.
     pub over_time: Vec<Vec<DayEffect>>,
@@ -397,7 +397,7 @@ fn metric_result(
                 }),
             _ => None,
         };
-        comparisons.push(Comparison {
+        comparisons.push(TreatmentComparison {
             treatment: treatment.clone(),
             relative,
             absolute,
@@ -432,7 +432,7 @@ fn power(
     kind: TestType,
     alpha: f64,
     m: &MetricInput,
-    comparisons: &[Comparison],
+    comparisons: &[TreatmentComparison],
 ) -> Option<Power> {
     let last = m.daily.last()?;
     let control = summary_of(last.first()?).ok()?;

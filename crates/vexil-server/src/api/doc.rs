@@ -287,6 +287,26 @@ mod tests {
         );
     }
 
+    /// Types that share a name share one schema in the document, so a second type of the same
+    /// name silently replaces the first: each schema must still describe its own type.
+    #[test]
+    fn schemas_of_like_named_types_do_not_replace_each_other() {
+        let doc = serde_json::to_value(super::super::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let props = |name: &str| {
+            let mut keys: Vec<String> = schemas[name]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("no schema {name}"))
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(props("Comparison"), ["changes", "from", "to"]);
+        assert!(props("TreatmentComparison").contains(&"treatment".to_string()));
+    }
+
     /// A cohort's group type may be left out (it is then `User`), but not sent blank.
     #[test]
     fn group_type_is_optional_and_not_blank() {
