@@ -16,8 +16,8 @@ use crate::analysis::{
 use crate::compile::{HOLDOUT, HOLDOUT_PASS};
 use crate::error::{Error, Result};
 use crate::model::{
-    ExperimentSettings, Flag, FlagType, GroupKind, Metric, MetricKind, ANY_EVENT, EXPOSURE_EVENT,
-    OFF,
+    ExperimentSettings, Flag, FlagType, GroupKind, Metric, MetricKind, PropertyScope, ANY_EVENT,
+    EXPOSURE_EVENT, OFF,
 };
 
 /// Rows read per page.
@@ -473,6 +473,9 @@ fn totals<'a>(
     } else {
         window.start
     };
+    let reads = |scope: PropertyScope| metric.filters.iter().any(|f| f.scope == scope);
+    let reads_event = reads(PropertyScope::Event) || metric.kind == MetricKind::Sum;
+    let reads_user = reads(PropertyScope::User);
     source.events(subject.project, typed, (from, window.end), &mut |e| {
         let Some(id) = unit_id(
             unit,
@@ -482,11 +485,16 @@ fn totals<'a>(
         ) else {
             return;
         };
-        let parse = |text: &Option<String>| {
+        // Properties are parsed only when the metric reads them.
+        let parse = |wanted: bool, text: &Option<String>| {
+            if !wanted {
+                return None;
+            }
             text.as_deref()
                 .and_then(|t| serde_json::from_str::<Json>(t).ok())
         };
-        let (event_props, user_props) = (parse(&e.event_properties), parse(&e.user_properties));
+        let event_props = parse(reads_event, &e.event_properties);
+        let user_props = parse(reads_user, &e.user_properties);
         if !matches(&metric.filters, event_props.as_ref(), user_props.as_ref()) {
             return;
         }
