@@ -1,16 +1,19 @@
 //! A project's metrics: the list (the predefined ones first) and a form that defines a
-//! conversion, count or sum metric with one `MetricService::create` call. A refused form is
-//! shown again as typed, with the reason.
+//! conversion, count, sum or ratio metric, with an optional property filter and winsorization,
+//! in one `MetricService::create` call. A refused form is shown again as typed, with the reason.
 //!
 //! Hooks: `table#metrics` rows `tr[data-metric]`, `form#new-metric` (fields `name`, `type`,
-//! `event_type`, `property`, `direction`, `conversion_window_hours`).
+//! `event_type`, `property`, `numerator`, `denominator`, `filter_scope`, `filter_property`,
+//! `filter_op`, `filter_value`, `direction`, `conversion_window_hours`, `winsorize_percentile`).
 
 use axum::extract::{Path, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use vexil_core::service::NewMetric;
-use vexil_core::{Direction, Error, FieldError, Metric, MetricKind};
+use vexil_core::{
+    Direction, Error, FieldError, FilterOp, Metric, MetricKind, PropertyFilter, PropertyScope,
+};
 
 use super::layout::{self, csrf, error_box, notice};
 use super::{call, form, html, see_other, submit, ConsoleState, Fields, Session, St};
@@ -62,13 +65,53 @@ fn new_metric(f: &Fields) -> vexil_core::Result<NewMetric> {
         "conversion" => MetricKind::Conversion,
         "count" => MetricKind::Count,
         "sum" => MetricKind::Sum,
+        "ratio" => MetricKind::Ratio,
         _ => {
             return Err(invalid(
                 "type",
                 "invalid",
-                "choose conversion, count or sum",
+                "choose conversion, count, sum or ratio",
             ))
         }
+    };
+    let ratio = kind == MetricKind::Ratio;
+    let winsorize_percentile = match f.text("winsorize_percentile") {
+        None => None,
+        Some(text) => Some(text.parse::<f64>().map_err(|_| {
+            invalid(
+                "winsorize_percentile",
+                "invalid_number",
+                "the winsorization percentile is a number such as 99",
+            )
+        })?),
+    };
+    let filters = match f.text("filter_property") {
+        Some(property) if !ratio => {
+            let op = match f.get("filter_op").unwrap_or("is") {
+                "is_not" => FilterOp::IsNot,
+                "contains" => FilterOp::Contains,
+                "greater" => FilterOp::Greater,
+                "greater_or_equal" => FilterOp::GreaterOrEqual,
+                "less" => FilterOp::Less,
+                "less_or_equal" => FilterOp::LessOrEqual,
+                _ => FilterOp::Is,
+            };
+            let scope = match f.get("filter_scope") {
+                Some("user") => PropertyScope::User,
+                _ => PropertyScope::Event,
+            };
+            let values = f
+                .text("filter_value")
+                .map(|v| v.split(',').map(|x| x.trim().to_owned()).collect())
+                .unwrap_or_default();
+            vec![PropertyFilter {
+                scope,
+                property,
+                op,
+                values,
+            }]
+        }
+        _ => Vec::new(),
     };
     let window = match f.text("conversion_window_hours") {
         None => None,
@@ -85,17 +128,17 @@ fn new_metric(f: &Fields) -> vexil_core::Result<NewMetric> {
         key: f.text("key"),
         description: f.text("description").unwrap_or_default(),
         kind,
-        event_type: f.text("event_type"),
+        event_type: f.text("event_type").filter(|_| !ratio),
         property: f.text("property").filter(|_| kind == MetricKind::Sum),
-        filters: Vec::new(),
-        numerator: None,
-        denominator: None,
+        filters,
+        numerator: f.text("numerator").filter(|_| ratio),
+        denominator: f.text("denominator").filter(|_| ratio),
         conversion_window_hours: window,
         direction: match f.get("direction") {
             Some("decrease") => Direction::Decrease,
             _ => Direction::Increase,
         },
-        winsorize_percentile: None,
+        winsorize_percentile,
     })
 }
 
@@ -160,8 +203,16 @@ fn page(
                         td { (m.name) @if m.builtin { " " span.badge { "predefined" } } }
                         td { code { (m.key) } }
                         td { (m.kind.as_str()) }
-                        td { code { (m.event_type.as_deref().unwrap_or("")) }
-                            @if let Some(p) = &m.property { " · sum of " code { (p) } } }
+                        td {
+                            @if let (Some(n), Some(d)) = (&m.numerator, &m.denominator) {
+                                code { (n) } " / " code { (d) }
+                            } @else {
+                                code { (m.event_type.as_deref().unwrap_or("")) }
+                            }
+                            @if let Some(p) = &m.property { " · sum of " code { (p) } }
+                            @for f in &m.filters { " · where " code { (f.property) } " " (format!("{:?}", f.op).to_lowercase()) " " (f.values.join(", ")) }
+                            @if let Some(w) = m.winsorize_percentile { " · winsorized at p" (w) }
+                        }
                         td { @match m.direction { Direction::Increase => "increase", Direction::Decrease => "decrease" } }
                         td { @match m.conversion_window_hours { Some(h) => { (h) " h" }, None => "–" } }
                     }
@@ -178,10 +229,40 @@ fn page(
                     option value="conversion" selected[kind == "conversion"] { "Conversion (did the event at least once)" }
                     option value="count" selected[kind == "count"] { "Count (events per unit)" }
                     option value="sum" selected[kind == "sum"] { "Sum of a numeric property" }
+                    option value="ratio" selected[kind == "ratio"] { "Ratio of two metrics" }
                 }
             }
-            label { "Event type" input name="event_type" value=(value("event_type")) required placeholder="Purchase"; }
+            label { "Event type" input name="event_type" value=(value("event_type")) placeholder="Purchase";
+                span.hint { "Not for ratios." } }
             label { "Property (sums)" input name="property" value=(value("property")) placeholder="amount"; }
+            fieldset #ratio-parts {
+                legend { "Ratio: numerator over denominator" }
+                @for (field, label) in [("numerator", "Numerator"), ("denominator", "Denominator")] {
+                    label { (label)
+                        select name=(field) {
+                            option value="" { "(choose)" }
+                            @for m in list.iter().filter(|m| m.kind != MetricKind::Ratio) {
+                                option value=(m.key) selected[value(field) == m.key] { (m.name) }
+                            }
+                        }
+                    }
+                }
+            }
+            fieldset #metric-filter {
+                legend { "Only events where (optional)" }
+                select name="filter_scope" aria-label="Property of" {
+                    option value="event" selected[value("filter_scope") != "user"] { "event property" }
+                    option value="user" selected[value("filter_scope") == "user"] { "user property" }
+                }
+                input name="filter_property" value=(value("filter_property")) placeholder="plan" aria-label="Property";
+                select name="filter_op" aria-label="Operator" {
+                    @for (op, text) in [("is", "is"), ("is_not", "is not"), ("contains", "contains"),
+                                        ("greater", ">"), ("greater_or_equal", "≥"), ("less", "<"), ("less_or_equal", "≤")] {
+                        option value=(op) selected[value("filter_op") == op] { (text) }
+                    }
+                }
+                input name="filter_value" value=(value("filter_value")) placeholder="pro, team" aria-label="Values (comma-separated)";
+            }
             label { "Desired direction"
                 select name="direction" {
                     option value="increase" selected[direction == "increase"] { "Increase" }
@@ -190,6 +271,8 @@ fn page(
             }
             label { "Conversion window (hours)" input name="conversion_window_hours" value=(value("conversion_window_hours")) inputmode="numeric" placeholder="none";
                 span.hint { "Events count only this long after a unit's first exposure." } }
+            label { "Winsorize at percentile" input name="winsorize_percentile" value=(value("winsorize_percentile")) inputmode="decimal" placeholder="none";
+                span.hint { "Caps each unit's value at this percentile of its variant (e.g. 99), for counts and sums." } }
             button type="submit" { "Create metric" }
         }
     }

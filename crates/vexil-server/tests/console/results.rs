@@ -67,6 +67,61 @@ pub(crate) async fn console_results(srv: &Server) {
     assert_eq!(m["type"], "conversion");
     assert_eq!(m["conversion_window_hours"], 72);
     b.get(&metrics).await.has("tr data-metric=\"purchase\"");
+    // A filtered, winsorized sum and a ratio, from the form.
+    b.post(
+        &metrics,
+        &[
+            ("name", "Pro revenue"),
+            ("type", "sum"),
+            ("event_type", "Purchase"),
+            ("property", "amount"),
+            ("filter_scope", "user"),
+            ("filter_property", "plan"),
+            ("filter_op", "is"),
+            ("filter_value", "pro, team"),
+            ("direction", "increase"),
+            ("winsorize_percentile", "99"),
+        ],
+    )
+    .await
+    .redirects_to(&format!("{metrics}?notice="));
+    b.post(
+        &metrics,
+        &[
+            ("name", "Revenue per buyer"),
+            ("type", "ratio"),
+            ("event_type", "ignored for ratios"),
+            ("numerator", "pro-revenue"),
+            ("denominator", "purchase"),
+            ("direction", "increase"),
+        ],
+    )
+    .await
+    .redirects_to(&format!("{metrics}?notice="));
+    let pro = srv
+        .get(&format!("/api/v1/projects/{p}/metrics/pro-revenue"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(
+        pro["filters"],
+        json!([{"scope": "user", "property": "plan", "op": "is", "values": ["pro", "team"]}])
+    );
+    assert_eq!(pro["winsorize_percentile"], 99.0);
+    let ratio = srv
+        .get(&format!("/api/v1/projects/{p}/metrics/revenue-per-buyer"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(
+        (&ratio["numerator"], &ratio["denominator"]),
+        (&json!("pro-revenue"), &json!("purchase"))
+    );
+    assert!(ratio.get("event_type").is_none());
+    b.get(&metrics)
+        .await
+        .has("tr data-metric=\"revenue-per-buyer\"")
+        .has("<code>pro-revenue</code> / <code>purchase</code>");
 
     // The experiment's settings form.
     srv.flag_in(
