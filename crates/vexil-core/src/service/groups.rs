@@ -168,12 +168,8 @@ pub struct GroupView {
 /// One version of a group.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct GroupVersion {
-    pub version: i64,
-    pub actor: String,
-    pub at: i64,
-    /// `create`, `update`, `archive`, `unarchive`, `restore`.
-    pub action: String,
-    pub summary: String,
+    #[serde(flatten)]
+    pub meta: super::VersionMeta,
     /// The group as it was after this change (only when one version is requested).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<Group>,
@@ -765,22 +761,11 @@ pub(crate) fn load(tx: &mut dyn Tx, project: &str, kind: GroupKind, key: &str) -
 
 fn version_info(row: &vexil_store::HistoryRow, with_doc: bool) -> Result<GroupVersion> {
     Ok(GroupVersion {
-        version: row.version,
-        actor: row.actor.clone(),
-        at: row.at,
-        action: row.action.clone(),
-        summary: row.summary.clone(),
-        group: if with_doc {
-            Some(from_doc("group version", &row.key, &row.doc)?)
-        } else {
-            None
-        },
+        meta: super::VersionMeta::of(row),
+        group: super::version_document(row, "group version", with_doc)?,
     })
 }
 
 fn version_not_found(key: &str, version: i64) -> Error {
-    Error::NotFound {
-        entity: "group version",
-        key: format!("{key}@{version}"),
-    }
+    super::version_not_found("group version", key, version)
 }

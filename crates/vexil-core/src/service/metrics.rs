@@ -79,12 +79,8 @@ pub struct MetricPatch {
 /// One version of a metric.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MetricVersion {
-    pub version: i64,
-    pub actor: String,
-    pub at: i64,
-    /// `create`, `update`, `archive`, `unarchive`, `restore`.
-    pub action: String,
-    pub summary: String,
+    #[serde(flatten)]
+    pub meta: super::VersionMeta,
     /// The metric as it was after this change (only when one version is requested).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<Metric>,
@@ -545,22 +541,11 @@ fn load(tx: &mut dyn Tx, project: &str, key: &str) -> Result<Metric> {
 
 fn version_info(row: &vexil_store::HistoryRow, with_doc: bool) -> Result<MetricVersion> {
     Ok(MetricVersion {
-        version: row.version,
-        actor: row.actor.clone(),
-        at: row.at,
-        action: row.action.clone(),
-        summary: row.summary.clone(),
-        metric: if with_doc {
-            Some(from_doc("metric version", &row.key, &row.doc)?)
-        } else {
-            None
-        },
+        meta: super::VersionMeta::of(row),
+        metric: super::version_document(row, "metric version", with_doc)?,
     })
 }
 
 fn version_not_found(key: &str, version: i64) -> Error {
-    Error::NotFound {
-        entity: "metric version",
-        key: format!("{key}@{version}"),
-    }
+    super::version_not_found("metric version", key, version)
 }

@@ -264,6 +264,53 @@ pub(crate) fn check_version(
     }
 }
 
+/// One entry of a versioned document's history, without the document: who changed it, when, and
+/// how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VersionMeta {
+    pub version: i64,
+    /// The management key that made the change.
+    pub actor: String,
+    pub at: i64,
+    /// `create`, `update`, `activate`, `deactivate`, `archive`, `unarchive`, `restore`, `import`
+    /// (each document has the ones that apply to it).
+    pub action: String,
+    /// What changed, e.g. `changed segments, variants`.
+    pub summary: String,
+}
+
+impl VersionMeta {
+    pub(crate) fn of(row: &HistoryRow) -> VersionMeta {
+        VersionMeta {
+            version: row.version,
+            actor: row.actor.clone(),
+            at: row.at,
+            action: row.action.clone(),
+            summary: row.summary.clone(),
+        }
+    }
+}
+
+/// The document a history entry holds, when asked for (`with_doc`); `entity` names it in the
+/// error of a document that no longer reads.
+pub(crate) fn version_document<T: serde::de::DeserializeOwned>(
+    row: &HistoryRow,
+    entity: &'static str,
+    with_doc: bool,
+) -> Result<Option<T>> {
+    with_doc
+        .then(|| convert::from_doc(entity, &row.key, &row.doc))
+        .transpose()
+}
+
+/// The refusal for a version a document does not have.
+pub(crate) fn version_not_found(entity: &'static str, key: &str, version: i64) -> Error {
+    Error::NotFound {
+        entity,
+        key: format!("{key}@{version}"),
+    }
+}
+
 /// Which version of which document a change writes.
 pub(crate) struct VersionRef<'a> {
     pub project: &'a str,

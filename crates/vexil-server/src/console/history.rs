@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use vexil_core::diff::Change;
+use vexil_core::service::VersionMeta;
 use vexil_core::GroupKind;
 
 use super::layout::{self, csrf, error_box, when};
@@ -19,15 +20,6 @@ use super::{
 
 /// How many versions the page lists.
 const PAGE: u32 = 200;
-
-/// One row of the versions table.
-struct Row {
-    version: i64,
-    actor: String,
-    at: i64,
-    action: String,
-    summary: String,
-}
 
 /// What the history pages of one flag or group show around the versions.
 struct Subject {
@@ -67,7 +59,7 @@ fn versions_page(
     console: &ConsoleState,
     session: &Session,
     s: &Subject,
-    versions: &[Row],
+    versions: &[VersionMeta],
     error: Option<String>,
 ) -> Markup {
     html! {
@@ -188,16 +180,7 @@ pub(crate) async fn list(
         Ok(x) => x,
         Err(e) => return refused_page(&console, &session, "History", &e, project.as_deref()),
     };
-    let rows: Vec<Row> = versions
-        .into_iter()
-        .map(|v| Row {
-            version: v.version,
-            actor: v.actor,
-            at: v.at,
-            action: v.action,
-            summary: v.summary,
-        })
-        .collect();
+    let rows: Vec<VersionMeta> = versions.into_iter().map(|v| v.meta).collect();
     let body = versions_page(
         &console,
         &session,
@@ -300,16 +283,7 @@ pub(crate) async fn group_list(
         Ok(x) => x,
         Err(e) => return refused_page(&console, &session, "History", &e, Some(&project)),
     };
-    let rows: Vec<Row> = versions
-        .into_iter()
-        .map(|v| Row {
-            version: v.version,
-            actor: v.actor,
-            at: v.at,
-            action: v.action,
-            summary: v.summary,
-        })
-        .collect();
+    let rows: Vec<VersionMeta> = versions.into_iter().map(|v| v.meta).collect();
     let body = versions_page(
         &console,
         &session,

@@ -9,20 +9,14 @@ use super::{load, resolve, FlagService};
 use crate::diff::{diff, Change};
 use crate::error::{Error, Result};
 use crate::model::Flag;
-use crate::service::convert::{doc_value, from_doc};
-use crate::service::{Actor, Saved};
+use crate::service::convert::doc_value;
+use crate::service::{version_document, Actor, Saved, VersionMeta};
 
 /// One version of a flag.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VersionInfo {
-    pub version: i64,
-    /// The management key that made the change.
-    pub actor: String,
-    pub at: i64,
-    /// `create`, `update`, `activate`, `deactivate`, `archive`, `unarchive`, `restore`, `import`.
-    pub action: String,
-    /// What changed, e.g. `changed segments, variants`.
-    pub summary: String,
+    #[serde(flatten)]
+    pub meta: VersionMeta,
     /// The flag as it was after this change (only when one version is requested).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flag: Option<Flag>,
@@ -30,16 +24,8 @@ pub struct VersionInfo {
 
 fn info(row: &HistoryRow, with_doc: bool) -> Result<VersionInfo> {
     Ok(VersionInfo {
-        version: row.version,
-        actor: row.actor.clone(),
-        at: row.at,
-        action: row.action.clone(),
-        summary: row.summary.clone(),
-        flag: if with_doc {
-            Some(from_doc("flag version", &row.key, &row.doc)?)
-        } else {
-            None
-        },
+        meta: VersionMeta::of(row),
+        flag: version_document(row, "flag version", with_doc)?,
     })
 }
 
@@ -129,8 +115,5 @@ impl FlagService {
 }
 
 fn version_not_found(key: &str, version: i64) -> Error {
-    Error::NotFound {
-        entity: "flag version",
-        key: format!("{key}@{version}"),
-    }
+    super::super::version_not_found("flag version", key, version)
 }
