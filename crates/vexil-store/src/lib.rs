@@ -27,9 +27,9 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use error::StoreError;
 pub use rows::{
-    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, EventFact, EventRow,
-    ExperimentPropertyRow, ExposureCount, ExposureFact, ExposureQuery, ExposureRow, FlagFilter,
-    FlagRow, HistoryRow, OutboxRow, Page, ProjectRow, ScanFrom, SdkRevisionRow, SessionRow,
+    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, EventColumns, EventFact,
+    EventRow, ExperimentPropertyRow, ExposureCount, ExposureFact, ExposureQuery, ExposureRow,
+    FlagFilter, FlagRow, HistoryRow, OutboxRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
     WebhookRow,
 };
 
@@ -302,26 +302,29 @@ pub trait Tx {
     fn insert_events(&mut self, rows: &[EventRow]) -> Result<()>;
     /// Deletes the events whose time is before `before`; returns how many.
     fn purge_events(&mut self, before: i64) -> Result<u64>;
+    /// The highest row ids of exposures and of events so far (0 when none): what a read of
+    /// everything reads up to, and where a later `*_since` read resumes.
+    fn last_ids(&mut self) -> Result<(i64, i64)>;
     /// Up to `limit` records of `flag_key` of the given `kinds` (`client_exposure`,
-    /// `assignment`, …) with a real variant and a time in `[from, to)`, after `after`, in
-    /// `(time, id)` order.
-    fn scan_exposures(
+    /// `assignment`, …) with a real variant, an id above `after.0` and a time at or after
+    /// `after.1`, in id (arrival) order: analysis reads millions a page at a time.
+    fn exposures_since(
         &mut self,
         project: &str,
         flag_key: &str,
         kinds: &[&str],
-        window: (i64, i64),
-        after: ScanFrom,
+        after: (i64, i64),
         limit: u32,
     ) -> Result<Vec<ExposureFact>>;
-    /// Up to `limit` product events of a project (of one type when given) with a time in
-    /// `[from, to)`, after `after`, in `(time, id)` order.
-    fn scan_events(
+    /// Up to `limit` product events of a project of the given types (every type when empty)
+    /// with an id above `after.0` and a time at or after `after.1`, in id (arrival) order,
+    /// with the optional `columns` asked for.
+    fn events_since(
         &mut self,
         project: &str,
-        event_type: Option<&str>,
-        window: (i64, i64),
-        after: ScanFrom,
+        event_types: &[&str],
+        after: (i64, i64),
+        columns: EventColumns,
         limit: u32,
     ) -> Result<Vec<EventFact>>;
     /// The newest `limit` events of a type in a project, newest first.

@@ -230,14 +230,6 @@ pub struct EventRow {
     pub user_properties: Option<String>,
 }
 
-/// Where a scan of exposures or events resumes: after this `(time, id)`. Scans go in time
-/// order, a page at a time, so that analysis reads millions of rows in bounded memory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ScanFrom {
-    pub time: i64,
-    pub id: i64,
-}
-
 /// An exposure to a real variant, as analysis reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExposureFact {
@@ -248,6 +240,27 @@ pub struct ExposureFact {
     /// The event's `groups` as JSON text.
     pub groups: Option<String>,
     pub time: i64,
+}
+
+/// The optional columns an events scan reads; the others come back absent. Analysis reads
+/// the column of its unit and the properties its metrics filter or sum on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventColumns {
+    pub user_id: bool,
+    pub device_id: bool,
+    pub groups: bool,
+    pub event_properties: bool,
+    pub user_properties: bool,
+}
+
+impl EventColumns {
+    pub const ALL: EventColumns = EventColumns {
+        user_id: true,
+        device_id: true,
+        groups: true,
+        event_properties: true,
+        user_properties: true,
+    };
 }
 
 /// A product event, as analysis reads it.

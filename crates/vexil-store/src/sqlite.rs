@@ -193,8 +193,9 @@ fn val(cell: ValueRef<'_>) -> Result<Val> {
         ValueRef::Null => Val::Null,
         ValueRef::Integer(i) => Val::Int(i),
         ValueRef::Text(t) => Val::Text(
-            String::from_utf8(t.to_vec())
-                .map_err(|_| StoreError::Corrupt("a text column is not UTF-8".to_owned()))?,
+            std::str::from_utf8(t)
+                .map_err(|_| StoreError::Corrupt("a text column is not UTF-8".to_owned()))?
+                .to_owned(),
         ),
         ValueRef::Blob(b) => Val::Bytes(b.to_vec()),
         ValueRef::Real(r) => {
@@ -239,9 +240,11 @@ impl Conn for SqliteConn<'_> {
             .map_err(backend)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(backend)? {
-            let cells = (0..width)
-                .map(|i| row.get_ref(i).map_err(backend).and_then(val))
-                .collect::<Result<Vec<_>>>()?;
+            // Sized up front: analysis reads millions of rows through here.
+            let mut cells = Vec::with_capacity(width);
+            for i in 0..width {
+                cells.push(val(row.get_ref(i).map_err(backend)?)?);
+            }
             out.push(cells);
         }
         Ok(out)

@@ -9,14 +9,18 @@
 //!   first exposure, inside the conversion window when the metric has one), kept as per-unit
 //!   increments by day, so the cumulative statistics of every day (the looks of a sequential
 //!   test, the charts over time) come from additions.
+//! - [`Analysis`]: both kept between requests, so a refresh reads only what arrived since.
 
 mod attribution;
 mod filters;
 pub mod report;
+mod run;
 mod source;
 
 pub use attribution::{
-    Assignments, DailySums, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
+    Assignments, Attributed, DailySums, Exposed, MetricTotals, UnitValue, Window, DAY_MS,
+    PRE_PERIOD_MS,
 };
 pub use filters::matches;
+pub use run::{unit_id, Analysis, Part, Subject};
 pub use source::AnalysisSource;

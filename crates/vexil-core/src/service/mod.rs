@@ -145,6 +145,8 @@ pub struct Saved<T> {
 pub(crate) struct Core {
     store: Arc<dyn Store>,
     listeners: Arc<RwLock<Vec<Arc<dyn ChangeListener>>>>,
+    /// Experiment and holdout analyses kept between requests.
+    analyses: Arc<results::Analyses>,
 }
 
 impl Core {
@@ -206,6 +208,7 @@ impl Services {
         let core = Core {
             store,
             listeners: Arc::new(RwLock::new(Vec::new())),
+            analyses: Arc::default(),
         };
         Services {
             projects: ProjectService { core: core.clone() },

@@ -2,23 +2,19 @@
 //! at a time, attributed and summed per variant and day ([`crate::analysis`]), and tested
 //! ([`crate::analysis::report`]). Computed on request from the stored exposures and events.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 use utoipa::ToSchema;
-use vexil_store::{EventFact, ExposureFact, ScanFrom, Tx};
+use vexil_store::{EventColumns, EventFact, ExposureFact, Tx};
 
 use super::flags::{load, resolve, FlagService};
 use super::now_ms;
 use crate::analysis::report::{report, MetricInput, MetricRole, Report};
-use crate::analysis::{
-    matches, AnalysisSource, Assignments, MetricTotals, UnitValue, Window, DAY_MS, PRE_PERIOD_MS,
-};
+use crate::analysis::{Analysis, AnalysisSource, MetricTotals, Part, Subject, DAY_MS};
 use crate::compile::{HOLDOUT, HOLDOUT_PASS};
 use crate::error::{Error, Result};
-use crate::model::{
-    ExperimentSettings, Flag, FlagType, GroupKind, Metric, MetricKind, PropertyScope, ANY_EVENT,
-    EXPOSURE_EVENT, OFF,
-};
+use crate::model::{ExperimentSettings, Flag, FlagType, GroupKind, Metric, MetricKind, OFF};
 
 /// Rows read per page.
 const PAGE: u32 = 10_000;
@@ -28,17 +24,53 @@ const EXPOSURE_KINDS: &[&str] = &["client_exposure", "server_exposure", "remote_
 /// exposed).
 const ASSIGNMENT_KINDS: &[&str] = &["assignment", "remote_assignment"];
 
-/// What is analysed: an experiment flag, or a holdout group with its program's metrics.
-struct Subject<'a> {
-    project: &'a str,
-    key: &'a str,
-    /// The bucketing unit.
-    unit: &'a str,
-    /// The records that place a unit in a variant.
-    kinds: &'static [&'static str],
-    /// The control first.
-    variants: Vec<String>,
-    weights: Vec<f64>,
+/// Analyses kept between requests (most recently used first), so that a refresh reads only
+/// what arrived since the last one. Each is locked while it refreshes: two requests for the
+/// same results wait for one read.
+#[derive(Default)]
+pub(crate) struct Analyses {
+    kept: Mutex<Vec<Entry>>,
+}
+
+/// A kept analysis with what it analyses, readable without its lock.
+type Entry = (Subject, Vec<Part>, Arc<Mutex<Kept>>);
+
+/// One analysis and the last results drawn from it, with what they were drawn for.
+struct Kept {
+    analysis: Analysis,
+    last: Option<(String, ExperimentResults)>,
+}
+
+/// Analyses kept at most; the least recently used goes first. Each holds a unit's variant
+/// and first exposure, and each metric's per-day values of the units with events.
+const ANALYSES_KEPT: usize = 16;
+
+impl Analyses {
+    /// The analysis of `subject` with these `parts`, kept or new. Looked up without taking
+    /// any analysis's lock, so one long first read does not hold up the others.
+    fn entry(&self, subject: &Subject, parts: &[Part]) -> Arc<Mutex<Kept>> {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = kept
+            .iter()
+            .position(|(s, p, _)| s == subject && p.as_slice() == parts);
+        let entry = match found {
+            Some(i) => kept.remove(i),
+            None => {
+                // A changed definition replaces what was kept for the same flag or holdout.
+                kept.retain(|(s, _, _)| s.project != subject.project || s.key != subject.key);
+                let analysis = Analysis::new(subject.clone(), parts.to_vec());
+                let entry = Arc::new(Mutex::new(Kept {
+                    analysis,
+                    last: None,
+                }));
+                (subject.clone(), parts.to_vec(), entry)
+            }
+        };
+        let analysis = entry.2.clone();
+        kept.insert(0, entry);
+        kept.truncate(ANALYSES_KEPT);
+        analysis
+    }
 }
 
 /// Exposed units of one variant.
@@ -86,7 +118,7 @@ impl FlagService {
         self.core.read(|tx| {
             let project = resolve(tx, project, key)?;
             let flag = load(tx, &project, key)?;
-            results(tx, &flag)
+            results(tx, &self.core.analyses, &flag)
         })
     }
 }
@@ -106,23 +138,16 @@ impl super::GroupService {
                 ..ExperimentSettings::default()
             };
             let subject = Subject {
-                project: &group.project,
-                key: &group.key,
-                unit: &group.bucketing_unit,
-                kinds: ASSIGNMENT_KINDS,
+                project: group.project.clone(),
+                key: group.key.clone(),
+                unit: group.bucketing_unit.clone(),
+                kinds: kinds(ASSIGNMENT_KINDS),
                 variants: vec![HOLDOUT.to_string(), HOLDOUT_PASS.to_string()],
-                weights: vec![held, 100.0 - held],
+                start: group.created_at,
+                end: None,
             };
-            let end = now_ms().max(group.created_at + 1);
-            let mut results = analyse(
-                tx,
-                &subject,
-                settings,
-                Window {
-                    start: group.created_at,
-                    end,
-                },
-            )?;
+            let weights = [held, 100.0 - held];
+            let mut results = analyse(tx, &self.core.analyses, &subject, &weights, settings)?;
             results.report.summary = holdout_summary(&results.report);
             Ok(results)
         })
@@ -168,7 +193,11 @@ fn holdout_summary(report: &Report) -> String {
     }
 }
 
-fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
+fn kinds(kinds: &[&str]) -> Vec<String> {
+    kinds.iter().map(|k| (*k).to_owned()).collect()
+}
+
+fn results(tx: &mut dyn Tx, analyses: &Analyses, flag: &Flag) -> Result<ExperimentResults> {
     let settings = match (&flag.kind, &flag.experiment) {
         (FlagType::Experiment, Some(s)) => s.clone(),
         _ => {
@@ -226,33 +255,61 @@ fn results(tx: &mut dyn Tx, flag: &Flag) -> Result<ExperimentResults> {
             },
         });
     };
-    let end = settings.end.unwrap_or_else(|| now_ms().max(start + 1));
     let subject = Subject {
-        project: &flag.project,
-        key: &flag.key,
-        unit: &flag.bucketing_unit,
-        kinds: EXPOSURE_KINDS,
+        project: flag.project.clone(),
+        key: flag.key.clone(),
+        unit: flag.bucketing_unit.clone(),
+        kinds: kinds(EXPOSURE_KINDS),
         variants,
-        weights,
+        start,
+        end: settings.end,
     };
-    analyse(tx, &subject, settings, Window { start, end })
+    analyse(tx, analyses, &subject, &weights, settings)
 }
 
-/// A metric to analyse, its role, and for a ratio its two parts.
-type Measured = (Metric, MetricRole, Option<(Metric, Metric)>);
+/// A metric to analyse: its definition, its role, and its parts' indices in the analysis
+/// (two for a ratio: numerator and denominator).
+struct Measured {
+    metric: Metric,
+    role: MetricRole,
+    parts: (usize, Option<usize>),
+}
 
-/// Places the units, attributes each metric's events, tests them.
+/// What attribution reads of `metric` (its state is shared with any alike).
+fn part(metric: &Metric, pre_period: bool) -> Part {
+    Part {
+        kind: metric.kind,
+        event_type: metric.event_type.clone().unwrap_or_default(),
+        property: metric.property.clone(),
+        filters: metric.filters.clone(),
+        conversion_window_hours: metric.conversion_window_hours,
+        pre_period,
+    }
+}
+
+/// The index of `p` in `parts`, added when new.
+fn part_index(parts: &mut Vec<Part>, p: Part) -> usize {
+    parts.iter().position(|x| *x == p).unwrap_or_else(|| {
+        parts.push(p);
+        parts.len() - 1
+    })
+}
+
+/// Places the units, attributes each metric's events, tests them. The per-unit state is kept
+/// between requests ([`Analyses`]), so this reads only what arrived since the last time.
 fn analyse(
     tx: &mut dyn Tx,
-    subject: &Subject<'_>,
+    analyses: &Analyses,
+    subject: &Subject,
+    weights: &[f64],
     settings: ExperimentSettings,
-    window: Window,
 ) -> Result<ExperimentResults> {
-    let start = window.start;
-    let (variants, weights) = (&subject.variants, &subject.weights);
+    let start = subject.start;
+    let variants = &subject.variants;
     let total_weight: f64 = weights.iter().sum();
     // The metrics' definitions first (a ratio with its two parts), then the rows.
     let mut metrics: Vec<Measured> = Vec::new();
+    let mut parts: Vec<Part> = Vec::new();
     let roles = settings
         .primary_metric
         .iter()
@@ -270,72 +327,94 @@ fn analyse(
                 .map(|k| (k, MetricRole::Guardrail)),
         );
     for (key, role) in roles {
-        let Some(metric) = super::metrics::find(tx, subject.project, key)? else {
+        let Some(metric) = super::metrics::find(tx, &subject.project, key)? else {
             continue;
         };
-        let parts = if metric.kind == MetricKind::Ratio {
-            let part = |tx: &mut dyn Tx, key: &Option<String>| match key {
-                Some(k) => super::metrics::find(tx, subject.project, k),
+        let indices = if metric.kind == MetricKind::Ratio {
+            let part_of = |tx: &mut dyn Tx, key: &Option<String>| match key {
+                Some(k) => super::metrics::find(tx, &subject.project, k),
                 None => Ok(None),
             };
-            match (part(tx, &metric.numerator)?, part(tx, &metric.denominator)?) {
-                (Some(n), Some(d)) => Some((n, d)),
+            match (
+                part_of(tx, &metric.numerator)?,
+                part_of(tx, &metric.denominator)?,
+            ) {
+                (Some(n), Some(d)) => (
+                    part_index(&mut parts, part(&n, false)),
+                    Some(part_index(&mut parts, part(&d, false))),
+                ),
                 _ => continue,
             }
         } else {
-            None
+            (part_index(&mut parts, part(&metric, settings.cuped)), None)
         };
-        metrics.push((metric, role, parts));
+        metrics.push(Measured {
+            metric,
+            role,
+            parts: indices,
+        });
     }
-    let source: &mut dyn AnalysisSource = &mut StoreSource { tx };
-    let mut assignments = Assignments::new(variants.clone(), window);
-    each_record(source, subject, window, &mut |unit, variant, time| {
-        assignments.expose(unit, variant, time);
-    })?;
+    let entry = analyses.entry(subject, &parts);
+    let mut kept = entry.lock().unwrap_or_else(PoisonError::into_inner);
+    let now = now_ms();
+    let changed = kept.analysis.refresh(&mut StoreSource { tx }, now)?;
+    // The tests' inputs besides the rows: when neither changed, the last results stand.
+    let drawn_for = serde_json::to_string(&(
+        &settings,
+        weights,
+        metrics
+            .iter()
+            .map(|m| (&m.metric, m.role))
+            .collect::<Vec<_>>(),
+    ))
+    .unwrap_or_default();
+    if let Some((for_, last)) = &kept.last {
+        if !changed && *for_ == drawn_for {
+            return Ok(ExperimentResults {
+                computed_at: now,
+                ..last.clone()
+            });
+        }
+    }
+    let state = &kept.analysis;
+    let a = state.assignments();
     let mut inputs = Vec::new();
-    for (metric, role, parts) in metrics {
-        let daily = if let Some((num, den)) = parts {
-            // Both parts per unit, over the same assignments.
-            let n = totals(source, subject, &num, &assignments, window, false)?;
-            let d = totals(source, subject, &den, &assignments, window, false)?;
-            MetricTotals::ratio_daily(&n, &d)
-        } else {
-            let totals = totals(
-                source,
-                subject,
-                &metric,
-                &assignments,
-                window,
-                settings.cuped,
-            )?;
-            let caps = metric
-                .winsorize_percentile
-                .map(|p| totals.percentile_caps(p));
-            if settings.cuped {
-                totals.daily_cuped(caps.as_deref())
-            } else {
-                totals.daily(caps.as_deref())
+    for m in metrics {
+        let totals = |i: usize| state.totals(i).ok_or_else(|| missing_part(&m.metric));
+        let daily = match m.parts {
+            (n, Some(d)) => MetricTotals::ratio_daily(a, totals(n)?, totals(d)?),
+            (i, None) => {
+                let totals = totals(i)?;
+                let caps = m
+                    .metric
+                    .winsorize_percentile
+                    .map(|p| totals.percentile_caps(a, p));
+                if settings.cuped {
+                    totals.daily_cuped(a, caps.as_deref())
+                } else {
+                    totals.daily(a, caps.as_deref())
+                }
             }
         };
         inputs.push(MetricInput {
-            key: metric.key.clone(),
-            name: metric.name.clone(),
-            role,
-            kind: metric.kind,
-            direction: metric.direction,
+            key: m.metric.key.clone(),
+            name: m.metric.name.clone(),
+            role: m.role,
+            kind: m.metric.kind,
+            direction: m.metric.direction,
             daily,
         });
     }
     let midnight = start.div_euclid(DAY_MS) * DAY_MS;
-    let days: Vec<i64> = (0..window.days())
+    let days: Vec<i64> = (0..a.window().days())
         .map(|d| midnight + d as i64 * DAY_MS)
         .collect();
-    let by_day = assignments.units_by_day();
+    let by_day = a.units_by_day();
     let last = by_day.last().cloned().unwrap_or_default();
     let report = report(variants, &days, &by_day, weights, &settings, inputs);
-    Ok(ExperimentResults {
-        flag: subject.key.to_string(),
-        computed_at: now_ms(),
+    let results = ExperimentResults {
+        flag: subject.key.clone(),
+        computed_at: now,
         start: Some(start),
         end: settings.end,
         variants: variants
@@ -353,10 +432,22 @@ fn analyse(
             .zip(by_day)
             .map(|(day, units)| DayUnits { day: *day, units })
             .collect(),
-        multiple_variants: assignments.multiple_variants(),
+        multiple_variants: a.multiple_variants(),
         settings,
         report,
-    })
+    };
+    kept.last = Some((drawn_for, results.clone()));
+    Ok(results)
+}
+
+fn missing_part(metric: &Metric) -> Error {
+    Error::Internal(
+        format!(
+            "the analysis of metric {:?} lost one of its parts",
+            metric.key
+        )
+        .into(),
+    )
 }
 
 fn share(weight: f64, total: f64) -> f64 {
@@ -367,59 +458,32 @@ fn share(weight: f64, total: f64) -> f64 {
     }
 }
 
-/// Hands each record that places a unit (the subject's exposures or assignments in the window)
-/// to `f` as (unit, variant, time), a page at a time.
-fn each_record(
-    source: &mut dyn AnalysisSource,
-    subject: &Subject<'_>,
-    window: Window,
-    f: &mut dyn FnMut(&str, &str, i64),
-) -> Result<()> {
-    source.records(
-        subject.project,
-        subject.key,
-        subject.kinds,
-        (window.start, window.end),
-        &mut |e| {
-            let unit = unit_id(
-                subject.unit,
-                e.user_id.as_deref(),
-                e.device_id.as_deref(),
-                e.groups.as_deref(),
-            );
-            if let Some(unit) = unit {
-                f(&unit, &e.variant, e.time);
-            }
-        },
-    )
-}
-
 /// The store as an analysis source: its keyset-paged scans, a page at a time, in time order.
 struct StoreSource<'t> {
     tx: &'t mut dyn Tx,
 }
 
 impl AnalysisSource for StoreSource<'_> {
+    fn last_ids(&mut self) -> Result<(i64, i64)> {
+        Ok(self.tx.last_ids()?)
+    }
+
     fn records(
         &mut self,
         project: &str,
         key: &str,
         kinds: &[&str],
-        window: (i64, i64),
+        (mut after, from): (i64, i64),
         f: &mut dyn FnMut(&ExposureFact),
     ) -> Result<()> {
-        let mut after = ScanFrom::default();
         loop {
             let page = self
                 .tx
-                .scan_exposures(project, key, kinds, window, after, PAGE)?;
+                .exposures_since(project, key, kinds, (after, from), PAGE)?;
             let Some(last) = page.last() else {
                 return Ok(());
             };
-            after = ScanFrom {
-                time: last.time,
-                id: last.id,
-            };
+            after = last.id;
             page.iter().for_each(&mut *f);
         }
     }
@@ -427,114 +491,20 @@ impl AnalysisSource for StoreSource<'_> {
     fn events(
         &mut self,
         project: &str,
-        event_type: Option<&str>,
-        window: (i64, i64),
-        f: &mut dyn FnMut(&EventFact),
+        event_types: &[&str],
+        (mut after, from): (i64, i64),
+        columns: EventColumns,
+        f: &mut dyn FnMut(Vec<EventFact>),
     ) -> Result<()> {
-        let mut after = ScanFrom::default();
         loop {
             let page = self
                 .tx
-                .scan_events(project, event_type, window, after, PAGE)?;
+                .events_since(project, event_types, (after, from), columns, PAGE)?;
             let Some(last) = page.last() else {
                 return Ok(());
             };
-            after = ScanFrom {
-                time: last.time,
-                id: last.id,
-            };
-            page.iter().for_each(&mut *f);
-        }
-    }
-}
-
-/// A metric's qualifying events, attributed; with `pre_period`, also those of the 14 days
-/// before each unit's first exposure, CUPED's covariate.
-fn totals<'a>(
-    source: &mut dyn AnalysisSource,
-    subject: &Subject<'_>,
-    metric: &Metric,
-    assignments: &'a Assignments,
-    window: Window,
-    pre_period: bool,
-) -> Result<MetricTotals<'a>> {
-    let mut totals = MetricTotals::new(assignments, metric.kind, metric.conversion_window_hours);
-    let unit = subject.unit;
-    let event_type = metric.event_type.as_deref().unwrap_or_default();
-    if event_type == EXPOSURE_EVENT {
-        each_record(source, subject, window, &mut |unit, _, time| {
-            totals.event(unit, time, UnitValue::Event);
-        })?;
-        return Ok(totals);
-    }
-    let typed = (event_type != ANY_EVENT).then_some(event_type);
-    let from = if pre_period {
-        window.start.saturating_sub(PRE_PERIOD_MS)
-    } else {
-        window.start
-    };
-    let reads = |scope: PropertyScope| metric.filters.iter().any(|f| f.scope == scope);
-    let reads_event = reads(PropertyScope::Event) || metric.kind == MetricKind::Sum;
-    let reads_user = reads(PropertyScope::User);
-    source.events(subject.project, typed, (from, window.end), &mut |e| {
-        let Some(id) = unit_id(
-            unit,
-            e.user_id.as_deref(),
-            e.device_id.as_deref(),
-            e.groups.as_deref(),
-        ) else {
-            return;
-        };
-        // Properties are parsed only when the metric reads them.
-        let parse = |wanted: bool, text: &Option<String>| {
-            if !wanted {
-                return None;
-            }
-            text.as_deref()
-                .and_then(|t| serde_json::from_str::<Json>(t).ok())
-        };
-        let event_props = parse(reads_event, &e.event_properties);
-        let user_props = parse(reads_user, &e.user_properties);
-        if !matches(&metric.filters, event_props.as_ref(), user_props.as_ref()) {
-            return;
-        }
-        let value = match (metric.kind, metric.property.as_deref()) {
-            (MetricKind::Sum, Some(p)) => {
-                match event_props.as_ref().and_then(|props| props.get(p)) {
-                    Some(Json::Number(n)) => n.as_f64().map(UnitValue::Amount),
-                    Some(Json::String(s)) => s.trim().parse().ok().map(UnitValue::Amount),
-                    _ => None,
-                }
-            }
-            _ => Some(UnitValue::Event),
-        };
-        if let Some(value) = value {
-            if !totals.event(&id, e.time, value) && pre_period {
-                totals.pre_event(&id, e.time, value);
-            }
-        }
-    })?;
-    Ok(totals)
-}
-
-/// The unit an exposure or event belongs to: its `user_id` or `device_id`, or for a group
-/// unit the name of its group of that type (`groups` JSON: a name or a list of names).
-fn unit_id(
-    unit: &str,
-    user_id: Option<&str>,
-    device_id: Option<&str>,
-    groups: Option<&str>,
-) -> Option<String> {
-    match unit {
-        "user_id" => user_id.map(str::to_owned),
-        "device_id" => device_id.map(str::to_owned),
-        group => {
-            let groups: Json = serde_json::from_str(groups?).ok()?;
-            match groups.get(group)? {
-                Json::String(name) if !name.is_empty() => Some(name.clone()),
-                Json::Array(names) => names.first()?.as_str().map(str::to_owned),
-                _ => None,
-            }
+            after = last.id;
+            f(page);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Conformance cases for product events.
 
 use super::{read_ok, seed_projects, write_ok, T0};
-use crate::rows::EventRow;
+use crate::rows::{EventColumns, EventRow};
 use crate::Store;
 
 fn event(project: &str, event_type: &str, time: i64) -> EventRow {
@@ -62,81 +62,83 @@ pub fn events_round_trip(store: &dyn Store) {
     });
 }
 
-/// The analysis scans: exposures of one flag to real variants and events (of one type or all),
-/// in a time window, in `(time, id)` order, resumed page after page without losing or repeating
-/// rows that share a time.
-pub fn analysis_scans_page_in_time_order(store: &dyn Store) {
-    use crate::rows::ScanFrom;
-    seed_projects(store, &["p"]);
-    let exposures = vec![
-        super::sdk::exposure("exp", Some("on"), "u1", T0 + 1, "client_exposure"),
-        super::sdk::exposure("exp", Some("off2"), "device:d1", T0 + 1, "server_exposure"),
-        super::sdk::exposure("exp", None, "u2", T0 + 1, "client_exposure"),
-        super::sdk::exposure("exp", Some("on"), "u3", T0 + 2, "assignment"),
-        super::sdk::exposure("exp", Some("on"), "u4", T0 + 2, "remote_exposure"),
-        super::sdk::exposure("other", Some("on"), "u5", T0 + 2, "client_exposure"),
-        super::sdk::exposure("exp", Some("on"), "u6", T0 + 50, "client_exposure"),
-    ];
-    let mut events: Vec<EventRow> = (0..7).map(|i| event("p", "Purchase", T0 + i / 3)).collect();
-    events.push(event("p", "Page View", T0 + 1));
+/// The scans analysis reads: rows with an id above a watermark and a time from a bound, in
+/// arrival order (whatever their time), of one flag's kinds to real variants or of the given
+/// event types, a page at a time; and the watermarks themselves.
+pub fn analysis_scans_resume_after_an_id(store: &dyn Store) {
+    seed_projects(store, &["p", "q"]);
+    let (exposures0, events0) = read_ok(store, "ids before", |tx| tx.last_ids());
     write_ok(store, "insert", |tx| {
-        tx.insert_exposures(&exposures)?;
-        tx.insert_events(&events)
+        tx.insert_exposures(&[
+            super::sdk::exposure("exp", Some("on"), "u1", T0 + 50, "client_exposure"),
+            super::sdk::exposure("exp", Some("on"), "u2", T0 + 1, "assignment"),
+            super::sdk::exposure("exp", Some("off"), "u3", T0 + 2, "client_exposure"),
+            super::sdk::exposure("other", Some("on"), "u4", T0 + 2, "client_exposure"),
+            super::sdk::exposure("exp", None, "u5", T0 + 2, "client_exposure"),
+            super::sdk::exposure("exp", Some("on"), "u6", T0 - 1, "client_exposure"),
+        ])?;
+        tx.insert_events(&[
+            event("p", "Purchase", T0 + 9),
+            event("p", "Page View", T0 + 1),
+            event("q", "Purchase", T0 + 1),
+            event("p", "Signup", T0 + 5),
+            event("p", "Signup", T0 - 1),
+        ])
     });
-    read_ok(store, "scan", |tx| {
-        let mut seen = Vec::new();
-        let mut after = ScanFrom::default();
-        loop {
-            let page = tx.scan_exposures(
-                "p",
-                "exp",
-                &["client_exposure", "server_exposure", "remote_exposure"],
-                (T0, T0 + 50),
-                after,
-                2,
-            )?;
-            let Some(last) = page.last() else { break };
-            after = ScanFrom {
-                time: last.time,
-                id: last.id,
-            };
-            seen.extend(page.into_iter().map(|e| {
-                (
-                    e.user_id.or(e.device_id).unwrap_or_default(),
-                    e.variant,
-                    e.time,
-                )
-            }));
-        }
+    read_ok(store, "since", |tx| {
+        let (exposures1, events1) = tx.last_ids()?;
+        assert!(
+            exposures1 >= exposures0 + 6 && events1 >= events0 + 5,
+            "watermarks move"
+        );
+        let since = tx.exposures_since("p", "exp", &["client_exposure"], (exposures0, T0), 10)?;
+        let seen: Vec<(String, i64)> = since.iter().map(|e| (e.variant.clone(), e.time)).collect();
         assert_eq!(
             seen,
-            [
-                ("u1".to_owned(), "on".to_owned(), T0 + 1),
-                ("d1".to_owned(), "off2".to_owned(), T0 + 1),
-                ("u4".to_owned(), "on".to_owned(), T0 + 2),
-            ],
-            "real variants of exposure kinds, in the window, in order"
+            [("on".to_owned(), T0 + 50), ("off".to_owned(), T0 + 2)],
+            "in arrival order, of the flag's kinds, real variants, from the time"
         );
-        for (event_type, expected) in [(Some("Purchase"), 7), (None, 8)] {
-            let mut count = 0;
-            let mut times = Vec::new();
-            let mut after = ScanFrom::default();
-            loop {
-                let page = tx.scan_events("p", event_type, (T0, T0 + 100), after, 3)?;
-                let Some(last) = page.last() else { break };
-                after = ScanFrom {
-                    time: last.time,
-                    id: last.id,
-                };
-                count += page.len();
-                times.extend(page.iter().map(|e| e.time));
-            }
-            assert_eq!(count, expected, "{event_type:?}: every event once");
-            assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
-        }
         assert!(tx
-            .scan_events("p", None, (T0 + 10, T0 + 20), ScanFrom::default(), 5)?
+            .exposures_since("p", "exp", &["client_exposure"], (exposures1, 0), 10)?
             .is_empty());
+        let types = |rows: Vec<crate::rows::EventFact>| -> Vec<String> {
+            rows.into_iter().map(|e| e.event_type).collect()
+        };
+        assert_eq!(
+            types(tx.events_since(
+                "p",
+                &["Purchase", "Signup"],
+                (events0, T0),
+                EventColumns::ALL,
+                10
+            )?),
+            ["Purchase", "Signup"],
+            "of the types, from the time"
+        );
+        assert_eq!(
+            types(tx.events_since("p", &[], (events0, T0), EventColumns::ALL, 2)?),
+            ["Purchase", "Page View"],
+            "every type, limited"
+        );
+        let first = tx.events_since("p", &[], (events0, 0), EventColumns::ALL, 1)?;
+        assert_eq!(
+            types(tx.events_since("p", &[], (first[0].id, 0), EventColumns::ALL, 5)?),
+            ["Page View", "Signup", "Signup"],
+            "resumed after an id"
+        );
+        let only = EventColumns {
+            user_id: false,
+            device_id: false,
+            groups: false,
+            event_properties: true,
+            user_properties: false,
+        };
+        let bare = &tx.events_since("p", &["Purchase"], (events0, T0), only, 1)?[0];
+        assert_eq!(
+            (bare.user_id.as_deref(), bare.event_properties.as_deref()),
+            (None, Some(r#"{"amount":12.5}"#)),
+            "only the columns asked for"
+        );
         Ok(())
     });
 }

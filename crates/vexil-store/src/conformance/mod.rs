@@ -54,7 +54,7 @@
 //! | `outbox_claims_and_outcomes` | due rows oldest first, bounded, leased; outcomes; purge |
 //! | `delivery_log_keeps_the_newest` | newest first, only the last `keep` per webhook |
 //! | `events_round_trip` | product events in bulk, newest first per project and type, purged by time |
-//! | `analysis_scans_page_in_time_order` | exposure and event scans for analysis, paged by (time, id) |
+//! | `analysis_scans_resume_after_an_id` | the arrival-order scans and watermarks of an analysis refresh |
 //! | `documents_round_trip` | insert/get/list (by kind)/update of documents per collection, conflicts, version checks |
 
 mod documents;
@@ -72,7 +72,7 @@ pub use entities::{
     deployments_round_trip, flag_conflicts, flags_round_trip, history_pages_newest_first,
     project_conflicts, projects_round_trip, version_checks,
 };
-pub use events::{analysis_scans_page_in_time_order, events_round_trip};
+pub use events::{analysis_scans_resume_after_an_id, events_round_trip};
 pub use listing::{
     dependents_follow_prerequisites, flag_links_follow_updates, list_flags_filters,
     list_flags_pagination, list_flags_tags_match_exactly, list_flags_text_search,
@@ -142,7 +142,7 @@ pub const CASES: &[Case] = table![
     delivery_log_keeps_the_newest,
     documents_round_trip,
     events_round_trip,
-    analysis_scans_page_in_time_order,
+    analysis_scans_resume_after_an_id,
 ];
 
 /// Runs every case, each on a fresh store from `make`; panics on the first failure.
@@ -194,7 +194,7 @@ macro_rules! conformance_tests {
             delivery_log_keeps_the_newest,
             documents_round_trip,
             events_round_trip,
-            analysis_scans_page_in_time_order,
+                    analysis_scans_resume_after_an_id,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

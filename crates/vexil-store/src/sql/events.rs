@@ -3,7 +3,7 @@
 
 use super::codec::{none_if_empty, opt_text, text, Cells};
 use super::{SqlTx, Val};
-use crate::rows::{EventFact, EventRow, ExposureFact, ScanFrom};
+use crate::rows::{EventColumns, EventFact, EventRow, ExposureFact};
 use crate::Result;
 
 const EVENT_COLS: &str = "project, event_type, user_id, device_id, groups, event_time, \
@@ -84,97 +84,108 @@ pub(super) fn latest(
     tx.rows(&sql, &[text(project), text(event_type)], event_row)
 }
 
-/// `(time, id)` after the resume point: the scans' keyset condition, on columns `time_col`
-/// and `id`, with parameters `$first` and `$first + 1`.
-fn after_clause(time_col: &str, first: usize) -> String {
-    format!(
-        "({time_col} > ${first} OR ({time_col} = ${first} AND id > ${}))",
-        first + 1
-    )
+/// The highest ids of `exposures` and of `events` (0 for an empty table).
+pub(super) fn last_ids(tx: &mut SqlTx<'_>) -> Result<(i64, i64)> {
+    let ids = tx.rows(
+        "SELECT (SELECT COALESCE(MAX(id), 0) FROM exposures), \
+         (SELECT COALESCE(MAX(id), 0) FROM events)",
+        &[],
+        |c| Ok((c.int()?, c.int()?)),
+    )?;
+    Ok(ids.first().copied().unwrap_or((0, 0)))
 }
 
-pub(super) fn scan_exposures(
+/// `$first, $first + 1, …` for `values`, pushed onto `params`: an `IN` list.
+fn in_list(params: &mut Vec<Val>, values: &[&str]) -> String {
+    let mut listed = Vec::with_capacity(values.len());
+    for v in values {
+        params.push(text(v));
+        listed.push(format!("${}", params.len()));
+    }
+    listed.join(", ")
+}
+
+// The `*_since` scans walk the primary key from `after`, in the order rows were stored (which
+// is also the order of the table's pages, so a first full read is sequential): `project || ''`
+// keeps both engines off the (project, …, time) indexes, whose order would send each row's read
+// to a random page.
+
+pub(super) fn exposures_since(
     tx: &mut SqlTx<'_>,
     project: &str,
     flag_key: &str,
     kinds: &[&str],
-    (from, to): (i64, i64),
-    after: ScanFrom,
+    (after, from): (i64, i64),
     limit: u32,
 ) -> Result<Vec<ExposureFact>> {
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
     let mut params = vec![
+        Val::Int(after),
+        Val::Int(from),
         text(project),
         text(flag_key),
-        Val::Int(from),
-        Val::Int(to),
-        Val::Int(after.time),
-        Val::Int(after.id),
     ];
-    let mut listed = Vec::new();
-    for kind in kinds {
-        params.push(text(kind));
-        listed.push(format!("${}", params.len()));
-    }
+    let kinds = in_list(&mut params, kinds);
     let sql = format!(
         "SELECT id, variant, user_id, device_id, groups, event_time FROM exposures \
-         WHERE project = $1 AND flag_key = $2 AND event_time >= $3 AND event_time < $4 \
-         AND kind IN ({}) AND variant <> '' AND {} ORDER BY event_time, id LIMIT {}",
-        listed.join(", "),
-        after_clause("event_time", 5),
+         WHERE id > $1 AND event_time >= $2 AND project || '' = $3 AND flag_key = $4 \
+         AND kind IN ({kinds}) AND variant <> '' ORDER BY id LIMIT {}",
         limit.max(1)
     );
-    tx.rows(&sql, &params, |c| {
-        Ok(ExposureFact {
-            id: c.int()?,
-            variant: c.text()?,
-            user_id: none_if_empty(c.text()?),
-            device_id: none_if_empty(c.text()?),
-            groups: none_if_empty(c.text()?),
-            time: c.int()?,
-        })
+    tx.rows(&sql, &params, exposure_fact)
+}
+
+pub(super) fn events_since(
+    tx: &mut SqlTx<'_>,
+    project: &str,
+    event_types: &[&str],
+    (after, from): (i64, i64),
+    columns: EventColumns,
+    limit: u32,
+) -> Result<Vec<EventFact>> {
+    let mut params = vec![Val::Int(after), Val::Int(from), text(project)];
+    let column = |wanted: bool, name: &'static str| if wanted { name } else { "''" };
+    let typed = if event_types.is_empty() {
+        String::new()
+    } else {
+        format!(" AND event_type IN ({})", in_list(&mut params, event_types))
+    };
+    let sql = format!(
+        "SELECT id, event_type, {}, {}, {}, event_time, {}, {} FROM events \
+         WHERE id > $1 AND event_time >= $2 AND project || '' = $3{typed} \
+         ORDER BY id LIMIT {}",
+        column(columns.user_id, "user_id"),
+        column(columns.device_id, "device_id"),
+        column(columns.groups, "groups"),
+        column(columns.event_properties, "event_properties"),
+        column(columns.user_properties, "user_properties"),
+        limit.max(1)
+    );
+    tx.rows(&sql, &params, event_fact)
+}
+
+fn exposure_fact(c: &mut Cells) -> Result<ExposureFact> {
+    Ok(ExposureFact {
+        id: c.int()?,
+        variant: c.text()?,
+        user_id: none_if_empty(c.text()?),
+        device_id: none_if_empty(c.text()?),
+        groups: none_if_empty(c.text()?),
+        time: c.int()?,
     })
 }
 
-pub(super) fn scan_events(
-    tx: &mut SqlTx<'_>,
-    project: &str,
-    event_type: Option<&str>,
-    (from, to): (i64, i64),
-    after: ScanFrom,
-    limit: u32,
-) -> Result<Vec<EventFact>> {
-    let mut params = vec![
-        text(project),
-        Val::Int(from),
-        Val::Int(to),
-        Val::Int(after.time),
-        Val::Int(after.id),
-    ];
-    let mut typed = String::new();
-    if let Some(t) = event_type {
-        typed = " AND event_type = $6".to_owned();
-        params.push(text(t));
-    }
-    let sql = format!(
-        "SELECT id, event_type, user_id, device_id, groups, event_time, event_properties, \
-         user_properties FROM events WHERE project = $1 AND event_time >= $2 \
-         AND event_time < $3{typed} AND {} ORDER BY event_time, id LIMIT {}",
-        after_clause("event_time", 4),
-        limit.max(1)
-    );
-    tx.rows(&sql, &params, |c| {
-        Ok(EventFact {
-            id: c.int()?,
-            event_type: c.text()?,
-            user_id: none_if_empty(c.text()?),
-            device_id: none_if_empty(c.text()?),
-            groups: none_if_empty(c.text()?),
-            time: c.int()?,
-            event_properties: none_if_empty(c.text()?),
-            user_properties: none_if_empty(c.text()?),
-        })
+fn event_fact(c: &mut Cells) -> Result<EventFact> {
+    Ok(EventFact {
+        id: c.int()?,
+        event_type: c.text()?,
+        user_id: none_if_empty(c.text()?),
+        device_id: none_if_empty(c.text()?),
+        groups: none_if_empty(c.text()?),
+        time: c.int()?,
+        event_properties: none_if_empty(c.text()?),
+        user_properties: none_if_empty(c.text()?),
     })
 }

@@ -25,7 +25,8 @@ use crate::rows::{
     ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
 };
 use crate::rows::{
-    DeliveryRow, DocumentRow, EventFact, EventRow, ExposureFact, OutboxRow, ScanFrom, WebhookRow,
+    DeliveryRow, DocumentRow, EventColumns, EventFact, EventRow, ExposureFact, OutboxRow,
+    WebhookRow,
 };
 use crate::{Result, StoreError, Tx};
 
@@ -753,27 +754,30 @@ impl Tx for SqlTx<'_> {
         events::insert(self, rows)
     }
 
-    fn scan_exposures(
+    fn last_ids(&mut self) -> Result<(i64, i64)> {
+        events::last_ids(self)
+    }
+
+    fn exposures_since(
         &mut self,
         project: &str,
         flag_key: &str,
         kinds: &[&str],
-        window: (i64, i64),
-        after: ScanFrom,
+        after: (i64, i64),
         limit: u32,
     ) -> Result<Vec<ExposureFact>> {
-        events::scan_exposures(self, project, flag_key, kinds, window, after, limit)
+        events::exposures_since(self, project, flag_key, kinds, after, limit)
     }
 
-    fn scan_events(
+    fn events_since(
         &mut self,
         project: &str,
-        event_type: Option<&str>,
-        window: (i64, i64),
-        after: ScanFrom,
+        event_types: &[&str],
+        after: (i64, i64),
+        columns: EventColumns,
         limit: u32,
     ) -> Result<Vec<EventFact>> {
-        events::scan_events(self, project, event_type, window, after, limit)
+        events::events_since(self, project, event_types, after, columns, limit)
     }
 
     fn purge_events(&mut self, before: i64) -> Result<u64> {

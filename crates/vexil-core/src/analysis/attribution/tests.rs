@@ -48,30 +48,42 @@ fn events_count_from_the_first_exposure_inside_the_conversion_window() {
     a.expose("u2", "control", T0);
     a.expose("u3", "control", T0);
     a.expose("u3", "treatment", T0);
-    let mut m = MetricTotals::new(&a, MetricKind::Count, Some(24));
-    assert!(
-        !m.event("u1", T0, UnitValue::Event),
+    let mut m = MetricTotals::new(MetricKind::Count, Some(24), false);
+    assert_ne!(
+        m.event(&a, "u1", T0, UnitValue::Event),
+        Attributed::Counted,
         "before the first exposure"
     );
-    assert!(m.event("u1", T0 + 3_600_000, UnitValue::Event), "at it");
-    assert!(m.event("u1", T0 + 25 * 3_600_000 - 1, UnitValue::Event));
-    assert!(
-        !m.event("u1", T0 + 25 * 3_600_000, UnitValue::Event),
+    assert_eq!(
+        m.event(&a, "u1", T0 + 3_600_000, UnitValue::Event),
+        Attributed::Counted,
+        "at it"
+    );
+    assert_eq!(
+        m.event(&a, "u1", T0 + 25 * 3_600_000 - 1, UnitValue::Event),
+        Attributed::Counted
+    );
+    assert_ne!(
+        m.event(&a, "u1", T0 + 25 * 3_600_000, UnitValue::Event),
+        Attributed::Counted,
         "past the 24 h window"
     );
-    assert!(
-        !m.event("u3", T0 + 1, UnitValue::Event),
+    assert_ne!(
+        m.event(&a, "u3", T0 + 1, UnitValue::Event),
+        Attributed::Counted,
         "a unit in two variants"
     );
-    assert!(
-        !m.event("nobody", T0 + 1, UnitValue::Event),
+    assert_ne!(
+        m.event(&a, "nobody", T0 + 1, UnitValue::Event),
+        Attributed::Counted,
         "never exposed"
     );
-    assert!(
-        !m.event("u2", T0 + 2 * DAY_MS, UnitValue::Event),
+    assert_ne!(
+        m.event(&a, "u2", T0 + 2 * DAY_MS, UnitValue::Event),
+        Attributed::Counted,
         "past u2's window"
     );
-    let days = m.daily(None);
+    let days = m.daily(&a, None);
     assert_eq!(
         days[0][1],
         DailySums::Mean(MeanSums {
@@ -105,11 +117,11 @@ fn conversions_count_once_from_their_day() {
     let mut a = Assignments::new(variants(), window(2));
     a.expose("u1", "control", T0);
     a.expose("u2", "control", T0);
-    let mut m = MetricTotals::new(&a, MetricKind::Conversion, None);
-    m.event("u1", T0 + 1, UnitValue::Event);
-    m.event("u1", T0 + 2, UnitValue::Event);
-    m.event("u2", T0 + DAY_MS, UnitValue::Event);
-    let days = m.daily(None);
+    let mut m = MetricTotals::new(MetricKind::Conversion, None, false);
+    m.event(&a, "u1", T0 + 1, UnitValue::Event);
+    m.event(&a, "u1", T0 + 2, UnitValue::Event);
+    m.event(&a, "u2", T0 + DAY_MS, UnitValue::Event);
+    let days = m.daily(&a, None);
     assert_eq!(
         days[0][0],
         DailySums::Proportion(ProportionSums {
@@ -139,27 +151,29 @@ fn winsorization_caps_each_variants_values_at_its_percentile() {
     for i in 0..100 {
         a.expose(&format!("u{i}"), "control", T0);
     }
-    let mut m = MetricTotals::new(&a, MetricKind::Sum, None);
+    let mut m = MetricTotals::new(MetricKind::Sum, None, false);
     for i in 0..100 {
         m.event(
+            &a,
             &format!("u{i}"),
             T0 + 1,
             UnitValue::Amount(f64::from(i + 1)),
         );
     }
-    m.event("u99", T0 + 2, UnitValue::Amount(10_000.0));
-    assert!(
-        !m.event("u1", T0 + 3, UnitValue::Amount(f64::NAN)),
+    m.event(&a, "u99", T0 + 2, UnitValue::Amount(10_000.0));
+    assert_ne!(
+        m.event(&a, "u1", T0 + 3, UnitValue::Amount(f64::NAN)),
+        Attributed::Counted,
         "not a number"
     );
-    let caps = m.percentile_caps(99.0);
+    let caps = m.percentile_caps(&a, 99.0);
     assert_eq!(caps[0], 99.0);
     assert_eq!(
         caps[1],
         f64::INFINITY,
         "a variant without units caps nothing"
     );
-    let DailySums::Mean(capped) = m.daily(Some(&caps))[0][0] else {
+    let DailySums::Mean(capped) = m.daily(&a, Some(&caps))[0][0] else {
         panic!("a sum is a mean metric");
     };
     assert_eq!(capped.sum, (1..=99).sum::<i32>() as f64 + 99.0);
@@ -220,15 +234,15 @@ fn daily_sums_equal_a_recomputation_from_the_raw_data() {
         for (u, v, t) in &exposures {
             a.expose(u, &variants()[*v], *t);
         }
-        let mut m = MetricTotals::new(&a, kind, conversion_window);
+        let mut m = MetricTotals::new(kind, conversion_window, false);
         for (u, t, x) in &events {
             let value = match kind {
                 MetricKind::Sum => UnitValue::Amount(*x),
                 _ => UnitValue::Event,
             };
-            m.event(u, *t, value);
+            m.event(&a, u, *t, value);
         }
-        let got = m.daily(None);
+        let got = m.daily(&a, None);
 
         // The recomputation: per day end, per variant, from scratch.
         for day in 0..w.days() {
@@ -296,18 +310,18 @@ fn ratio_sums_pair_each_units_numerator_and_denominator_by_day() {
     a.expose("u1", "control", T0);
     a.expose("u2", "control", T0);
     a.expose("u3", "treatment", T0 + DAY_MS);
-    let mut revenue = MetricTotals::new(&a, MetricKind::Sum, None);
-    let mut orders = MetricTotals::new(&a, MetricKind::Count, None);
+    let mut revenue = MetricTotals::new(MetricKind::Sum, None, false);
+    let mut orders = MetricTotals::new(MetricKind::Count, None, false);
     for (unit, time, amount) in [
         ("u1", T0 + 1, 10.0),
         ("u1", T0 + DAY_MS, 30.0),
         ("u3", T0 + DAY_MS + 1, 5.0),
     ] {
-        revenue.event(unit, time, UnitValue::Amount(amount));
-        orders.event(unit, time, UnitValue::Event);
+        revenue.event(&a, unit, time, UnitValue::Amount(amount));
+        orders.event(&a, unit, time, UnitValue::Event);
     }
-    orders.event("u2", T0 + 2, UnitValue::Event); // an order without revenue
-    let days = MetricTotals::ratio_daily(&revenue, &orders);
+    orders.event(&a, "u2", T0 + 2, UnitValue::Event); // an order without revenue
+    let days = MetricTotals::ratio_daily(&a, &revenue, &orders);
     let ratio = |day: usize, v: usize| match days[day][v] {
         DailySums::Ratio(r) => r,
         other => panic!("{other:?}"),
@@ -355,21 +369,35 @@ fn cuped_sums_carry_each_units_pre_period_value() {
     let mut a = Assignments::new(variants(), window(2));
     a.expose("u1", "control", T0 + DAY_MS);
     a.expose("u2", "control", T0);
-    let mut m = MetricTotals::new(&a, MetricKind::Count, None);
+    let mut m = MetricTotals::new(MetricKind::Count, None, true);
     // u1: two events in its 14 days before exposure, one after; u2: only a pre-period event.
-    assert!(m.pre_event("u1", T0 + DAY_MS - 1, UnitValue::Event));
-    assert!(m.pre_event("u1", T0 + DAY_MS - PRE_PERIOD_MS, UnitValue::Event));
-    assert!(
-        !m.pre_event("u1", T0 + DAY_MS - PRE_PERIOD_MS - 1, UnitValue::Event),
+    assert_eq!(
+        m.event(&a, "u1", T0 + DAY_MS - 1, UnitValue::Event),
+        Attributed::PrePeriod
+    );
+    assert_eq!(
+        m.event(&a, "u1", T0 + DAY_MS - PRE_PERIOD_MS, UnitValue::Event),
+        Attributed::PrePeriod
+    );
+    assert_ne!(
+        m.event(&a, "u1", T0 + DAY_MS - PRE_PERIOD_MS - 1, UnitValue::Event),
+        Attributed::PrePeriod,
         "too early"
     );
-    assert!(
-        !m.pre_event("u1", T0 + DAY_MS, UnitValue::Event),
-        "after exposure is not pre"
+    assert_eq!(
+        m.event(&a, "u1", T0 + DAY_MS, UnitValue::Event),
+        Attributed::Counted,
+        "after exposure: the metric, not its covariate"
     );
-    assert!(m.pre_event("u2", T0 - 10, UnitValue::Event));
-    assert!(m.event("u1", T0 + DAY_MS + 5, UnitValue::Event));
-    let days = m.daily_cuped(None);
+    assert_eq!(
+        m.event(&a, "u2", T0 - 10, UnitValue::Event),
+        Attributed::PrePeriod
+    );
+    assert_eq!(
+        m.event(&a, "u1", T0 + DAY_MS + 5, UnitValue::Event),
+        Attributed::Counted
+    );
+    let days = m.daily_cuped(&a, None);
     let cuped = |day: usize| match days[day][0] {
         DailySums::Cuped { sums, binary } => {
             assert!(!binary);
@@ -389,16 +417,16 @@ fn cuped_sums_carry_each_units_pre_period_value() {
             cross: 0.0
         }
     );
-    // Day 1: u1 too (y 1, x 2).
+    // Day 1: u1 too (y 2, x 2).
     assert_eq!(
         cuped(1),
         CupedSums {
             n: 2,
-            sum: 1.0,
-            sum_squares: 1.0,
+            sum: 2.0,
+            sum_squares: 4.0,
             pre_sum: 3.0,
             pre_sum_squares: 5.0,
-            cross: 2.0
+            cross: 4.0
         }
     );
 }
