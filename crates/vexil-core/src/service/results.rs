@@ -1,6 +1,7 @@
 //! An experiment's results: its exposures and its metrics' events read from the store a page
 //! at a time, attributed and summed per variant and day ([`crate::analysis`]), and tested
-//! ([`crate::analysis::report`]). Computed on request from the stored exposures and events.
+//! ([`crate::analysis::report`]). The analysis is kept between requests ([`Analyses`]), so a
+//! request reads only what was stored since the last one.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -458,7 +459,7 @@ fn share(weight: f64, total: f64) -> f64 {
     }
 }
 
-/// The store as an analysis source: its keyset-paged scans, a page at a time, in time order.
+/// The store as an analysis source: its id-ordered scans, a page at a time.
 struct StoreSource<'t> {
     tx: &'t mut dyn Tx,
 }

@@ -1,10 +1,11 @@
 //! A project's metrics: the list (the predefined ones first) and a form that defines a
-//! conversion, count, sum or ratio metric, with an optional property filter and winsorization,
+//! conversion, count, sum or ratio metric, with up to three property filters and winsorization,
 //! in one `MetricService::create` call. A refused form is shown again as typed, with the reason.
 //!
 //! Hooks: `table#metrics` rows `tr[data-metric]`, `form#new-metric` (fields `name`, `type`,
 //! `event_type`, `property`, `numerator`, `denominator`, `filter_scope`, `filter_property`,
-//! `filter_op`, `filter_value`, `direction`, `conversion_window_hours`, `winsorize_percentile`).
+//! `filter_op`, `filter_value` (once per filter row, in `.filter-row`), `direction`,
+//! `conversion_window_hours`, `winsorize_percentile`).
 
 use axum::extract::{Path, Request};
 use axum::http::StatusCode;
@@ -16,6 +17,9 @@ use vexil_core::{
 };
 
 use super::layout::{self, csrf, error_box, notice};
+
+/// Filter rows the metric form offers.
+const FILTER_ROWS: usize = 3;
 use super::{call, form, html, see_other, submit, ConsoleState, Fields, Session, St};
 
 /// `GET /projects/{project}/metrics`.
@@ -85,33 +89,47 @@ fn new_metric(f: &Fields) -> vexil_core::Result<NewMetric> {
             )
         })?),
     };
-    let filters = match f.text("filter_property") {
-        Some(property) if !ratio => {
-            let op = match f.get("filter_op").unwrap_or("is") {
-                "is_not" => FilterOp::IsNot,
-                "contains" => FilterOp::Contains,
-                "greater" => FilterOp::Greater,
-                "greater_or_equal" => FilterOp::GreaterOrEqual,
-                "less" => FilterOp::Less,
-                "less_or_equal" => FilterOp::LessOrEqual,
-                _ => FilterOp::Is,
-            };
-            let scope = match f.get("filter_scope") {
-                Some("user") => PropertyScope::User,
-                _ => PropertyScope::Event,
-            };
-            let values = f
-                .text("filter_value")
-                .map(|v| v.split(',').map(|x| x.trim().to_owned()).collect())
-                .unwrap_or_default();
-            vec![PropertyFilter {
-                scope,
-                property,
-                op,
-                values,
-            }]
-        }
-        _ => Vec::new(),
+    // Filter rows: the four fields repeat, one set per row; a row without a property is empty.
+    let (scopes, properties) = (f.all("filter_scope"), f.all("filter_property"));
+    let (ops, values) = (f.all("filter_op"), f.all("filter_value"));
+    let filters = if ratio {
+        Vec::new()
+    } else {
+        properties
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.trim().is_empty())
+            .map(|(i, property)| {
+                let op = match ops.get(i).map_or("is", String::as_str) {
+                    "is_not" => FilterOp::IsNot,
+                    "contains" => FilterOp::Contains,
+                    "greater" => FilterOp::Greater,
+                    "greater_or_equal" => FilterOp::GreaterOrEqual,
+                    "less" => FilterOp::Less,
+                    "less_or_equal" => FilterOp::LessOrEqual,
+                    _ => FilterOp::Is,
+                };
+                let scope = match scopes.get(i).map(String::as_str) {
+                    Some("user") => PropertyScope::User,
+                    _ => PropertyScope::Event,
+                };
+                let values = values
+                    .get(i)
+                    .map(|v| {
+                        v.split(',')
+                            .map(|x| x.trim().to_owned())
+                            .filter(|x| !x.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                PropertyFilter {
+                    scope,
+                    property: property.trim().to_owned(),
+                    op,
+                    values,
+                }
+            })
+            .collect()
     };
     let window = match f.text("conversion_window_hours") {
         None => None,
@@ -249,19 +267,24 @@ fn page(
                 }
             }
             fieldset #metric-filter {
-                legend { "Only events where (optional)" }
-                select name="filter_scope" aria-label="Property of" {
-                    option value="event" selected[value("filter_scope") != "user"] { "event property" }
-                    option value="user" selected[value("filter_scope") == "user"] { "user property" }
-                }
-                input name="filter_property" value=(value("filter_property")) placeholder="plan" aria-label="Property";
-                select name="filter_op" aria-label="Operator" {
-                    @for (op, text) in [("is", "is"), ("is_not", "is not"), ("contains", "contains"),
-                                        ("greater", ">"), ("greater_or_equal", "≥"), ("less", "<"), ("less_or_equal", "≤")] {
-                        option value=(op) selected[value("filter_op") == op] { (text) }
+                legend { "Only events where (optional; every row must hold)" }
+                @for row in 0..FILTER_ROWS {
+                    @let cell = |name: &str| draft.and_then(|d| d.all(name).get(row).cloned()).unwrap_or_default();
+                    div.filter-row {
+                        select name="filter_scope" aria-label="Property of" {
+                            option value="event" selected[cell("filter_scope") != "user"] { "event property" }
+                            option value="user" selected[cell("filter_scope") == "user"] { "user property" }
+                        }
+                        input name="filter_property" value=(cell("filter_property")) placeholder=[(row == 0).then_some("plan")] aria-label="Property";
+                        select name="filter_op" aria-label="Operator" {
+                            @for (op, text) in [("is", "is"), ("is_not", "is not"), ("contains", "contains"),
+                                                ("greater", ">"), ("greater_or_equal", "≥"), ("less", "<"), ("less_or_equal", "≤")] {
+                                option value=(op) selected[cell("filter_op") == op] { (text) }
+                            }
+                        }
+                        input name="filter_value" value=(cell("filter_value")) placeholder=[(row == 0).then_some("pro, team")] aria-label="Values (comma-separated)";
                     }
                 }
-                input name="filter_value" value=(value("filter_value")) placeholder="pro, team" aria-label="Values (comma-separated)";
             }
             label { "Desired direction"
                 select name="direction" {

@@ -79,6 +79,14 @@ pub(crate) async fn console_results(srv: &Server) {
             ("filter_property", "plan"),
             ("filter_op", "is"),
             ("filter_value", "pro, team"),
+            ("filter_scope", "event"),
+            ("filter_property", "amount"),
+            ("filter_op", "greater"),
+            ("filter_value", "0"),
+            ("filter_scope", "event"),
+            ("filter_property", ""),
+            ("filter_op", "is"),
+            ("filter_value", ""),
             ("direction", "increase"),
             ("winsorize_percentile", "99"),
         ],
@@ -105,7 +113,9 @@ pub(crate) async fn console_results(srv: &Server) {
         .json;
     assert_eq!(
         pro["filters"],
-        json!([{"scope": "user", "property": "plan", "op": "is", "values": ["pro", "team"]}])
+        json!([{"scope": "user", "property": "plan", "op": "is", "values": ["pro", "team"]},
+               {"scope": "event", "property": "amount", "op": "greater", "values": ["0"]}]),
+        "every filled filter row, the empty one left out"
     );
     assert_eq!(pro["winsorize_percentile"], 99.0);
     let ratio = srv
