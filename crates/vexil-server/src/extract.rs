@@ -170,8 +170,46 @@ impl FromRequestParts<AppState> for Auth {
         if let Err(vexil_core::Error::Unauthorized(_)) = authenticated {
             state.throttle.failed(client);
         }
-        authenticated.map(Auth).map_err(ApiError::from)
+        let actor = authenticated.map_err(ApiError::from)?;
+        // Why the request changes what it changes, for the history and the audit log.
+        let comment = match parts.headers.get(COMMENT_HEADER) {
+            None => None,
+            Some(value) => Some(String::from_utf8(value.as_bytes().to_vec()).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_comment",
+                    format!("the {COMMENT_HEADER} header is not UTF-8 text"),
+                    Some(COMMENT_HEADER.to_string()),
+                )
+            })?),
+        };
+        Ok(Auth(
+            actor.with_comment(comment_of(comment, COMMENT_HEADER)?),
+        ))
     }
+}
+
+/// The header that gives the reason for a change (recorded with its history entry).
+pub const COMMENT_HEADER: &str = "Vexil-Comment";
+/// The longest comment kept, in characters.
+const COMMENT_LIMIT: usize = 2_000;
+
+/// A change's comment from a request body (`comment`), checked like the header's.
+pub fn comment(text: Option<String>) -> Result<Option<String>, ApiError> {
+    comment_of(text, "comment")
+}
+
+fn comment_of(text: Option<String>, field: &str) -> Result<Option<String>, ApiError> {
+    let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > COMMENT_LIMIT {
+        return Err(ApiError::bad_request(
+            "comment_too_long",
+            format!("a comment holds at most {COMMENT_LIMIT} characters"),
+            Some(field.to_string()),
+        ));
+    }
+    Ok(Some(text))
 }
 
 /// Path parameters; a bad one answers 400 naming it.

@@ -27,10 +27,10 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use error::StoreError;
 pub use rows::{
-    ApiKeyRow, CohortRow, DeliveryRow, DeploymentRow, DocumentRow, EventColumns, EventFact,
-    EventRow, ExperimentPropertyRow, ExposureCount, ExposureFact, ExposureQuery, ExposureRow,
-    FlagFilter, FlagRow, HistoryRow, OutboxRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
-    WebhookRow,
+    ApiKeyRow, AuditCursor, AuditQuery, CohortRow, DeliveryRow, DeploymentRow, DocumentRow,
+    EventColumns, EventFact, EventRow, ExperimentPropertyRow, ExposureCount, ExposureFact,
+    ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, OutboxRow, Page, ProjectRow,
+    SdkRevisionRow, SessionRow, WebhookRow,
 };
 
 /// Result of store operations.
@@ -208,6 +208,9 @@ pub trait Tx {
         before_version: Option<i64>,
         limit: u32,
     ) -> Result<Vec<HistoryRow>>;
+    /// The audit log: history entries of every entity matching `q`, newest first.
+    fn audit(&mut self, q: &AuditQuery) -> Result<Vec<HistoryRow>>;
+    /// One history entry.
     fn get_history(
         &mut self,
         project: &str,

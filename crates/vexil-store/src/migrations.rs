@@ -68,6 +68,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: V6_POSTGRES,
         data: None,
     },
+    Migration {
+        version: 7,
+        sqlite: V7_SQLITE,
+        postgres: V7_POSTGRES,
+        data: None,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -657,4 +663,20 @@ CREATE TABLE events (
 );
 CREATE INDEX events_type_time ON events (project, event_type, event_time);
 CREATE INDEX events_time ON events (event_time);
+"#;
+
+// Version 7: the audit log. Each history entry says why (the author's comment), with which
+// role, and for flags the typed changes applied; entries are listed across entities by time.
+const V7_SQLITE: &str = "
+ALTER TABLE history ADD COLUMN comment TEXT NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN role TEXT NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN changes TEXT NOT NULL DEFAULT '';
+CREATE INDEX history_at ON history (at);
+";
+
+const V7_POSTGRES: &str = r#"
+ALTER TABLE history ADD COLUMN comment TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN role TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN changes TEXT COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX history_at ON history (at);
 "#;

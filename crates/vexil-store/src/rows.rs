@@ -142,6 +142,38 @@ pub struct HistoryRow {
     pub summary: String,
     /// The entity's full document after the change.
     pub doc: String,
+    /// Why, in the author's words ('' when none was given).
+    pub comment: String,
+    /// The author's role (`reader`, `writer`, `admin`; '' for entries older than the audit log).
+    pub role: String,
+    /// The typed changes applied, as JSON (flags; '' otherwise).
+    pub changes: String,
+}
+
+/// Which history entries the audit log lists: every filter given must hold. Newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub project: Option<String>,
+    pub actor: Option<String>,
+    pub entity: Option<String>,
+    pub key: Option<String>,
+    /// `at` in `[from, to)`.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Entries after this one in the listing's order (the last entry of the previous page).
+    pub after: Option<AuditCursor>,
+    pub limit: u32,
+}
+
+/// Where a page of the audit log resumes: the `(at, project, entity, key, version)` of the last
+/// entry read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub at: i64,
+    pub project: String,
+    pub entity: String,
+    pub key: String,
+    pub version: i64,
 }
 
 /// A management API key; only its hash is stored.

@@ -19,9 +19,12 @@ use crate::model::{
 use crate::rules::{self, FlagSource};
 use crate::validate::validate_flag;
 
+mod change;
 mod exposures;
 mod history;
 mod qa;
+
+pub use change::FlagChange;
 
 pub use exposures::{
     ExposureBucket, ExposureKind, ExposureParams, ExposureStats, Interval, VariantCount,
@@ -88,33 +91,53 @@ fn user_id() -> String {
 }
 
 /// Fields of a flag to change; absent fields stay as they are. Lists replace the stored list.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub experiment_key: Option<String>,
     /// Experiments: replaces the metrics, analysis window and test settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub experiment: Option<ExperimentSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation_mode: Option<EvaluationMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bucketing_unit: Option<String>,
     /// Changing the salt moves users between variants; the response says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bucketing_salt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variants: Option<Vec<Variant>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<Segment>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub all_other_users: Option<Rollout>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub inclusions: Option<BTreeMap<String, Inclusion>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prerequisites: Option<Vec<Prerequisite>>,
     /// A mutual-exclusion slot to run in, or `null` to leave the group.
-    #[serde(default, deserialize_with = "super::groups::double_option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "super::groups::double_option"
+    )]
     #[schema(value_type = Option<SlotRef>)]
     pub mutex_group: Option<Option<SlotRef>>,
     /// Replaces the holdout groups the flag belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub holdouts: Option<Vec<String>>,
     /// Imported flags only: the engine config, validated like an import.
     #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub imported_config: Option<ImportedConfig>,
 }
 
@@ -381,162 +404,6 @@ impl FlagService {
         })
     }
 
-    /// Changes the fields `patch` names.
-    pub fn update(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-        patch: FlagPatch,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "update", |f, _| {
-            apply_patch(f, patch)
-        })
-    }
-
-    /// Adds a variant at the end (weight 0 everywhere, so nobody moves).
-    pub fn add_variant(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-        variant: Variant,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "update", |f, _| {
-            f.variants.push(variant);
-            Ok(Vec::new())
-        })
-    }
-
-    /// Replaces the variant `variant_key`; a new key renames it in weights and inclusions.
-    pub fn update_variant(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-        variant_key: &str,
-        variant: Variant,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "update", |f, _| {
-            let Some(slot) = f.variants.iter_mut().find(|v| v.key == variant_key) else {
-                return Err(Error::NotFound {
-                    entity: "variant",
-                    key: variant_key.to_string(),
-                });
-            };
-            let old = std::mem::replace(slot, variant);
-            let new_key = slot.key.clone();
-            if new_key != old.key {
-                rename_variant(f, &old.key, &new_key);
-            }
-            Ok(Vec::new())
-        })
-    }
-
-    /// Deletes a variant, with its weights and inclusions.
-    pub fn delete_variant(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-        variant_key: &str,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "update", |f, _| {
-            let before = f.variants.len();
-            f.variants.retain(|v| v.key != variant_key);
-            if f.variants.len() == before {
-                return Err(Error::NotFound {
-                    entity: "variant",
-                    key: variant_key.to_string(),
-                });
-            }
-            prune_variants(f, true, true);
-            Ok(Vec::new())
-        })
-    }
-
-    pub fn activate(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "activate", |f, src| {
-            rules::check_activate(src, f)?;
-            f.state = FlagState::Active;
-            if let Some(settings) = &mut f.experiment {
-                // The analysis window opens at the first activation and stays open while the
-                // experiment runs.
-                settings.start.get_or_insert_with(now_ms);
-                settings.end = None;
-            }
-            Ok(Vec::new())
-        })
-    }
-
-    pub fn deactivate(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "deactivate", |f, src| {
-            f.state = FlagState::Inactive;
-            if let Some(settings) = &mut f.experiment {
-                settings.end = Some(now_ms());
-            }
-            let active: Vec<String> = src
-                .dependents(&f.key)?
-                .into_iter()
-                .filter(|d| !d.archived && d.state == FlagState::Active)
-                .map(|d| d.key)
-                .collect();
-            Ok(if active.is_empty() {
-                Vec::new()
-            } else {
-                vec![format!(
-                    "{} depend{} on this flag and will serve off to everyone but their individual inclusions while it is inactive",
-                    active.join(", "),
-                    if active.len() == 1 { "s" } else { "" }
-                )]
-            })
-        })
-    }
-
-    pub fn archive(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "archive", |f, src| {
-            rules::check_archive(src, f)?;
-            f.archived = true;
-            Ok(Vec::new())
-        })
-    }
-
-    pub fn unarchive(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-    ) -> Result<Saved<Flag>> {
-        self.change(actor, project, key, expected, "unarchive", |f, src| {
-            rules::check_unarchive(src, f)?;
-            f.archived = false;
-            Ok(Vec::new())
-        })
-    }
-
     /// The dependencies card of a flag.
     pub fn dependencies(&self, project: Option<&str>, key: &str) -> Result<Dependencies> {
         self.core.read(|tx| {
@@ -677,54 +544,6 @@ impl FlagService {
                 .collect())
         })
     }
-
-    /// Loads, changes with `mutate`, validates, checks the rules, and writes a new version.
-    pub(crate) fn change(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-        action: &'static str,
-        mutate: impl FnOnce(&mut Flag, &mut dyn FlagSource) -> Result<Vec<String>>,
-    ) -> Result<Saved<Flag>> {
-        actor.require(Role::Writer)?;
-        let project = self.core.read(|tx| resolve(tx, project, key))?;
-        let saved = self.core.write(|tx| {
-            super::projects::lock(tx, &project)?;
-            let before = load(tx, &project, key)?;
-            check_version("flag", key, expected, before.version)?;
-            if before.archived && action != "unarchive" {
-                return Err(Error::Blocked {
-                    code: "flag_archived",
-                    message: format!("{key:?} is archived; unarchive it before changing it"),
-                    field: None,
-                    blocking: Vec::new(),
-                });
-            }
-            let mut after = before.clone();
-            let mut warnings = mutate(
-                &mut after,
-                &mut TxSource {
-                    tx: &mut *tx,
-                    project: &project,
-                },
-            )?;
-            if after.bucketing_salt != before.bucketing_salt {
-                warnings.push(
-                    "the bucketing salt changed: users will move between variants".to_string(),
-                );
-            }
-            if after.bucketing_unit != before.bucketing_unit {
-                warnings.push(
-                    "the bucketing unit changed: users will move between variants".to_string(),
-                );
-            }
-            write_version(tx, actor, &before, after, action, warnings)
-        })?;
-        self.core.changed(&project);
-        Ok(saved)
-    }
 }
 
 /// Validates `after`, checks the rules and references, and writes it as the next version of
@@ -736,6 +555,7 @@ pub(crate) fn write_version(
     mut after: Flag,
     action: &'static str,
     warnings: Vec<String>,
+    changes: String,
 ) -> Result<Saved<Flag>> {
     check_and_normalize(tx, Some(before), &mut after)?;
     after.version = before.version + 1;
@@ -752,6 +572,7 @@ pub(crate) fn write_version(
             key: &after.key,
             version: after.version,
             at: after.updated_at,
+            changes,
         },
         action,
         (&doc_value(before)?, &doc_value(&after)?),

@@ -474,6 +474,7 @@ impl GroupService {
                     key,
                     version: after.version,
                     at: after.updated_at,
+                    changes: String::new(),
                 },
                 action,
                 (&doc_value(&before)?, &doc_value(&after)?),

@@ -423,7 +423,15 @@ fn import_flag(
             if !attached {
                 after.deployments.push(deployment.to_string());
             }
-            write_version(tx, actor, &before, after, "import", Vec::new())?;
+            write_version(
+                tx,
+                actor,
+                &before,
+                after,
+                "import",
+                Vec::new(),
+                String::new(),
+            )?;
             report.updated.push(key.to_string());
         }
     }

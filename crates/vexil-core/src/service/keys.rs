@@ -75,6 +75,7 @@ fn cached(row: &ApiKeyRow) -> CachedKey {
         actor: Actor {
             name: row.name.clone(),
             role: Role::parse(&row.role).unwrap_or(Role::Reader),
+            comment: None,
         },
         revoked: row.revoked_at.is_some(),
     }

@@ -364,6 +364,7 @@ impl MetricService {
                     key,
                     version: after.version,
                     at: after.updated_at,
+                    changes: String::new(),
                 },
                 action,
                 (&doc_value(&before)?, &doc_value(&after)?),

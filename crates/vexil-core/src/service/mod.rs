@@ -5,6 +5,7 @@
 //! Services are synchronous: the store drivers are, and the HTTP layer runs service calls on
 //! a blocking thread pool. The console and the JSON API call the same methods.
 
+mod audit;
 mod cohorts;
 pub(crate) mod convert;
 mod deployments;
@@ -26,14 +27,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use vexil_store::{HistoryRow, Store, Tx};
 
+pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditService, AUDIT_PAGE_LIMIT};
 pub use cohorts::{clean_members, parse_members, CohortService, CohortUpload, MemberFormat};
 pub use deployments::{
     DeploymentPatch, DeploymentService, DeploymentView, NewDeployment, RotateDeploymentKey,
 };
 pub use flags::{
     Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation, ExposureBucket,
-    ExposureKind, ExposureParams, ExposureStats, FlagPatch, FlagQuery, FlagService, FlagSummary,
-    GroupInfo, Interval, NewFlag, SlotInfo, VariantCount, VersionInfo,
+    ExposureKind, ExposureParams, ExposureStats, FlagChange, FlagPatch, FlagQuery, FlagService,
+    FlagSummary, GroupInfo, Interval, NewFlag, SlotInfo, VariantCount, VersionInfo,
 };
 pub use groups::{
     GroupMember, GroupPatch, GroupService, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch,
@@ -59,6 +61,9 @@ pub struct Actor {
     /// The management key's name, recorded in history.
     pub name: String,
     pub role: Role,
+    /// Why the request changes what it changes, in the author's words: recorded with every
+    /// history entry it writes (the audit log's "why").
+    pub comment: Option<String>,
 }
 
 impl Actor {
@@ -67,7 +72,14 @@ impl Actor {
         Actor {
             name: "cli".to_string(),
             role: Role::Admin,
+            comment: None,
         }
+    }
+
+    /// The same actor, giving `comment` as the reason for its changes.
+    pub fn with_comment(mut self, comment: Option<String>) -> Actor {
+        self.comment = comment.filter(|c| !c.trim().is_empty());
+        self
     }
 
     fn require(&self, role: Role) -> Result<()> {
@@ -192,6 +204,7 @@ impl Core {
 #[derive(Clone)]
 pub struct Services {
     core: Core,
+    pub audit: AuditService,
     pub projects: ProjectService,
     pub deployments: DeploymentService,
     pub flags: FlagService,
@@ -211,6 +224,7 @@ impl Services {
             analyses: Arc::default(),
         };
         Services {
+            audit: AuditService { core: core.clone() },
             projects: ProjectService { core: core.clone() },
             deployments: DeploymentService { core: core.clone() },
             flags: FlagService { core: core.clone() },
@@ -269,17 +283,27 @@ pub(crate) fn check_version(
 
 /// One entry of a versioned document's history, without the document: who changed it, when, and
 /// how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct VersionMeta {
     pub version: i64,
     /// The management key that made the change.
     pub actor: String,
+    /// Its role then (absent for entries older than the audit log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     pub at: i64,
     /// `create`, `update`, `activate`, `deactivate`, `archive`, `unarchive`, `restore`, `import`
     /// (each document has the ones that apply to it).
     pub action: String,
     /// What changed, e.g. `changed segments, variants`.
     pub summary: String,
+    /// Why, in the author's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The typed changes that made this version (flags).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FlagChange>>)]
+    pub changes: Option<serde_json::Value>,
 }
 
 impl VersionMeta {
@@ -287,9 +311,12 @@ impl VersionMeta {
         VersionMeta {
             version: row.version,
             actor: row.actor.clone(),
+            role: Role::parse(&row.role),
             at: row.at,
             action: row.action.clone(),
             summary: row.summary.clone(),
+            comment: (!row.comment.is_empty()).then(|| row.comment.clone()),
+            changes: serde_json::from_str(&row.changes).ok(),
         }
     }
 }
@@ -322,6 +349,8 @@ pub(crate) struct VersionRef<'a> {
     pub key: &'a str,
     pub version: i64,
     pub at: i64,
+    /// The typed changes that made the version, as JSON ('' when it was not made of any).
+    pub changes: String,
 }
 
 /// Records a document's new version: its history entry, summarizing what changed between the
@@ -335,14 +364,29 @@ pub(crate) fn record_version(
     (before, after): (&serde_json::Value, &serde_json::Value),
     doc: String,
 ) -> Result<()> {
-    let changes = crate::diff::diff(before, after);
+    let diff = crate::diff::diff(before, after);
     let text = match action {
-        "update" => crate::diff::summary(&changes),
-        "restore" => format!("restored: {}", crate::diff::summary(&changes)),
+        "update" => crate::diff::summary(&diff),
+        "restore" => format!("restored: {}", crate::diff::summary(&diff)),
         other => other.to_string(),
     };
-    record(
-        tx, actor, at.project, at.entity, at.key, at.version, at.at, action, text, doc,
+    append(
+        tx,
+        actor,
+        HistoryRow {
+            project: at.project.to_string(),
+            entity: at.entity.to_string(),
+            key: at.key.to_string(),
+            version: at.version,
+            actor: actor.name.clone(),
+            at: at.at,
+            action: action.to_string(),
+            summary: text,
+            doc,
+            comment: String::new(),
+            role: String::new(),
+            changes: at.changes,
+        },
     )
 }
 
@@ -374,18 +418,28 @@ pub(crate) fn record(
         action: action.to_string(),
         summary,
         doc,
+        comment: String::new(),
+        role: String::new(),
+        changes: String::new(),
     };
+    append(tx, actor, row)
+}
+
+/// Appends `row` with the actor's role and comment, and queues its webhook events.
+fn append(tx: &mut dyn Tx, actor: &Actor, mut row: HistoryRow) -> Result<()> {
+    row.role = actor.role.as_str().to_string();
+    row.comment = actor.comment.clone().unwrap_or_default();
     tx.append_history(&row)?;
     webhooks::enqueue(
         tx,
         &webhooks::Change {
             actor,
-            project,
-            entity,
-            key,
-            version,
-            at,
-            action,
+            project: &row.project,
+            entity: &row.entity,
+            key: &row.key,
+            version: row.version,
+            at: row.at,
+            action: &row.action,
             doc: &row.doc,
         },
     )

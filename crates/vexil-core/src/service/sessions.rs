@@ -81,6 +81,7 @@ impl KeyService {
                 Some(key) => Ok(Actor {
                     name: key.name,
                     role: Role::parse(&key.role).unwrap_or(Role::Reader),
+                    comment: None,
                 }),
                 None => Err(ended()),
             }

@@ -179,6 +179,7 @@ mod tests {
         ("PUT /api/v1/flags/{key}/variants/{variant}", true),
         ("DELETE /api/v1/flags/{key}/variants/{variant}", true),
         ("POST /api/v1/flags/{key}/activate", true),
+        ("POST /api/v1/flags/{key}/changes", true),
         ("POST /api/v1/flags/{key}/deactivate", true),
         ("POST /api/v1/flags/{key}/archive", true),
         ("POST /api/v1/flags/{key}/unarchive", true),
@@ -281,9 +282,9 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, 8,
+            seen, 9,
             "offset and limit of the flag list, the versions' limits of flags, mutual-exclusion \
-             groups, holdouts and metrics, days, the delivery log's limit"
+             groups, holdouts and metrics, days, the delivery log's limit, the audit log's limit"
         );
     }
 

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::service::{
     Dependencies, EligibleGroups, Evaluation, ExperimentResults, ExposureParams, ExposureStats,
-    FlagPatch, FlagQuery, FlagSummary, NewFlag, Saved, VersionInfo,
+    FlagChange, FlagPatch, FlagQuery, FlagSummary, NewFlag, Saved, VersionInfo,
 };
 use vexil_core::{Flag, Variant};
 
@@ -34,6 +34,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deactivate))
         .routes(routes!(archive))
         .routes(routes!(unarchive))
+        .routes(routes!(apply_changes))
         .routes(routes!(dependencies))
         .routes(routes!(eligible_prerequisites))
         .routes(routes!(eligible_groups))
@@ -132,9 +133,12 @@ async fn update_flag(
     Json(patch): Json<FlagPatch>,
 ) -> ApiResult<Response> {
     let f = blocking(move || {
+        let changes = vec![FlagChange::Update {
+            patch: Box::new(patch),
+        }];
         s.services
             .flags
-            .update(&actor, p.project.as_deref(), &key, v, patch)
+            .apply(&actor, p.project.as_deref(), &key, v, changes)
     })
     .await?;
     Ok(saved(StatusCode::OK, &f))
@@ -156,9 +160,10 @@ async fn add_variant(
     Json(variant): Json<Variant>,
 ) -> ApiResult<Response> {
     let f = blocking(move || {
+        let changes = vec![FlagChange::AddVariant { variant }];
         s.services
             .flags
-            .add_variant(&actor, p.project.as_deref(), &key, v, variant)
+            .apply(&actor, p.project.as_deref(), &key, v, changes)
     })
     .await?;
     Ok(saved(StatusCode::CREATED, &f))
@@ -181,14 +186,13 @@ async fn update_variant(
     Json(variant): Json<Variant>,
 ) -> ApiResult<Response> {
     let f = blocking(move || {
-        s.services.flags.update_variant(
-            &actor,
-            p.project.as_deref(),
-            &key,
-            v,
-            &variant_key,
+        let changes = vec![FlagChange::UpdateVariant {
+            key: variant_key,
             variant,
-        )
+        }];
+        s.services
+            .flags
+            .apply(&actor, p.project.as_deref(), &key, v, changes)
     })
     .await?;
     Ok(saved(StatusCode::OK, &f))
@@ -208,16 +212,59 @@ async fn delete_variant(
     IfMatch(v): IfMatch,
 ) -> ApiResult<Response> {
     let f = blocking(move || {
+        let changes = vec![FlagChange::DeleteVariant { key: variant_key }];
         s.services
             .flags
-            .delete_variant(&actor, p.project.as_deref(), &key, v, &variant_key)
+            .apply(&actor, p.project.as_deref(), &key, v, changes)
+    })
+    .await?;
+    Ok(saved(StatusCode::OK, &f))
+}
+
+/// Typed changes applied together as one version.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ChangeRequest {
+    /// Applied in order; all of them or none.
+    changes: Vec<FlagChange>,
+    /// Why, recorded in the history entry and the audit log (the `Vexil-Comment` header says
+    /// the same for any other change).
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// Apply typed changes (settings, variants, allocation, prerequisites, state, restore) as one
+/// new version, with a comment. Every other write to a flag is one of these changes.
+#[utoipa::path(post, path = "/api/v1/flags/{key}/changes", tag = "flags", request_body = ChangeRequest,
+    params(("key" = String, Path), InProject, IfMatchHeader),
+    responses(
+        (status = 200, body = Saved<Flag>, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
+async fn apply_changes(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(key): Path<String>,
+    Query(p): Query<InProject>,
+    IfMatch(v): IfMatch,
+    Json(req): Json<ChangeRequest>,
+) -> ApiResult<Response> {
+    let comment = crate::extract::comment(req.comment)?;
+    let actor = match comment {
+        Some(c) => actor.with_comment(Some(c)),
+        None => actor,
+    };
+    let f = blocking(move || {
+        s.services
+            .flags
+            .apply(&actor, p.project.as_deref(), &key, v, req.changes)
     })
     .await?;
     Ok(saved(StatusCode::OK, &f))
 }
 
 macro_rules! state_change {
-    ($name:ident, $method:ident, $path:literal, $doc:literal) => {
+    ($name:ident, $change:expr, $path:literal, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "flags",
             params(("key" = String, Path), InProject, IfMatchHeader),
@@ -232,7 +279,7 @@ macro_rules! state_change {
             Query(p): Query<InProject>,
             IfMatch(v): IfMatch,
         ) -> ApiResult<Response> {
-            let f = blocking(move || s.services.flags.$method(&actor, p.project.as_deref(), &key, v)).await?;
+            let f = blocking(move || s.services.flags.apply(&actor, p.project.as_deref(), &key, v, vec![$change])).await?;
             Ok(saved(StatusCode::OK, &f))
         }
     };
@@ -240,25 +287,25 @@ macro_rules! state_change {
 
 state_change!(
     activate,
-    activate,
+    FlagChange::Activate,
     "/api/v1/flags/{key}/activate",
     "Activate: serve the targeting. Refused while a prerequisite is inactive; the error names it."
 );
 state_change!(
     deactivate,
-    deactivate,
+    FlagChange::Deactivate,
     "/api/v1/flags/{key}/deactivate",
     "Deactivate: serve `off` to everyone. Warns when active flags depend on it."
 );
 state_change!(
     archive,
-    archive,
+    FlagChange::Archive,
     "/api/v1/flags/{key}/archive",
     "Archive: stop serving the flag. Refused while other flags depend on it; the error names them."
 );
 state_change!(
     unarchive,
-    unarchive,
+    FlagChange::Unarchive,
     "/api/v1/flags/{key}/unarchive",
     "Bring a flag back from the archive."
 );
@@ -405,9 +452,10 @@ async fn restore_version(
     IfMatch(v): IfMatch,
 ) -> ApiResult<Response> {
     let f = blocking(move || {
+        let changes = vec![FlagChange::Restore { version }];
         s.services
             .flags
-            .restore(&actor, p.project.as_deref(), &key, v, version)
+            .apply(&actor, p.project.as_deref(), &key, v, changes)
     })
     .await?;
     Ok(saved(StatusCode::OK, &f))

@@ -1,6 +1,7 @@
 //! The management API under `/api/v1`: routes, the OpenAPI document built from the handlers'
 //! annotations, body limits, and JSON answers for unknown routes and methods.
 
+mod audit;
 mod cohorts;
 mod doc;
 mod flags;
@@ -56,6 +57,7 @@ impl Modify for Security {
 
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(audit::routes())
         .merge(projects::routes())
         .merge(flags::routes())
         .merge(groups::routes())

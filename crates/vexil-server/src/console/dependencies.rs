@@ -15,7 +15,7 @@
 use axum::extract::{Path, Request};
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::{FlagPatch, GroupInfo};
+use vexil_core::service::{FlagChange, FlagPatch, GroupInfo};
 use vexil_core::{Error, FieldError, GroupKind, SlotRef, OFF};
 
 use super::flag_edit::change;
@@ -330,7 +330,15 @@ pub(crate) async fn join_mutex(
                 mutex_group: Some(Some(slot_ref(f)?)),
                 ..FlagPatch::default()
             };
-            s.flags.update(who, project, key, f.version(), patch)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
         },
     )
     .await
@@ -354,7 +362,15 @@ pub(crate) async fn leave_mutex(
                 mutex_group: Some(None),
                 ..FlagPatch::default()
             };
-            s.flags.update(who, project, key, f.version(), patch)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
         },
     )
     .await
@@ -388,7 +404,15 @@ pub(crate) async fn set_holdouts(
                 holdouts: Some(holdouts),
                 ..FlagPatch::default()
             };
-            s.flags.update(who, project, key, f.version(), patch)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
         },
     )
     .await

@@ -10,7 +10,7 @@
 use axum::extract::{Path, Request};
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::FlagPatch;
+use vexil_core::service::{FlagChange, FlagPatch};
 use vexil_core::{
     Correction, Error, ExperimentSettings, FieldError, Flag, FlagType, Metric, TestType,
 };
@@ -262,7 +262,15 @@ pub(crate) async fn save(
                 experiment: Some(settings(f)?),
                 ..FlagPatch::default()
             };
-            s.flags.update(who, project, key, f.version(), patch)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
         },
     )
     .await

@@ -5,7 +5,7 @@
 use axum::extract::{Path, Request};
 use axum::response::Response;
 use vexil_core::keys::key_from_name;
-use vexil_core::service::{FlagPatch, Saved};
+use vexil_core::service::{FlagChange, FlagPatch, Saved};
 use vexil_core::{Error, FieldError, Flag, Prerequisite, Variant};
 
 use super::flag_page::{render, Extra};
@@ -89,7 +89,15 @@ fn edit_prerequisites(
         prerequisites: Some(list),
         ..FlagPatch::default()
     };
-    s.flags.update(who, project, key, version, patch)
+    s.flags.apply(
+        who,
+        project,
+        key,
+        version,
+        vec![FlagChange::Update {
+            patch: Box::new(patch),
+        }],
+    )
 }
 
 fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Error {
@@ -121,7 +129,15 @@ pub(crate) async fn settings(
                 bucketing_salt: f.text("bucketing_salt"),
                 ..FlagPatch::default()
             };
-            s.flags.update(who, project, key, f.version(), patch)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
         },
     )
     .await
@@ -164,8 +180,15 @@ pub(crate) async fn add_variant(
         request,
         "Variant added.",
         |s, who, project, key, f| {
-            s.flags
-                .add_variant(who, project, key, f.version(), variant(f)?)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::AddVariant {
+                    variant: variant(f)?,
+                }],
+            )
         },
     )
     .await
@@ -193,8 +216,16 @@ pub(crate) async fn update_variant(
                     .variant(&old)
                     .map_or_else(|| v.key.clone(), |o| o.name.clone());
             }
-            s.flags
-                .update_variant(who, project, key, f.version(), &old, v)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::UpdateVariant {
+                    key: old.clone(),
+                    variant: v,
+                }],
+            )
         },
     )
     .await
@@ -213,7 +244,15 @@ pub(crate) async fn delete_variant(
         key,
         request,
         "Variant deleted.",
-        move |s, who, project, key, f| s.flags.delete_variant(who, project, key, f.version(), &old),
+        move |s, who, project, key, f| {
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::DeleteVariant { key: old.clone() }],
+            )
+        },
     )
     .await
 }
@@ -240,7 +279,15 @@ pub(crate) async fn allocation(
                 inclusions: Some(inclusions),
                 ..FlagPatch::default()
             };
-            s.flags.update(who, project, key, f.version(), patch)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
         },
     )
     .await
@@ -293,7 +340,15 @@ pub(crate) async fn remove_prerequisite(
                 prerequisites: Some(list),
                 ..FlagPatch::default()
             };
-            s.flags.update(who, project, key, f.version(), patch)
+            s.flags.apply(
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
         },
     )
     .await
@@ -328,10 +383,18 @@ pub(crate) async fn state(
         move |s, who, project, key, f| {
             let v = f.version();
             match action.as_str() {
-                "activate" => s.flags.activate(who, project, key, v),
-                "deactivate" => s.flags.deactivate(who, project, key, v),
-                "archive" => s.flags.archive(who, project, key, v),
-                _ => s.flags.unarchive(who, project, key, v),
+                "activate" => s
+                    .flags
+                    .apply(who, project, key, v, vec![FlagChange::Activate]),
+                "deactivate" => s
+                    .flags
+                    .apply(who, project, key, v, vec![FlagChange::Deactivate]),
+                "archive" => s
+                    .flags
+                    .apply(who, project, key, v, vec![FlagChange::Archive]),
+                _ => s
+                    .flags
+                    .apply(who, project, key, v, vec![FlagChange::Unarchive]),
             }
         },
     )

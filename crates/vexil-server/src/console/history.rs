@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use vexil_core::diff::Change;
-use vexil_core::service::VersionMeta;
+use vexil_core::service::{FlagChange, VersionMeta};
 use vexil_core::GroupKind;
 
 use super::layout::{self, csrf, error_box, when};
@@ -237,8 +237,13 @@ pub(crate) async fn restore(
     let console = state.0;
     let k = key.clone();
     let submitted = submit(&console, &session, request, move |s, who, f| {
-        s.flags
-            .restore(who, f.text("project").as_deref(), &k, f.version(), version)
+        s.flags.apply(
+            who,
+            f.text("project").as_deref(),
+            &k,
+            f.version(),
+            vec![FlagChange::Restore { version }],
+        )
     })
     .await;
     let (fields, result) = match submitted {

@@ -497,6 +497,100 @@ pub fn cohort_member_replace_is_atomic(store: &dyn Store) {
     });
 }
 
+/// The audit log: history entries of every entity, newest first, filtered by project, actor,
+/// entity, key and time, paged after the last entry read without losing entries that share a
+/// time; each keeps its comment, role and changes.
+pub fn audit_lists_every_entity_newest_first(store: &dyn Store) {
+    use crate::{AuditCursor, AuditQuery};
+    seed_projects(store, &["p", "q"]);
+    write_ok(store, "append history", |tx| {
+        for version in 1..=3 {
+            tx.append_history(&history("p", "flag", "f", version))?;
+        }
+        let mut cohort = history("p", "cohort", "c", 2); // at T0 + 2, like flag f version 2
+        cohort.actor = "ci".to_owned();
+        cohort.changes = r#"[{"kind":"activate"}]"#.to_owned();
+        tx.append_history(&cohort)?;
+        tx.append_history(&history("q", "flag", "f", 1))
+    });
+    read_ok(store, "audit", |tx| {
+        let q = |f: &dyn Fn(&mut AuditQuery)| {
+            let mut q = AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            };
+            f(&mut q);
+            q
+        };
+        let ids = |rows: Vec<crate::HistoryRow>| -> Vec<String> {
+            rows.into_iter()
+                .map(|r| format!("{}/{}/{}@{}", r.project, r.entity, r.key, r.version))
+                .collect()
+        };
+        let all = tx.audit(&q(&|_| {}))?;
+        let cohort = all.iter().find(|r| r.entity == "cohort");
+        assert_eq!(
+            cohort.map(|r| r.changes.as_str()),
+            Some(r#"[{"kind":"activate"}]"#),
+            "rows round-trip"
+        );
+        assert_eq!(
+            (all[0].comment.as_str(), all[0].role.as_str()),
+            ("why 3", "admin")
+        );
+        assert_eq!(
+            ids(all),
+            [
+                "p/flag/f@3",
+                "p/flag/f@2",
+                "p/cohort/c@2",
+                "q/flag/f@1",
+                "p/flag/f@1"
+            ],
+            "newest first, ties in a fixed order"
+        );
+        assert_eq!(
+            ids(tx.audit(&q(&|q| q.project = Some("p".into())))?).len(),
+            4
+        );
+        assert_eq!(
+            ids(tx.audit(&q(&|q| q.actor = Some("ci".into())))?),
+            ["p/cohort/c@2"]
+        );
+        assert_eq!(
+            ids(tx.audit(&q(&|q| {
+                q.entity = Some("flag".into());
+                q.key = Some("f".into());
+                q.from = Some(T0 + 1);
+                q.to = Some(T0 + 3);
+            }))?),
+            ["p/flag/f@2", "q/flag/f@1", "p/flag/f@1"],
+            "entity, key and [from, to)"
+        );
+        // Pages of two, resumed after the last entry.
+        let mut seen = Vec::new();
+        let mut after: Option<AuditCursor> = None;
+        loop {
+            let page = tx.audit(&q(&|q| {
+                q.limit = 2;
+                q.after = after.clone();
+            }))?;
+            let Some(last) = page.last() else { break };
+            after = Some(AuditCursor {
+                at: last.at,
+                project: last.project.clone(),
+                entity: last.entity.clone(),
+                key: last.key.clone(),
+                version: last.version,
+            });
+            seen.extend(ids(page));
+        }
+        assert_eq!(seen.len(), 5, "every entry once: {seen:?}");
+        assert!(tx.audit(&q(&|q| q.limit = 0))?.is_empty());
+        Ok(())
+    });
+}
+
 /// History: appended entries page newest first; a duplicate version conflicts.
 pub fn history_pages_newest_first(store: &dyn Store) {
     seed_projects(store, &["p"]);

@@ -39,6 +39,7 @@
 //! | `flag_links_follow_updates` | tag/deployment filters see a flag's updated lists |
 //! | `cohorts_round_trip` | 1,000 members in order, update with/without members, delete |
 //! | `cohort_member_replace_is_atomic` | a failed transaction keeps the old members |
+//! | `audit_lists_every_entity_newest_first` | the audit log: filters, time range and pages over every entity's history |
 //! | `history_pages_newest_first` | append/list (before_version, limit)/get, duplicate version |
 //! | `api_keys_round_trip` | insert/list/lookup by hash/revoke, conflicts on id and hash |
 //! | `concurrent_updates_one_wins` | two writers on one base version: one wins, one mismatches |
@@ -68,9 +69,10 @@ mod webhooks;
 
 pub use documents::documents_round_trip;
 pub use entities::{
-    api_keys_round_trip, cohort_member_replace_is_atomic, cohorts_round_trip, deployment_conflicts,
-    deployments_round_trip, flag_conflicts, flags_round_trip, history_pages_newest_first,
-    project_conflicts, projects_round_trip, version_checks,
+    api_keys_round_trip, audit_lists_every_entity_newest_first, cohort_member_replace_is_atomic,
+    cohorts_round_trip, deployment_conflicts, deployments_round_trip, flag_conflicts,
+    flags_round_trip, history_pages_newest_first, project_conflicts, projects_round_trip,
+    version_checks,
 };
 pub use events::{analysis_scans_resume_after_an_id, events_round_trip};
 pub use listing::{
@@ -126,6 +128,7 @@ pub const CASES: &[Case] = table![
     flag_links_follow_updates,
     cohorts_round_trip,
     cohort_member_replace_is_atomic,
+    audit_lists_every_entity_newest_first,
     history_pages_newest_first,
     api_keys_round_trip,
     concurrent_updates_one_wins,
@@ -178,7 +181,8 @@ macro_rules! conformance_tests {
             flag_links_follow_updates,
             cohorts_round_trip,
             cohort_member_replace_is_atomic,
-            history_pages_newest_first,
+            audit_lists_every_entity_newest_first,
+    history_pages_newest_first,
             api_keys_round_trip,
             concurrent_updates_one_wins,
             lock_project_serializes_writers,
@@ -335,6 +339,9 @@ fn history(project: &str, entity: &str, key: &str, version: i64) -> HistoryRow {
         action: if version == 1 { "create" } else { "update" }.to_owned(),
         summary: format!("{entity} {key} at version {version}"),
         doc: format!(r#"{{"key":"{key}","version":{version}}}"#),
+        comment: format!("why {version}"),
+        role: "admin".to_owned(),
+        changes: String::new(),
     }
 }
 

@@ -16,7 +16,7 @@ pub(super) const FLAG_COLS: &str =
 pub(super) const COHORT_COLS: &str =
     "project, id, name, group_type, size, doc, version, created_at, updated_at";
 pub(super) const HISTORY_COLS: &str =
-    "project, entity, key, version, actor, at, action, summary, doc";
+    "project, entity, key, version, actor, at, action, summary, doc, comment, role, changes";
 pub(super) const API_KEY_COLS: &str = "id, name, hash, prefix, role, created_at, revoked_at";
 
 pub(super) fn text(s: &str) -> Val {
@@ -281,6 +281,9 @@ pub(super) fn history_row(c: &mut Cells) -> Result<HistoryRow> {
         action: c.text()?,
         summary: c.text()?,
         doc: c.text()?,
+        comment: c.text()?,
+        role: c.text()?,
+        changes: c.text()?,
     })
 }
 

@@ -21,8 +21,9 @@ use self::codec::{
     text, Cells, API_KEY_COLS, COHORT_COLS, DEPLOYMENT_COLS, FLAG_COLS, HISTORY_COLS, PROJECT_COLS,
 };
 use crate::rows::{
-    ApiKeyRow, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount, ExposureQuery,
-    ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow, SessionRow,
+    ApiKeyRow, AuditQuery, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount,
+    ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow,
+    SessionRow,
 };
 use crate::rows::{
     DeliveryRow, DocumentRow, EventColumns, EventFact, EventRow, ExposureFact, OutboxRow,
@@ -519,8 +520,8 @@ impl Tx for SqlTx<'_> {
     fn append_history(&mut self, row: &HistoryRow) -> Result<()> {
         self.writable()?;
         let sql = format!(
-            "INSERT INTO history ({HISTORY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT DO NOTHING"
+            "INSERT INTO history ({HISTORY_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING"
         );
         let params = [
             text(&row.project),
@@ -532,6 +533,9 @@ impl Tx for SqlTx<'_> {
             text(&row.action),
             text(&row.summary),
             text(&row.doc),
+            text(&row.comment),
+            text(&row.role),
+            text(&row.changes),
         ];
         self.insert_new(&sql, &params, ("history", &row.key, "version"), &[])
     }
@@ -564,6 +568,61 @@ impl Tx for SqlTx<'_> {
             "SELECT {HISTORY_COLS} FROM history \
              WHERE project = $1 AND entity = $2 AND key = $3{before} \
              ORDER BY version DESC LIMIT $4"
+        );
+        self.rows(&sql, &params, history_row)
+    }
+
+    fn audit(&mut self, q: &AuditQuery) -> Result<Vec<HistoryRow>> {
+        if q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut params: Vec<Val> = Vec::new();
+        let mut conditions: Vec<String> = Vec::new();
+        let mut equal = |column: &str, value: &Option<String>, params: &mut Vec<Val>| {
+            if let Some(v) = value {
+                params.push(text(v));
+                conditions.push(format!("{column} = ${}", params.len()));
+            }
+        };
+        equal("project", &q.project, &mut params);
+        equal("actor", &q.actor, &mut params);
+        equal("entity", &q.entity, &mut params);
+        equal("key", &q.key, &mut params);
+        if let Some(from) = q.from {
+            params.push(Val::Int(from));
+            conditions.push(format!("at >= ${}", params.len()));
+        }
+        if let Some(to) = q.to {
+            params.push(Val::Int(to));
+            conditions.push(format!("at < ${}", params.len()));
+        }
+        if let Some(c) = &q.after {
+            let n = params.len();
+            params.extend([
+                Val::Int(c.at),
+                text(&c.project),
+                text(&c.entity),
+                text(&c.key),
+                Val::Int(c.version),
+            ]);
+            conditions.push(format!(
+                "(at < ${a} OR (at = ${a} AND (project, entity, key, version) < (${p}, ${e}, ${k}, ${v})))",
+                a = n + 1,
+                p = n + 2,
+                e = n + 3,
+                k = n + 4,
+                v = n + 5
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {HISTORY_COLS} FROM history {filter} \
+             ORDER BY at DESC, project DESC, entity DESC, key DESC, version DESC LIMIT {}",
+            q.limit
         );
         self.rows(&sql, &params, history_row)
     }

@@ -3,14 +3,14 @@
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use vexil_store::HistoryRow;
+use vexil_store::{HistoryRow, Tx};
 
 use super::{load, resolve, FlagService};
 use crate::diff::{diff, Change};
 use crate::error::{Error, Result};
 use crate::model::Flag;
 use crate::service::convert::doc_value;
-use crate::service::{version_document, Actor, Saved, VersionMeta};
+use crate::service::{version_document, VersionMeta};
 
 /// One version of a flag.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -74,46 +74,21 @@ impl FlagService {
             _ => Err(version_not_found(key, from)),
         }
     }
+}
 
-    /// Writes the configuration of version `version` as a new version. The state (active or
-    /// not) and the archive flag stay as they are now; the restored configuration goes through
-    /// the same validation and prerequisite rules as any change.
-    pub fn restore(
-        &self,
-        actor: &Actor,
-        project: Option<&str>,
-        key: &str,
-        expected: Option<i64>,
-        version: i64,
-    ) -> Result<Saved<Flag>> {
-        let Some(old) = self.version(project, key, version)?.flag else {
-            return Err(version_not_found(key, version));
-        };
-        self.change(actor, project, key, expected, "restore", move |f, _| {
-            f.name = old.name;
-            f.description = old.description;
-            f.experiment_key = old.experiment_key;
-            f.experiment = old.experiment;
-            f.evaluation_mode = old.evaluation_mode;
-            f.bucketing_unit = old.bucketing_unit;
-            f.bucketing_salt = old.bucketing_salt;
-            f.tags = old.tags;
-            f.deployments = old.deployments;
-            f.variants = old.variants;
-            f.segments = old.segments;
-            f.all_other_users = old.all_other_users;
-            f.inclusions = old.inclusions;
-            f.prerequisites = old.prerequisites;
-            f.mutex_group = old.mutex_group;
-            f.holdouts = old.holdouts;
-            f.imported_config = old.imported_config;
-            Ok(vec![format!(
-                "restored the configuration of version {version}"
-            )])
-        })
+/// The flag as version `version` stored it, if that version exists.
+pub(super) fn stored_version(
+    tx: &mut dyn Tx,
+    project: &str,
+    key: &str,
+    version: i64,
+) -> Result<Option<Flag>> {
+    match tx.get_history(project, "flag", key, version)? {
+        Some(row) => Ok(info(&row, true)?.flag),
+        None => Ok(None),
     }
 }
 
-fn version_not_found(key: &str, version: i64) -> Error {
+pub(super) fn version_not_found(key: &str, version: i64) -> Error {
     super::super::version_not_found("flag version", key, version)
 }
