@@ -18,6 +18,7 @@ mod listen;
 mod metrics;
 pub mod otlp;
 mod proxy;
+mod scheduler;
 mod sdk;
 mod state;
 mod throttle;
@@ -59,6 +60,8 @@ pub struct App {
     credentials: credentials::Follower,
     /// Delivers the webhook outbox.
     webhooks: webhooks::Worker,
+    /// Publishes the drafts scheduled for now.
+    scheduler: scheduler::Scheduler,
 }
 
 impl App {
@@ -118,10 +121,13 @@ impl App {
             secrets,
             config.publisher.sync_interval,
         );
+        let scheduler =
+            scheduler::Scheduler::start(services.clone(), config.publisher.sync_interval);
         Ok(App {
             console,
             credentials,
             webhooks,
+            scheduler,
             state: AppState {
                 services,
                 publisher: publisher.clone(),
@@ -195,6 +201,7 @@ impl App {
     /// Stores the queued tracking records and stops the background threads.
     pub async fn stop(&self) {
         self.credentials.stop();
+        self.scheduler.stop();
         self.webhooks.stop().await;
         let publisher = self.sdk.publisher.clone();
         let tracker = self.sdk.tracker.clone();

@@ -308,6 +308,9 @@ pub trait Tx {
     /// The highest row ids of exposures and of events so far (0 when none): what a read of
     /// everything reads up to, and where a later `*_since` read resumes.
     fn last_ids(&mut self) -> Result<(i64, i64)>;
+    /// The newest `limit` product events of a project, newest first, without their event
+    /// properties (who has been active lately, with their user properties).
+    fn recent_events(&mut self, project: &str, limit: u32) -> Result<Vec<EventFact>>;
     /// Up to `limit` records of `flag_key` of the given `kinds` (`client_exposure`,
     /// `assignment`, …) with a real variant, an id above `after.0` and a time at or after
     /// `after.1`, in id (arrival) order: analysis reads millions a page at a time.

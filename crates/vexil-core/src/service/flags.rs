@@ -25,6 +25,8 @@ mod history;
 mod qa;
 
 pub use change::FlagChange;
+pub(crate) use change::{apply_in, preview_in};
+pub(crate) use qa::stored_cohorts;
 
 pub use exposures::{
     ExposureBucket, ExposureKind, ExposureParams, ExposureStats, Interval, VariantCount,

@@ -9,6 +9,7 @@ mod audit;
 mod cohorts;
 pub(crate) mod convert;
 mod deployments;
+mod drafts;
 mod flags;
 pub(crate) mod groups;
 mod import;
@@ -31,6 +32,10 @@ pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditService, AUDIT_PAGE_LIM
 pub use cohorts::{clean_members, parse_members, CohortService, CohortUpload, MemberFormat};
 pub use deployments::{
     DeploymentPatch, DeploymentService, DeploymentView, NewDeployment, RotateDeploymentKey,
+};
+pub use drafts::{
+    ApprovalPolicy, Approvals, Decision, Draft, DraftPatch, DraftService, DraftStatus, DraftView,
+    Moved, NewDraft, NewReview, PolicyScope, Review,
 };
 pub use flags::{
     Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation, ExposureBucket,
@@ -205,6 +210,7 @@ impl Core {
 pub struct Services {
     core: Core,
     pub audit: AuditService,
+    pub drafts: DraftService,
     pub projects: ProjectService,
     pub deployments: DeploymentService,
     pub flags: FlagService,
@@ -225,6 +231,7 @@ impl Services {
         };
         Services {
             audit: AuditService { core: core.clone() },
+            drafts: DraftService { core: core.clone() },
             projects: ProjectService { core: core.clone() },
             deployments: DeploymentService { core: core.clone() },
             flags: FlagService { core: core.clone() },

@@ -197,6 +197,7 @@ mod tests {
         ("PATCH /api/v1/projects/{project}/holdouts/{key}", true),
         ("PATCH /api/v1/projects/{project}/mutex-groups/{key}", true),
         ("PATCH /api/v1/projects/{project}/metrics/{key}", true),
+        ("PATCH /api/v1/projects/{project}/drafts/{id}", true),
         (
             "POST /api/v1/projects/{project}/metrics/{key}/archive",
             true,

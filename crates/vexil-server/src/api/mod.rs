@@ -4,6 +4,7 @@
 mod audit;
 mod cohorts;
 mod doc;
+mod drafts;
 mod flags;
 mod groups;
 mod keys;
@@ -58,6 +59,7 @@ impl Modify for Security {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(audit::routes())
+        .merge(drafts::routes())
         .merge(projects::routes())
         .merge(flags::routes())
         .merge(groups::routes())

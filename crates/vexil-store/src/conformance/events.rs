@@ -126,6 +126,13 @@ pub fn analysis_scans_resume_after_an_id(store: &dyn Store) {
             ["Page View", "Signup", "Signup"],
             "resumed after an id"
         );
+        let recent = tx.recent_events("p", 2)?;
+        assert_eq!(
+            recent.iter().map(|e| e.time).collect::<Vec<_>>(),
+            [T0 - 1, T0 + 5],
+            "the newest first"
+        );
+        assert_eq!(recent[0].event_properties, None, "without event properties");
         let only = EventColumns {
             user_id: false,
             device_id: false,

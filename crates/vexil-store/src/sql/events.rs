@@ -166,6 +166,16 @@ pub(super) fn events_since(
     tx.rows(&sql, &params, event_fact)
 }
 
+/// The newest `limit` events of a project, newest first (their event properties left out).
+pub(super) fn recent(tx: &mut SqlTx<'_>, project: &str, limit: u32) -> Result<Vec<EventFact>> {
+    let sql = format!(
+        "SELECT id, event_type, user_id, device_id, groups, event_time, '', user_properties \
+         FROM events WHERE project = $1 ORDER BY id DESC LIMIT {}",
+        limit.max(1)
+    );
+    tx.rows(&sql, &[text(project)], event_fact)
+}
+
 fn exposure_fact(c: &mut Cells) -> Result<ExposureFact> {
     Ok(ExposureFact {
         id: c.int()?,

@@ -817,6 +817,10 @@ impl Tx for SqlTx<'_> {
         events::last_ids(self)
     }
 
+    fn recent_events(&mut self, project: &str, limit: u32) -> Result<Vec<EventFact>> {
+        events::recent(self, project, limit)
+    }
+
     fn exposures_since(
         &mut self,
         project: &str,

@@ -14,6 +14,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{Flag, FlagState, Prerequisite, Rollout, Segment, Variant};
 use crate::rules::{self, FlagSource};
+use vexil_store::Tx;
+
 use crate::service::{now_ms, Actor, Role, Saved};
 
 /// One change to a flag.
@@ -209,7 +211,9 @@ fn restore(f: &mut Flag, old: Flag) {
 impl FlagService {
     /// Applies `changes` in order to flag `key` at version `expected` (any version when
     /// `None`) and writes the result as one new version. The whole list is refused when one
-    /// change, the result's validation or a rule refuses it; nothing is written then.
+    /// change, the result's validation or a rule refuses it; nothing is written then. When
+    /// the project's approval policy covers the flag, changes go through a reviewed draft
+    /// instead, and this refuses them.
     pub fn apply(
         &self,
         actor: &Actor,
@@ -219,70 +223,101 @@ impl FlagService {
         changes: Vec<FlagChange>,
     ) -> Result<Saved<Flag>> {
         actor.require(Role::Writer)?;
-        if changes.is_empty() {
-            return Err(Error::invalid(
-                "changes",
-                "no_changes",
-                "give at least one change",
-            ));
-        }
-        let action = match changes.as_slice() {
-            [one] => one.action(),
-            _ => "update",
-        };
-        let recorded = serde_json::to_string(&changes).map_err(|e| Error::Internal(e.into()))?;
         let project = self.core.read(|tx| resolve(tx, project, key))?;
         let saved = self.core.write(|tx| {
             super::super::projects::lock(tx, &project)?;
-            let before = load(tx, &project, key)?;
-            check_version("flag", key, expected, before.version)?;
-            if before.archived && !matches!(changes.first(), Some(FlagChange::Unarchive)) {
-                return Err(Error::Blocked {
-                    code: "flag_archived",
-                    message: format!("{key:?} is archived; unarchive it before changing it"),
-                    field: None,
-                    blocking: Vec::new(),
-                });
-            }
-            let mut after = before.clone();
-            let mut warnings = Vec::new();
-            for change in changes {
-                let restored = match &change {
-                    FlagChange::Restore { version } => {
-                        super::history::stored_version(tx, &project, key, *version)?
-                    }
-                    _ => None,
-                };
-                warnings.extend(change.apply(
-                    &mut after,
-                    &mut TxSource {
-                        tx: &mut *tx,
-                        project: &project,
-                    },
-                    restored,
-                )?);
-            }
-            if after.bucketing_salt != before.bucketing_salt {
-                warnings.push(
-                    "the bucketing salt changed: users will move between variants".to_string(),
-                );
-            }
-            if after.bucketing_unit != before.bucketing_unit {
-                warnings.push(
-                    "the bucketing unit changed: users will move between variants".to_string(),
-                );
-            }
-            write_version(
-                tx,
-                actor,
-                &before,
-                after,
-                action,
-                warnings,
-                recorded.clone(),
-            )
+            let flag = load(tx, &project, key)?;
+            super::super::drafts::refuse_unreviewed(tx, &flag)?;
+            apply_in(tx, actor, &project, key, expected, changes)
         })?;
         self.core.changed(&project);
         Ok(saved)
     }
+}
+
+/// What `changes` make of flag `key` at version `expected`: the flag before and after, and the
+/// warnings, without writing anything (the result is not validated yet).
+pub(crate) fn build(
+    tx: &mut dyn Tx,
+    project: &str,
+    key: &str,
+    expected: Option<i64>,
+    changes: Vec<FlagChange>,
+) -> Result<(Flag, Flag, Vec<String>)> {
+    if changes.is_empty() {
+        return Err(Error::invalid(
+            "changes",
+            "no_changes",
+            "give at least one change",
+        ));
+    }
+    let before = load(tx, project, key)?;
+    check_version("flag", key, expected, before.version)?;
+    if before.archived && !matches!(changes.first(), Some(FlagChange::Unarchive)) {
+        return Err(Error::Blocked {
+            code: "flag_archived",
+            message: format!("{key:?} is archived; unarchive it before changing it"),
+            field: None,
+            blocking: Vec::new(),
+        });
+    }
+    let mut after = before.clone();
+    let mut warnings = Vec::new();
+    for change in changes {
+        let restored = match &change {
+            FlagChange::Restore { version } => {
+                super::history::stored_version(tx, project, key, *version)?
+            }
+            _ => None,
+        };
+        warnings.extend(change.apply(
+            &mut after,
+            &mut TxSource {
+                tx: &mut *tx,
+                project,
+            },
+            restored,
+        )?);
+    }
+    if after.bucketing_salt != before.bucketing_salt {
+        warnings.push("the bucketing salt changed: users will move between variants".to_string());
+    }
+    if after.bucketing_unit != before.bucketing_unit {
+        warnings.push("the bucketing unit changed: users will move between variants".to_string());
+    }
+    Ok((before, after, warnings))
+}
+
+/// What `changes` would make of flag `key`, validated and checked against the rules like a
+/// write, without writing: the flag before and after, and the warnings.
+pub(crate) fn preview_in(
+    tx: &mut dyn Tx,
+    project: &str,
+    key: &str,
+    expected: Option<i64>,
+    changes: Vec<FlagChange>,
+) -> Result<(Flag, Flag, Vec<String>)> {
+    let (before, mut after, warnings) = build(tx, project, key, expected, changes)?;
+    super::check_and_normalize(tx, Some(&before), &mut after)?;
+    Ok((before, after, warnings))
+}
+
+/// [`FlagService::apply`] inside a write transaction that holds the project's lock, without
+/// the approval policy's check (a published draft has passed it).
+pub(crate) fn apply_in(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    project: &str,
+    key: &str,
+    expected: Option<i64>,
+    changes: Vec<FlagChange>,
+) -> Result<Saved<Flag>> {
+    actor.require(Role::Writer)?;
+    let action = match changes.as_slice() {
+        [one] => one.action(),
+        _ => "update",
+    };
+    let recorded = serde_json::to_string(&changes).map_err(|e| Error::Internal(e.into()))?;
+    let (before, after, warnings) = build(tx, project, key, expected, changes)?;
+    write_version(tx, actor, &before, after, action, warnings, recorded)
 }

@@ -112,7 +112,7 @@ impl FlagService {
 }
 
 /// The cohorts `configs` reference, with their members, as serving holds them.
-fn stored_cohorts(
+pub(crate) fn stored_cohorts(
     tx: &mut dyn vexil_store::Tx,
     project: &str,
     configs: &[FlagConfig],

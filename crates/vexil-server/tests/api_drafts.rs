@@ -1,0 +1,490 @@
+//! Drafts on both backends: previewed in the product's words and as the users they move,
+//! published as one version, refused on a moved base or by a rule; approval policies (the
+//! author may not approve, N reviewers, direct changes refused); scheduled publication, once
+//! with two nodes running, and marked failed with the reason when refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::{fast_config, Resp, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+on_both_backends!(
+    a_draft_previews_then_publishes_as_one_version,
+    approvals_gate_publishing,
+    scheduled_drafts_publish_once
+);
+
+/// Sends `body` as `key` (a management key's secret).
+async fn as_key(srv: &Server, key: &str, method: Method, path: &str, body: Option<&Value>) -> Resp {
+    let mut req = srv.http.request(method, srv.url(path)).bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    srv.read(req.send().await.unwrap()).await
+}
+
+async fn new_key(srv: &Server, name: &str, role: &str) -> String {
+    srv.post("/api/v1/keys", &json!({"name": name, "role": role}))
+        .await
+        .ok(201)
+        .json["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_draft_previews_then_publishes_as_one_version(srv: &Server) {
+    let p = srv.create_project("Drafts").await;
+    srv.flag_in(&p, "gate", json!({})).await;
+    srv.action("gate", "activate").await.ok(200);
+    srv.flag_in(
+        &p,
+        "checkout",
+        json!({"variants": [{"key": "single-page"}, {"key": "express"}]}),
+    )
+    .await;
+    let drafts = format!("/api/v1/projects/{p}/drafts");
+    let base = srv.version("checkout").await;
+    let created = srv
+        .post(
+            &drafts,
+            &json!({
+                "flag": "checkout",
+                "title": "Half of everyone on express",
+                "comment": "Ticket 7",
+                "changes": [
+                    {"kind": "set_allocation", "all_other_users": {"percentage": 50, "weights": {"express": 1}}},
+                    {"kind": "activate"}
+                ]
+            }),
+        )
+        .await
+        .ok(201)
+        .json;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["status"], "open");
+    assert_eq!(created["base_version"], base);
+    assert_eq!(
+        created["summary"],
+        json!([
+            "Activated: serves its targeting",
+            "All other users: off → 50% (*express* 100%)"
+        ]),
+        "{created}"
+    );
+    let moved = &created["moved"];
+    assert_eq!(moved["sample"], 10_000);
+    let n = moved["moved"].as_u64().unwrap();
+    assert!((4_700..=5_300).contains(&n), "about half move: {moved}");
+    assert_eq!(moved["transitions"][0]["from"], "off");
+    assert_eq!(moved["transitions"][0]["to"], "express");
+    assert!(created.get("blocked").is_none(), "{created}");
+    assert_eq!(
+        srv.version("checkout").await,
+        base,
+        "a draft writes nothing"
+    );
+
+    let published = srv
+        .post(&format!("{drafts}/{id}/publish"), &json!({}))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(published["status"], "published");
+    assert_eq!(published["published_version"], base + 1);
+    let flag = srv.flag("checkout").await;
+    assert_eq!(flag.etag(), base + 1, "one version");
+    assert_eq!(flag.json["state"], "active");
+    let versions = srv
+        .get("/api/v1/flags/checkout/versions")
+        .await
+        .ok(200)
+        .json;
+    let comment = versions[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.contains("Half of everyone on express") && comment.contains(&id),
+        "{comment}"
+    );
+    srv.post(&format!("{drafts}/{id}/publish"), &json!({}))
+        .await
+        .err(409, "draft_not_open", None);
+
+    // A draft whose base moved on is refused with the reason, until its base is updated.
+    let stale = srv
+        .post(
+            &drafts,
+            &json!({"flag": "checkout", "title": "Describe it",
+                    "changes": [{"kind": "update", "patch": {"description": "Fast checkout"}}]}),
+        )
+        .await
+        .ok(201)
+        .json;
+    let stale_id = stale["id"].as_str().unwrap().to_owned();
+    srv.update("checkout", &json!({"name": "Checkout 2"}))
+        .await
+        .ok(200);
+    let view = srv.get(&format!("{drafts}/{stale_id}")).await.ok(200);
+    assert!(
+        view.json["blocked"].as_str().unwrap().contains("moved on"),
+        "{}",
+        view.json
+    );
+    srv.post(&format!("{drafts}/{stale_id}/publish"), &json!({}))
+        .await
+        .err(409, "base_moved", Some("base_version"));
+    let current = srv.version("checkout").await;
+    srv.patch(
+        &format!("{drafts}/{stale_id}"),
+        view.etag(),
+        &json!({"base_version": current}),
+    )
+    .await
+    .ok(200);
+    srv.post(&format!("{drafts}/{stale_id}/publish"), &json!({}))
+        .await
+        .ok(200);
+    assert_eq!(
+        srv.flag("checkout").await.json["description"],
+        "Fast checkout"
+    );
+
+    // A rule that blocks the changes now refuses the publication, naming the blocker.
+    srv.flag_in(
+        &p,
+        "banner",
+        json!({"prerequisites": [{"flag": "gate", "variants": ["on"]}]}),
+    )
+    .await;
+    let ruled = srv
+        .post(
+            &drafts,
+            &json!({"flag": "banner", "title": "Banner on", "changes": [{"kind": "activate"}]}),
+        )
+        .await
+        .ok(201)
+        .json;
+    let ruled_id = ruled["id"].as_str().unwrap().to_owned();
+    srv.action("gate", "deactivate").await.ok(200);
+    let view = srv.get(&format!("{drafts}/{ruled_id}")).await.ok(200).json;
+    assert!(
+        view["blocked"].as_str().unwrap().contains("gate"),
+        "the preview says so: {view}"
+    );
+    let r = srv
+        .post(&format!("{drafts}/{ruled_id}/publish"), &json!({}))
+        .await;
+    assert!(r.status == 409 || r.status == 422, "{}", r.json);
+    assert!(r.message().contains("gate"), "{}", r.message());
+    assert_eq!(srv.flag("banner").await.json["state"], "inactive");
+    srv.post(&format!("{drafts}/{ruled_id}/close"), &json!({}))
+        .await
+        .ok(200);
+
+    // Lists, and bad drafts named by field.
+    let closed = srv
+        .get(&format!("{drafts}?flag=banner&status=closed"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(closed.as_array().unwrap().len(), 1);
+    let published = srv
+        .get(&format!("{drafts}?status=published"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(published.as_array().unwrap().len(), 2);
+    srv.post(
+        &drafts,
+        &json!({"flag": "checkout", "title": " ", "changes": [{"kind": "activate"}]}),
+    )
+    .await
+    .err(422, "invalid_title", Some("title"));
+    srv.post(
+        &drafts,
+        &json!({"flag": "checkout", "title": "x", "changes": []}),
+    )
+    .await
+    .err(422, "invalid_changes", Some("changes"));
+    srv.post(&drafts, &json!({"flag": "checkout", "title": "x", "changes": [{"kind": "delete_variant", "key": "nope"}]}))
+        .await
+        .err(404, "not_found", None);
+    srv.get(&format!("{drafts}/dr-missing"))
+        .await
+        .err(404, "not_found", None);
+    // The audit log tells the story.
+    let audit = srv
+        .get(&format!("/api/v1/audit?project={p}&entity=draft&key={id}"))
+        .await
+        .ok(200)
+        .json;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["publish", "create"]);
+}
+
+async fn approvals_gate_publishing(srv: &Server) {
+    let p = srv.create_project("Reviewed").await;
+    srv.flag_in(&p, "search", json!({})).await;
+    let alice = new_key(srv, "alice", "writer").await;
+    let bob = new_key(srv, "bob", "writer").await;
+    let reader = new_key(srv, "rita", "reader").await;
+    let policy = format!("/api/v1/projects/{p}/approval-policy");
+    assert_eq!(srv.get(&policy).await.ok(200).json["required_approvals"], 0);
+    as_key(
+        srv,
+        &alice,
+        Method::PUT,
+        &policy,
+        Some(&json!({"required_approvals": 2})),
+    )
+    .await
+    .err(403, "forbidden", None);
+    srv.put(
+        &policy,
+        None,
+        &json!({"required_approvals": 2, "applies_to": "all_flags"}),
+    )
+    .await
+    .ok(200);
+    srv.put(&policy, None, &json!({"required_approvals": 11}))
+        .await
+        .err(422, "invalid_approvals", Some("required_approvals"));
+
+    // Direct changes are refused while the policy covers the flag.
+    srv.action("search", "activate")
+        .await
+        .err(409, "approval_required", None);
+
+    let drafts = format!("/api/v1/projects/{p}/drafts");
+    let d = srv
+        .post(
+            &drafts,
+            &json!({"flag": "search", "title": "Launch search", "changes": [{"kind": "activate"}]}),
+        )
+        .await
+        .ok(201)
+        .json;
+    let id = d["id"].as_str().unwrap().to_owned();
+    assert_eq!(d["approvals"]["required"], true);
+    assert_eq!(d["approvals"]["needed"], 2);
+    assert!(
+        d["blocked"].as_str().unwrap().contains("needs 2 approval"),
+        "{d}"
+    );
+    let reviews = format!("{drafts}/{id}/reviews");
+    // The author (the admin key) may not review their own draft; a reader may not review.
+    srv.post(&reviews, &json!({"decision": "approve"}))
+        .await
+        .err(409, "self_review", None);
+    as_key(
+        srv,
+        &reader,
+        Method::POST,
+        &reviews,
+        Some(&json!({"decision": "approve"})),
+    )
+    .await
+    .err(403, "forbidden", None);
+    as_key(
+        srv,
+        &alice,
+        Method::POST,
+        &reviews,
+        Some(&json!({"decision": "approve", "comment": "LGTM"})),
+    )
+    .await
+    .ok(200);
+    srv.post(&format!("{drafts}/{id}/publish"), &json!({}))
+        .await
+        .err(409, "approval_required", None);
+    let v = as_key(
+        srv,
+        &bob,
+        Method::POST,
+        &reviews,
+        Some(&json!({"decision": "request_changes", "comment": "Wait for the index"})),
+    )
+    .await
+    .ok(200)
+    .json;
+    assert_eq!(v["approvals"]["blocked_by"], json!(["bob"]));
+    srv.post(&format!("{drafts}/{id}/publish"), &json!({}))
+        .await
+        .err(409, "approval_required", None);
+    let v = as_key(
+        srv,
+        &bob,
+        Method::POST,
+        &reviews,
+        Some(&json!({"decision": "approve"})),
+    )
+    .await
+    .ok(200)
+    .json;
+    assert_eq!(v["approvals"]["satisfied"], true, "{v}");
+    assert_eq!(v["approvals"]["approved_by"], json!(["alice", "bob"]));
+    // Editing the changes asks for new reviews.
+    let edited = srv
+        .patch(
+            &format!("{drafts}/{id}"),
+            v["version"].as_i64(),
+            &json!({"changes": [{"kind": "activate"}, {"kind": "update", "patch": {"description": "Live"}}]}),
+        )
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(edited["approvals"]["approved_by"], json!([]), "{edited}");
+    for key in [&alice, &bob] {
+        as_key(
+            srv,
+            key,
+            Method::POST,
+            &reviews,
+            Some(&json!({"decision": "approve"})),
+        )
+        .await
+        .ok(200);
+    }
+    // Anyone with write access may publish once approved.
+    as_key(
+        srv,
+        &alice,
+        Method::POST,
+        &format!("{drafts}/{id}/publish"),
+        Some(&json!({})),
+    )
+    .await
+    .ok(200);
+    let flag = srv.flag("search").await.json;
+    assert_eq!(
+        (flag["state"].as_str(), flag["description"].as_str()),
+        (Some("active"), Some("Live"))
+    );
+    // Policy scoped to active flags: an inactive flag changes directly.
+    srv.put(
+        &policy,
+        None,
+        &json!({"required_approvals": 1, "applies_to": "active_flags"}),
+    )
+    .await
+    .ok(200);
+    srv.flag_in(&p, "quiet", json!({})).await;
+    srv.update("quiet", &json!({"description": "no review needed"}))
+        .await
+        .ok(200);
+    srv.update("search", &json!({"description": "x"}))
+        .await
+        .err(409, "approval_required", None);
+}
+
+async fn scheduled_drafts_publish_once(srv: &Server) {
+    let p = srv.create_project("Scheduled").await;
+    srv.flag_in(&p, "promo", json!({})).await;
+    // A second node on the same store runs its own scheduler too (PostgreSQL: two nodes;
+    // SQLite: two servers in one process over one database).
+    let other = srv.another_node(fast_config()).await;
+    let drafts = format!("/api/v1/projects/{p}/drafts");
+    let base = srv.version("promo").await;
+    let d = srv
+        .post(
+            &drafts,
+            &json!({"flag": "promo", "title": "Promo at noon", "changes": [{"kind": "activate"}]}),
+        )
+        .await
+        .ok(201)
+        .json;
+    let id = d["id"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let s = srv
+        .post(
+            &format!("{drafts}/{id}/schedule"),
+            &json!({"at": now + 300}),
+        )
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(s["status"], "scheduled");
+    let mut published = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        published = srv.get(&format!("{drafts}/{id}")).await.ok(200).json;
+        if published["status"] == "published" {
+            break;
+        }
+    }
+    assert_eq!(published["status"], "published", "{published}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let flag = srv.flag("promo").await;
+    assert_eq!(flag.etag(), base + 1, "published once");
+    assert_eq!(flag.json["state"], "active");
+    let versions = srv.get("/api/v1/flags/promo/versions").await.ok(200).json;
+    assert_eq!(
+        versions[0]["actor"], "admin",
+        "on behalf of who scheduled it: {}",
+        versions[0]
+    );
+    let audit = srv
+        .get(&format!("/api/v1/audit?project={p}&entity=draft&key={id}"))
+        .await
+        .ok(200)
+        .json;
+    let publishes = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "publish")
+        .count();
+    assert_eq!(publishes, 1, "{audit}");
+
+    // A scheduled draft whose base moved is marked failed with the reason.
+    let d = srv
+        .post(&drafts, &json!({"flag": "promo", "title": "Deactivate later", "changes": [{"kind": "deactivate"}]}))
+        .await
+        .ok(201)
+        .json;
+    let late = d["id"].as_str().unwrap().to_owned();
+    srv.post(
+        &format!("{drafts}/{late}/schedule"),
+        &json!({"at": now + 60_000}),
+    )
+    .await
+    .ok(200);
+    srv.update("promo", &json!({"description": "moved on"}))
+        .await
+        .ok(200);
+    srv.post(&format!("{drafts}/{late}/schedule"), &json!({"at": 0}))
+        .await
+        .ok(200);
+    let mut failed = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        failed = other.get(&format!("{drafts}/{late}")).await.ok(200).json;
+        if failed["status"] == "failed" {
+            break;
+        }
+    }
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["outcome"].as_str().unwrap().contains("moved on"),
+        "{failed}"
+    );
+    assert_eq!(
+        srv.flag("promo").await.json["state"],
+        "active",
+        "nothing applied"
+    );
+    drop(other);
+}
