@@ -1,5 +1,5 @@
-//! Scheduled changes: every sync interval the drafts due are published
-//! (`DraftService::run_due`). Each is published under its project's lock and checked again
+//! Scheduled changes: every sync interval the drafts due are published and the progressive
+//! rollouts' steps due applied (`DraftService::run_due`). Each is published under its project's lock and checked again
 //! there, so with several nodes on one PostgreSQL each draft is published once, and a node that
 //! restarts picks up what came due meanwhile (the schedule is stored, not held in memory).
 
@@ -22,10 +22,14 @@ impl Scheduler {
                 match tokio::task::spawn_blocking(move || s.drafts.run_due(now)).await {
                     Ok(Ok((published, failed))) => {
                         for (project, id) in published {
-                            tracing::info!(project, draft = id, "published a scheduled draft");
+                            tracing::info!(
+                                project,
+                                id,
+                                "applied a scheduled change (a draft or a rollout step)"
+                            );
                         }
                         for (project, id) in failed {
-                            tracing::warn!(project, draft = id, "a scheduled draft was refused; it is marked failed with the reason");
+                            tracing::warn!(project, id, "a scheduled change was refused: the draft is marked failed, the rollout paused, with the reason");
                         }
                     }
                     Ok(Err(err)) => {

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 on_both_backends!(
     a_draft_previews_then_publishes_as_one_version,
     approvals_gate_publishing,
-    scheduled_drafts_publish_once
+    scheduled_drafts_publish_once,
+    progressive_rollouts_step_pause_and_cancel
 );
 
 /// Sends `body` as `key` (a management key's secret).
@@ -487,4 +488,97 @@ async fn scheduled_drafts_publish_once(srv: &Server) {
         "nothing applied"
     );
     drop(other);
+}
+
+async fn progressive_rollouts_step_pause_and_cancel(srv: &Server) {
+    let p = srv.create_project("Rollouts").await;
+    srv.flag_in(
+        &p,
+        "search",
+        json!({"segments": [{"name": "Beta", "conditions": [], "percentage": 0, "weights": {"on": 1}}]}),
+    )
+    .await;
+    let rollouts = format!("/api/v1/projects/{p}/rollouts");
+    // Bad plans are refused with the field.
+    for (body, code, field) in [
+        (
+            json!({"flag": "search", "steps": [], "interval_seconds": 60}),
+            "invalid_steps",
+            "steps",
+        ),
+        (
+            json!({"flag": "search", "steps": [5, 101], "interval_seconds": 60}),
+            "invalid_percentage",
+            "steps[1]",
+        ),
+        (
+            json!({"flag": "search", "steps": [5], "interval_seconds": 0}),
+            "invalid_interval",
+            "interval_seconds",
+        ),
+        (
+            json!({"flag": "search", "segment": "Nobody", "steps": [5], "interval_seconds": 60}),
+            "unknown_segment",
+            "segment",
+        ),
+    ] {
+        srv.post(&rollouts, &body).await.err(422, code, Some(field));
+    }
+    // The first step now, the next in an hour: the first is applied by the scheduler.
+    let plan = srv
+        .post(
+            &rollouts,
+            &json!({"flag": "search", "segment": "Beta", "steps": [10, 50, 100], "interval_seconds": 3600}),
+        )
+        .await
+        .ok(201)
+        .json;
+    let id = plan["id"].as_str().unwrap().to_owned();
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = srv.get(&format!("{rollouts}/{id}")).await.ok(200).json;
+        if seen["next_step"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(seen["next_step"], 1, "{seen}");
+    assert_eq!(seen["status"], "running");
+    assert_eq!(
+        srv.flag("search").await.json["segments"][0]["percentage"],
+        10
+    );
+    srv.post(&format!("{rollouts}/{id}/pause"), &json!({}))
+        .await
+        .ok(200);
+    srv.post(&format!("{rollouts}/{id}/pause"), &json!({}))
+        .await
+        .err(409, "rollout_state", None);
+    srv.post(&format!("{rollouts}/{id}/explode"), &json!({}))
+        .await
+        .err(404, "not_found", Some("action"));
+    let cancelled = srv
+        .post(&format!("{rollouts}/{id}/cancel"), &json!({}))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(cancelled["status"], "cancelled");
+    let listed = srv
+        .get(&format!("{rollouts}?flag=search"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let audit = srv
+        .get(&format!("/api/v1/audit?project={p}&entity=rollout"))
+        .await
+        .ok(200)
+        .json;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["cancel", "pause", "step", "create"]);
 }

@@ -10,6 +10,7 @@
 
 mod describe;
 mod moved;
+mod rollout;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -23,6 +24,7 @@ use crate::model::{Flag, FlagState};
 
 pub use describe::describe;
 pub use moved::Moved;
+pub use rollout::{NewRollout, RolloutPlan, RolloutStatus};
 
 const DRAFTS: &str = "draft";
 const POLICIES: &str = "policy";
@@ -189,8 +191,8 @@ pub struct NewReview {
     pub comment: String,
 }
 
-/// What one run of the scheduler did: the drafts published and those marked failed, as
-/// `(project, id)`.
+/// What one run of the scheduler did: the drafts published and rollout steps applied, then
+/// the drafts marked failed and rollouts paused, as `(project, id)`.
 pub type DueRun = (Vec<(String, String)>, Vec<(String, String)>);
 
 /// Draft use cases.
@@ -561,7 +563,8 @@ impl DraftService {
     /// Publishes every scheduled draft due at `now`, each in its own transaction under its
     /// project's lock, so that with several nodes each is published once: a node that waited
     /// for the lock finds it published. A draft refused (the flag moved on, a rule) is marked
-    /// failed with the reason. Returns the drafts published and failed, as `(project, id)`.
+    /// failed with the reason. Then applies the progressive rollouts' steps due. Returns what
+    /// was applied and what was refused, as `(project, id)` of drafts and rollout plans.
     pub fn run_due(&self, now: i64) -> Result<DueRun> {
         let due: Vec<(String, String)> = self.core.read(|tx| {
             let mut due = Vec::new();
@@ -622,6 +625,9 @@ impl DraftService {
                 }
             }
         }
+        let (stepped, paused) = self.run_rollouts(now)?;
+        published.extend(stepped);
+        failed.extend(paused);
         Ok((published, failed))
     }
 }

@@ -35,7 +35,7 @@ pub use deployments::{
 };
 pub use drafts::{
     ApprovalPolicy, Approvals, Decision, Draft, DraftPatch, DraftService, DraftStatus, DraftView,
-    Moved, NewDraft, NewReview, PolicyScope, Review,
+    Moved, NewDraft, NewReview, NewRollout, PolicyScope, Review, RolloutPlan, RolloutStatus,
 };
 pub use flags::{
     Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation, ExposureBucket,

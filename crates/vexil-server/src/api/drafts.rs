@@ -10,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::service::{
-    ApprovalPolicy, Draft, DraftPatch, DraftStatus, DraftView, NewDraft, NewReview,
+    ApprovalPolicy, Draft, DraftPatch, DraftStatus, DraftView, NewDraft, NewReview, NewRollout,
+    RolloutPlan, RolloutStatus,
 };
 
 use super::doc::{
@@ -31,6 +32,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(publish))
         .routes(routes!(schedule))
         .routes(routes!(close))
+        .routes(routes!(list_rollouts, create_rollout))
+        .routes(routes!(get_rollout))
+        .routes(routes!(steer_rollout))
 }
 
 fn view(status: StatusCode, d: &DraftView) -> Response {
@@ -224,4 +228,92 @@ async fn close(
 ) -> ApiResult<Response> {
     let d = blocking(move || s.services.drafts.close(&actor, &project, &id)).await?;
     Ok(view(StatusCode::OK, &d))
+}
+
+/// Which rollouts to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct RolloutQuery {
+    /// Only the plans of this flag.
+    flag: Option<String>,
+}
+
+/// A project's progressive rollouts, newest first.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/rollouts", tag = "drafts",
+    params(("project" = String, Path), RolloutQuery),
+    responses((status = 200, body = Vec<RolloutPlan>), BadRequest, NotFound, Unprocessable, Common),
+    security(("bearer" = [])))]
+async fn list_rollouts(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(project): Path<String>,
+    Query(q): Query<RolloutQuery>,
+) -> ApiResult<axum::Json<Vec<RolloutPlan>>> {
+    blocking(move || s.services.drafts.rollouts(&project, q.flag.as_deref()))
+        .await
+        .map(axum::Json)
+}
+
+/// Plan a progressive rollout: percentages applied one after another to a segment (or All
+/// Other Users) every interval, by the scheduler, on behalf of whoever planned it.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/rollouts", tag = "drafts",
+    request_body = NewRollout, params(("project" = String, Path)),
+    responses((status = 201, body = RolloutPlan), BadRequest, Forbidden, NotFound,
+        RequestTimeout, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Common),
+    security(("bearer" = [])))]
+async fn create_rollout(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(project): Path<String>,
+    Json(req): Json<NewRollout>,
+) -> ApiResult<(StatusCode, axum::Json<RolloutPlan>)> {
+    blocking(move || s.services.drafts.create_rollout(&actor, &project, req))
+        .await
+        .map(|p| (StatusCode::CREATED, axum::Json(p)))
+}
+
+/// A progressive rollout: its steps, the next one and when, and why it paused if it did.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/rollouts/{id}", tag = "drafts",
+    params(("project" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = RolloutPlan), BadRequest, NotFound, Unprocessable, Common),
+    security(("bearer" = [])))]
+async fn get_rollout(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path((project, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<RolloutPlan>> {
+    blocking(move || s.services.drafts.rollout(&project, &id))
+        .await
+        .map(axum::Json)
+}
+
+/// Pause, resume (from the flag as it is now) or cancel a progressive rollout.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/rollouts/{id}/{action}", tag = "drafts",
+    params(("project" = String, Path), ("id" = String, Path),
+        ("action" = String, Path, description = "`pause`, `resume` or `cancel`")),
+    responses((status = 200, body = RolloutPlan), BadRequest, Forbidden, NotFound, Conflict,
+        Unprocessable, Common),
+    security(("bearer" = [])))]
+async fn steer_rollout(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path((project, id, action)): Path<(String, String, String)>,
+) -> ApiResult<axum::Json<RolloutPlan>> {
+    let to = match action.as_str() {
+        "pause" => RolloutStatus::Paused,
+        "resume" => RolloutStatus::Running,
+        "cancel" => RolloutStatus::Cancelled,
+        _ => {
+            return Err(crate::error::ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the actions are pause, resume and cancel",
+                Some("action".to_string()),
+            ))
+        }
+    };
+    blocking(move || s.services.drafts.steer_rollout(&actor, &project, &id, to))
+        .await
+        .map(axum::Json)
 }
