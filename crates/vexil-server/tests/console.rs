@@ -10,6 +10,8 @@
 
 #[macro_use]
 mod common;
+#[path = "console/drafts.rs"]
+mod drafts;
 #[path = "console/results.rs"]
 mod results;
 
@@ -18,13 +20,15 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
+use drafts::console_drafts;
 use results::{console_holdout_results, console_results};
 
 on_both_backends!(
     console_flows,
     console_groups,
     console_results,
-    console_holdout_results
+    console_holdout_results,
+    console_drafts
 );
 
 /// A signed-in browser: the session cookie and the page's CSRF token.

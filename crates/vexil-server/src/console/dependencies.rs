@@ -330,7 +330,8 @@ pub(crate) async fn join_mutex(
                 mutex_group: Some(Some(slot_ref(f)?)),
                 ..FlagPatch::default()
             };
-            s.flags.apply(
+            super::flag_edit::apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -362,7 +363,8 @@ pub(crate) async fn leave_mutex(
                 mutex_group: Some(None),
                 ..FlagPatch::default()
             };
-            s.flags.apply(
+            super::flag_edit::apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -404,7 +406,8 @@ pub(crate) async fn set_holdouts(
                 holdouts: Some(holdouts),
                 ..FlagPatch::default()
             };
-            s.flags.apply(
+            super::flag_edit::apply_or_draft(
+                s,
                 who,
                 project,
                 key,

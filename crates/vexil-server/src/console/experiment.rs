@@ -262,7 +262,8 @@ pub(crate) async fn save(
                 experiment: Some(settings(f)?),
                 ..FlagPatch::default()
             };
-            s.flags.apply(
+            flag_edit::apply_or_draft(
+                s,
                 who,
                 project,
                 key,

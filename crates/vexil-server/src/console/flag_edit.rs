@@ -5,7 +5,7 @@
 use axum::extract::{Path, Request};
 use axum::response::Response;
 use vexil_core::keys::key_from_name;
-use vexil_core::service::{FlagChange, FlagPatch, Saved};
+use vexil_core::service::{FlagChange, FlagPatch, NewDraft, Saved};
 use vexil_core::{Error, FieldError, Flag, Prerequisite, Variant};
 
 use super::flag_page::{render, Extra};
@@ -58,7 +58,7 @@ pub(crate) async fn change(
             Option<&str>,
             &str,
             &Fields,
-        ) -> vexil_core::Result<Saved<Flag>>
+        ) -> vexil_core::Result<Outcome>
         + Send
         + 'static,
 ) -> Response {
@@ -69,8 +69,58 @@ pub(crate) async fn change(
     .await;
     match submitted {
         Err(refusal) => refusal,
-        Ok((_, Ok(s))) => saved(&s.value.project, &s.value.key, what, &s.warnings),
+        Ok((_, Ok(Outcome::Saved(s)))) => saved(&s.value.project, &s.value.key, what, &s.warnings),
+        Ok((_, Ok(Outcome::Drafted { project, id }))) => see_other(&format!(
+            "/projects/{}/drafts/{}?notice={}",
+            form::encode(&project),
+            form::encode(&id),
+            form::encode(
+                "This flag's changes need review under the project's approval policy: they were saved as this draft."
+            )
+        )),
         Ok((fields, Err(e))) => refused(&console, &session, fields, &key, &e).await,
+    }
+}
+
+/// What a console edit became.
+pub(crate) enum Outcome {
+    /// A new version of the flag.
+    Saved(Box<Saved<Flag>>),
+    /// A draft (its project and id), because the project's approval policy requires a review
+    /// of this flag's changes.
+    Drafted { project: String, id: String },
+}
+
+/// Applies `changes`; when the project's approval policy requires a review, opens a draft with
+/// them instead, so the edit is not lost.
+pub(crate) fn apply_or_draft(
+    s: &vexil_core::Services,
+    who: &vexil_core::Actor,
+    project: Option<&str>,
+    key: &str,
+    version: Option<i64>,
+    changes: Vec<FlagChange>,
+) -> vexil_core::Result<Outcome> {
+    match s.flags.apply(who, project, key, version, changes.clone()) {
+        Ok(saved) => Ok(Outcome::Saved(Box::new(saved))),
+        Err(Error::Blocked {
+            code: "approval_required",
+            ..
+        }) => {
+            let draft = NewDraft {
+                flag: key.to_string(),
+                title: format!("Change to {key} from the console"),
+                comment: who.comment.clone().unwrap_or_default(),
+                base_version: version,
+                changes,
+            };
+            let view = s.drafts.create(who, project, draft)?;
+            Ok(Outcome::Drafted {
+                project: view.draft.project,
+                id: view.draft.id,
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -82,14 +132,15 @@ fn edit_prerequisites(
     key: &str,
     version: Option<i64>,
     edit: impl FnOnce(&mut Vec<Prerequisite>),
-) -> vexil_core::Result<Saved<Flag>> {
+) -> vexil_core::Result<Outcome> {
     let mut list = s.flags.get(project, key)?.prerequisites;
     edit(&mut list);
     let patch = FlagPatch {
         prerequisites: Some(list),
         ..FlagPatch::default()
     };
-    s.flags.apply(
+    apply_or_draft(
+        s,
         who,
         project,
         key,
@@ -129,7 +180,8 @@ pub(crate) async fn settings(
                 bucketing_salt: f.text("bucketing_salt"),
                 ..FlagPatch::default()
             };
-            s.flags.apply(
+            apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -180,7 +232,8 @@ pub(crate) async fn add_variant(
         request,
         "Variant added.",
         |s, who, project, key, f| {
-            s.flags.apply(
+            apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -216,7 +269,8 @@ pub(crate) async fn update_variant(
                     .variant(&old)
                     .map_or_else(|| v.key.clone(), |o| o.name.clone());
             }
-            s.flags.apply(
+            apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -245,7 +299,8 @@ pub(crate) async fn delete_variant(
         request,
         "Variant deleted.",
         move |s, who, project, key, f| {
-            s.flags.apply(
+            apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -279,7 +334,8 @@ pub(crate) async fn allocation(
                 inclusions: Some(inclusions),
                 ..FlagPatch::default()
             };
-            s.flags.apply(
+            apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -340,7 +396,8 @@ pub(crate) async fn remove_prerequisite(
                 prerequisites: Some(list),
                 ..FlagPatch::default()
             };
-            s.flags.apply(
+            apply_or_draft(
+                s,
                 who,
                 project,
                 key,
@@ -383,18 +440,12 @@ pub(crate) async fn state(
         move |s, who, project, key, f| {
             let v = f.version();
             match action.as_str() {
-                "activate" => s
-                    .flags
-                    .apply(who, project, key, v, vec![FlagChange::Activate]),
-                "deactivate" => s
-                    .flags
-                    .apply(who, project, key, v, vec![FlagChange::Deactivate]),
-                "archive" => s
-                    .flags
-                    .apply(who, project, key, v, vec![FlagChange::Archive]),
-                _ => s
-                    .flags
-                    .apply(who, project, key, v, vec![FlagChange::Unarchive]),
+                "activate" => apply_or_draft(s, who, project, key, v, vec![FlagChange::Activate]),
+                "deactivate" => {
+                    apply_or_draft(s, who, project, key, v, vec![FlagChange::Deactivate])
+                }
+                "archive" => apply_or_draft(s, who, project, key, v, vec![FlagChange::Archive]),
+                _ => apply_or_draft(s, who, project, key, v, vec![FlagChange::Unarchive]),
             }
         },
     )

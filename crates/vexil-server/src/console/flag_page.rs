@@ -7,7 +7,8 @@
 //! `tr[data-variant]` with `form.edit-variant`, `form.delete-variant`, and `form#new-variant`;
 //! `section#allocation` with `form#allocation-form` (see `allocation.rs`); `section#dependencies`
 //! (see `dependencies.rs`); `section#qa` with `form#qa-form` and `#qa-result`; `section#exposures` with `table#exposures`;
-//! `a#history-link`.
+//! `a#history-link`, `a#audit-link`; `section#flag-drafts` rows `li[data-draft]` (drafts not
+//! published or closed yet).
 
 use axum::extract::{Path, RawQuery, Request};
 use axum::http::StatusCode;
@@ -37,6 +38,8 @@ pub(crate) struct PageData {
     exposures: Option<ExposureStats>,
     /// The project's metrics, for an experiment's settings.
     metrics: Vec<Metric>,
+    /// The flag's drafts not published or closed yet.
+    drafts: Vec<vexil_core::service::Draft>,
 }
 
 /// Loads the page's data for flag `key` (in `project`, when given).
@@ -71,6 +74,14 @@ pub(crate) async fn load(
             FlagType::Experiment => services.metrics.list(&flag.project, false)?,
             FlagType::Release => Vec::new(),
         };
+        let mut drafts = services.drafts.list(&flag.project, Some(&key), None)?;
+        drafts.retain(|d| {
+            !matches!(
+                d.status,
+                vexil_core::service::DraftStatus::Published
+                    | vexil_core::service::DraftStatus::Closed
+            )
+        });
         Ok(PageData {
             flag,
             deployments,
@@ -80,6 +91,7 @@ pub(crate) async fn load(
             groups,
             exposures,
             metrics,
+            drafts,
         })
     })
     .await
@@ -157,7 +169,18 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
             span class=(format!("badge mode-{}", f.evaluation_mode.as_str())) { (f.evaluation_mode.as_str()) }
         }
         p { "Key " code #flag-key { (f.key) } " · version " (f.version) " · updated " (when(f.updated_at)) " by " (f.updated_by)
-            " · " a #history-link href=(format!("{base}/history?project={}", form::encode(&f.project))) { "History" } }
+            " · " a #history-link href=(format!("{base}/history?project={}", form::encode(&f.project))) { "History" }
+            " · " a #audit-link href=(format!("/projects/{}/audit?entity=flag&key={}", form::encode(&f.project), form::encode(&f.key))) { "Audit log" } }
+        @if !data.drafts.is_empty() {
+            section #flag-drafts {
+                h2 { "Drafts waiting" }
+                ul { @for d in &data.drafts {
+                    li data-draft=(d.id) { a href=(format!("/projects/{}/drafts/{}", form::encode(&d.project), form::encode(&d.id))) { (d.title) }
+                        " by " (d.author) " — " (format!("{:?}", d.status).to_lowercase())
+                        @if let Some(at) = d.scheduled_at { ", at " (when(at)) " UTC" } }
+                } }
+            }
+        }
         @if !f.description.is_empty() { p.description { (f.description) } }
         (notice(extra.notice.as_deref()))
         @if let Some((_, e)) = &extra.error { (e) }

@@ -21,6 +21,7 @@ mod allocation;
 mod charts;
 mod cohorts;
 mod dependencies;
+mod drafts;
 mod experiment;
 mod flag_edit;
 mod flag_page;
@@ -117,6 +118,12 @@ pub(crate) fn router(console: ConsoleState) -> Router {
             post(webhooks::delete),
         )
         .route("/projects/{project}/groups", get(groups::list))
+        .route("/projects/{project}/audit", get(drafts::audit))
+        .route("/projects/{project}/drafts/{id}", get(drafts::show))
+        .route(
+            "/projects/{project}/drafts/{id}/{action}",
+            post(drafts::act),
+        )
         .route(
             "/projects/{project}/metrics",
             get(metrics::list).post(metrics::create),

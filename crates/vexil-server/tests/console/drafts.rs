@@ -1,0 +1,112 @@
+//! Drafts and the audit log in the console: under an approval policy a flag edit is saved as a
+//! draft rather than lost; the draft's page shows what it changes, the users it moves and the
+//! approvals; publishing waits for them; the flag page lists the draft while it waits; the
+//! audit page lists the changes with who, what and why.
+
+use serde_json::json;
+
+use super::Browser;
+use crate::common::Server;
+
+pub(crate) async fn console_drafts(srv: &Server) {
+    let p = srv.create_project("Reviewed console").await;
+    srv.flag_in(
+        &p,
+        "banner",
+        json!({"all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+    )
+    .await;
+    srv.put(
+        &format!("/api/v1/projects/{p}/approval-policy"),
+        None,
+        &json!({"required_approvals": 1}),
+    )
+    .await
+    .ok(200);
+    let b = Browser::sign_in(srv).await;
+    let version = srv.version("banner").await.to_string();
+    // Activating is refused directly; the console keeps the edit as a draft.
+    let r = b
+        .post(
+            "/flags/banner/state/activate",
+            &[("project", p.as_str()), ("version", version.as_str())],
+        )
+        .await;
+    r.redirects_to(&format!("/projects/{p}/drafts/dr-"));
+    let location = r.location.clone().unwrap();
+    let draft_path = location.split('?').next().unwrap().to_owned();
+    let id = draft_path.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(
+        srv.flag("banner").await.json["state"],
+        "inactive",
+        "nothing applied"
+    );
+    b.get(&location)
+        .await
+        .has("saved as this draft")
+        .has("data-status=\"open\"")
+        .has("Activated: serves its targeting")
+        .has("<strong>10000</strong> change variant")
+        .has("0 of 1 approvals")
+        .has("id=\"draft-blocked\"")
+        .has("form id=\"publish\"");
+    b.get(&format!("/flags/banner?project={p}"))
+        .await
+        .has("section id=\"flag-drafts\"")
+        .has(&format!("data-draft=\"{id}\""));
+    // Publishing waits for the approval; the author may not give it.
+    b.post(&format!("{draft_path}/publish"), &[])
+        .await
+        .redirects_to(&format!("{draft_path}?error="));
+    b.post(&format!("{draft_path}/review"), &[("decision", "approve")])
+        .await
+        .redirects_to(&format!("{draft_path}?error="));
+    let alice = srv
+        .post("/api/v1/keys", &json!({"name": "alice", "role": "writer"}))
+        .await
+        .ok(201)
+        .json["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approved = srv
+        .http
+        .post(srv.url(&format!("/api/v1/projects/{p}/drafts/{id}/reviews")))
+        .bearer_auth(&alice)
+        .json(&json!({"decision": "approve", "comment": "Ship it"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    b.get(&draft_path)
+        .await
+        .has("1 of 1 approvals")
+        .has("Ship it");
+    b.post(&format!("{draft_path}/publish"), &[])
+        .await
+        .redirects_to(&format!("{draft_path}?notice=Published"));
+    assert_eq!(srv.flag("banner").await.json["state"], "active");
+    b.get(&format!("/flags/banner?project={p}"))
+        .await
+        .lacks("section id=\"flag-drafts\"");
+    // A schedule needs a time.
+    b.post(&format!("{draft_path}/schedule"), &[("at", "soon")])
+        .await
+        .redirects_to(&format!("{draft_path}?error="));
+    // The audit log: every change with who and why, filtered.
+    b.get(&format!("/projects/{p}"))
+        .await
+        .has(&format!("id=\"audit-link\" href=\"/projects/{p}/audit\""));
+    b.get(&format!("/projects/{p}/audit"))
+        .await
+        .has("table id=\"audit\"")
+        .has("data-entity=\"approval_policy\"")
+        .has("data-entity=\"draft\"")
+        .has("data-entity=\"flag\"")
+        .has("(draft ")
+        .has("admin (admin)");
+    b.get(&format!("/projects/{p}/audit?entity=draft"))
+        .await
+        .lacks("data-entity=\"flag\"")
+        .has(&format!("href=\"/projects/{p}/drafts/{id}\""));
+}
