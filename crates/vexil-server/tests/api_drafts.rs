@@ -1,4 +1,4 @@
-//! Drafts on both backends: previewed in the product's words and as the users they move,
+//! Drafts on both backends (and the project-wide "what does this user get?" evaluation): previewed in the product's words and as the users they move,
 //! published as one version, refused on a moved base or by a rule; approval policies (the
 //! author may not approve, N reviewers, direct changes refused); scheduled publication, once
 //! with two nodes running, and marked failed with the reason when refused.
@@ -18,7 +18,9 @@ on_both_backends!(
     a_draft_previews_then_publishes_as_one_version,
     approvals_gate_publishing,
     scheduled_drafts_publish_once,
-    progressive_rollouts_step_pause_and_cancel
+    progressive_rollouts_step_pause_and_cancel,
+    every_flag_for_one_user,
+    stale_flags_are_listed_kept_or_archived
 );
 
 /// Sends `body` as `key` (a management key's secret).
@@ -581,4 +583,185 @@ async fn progressive_rollouts_step_pause_and_cancel(srv: &Server) {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["cancel", "pause", "step", "create"]);
+}
+
+/// "What does this user get?": every flag of a project, or of one deployment as its SDKs
+/// would, for one user, with the reason in words.
+async fn every_flag_for_one_user(srv: &Server) {
+    let p = srv.create_project("Users").await;
+    srv.create_deployment(&p, "Web", "client").await;
+    let flags = [
+        (
+            "banner",
+            json!({"deployments": ["web"], "all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+        ),
+        (
+            "beta",
+            json!({"deployments": ["web"], "segments": [{"name": "Pro", "percentage": 100, "weights": {"on": 1},
+            "conditions": [{"type": "user_property", "property": "plan", "op": "is", "values": ["pro"]}]}]}),
+        ),
+        (
+            "hidden",
+            json!({"all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+        ),
+        (
+            "dormant",
+            json!({"deployments": ["web"], "all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+        ),
+    ];
+    for (key, extra) in flags {
+        srv.flag_in(&p, key, extra).await;
+    }
+    for key in ["banner", "beta", "hidden"] {
+        srv.action(key, "activate").await.ok(200);
+    }
+    let path = format!("/api/v1/projects/{p}/evaluate");
+    let user = json!({"user_id": "u1", "user_properties": {"plan": "pro"}});
+    let web = srv
+        .post(&path, &json!({"user": user, "deployment": "web"}))
+        .await
+        .ok(200)
+        .json;
+    let got: Vec<(String, String)> = web["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["flag"].as_str().unwrap().to_owned(),
+                f["variant"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("banner", "on"), ("beta", "on"), ("dormant", "off")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned())),
+        "the deployment's flags, an inactive one off: {web}"
+    );
+    let beta = &web["flags"][1];
+    assert!(
+        beta["reason"].as_str().unwrap().contains("\"Pro\""),
+        "{beta}"
+    );
+    assert!(
+        beta["trace"].as_str().unwrap().contains("beta: on"),
+        "{beta}"
+    );
+    let free = srv
+        .post(
+            &path,
+            &json!({"user": {"user_id": "u2", "user_properties": {"plan": "free"}}}),
+        )
+        .await
+        .ok(200)
+        .json;
+    let keys: Vec<&str> = free["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["flag"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["banner", "beta", "dormant", "hidden"],
+        "every flag without a deployment"
+    );
+    assert_eq!(free["flags"][1]["variant"], "off");
+    srv.post(&path, &json!({"user": "u1"}))
+        .await
+        .err(422, "invalid_user", Some("user"));
+    srv.post(
+        &path,
+        &json!({"user": {"user_id": "u1"}, "deployment": "nowhere"}),
+    )
+    .await
+    .err(404, "not_found", None);
+}
+
+/// Stale flags: listed with the reason, kept on purpose, archived in bulk unless something
+/// depends on them.
+async fn stale_flags_are_listed_kept_or_archived(srv: &Server) {
+    let p = srv.create_project("Stale").await;
+    srv.flag_in(
+        &p,
+        "old-launch",
+        json!({"all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+    )
+    .await;
+    srv.action("old-launch", "activate").await.ok(200);
+    srv.flag_in(&p, "dead", json!({})).await;
+    srv.flag_in(&p, "kill-switch", json!({})).await;
+    srv.flag_in(
+        &p,
+        "fresh",
+        json!({"prerequisites": [{"flag": "old-launch", "variants": ["on"]}]}),
+    )
+    .await;
+    srv.flag_in(
+        &p,
+        "needs-dead",
+        json!({"prerequisites": [{"flag": "dead", "variants": ["on"]}]}),
+    )
+    .await;
+    for key in ["old-launch", "dead", "kill-switch", "needs-dead"] {
+        srv.age_flag(&p, key, 40).await;
+    }
+    srv.update("kill-switch", &json!({"permanent": true}))
+        .await
+        .ok(200);
+    srv.age_flag(&p, "kill-switch", 40).await;
+    let list = srv
+        .get(&format!("/api/v1/flags?project={p}&stale=true"))
+        .await
+        .ok(200)
+        .json;
+    let stale: Vec<(&str, &str)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["key"].as_str().unwrap(), f["stale"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stale.len(), 3, "{list}");
+    assert_eq!(list["total"], 3);
+    assert!(
+        stale.contains(&("old-launch", "serves on to everyone, unchanged for 40 days")),
+        "{stale:?}"
+    );
+    assert!(stale
+        .iter()
+        .any(|(k, why)| *k == "dead" && why.starts_with("inactive for 40 days")));
+    assert!(!stale
+        .iter()
+        .any(|(k, _)| *k == "kill-switch" || *k == "fresh"));
+    let done = srv
+        .post(&format!("/api/v1/projects/{p}/archive-stale"), &json!({}))
+        .await
+        .ok(200)
+        .json;
+    let mut archived: Vec<&str> = done["archived"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    archived.sort();
+    assert_eq!(
+        archived,
+        ["dead", "needs-dead"],
+        "dead once the stale flag depending on it went: {done}"
+    );
+    assert_eq!(
+        done["kept"][0]["flag"], "old-launch",
+        "fresh depends on it: {done}"
+    );
+    assert!(
+        done["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("fresh"),
+        "{done}"
+    );
+    let versions = srv.get("/api/v1/flags/dead/versions").await.ok(200).json;
+    assert_eq!(versions[0]["comment"], "archived as stale");
 }

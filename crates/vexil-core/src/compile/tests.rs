@@ -27,6 +27,7 @@ fn flag(key: &str) -> Flag {
         deployments: Vec::new(),
         state: FlagState::Active,
         archived: false,
+        permanent: false,
         variants: vec![variant("on", "", None)],
         segments: Vec::new(),
         all_other_users: rollout(0, &[]),

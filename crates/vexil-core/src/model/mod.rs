@@ -182,6 +182,9 @@ pub struct Flag {
     pub state: FlagState,
     #[serde(default)]
     pub archived: bool,
+    /// Kept on purpose (a kill switch, an operational flag): never reported stale.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
     /// The variants in order; `off` is implicit and reserved.
     pub variants: Vec<Variant>,
     /// Rule-based segments, tried in order.

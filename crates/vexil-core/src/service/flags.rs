@@ -23,10 +23,13 @@ mod change;
 mod exposures;
 mod history;
 mod qa;
+mod stale;
 
 pub use change::FlagChange;
 pub(crate) use change::{apply_in, preview_in};
 pub(crate) use qa::stored_cohorts;
+pub use qa::{UserFlag, UserView};
+pub use stale::{reason as stale_reason, StaleArchive, STALE_AFTER_DAYS};
 
 pub use exposures::{
     ExposureBucket, ExposureKind, ExposureParams, ExposureStats, Interval, VariantCount,
@@ -137,6 +140,9 @@ pub struct FlagPatch {
     /// Replaces the holdout groups the flag belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holdouts: Option<Vec<String>>,
+    /// Keep the flag on purpose: it is never reported stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<bool>,
     /// Imported flags only: the engine config, validated like an import.
     #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +163,8 @@ pub struct FlagQuery {
     pub deployment: Option<String>,
     /// `false` (default) lists unarchived flags, `true` archived ones.
     pub archived: Option<bool>,
+    /// `true`: only stale flags (see [`FlagSummary::stale`]).
+    pub stale: Option<bool>,
     /// Case-insensitive text search on name and key.
     pub q: Option<String>,
     /// Rows to skip (default 0).
@@ -182,6 +190,13 @@ pub struct FlagSummary {
     pub deployments: Vec<String>,
     pub version: i64,
     pub updated_at: i64,
+    /// Why the flag is stale, when it is: unchanged for 30 days while serving one variant to
+    /// everyone or nothing to anyone (a candidate for removal from the code and archiving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
+    /// Kept on purpose: never stale.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
 }
 
 /// One side of a dependency.
@@ -268,6 +283,8 @@ impl From<&Flag> for FlagSummary {
             deployments: f.deployments.clone(),
             version: f.version,
             updated_at: f.updated_at,
+            stale: stale::reason(f, now_ms()),
+            permanent: f.permanent,
         }
     }
 }
@@ -393,16 +410,44 @@ impl FlagService {
             limit,
         };
         self.core.read(|tx| {
-            let page = tx.list_flags(&filter)?;
-            let items = page
-                .items
-                .iter()
-                .map(|r| flag(r).map(|f| FlagSummary::from(&f)))
-                .collect::<Result<_>>()?;
-            Ok(vexil_store::Page {
-                items,
-                total: page.total,
-            })
+            if q.stale != Some(true) {
+                let page = tx.list_flags(&filter)?;
+                let items = page
+                    .items
+                    .iter()
+                    .map(|r| flag(r).map(|f| FlagSummary::from(&f)))
+                    .collect::<Result<_>>()?;
+                return Ok(vexil_store::Page {
+                    items,
+                    total: page.total,
+                });
+            }
+            // Staleness is computed, not stored: every match is read (a project holds a bounded
+            // number of flags), then the stale ones are paged here.
+            let mut stale = Vec::new();
+            let mut offset = 0;
+            loop {
+                let page = tx.list_flags(&FlagFilter {
+                    offset,
+                    limit: 500,
+                    ..filter.clone()
+                })?;
+                let n = page.items.len();
+                for r in &page.items {
+                    let s = FlagSummary::from(&flag(r)?);
+                    if s.stale.is_some() {
+                        stale.push(s);
+                    }
+                }
+                if n < 500 {
+                    break;
+                }
+                offset += 500;
+            }
+            let total = stale.len() as u64;
+            let start = usize::try_from(filter.offset).unwrap_or(usize::MAX);
+            let items = stale.into_iter().skip(start).take(limit as usize).collect();
+            Ok(vexil_store::Page { items, total })
         })
     }
 
@@ -622,6 +667,7 @@ fn new_flag(actor: &Actor, req: NewFlag) -> Result<Flag> {
         deployments: req.deployments,
         state: FlagState::Inactive,
         archived: false,
+        permanent: false,
         variants,
         segments,
         all_other_users,
@@ -696,7 +742,8 @@ fn apply_patch(f: &mut Flag, p: FlagPatch) -> Result<Vec<String>> {
         inclusions,
         prerequisites,
         mutex_group,
-        holdouts
+        holdouts,
+        permanent
     );
     if let Some(settings) = p.experiment {
         f.experiment = Some(settings);

@@ -357,6 +357,7 @@ fn import_flag(
                 deployments: vec![deployment.to_string()],
                 state: FlagState::Active,
                 archived: false,
+                permanent: false,
                 variants: Vec::new(),
                 segments: Vec::new(),
                 all_other_users: Rollout {

@@ -38,9 +38,10 @@ pub use drafts::{
     Moved, NewDraft, NewReview, NewRollout, PolicyScope, Review, RolloutPlan, RolloutStatus,
 };
 pub use flags::{
-    Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation, ExposureBucket,
-    ExposureKind, ExposureParams, ExposureStats, FlagChange, FlagPatch, FlagQuery, FlagService,
-    FlagSummary, GroupInfo, Interval, NewFlag, SlotInfo, VariantCount, VersionInfo,
+    stale_reason, Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation,
+    ExposureBucket, ExposureKind, ExposureParams, ExposureStats, FlagChange, FlagPatch, FlagQuery,
+    FlagService, FlagSummary, GroupInfo, Interval, NewFlag, SlotInfo, StaleArchive, UserFlag,
+    UserView, VariantCount, VersionInfo, STALE_AFTER_DAYS,
 };
 pub use groups::{
     GroupMember, GroupPatch, GroupService, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch,
@@ -263,7 +264,7 @@ impl Services {
 }
 
 /// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

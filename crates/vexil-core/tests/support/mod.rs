@@ -22,6 +22,7 @@ pub fn flag(key: &str) -> Flag {
         deployments: Vec::new(),
         state: FlagState::Active,
         archived: false,
+        permanent: false,
         variants: vec![variant("on")],
         segments: Vec::new(),
         all_other_users: rollout(0, &[("on", 1)]),

@@ -11,7 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::service::{
     Dependencies, EligibleGroups, Evaluation, ExperimentResults, ExposureParams, ExposureStats,
-    FlagChange, FlagPatch, FlagQuery, FlagSummary, NewFlag, Saved, VersionInfo,
+    FlagChange, FlagPatch, FlagQuery, FlagSummary, NewFlag, Saved, StaleArchive, UserView,
+    VersionInfo,
 };
 use vexil_core::{Flag, Variant};
 
@@ -43,6 +44,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_version))
         .routes(routes!(restore_version))
         .routes(routes!(evaluate))
+        .routes(routes!(user_view))
+        .routes(routes!(archive_stale))
         .routes(routes!(exposures))
         .routes(routes!(results))
 }
@@ -487,6 +490,56 @@ async fn evaluate(
         s.services
             .flags
             .evaluate(p.project.as_deref(), &key, req.user)
+    })
+    .await
+    .map(axum::Json)
+}
+
+/// Archive the project's stale flags that nothing depends on (each an `archive` change with its
+/// rules); the ones kept are listed with the reason.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/archive-stale", tag = "flags",
+    params(("project" = String, Path)),
+    responses((status = 200, body = StaleArchive), BadRequest, Forbidden, NotFound, Unprocessable,
+        Common), security(("bearer" = [])))]
+async fn archive_stale(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(project): Path<String>,
+) -> ApiResult<axum::Json<StaleArchive>> {
+    blocking(move || s.services.flags.archive_stale(&actor, &project))
+        .await
+        .map(axum::Json)
+}
+
+/// A user to evaluate every flag of a project for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UserRequest {
+    /// An Amplitude user: `user_id`, `device_id`, `country`, `user_properties`, `groups`, ...
+    #[schema(value_type = Object)]
+    user: serde_json::Value,
+    /// Evaluate as this deployment's SDKs would (only its flags); absent: every flag.
+    #[serde(default)]
+    deployment: Option<String>,
+}
+
+/// What does this user get? Every flag of the project (or of one deployment) evaluated for a
+/// user as SDKs would, with the variant, the reason in words and the engine's trace.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/evaluate", tag = "flags", request_body = UserRequest,
+    params(("project" = String, Path)),
+    responses((status = 200, body = UserView),
+        BadRequest, NotFound, RequestTimeout, PayloadTooLarge, UnsupportedMediaType, Unprocessable,
+        Common), security(("bearer" = [])))]
+async fn user_view(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Path(project): Path<String>,
+    Json(req): Json<UserRequest>,
+) -> ApiResult<axum::Json<UserView>> {
+    blocking(move || {
+        s.services
+            .flags
+            .user_view(&project, req.deployment.as_deref(), req.user)
     })
     .await
     .map(axum::Json)

@@ -451,3 +451,37 @@ pub(crate) async fn state(
     )
     .await
 }
+
+/// `POST /flags/{key}/permanent`: keeps the flag on purpose (never stale), or not (`permanent`
+/// = `false`).
+pub(crate) async fn permanent(
+    state: St,
+    session: Session,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    change(
+        state.0,
+        session,
+        key,
+        request,
+        "Saved: the flag is kept on purpose and never reported stale.",
+        |s, who, project, key, f| {
+            let patch = FlagPatch {
+                permanent: Some(f.get("permanent") != Some("false")),
+                ..FlagPatch::default()
+            };
+            apply_or_draft(
+                s,
+                who,
+                project,
+                key,
+                f.version(),
+                vec![FlagChange::Update {
+                    patch: Box::new(patch),
+                }],
+            )
+        },
+    )
+    .await
+}

@@ -7,7 +7,7 @@
 //! `tr[data-variant]` with `form.edit-variant`, `form.delete-variant`, and `form#new-variant`;
 //! `section#allocation` with `form#allocation-form` (see `allocation.rs`); `section#dependencies`
 //! (see `dependencies.rs`); `section#qa` with `form#qa-form` and `#qa-result`; `section#exposures` with `table#exposures`;
-//! `a#history-link`, `a#audit-link`; `section#flag-drafts` rows `li[data-draft]` (drafts not
+//! `#stale` with `form#keep-permanent`, `#permanent`; `a#history-link`, `a#audit-link`; `section#flag-drafts` rows `li[data-draft]` (drafts not
 //! published or closed yet).
 
 use axum::extract::{Path, RawQuery, Request};
@@ -182,6 +182,16 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
             }
         }
         @if !f.description.is_empty() { p.description { (f.description) } }
+        @if let Some(why) = vexil_core::service::stale_reason(f, vexil_core::service::now_ms()) {
+            div #stale.warning role="status" {
+                p { strong { "Stale: " } (why) ". Remove it from your code and archive it, or keep it on purpose (a kill switch, an operational flag)." }
+                form #keep-permanent method="post" action=(format!("{base}/permanent")) {
+                    (hidden)
+                    button type="submit" { "Keep permanently" }
+                }
+            }
+        }
+        @if f.permanent { p.hint #permanent { "Kept on purpose: never reported stale." } }
         (notice(extra.notice.as_deref()))
         @if let Some((_, e)) = &extra.error { (e) }
         (actions(f, &base, &hidden))

@@ -1,7 +1,8 @@
 //! The flags list (search by name or key; filters by project, state, type, tag, evaluation
 //! mode, archived; badges) and the "Create flag" dialog.
 //!
-//! Hooks: `form#filters`; `table#flags` rows `tr[data-flag]` with a state `.badge`;
+//! Hooks: `form#filters` (with `stale`); `form#archive-stale`; `table#flags` rows
+//! `tr[data-flag]` with a state `.badge` and `.badge.stale` (its reason in `title`);
 //! `button#create-flag-open`, `dialog#create-flag` with `form#create-flag-form`.
 
 use axum::extract::{RawQuery, Request};
@@ -38,6 +39,40 @@ fn parse_state(s: Option<&str>) -> Option<FlagState> {
     }
 }
 
+/// `POST /projects/{project}/archive-stale`: archives the project's stale flags that nothing
+/// depends on, then lists the stale ones left with the outcome.
+pub(crate) async fn archive_stale(
+    state: St,
+    session: Session,
+    axum::extract::Path(project): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    let console = state.0;
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, _| {
+        s.flags.archive_stale(who, &p)
+    })
+    .await;
+    let back = format!(
+        "/flags?project={}&stale=true",
+        super::form::encode(&project)
+    );
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(done))) => {
+            let mut text = format!("Archived {} stale flag(s).", done.archived.len());
+            for k in &done.kept {
+                text.push_str(&format!(" Kept {}: {}.", k.flag, k.reason));
+            }
+            see_other(&format!("{back}&notice={}", super::form::encode(&text)))
+        }
+        Ok((_, Err(e))) => see_other(&format!(
+            "{back}&notice={}",
+            super::form::encode(&e.to_string())
+        )),
+    }
+}
+
 /// `GET /flags`.
 pub(crate) async fn list(state: St, session: Session, RawQuery(query): RawQuery) -> Response {
     let q = Fields::parse(query.unwrap_or_default().as_bytes());
@@ -58,6 +93,7 @@ async fn render(
         tag: q.text("tag"),
         deployment: None,
         archived: Some(q.get("archived") == Some("true")),
+        stale: Some(q.get("stale") == Some("true")),
         q: q.text("q"),
         offset: q.get("offset").and_then(|o| o.parse().ok()),
         limit: Some(100),
@@ -91,6 +127,7 @@ async fn render(
             button #create-flag-open type="button" data-dialog="create-flag" { "+ Create flag" }
         }
         @if let Some(e) = &error { (e) }
+        (super::layout::notice(q.text("notice").as_deref()))
         form #filters method="get" action="/flags" {
             input type="search" name="q" placeholder="Search by name or key" value=(q.get("q").unwrap_or_default());
             select name="project" {
@@ -114,7 +151,17 @@ async fn render(
             }
             input name="tag" placeholder="Tag" value=(q.get("tag").unwrap_or_default());
             label.inline { input type="checkbox" name="archived" value="true" checked[selected("archived", "true")]; " Archived" }
+            label.inline { input type="checkbox" name="stale" value="true" checked[selected("stale", "true")]; " Stale" }
             button type="submit" { "Filter" }
+        }
+        @if selected("stale", "true") {
+            p.hint { "Stale: unchanged for 30 days while serving one variant to everyone or nothing to anyone. Remove them from your code, then archive them." }
+            @if let Some(project) = q.text("project") {
+                form #archive-stale method="post" action=(format!("/projects/{}/archive-stale", super::form::encode(&project))) data-confirm="Archive every stale flag of this project that nothing depends on?" {
+                    (csrf(console, session))
+                    button.danger type="submit" { "Archive the stale flags nothing depends on" }
+                }
+            } @else { p.hint { "Choose a project to archive its stale flags at once." } }
         }
         p.hint { (page.total) " flag" @if page.total != 1 { "s" } }
         table #flags {
@@ -127,7 +174,8 @@ async fn render(
                         td { (f.project) }
                         td { span class=(format!("badge type-{}", f.kind.as_str())) { (f.kind.as_str()) } }
                         td { span class=(format!("badge mode-{}", f.evaluation_mode.as_str())) { (f.evaluation_mode.as_str()) } }
-                        td { (state_badge(f.state, f.archived)) }
+                        td { (state_badge(f.state, f.archived))
+                            @if let Some(why) = &f.stale { " " span.badge.stale title=(why) { "stale" } } }
                         td { @for t in &f.tags { span.tag { (t) } " " } }
                         td { (when(f.updated_at)) }
                     }

@@ -35,6 +35,7 @@ mod metrics;
 mod projects;
 mod results;
 mod session;
+mod user;
 mod webhooks;
 
 use std::sync::Arc;
@@ -119,6 +120,12 @@ pub(crate) fn router(console: ConsoleState) -> Router {
         )
         .route("/projects/{project}/groups", get(groups::list))
         .route("/projects/{project}/audit", get(drafts::audit))
+        .route("/projects/{project}/user", get(user::show))
+        .route(
+            "/projects/{project}/archive-stale",
+            post(flags::archive_stale),
+        )
+        .route("/flags/{key}/permanent", post(flag_edit::permanent))
         .route("/projects/{project}/drafts/{id}", get(drafts::show))
         .route(
             "/projects/{project}/drafts/{id}/{action}",

@@ -6,7 +6,7 @@
 //!
 //! Hooks: `table#projects`, `form#new-project`; `#project-api-key`, `#project-secret-key`,
 //! `table#deployments` rows `tr[data-deployment]` with `.deployment-key`, `button.copy`,
-//! `form.archive-deployment`; `form#new-deployment`; `a#cohorts-link`, `a#groups-link`, `a#metrics-link`, `a#audit-link`; the Webhooks section
+//! `form.archive-deployment`; `form#new-deployment`; `a#cohorts-link`, `a#groups-link`, `a#metrics-link`, `a#audit-link`, `a#user-link`; the Webhooks section
 //! (`webhooks.rs`).
 
 use axum::extract::{Path, Request};
@@ -132,6 +132,7 @@ async fn render(
             a #groups-link href=(format!("{base}/groups")) { "Groups (mutual exclusion, holdouts)" } " · "
             a #metrics-link href=(format!("{base}/metrics")) { "Metrics" } " · "
             a #audit-link href=(format!("{base}/audit")) { "Audit log" } " · "
+            a #user-link href=(format!("{base}/user")) { "What does this user get?" } " · "
             a href=(format!("/flags?project={}", form::encode(&project.key))) { "Flags of this project" } }
         h2 { "Deployments" }
         p.hint { "SDKs authenticate with a deployment's key and see only the flags attached to it. "

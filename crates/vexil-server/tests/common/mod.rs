@@ -592,6 +592,29 @@ impl Server {
             .await
     }
 
+    /// Makes flag `key` look unchanged for `days` days (its stored `updated_at`), for the rules
+    /// that read a flag's age.
+    pub async fn age_flag(&self, project: &str, key: &str, days: i64) {
+        let store = self.store();
+        let (project, key) = (project.to_owned(), key.to_owned());
+        // The store's drivers block: off the async runtime.
+        tokio::task::spawn_blocking(move || {
+            vexil_store::write(&*store, |tx| -> Result<(), vexil_store::StoreError> {
+                let mut row = tx.get_flag(&project, &key)?.unwrap();
+                let mut doc: Value = serde_json::from_str(&row.doc).unwrap();
+                let at = doc["updated_at"].as_i64().unwrap() - days * 86_400_000;
+                doc["updated_at"] = json!(at);
+                row.doc = doc.to_string();
+                row.updated_at = at;
+                let version = row.version;
+                tx.update_flag(&row, version)
+            })
+            .unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
     /// QA evaluation of a flag for a user.
     pub async fn evaluate(&self, key: &str, user: Value) -> Value {
         let path = format!("/api/v1/flags/{key}/evaluate");

@@ -109,4 +109,48 @@ pub(crate) async fn console_drafts(srv: &Server) {
         .await
         .lacks("data-entity=\"flag\"")
         .has(&format!("href=\"/projects/{p}/drafts/{id}\""));
+    // A stale flag: marked in the list and on its page, and kept on purpose from there.
+    let q = srv.create_project("Stale console").await;
+    srv.flag_in(&q, "old", json!({})).await;
+    srv.age_flag(&q, "old", 45).await;
+    b.get(&format!("/flags?project={q}&stale=true"))
+        .await
+        .has("tr data-flag=\"old\"")
+        .has("class=\"badge stale\"")
+        .has("form id=\"archive-stale\"");
+    let page = b.get(&format!("/flags/old?project={q}")).await;
+    page.has("id=\"stale\"").has("form id=\"keep-permanent\"");
+    let v = srv.version("old").await.to_string();
+    b.post(
+        "/flags/old/permanent",
+        &[("project", q.as_str()), ("version", v.as_str())],
+    )
+    .await
+    .redirects_to("/flags/old?");
+    b.get(&format!("/flags/old?project={q}"))
+        .await
+        .lacks("id=\"stale\"")
+        .has("id=\"permanent\"");
+    // What does this user get? Every flag, with the reason.
+    b.get(&format!("/projects/{p}/user"))
+        .await
+        .has("form id=\"user-check\"")
+        .has("Give a user id");
+    b.get(&format!(
+        "/projects/{p}/user?user_id=u1&properties=%7B%22plan%22%3A%22pro%22%7D"
+    ))
+    .await
+    .has("table id=\"user-flags\"")
+    .has("tr data-flag=\"banner\"")
+    .has("<strong>on</strong>")
+    .has("details class=\"trace\"");
+    let bad = b
+        .get(&format!("/projects/{p}/user?user_id=u1&properties=nope"))
+        .await;
+    assert_eq!(bad.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.html.contains("user properties are a JSON object"),
+        "{}",
+        bad.html
+    );
 }

@@ -227,3 +227,148 @@ fn gate_reasons(set: &FlagSet, results: &Results<'_>, e: &FlagExplanation) -> Ve
     }
     out
 }
+
+/// What one flag gives a user, in a sentence, with the trace one click away.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserFlag {
+    pub flag: String,
+    pub name: String,
+    /// The variant served (`off` when none).
+    pub variant: String,
+    /// Why, in words: the segment that served it and how, or why nothing did.
+    pub reason: String,
+    /// The engine's explanation as lines a person reads.
+    pub trace: String,
+}
+
+/// Every flag a user gets.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    /// The deployment evaluated as its SDKs would (absent: every flag of the project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// The user as evaluated, with the cohorts the server found them in.
+    #[schema(value_type = Object)]
+    pub user: Json,
+    /// By flag key.
+    pub flags: Vec<UserFlag>,
+}
+
+impl FlagService {
+    /// Evaluates every flag of `project` for `user` as SDKs would: with `deployment`, the flags
+    /// served to that deployment (inactive ones give `off`); without, every unarchived flag.
+    /// The user is enriched like remote evaluation does (cohorts, stored `[Experiment]`
+    /// properties).
+    pub fn user_view(
+        &self,
+        project: &str,
+        deployment: Option<&str>,
+        user: Json,
+    ) -> Result<UserView> {
+        let Value::Object(mut user) = Value::from(user) else {
+            return Err(Error::invalid(
+                "user",
+                "invalid_user",
+                "the user is a JSON object such as {\"user_id\": \"u1\"}",
+            ));
+        };
+        let (configs, roots, names, cohorts, properties) = self.core.read(|tx| {
+            crate::service::projects::get(tx, project)?;
+            if let Some(d) = deployment {
+                if !tx.list_deployments(project)?.iter().any(|x| x.key == d) {
+                    return Err(Error::NotFound {
+                        entity: "deployment",
+                        key: d.to_string(),
+                    });
+                }
+            }
+            let all: Vec<Flag> = tx
+                .project_flags(project)?
+                .iter()
+                .map(flag)
+                .collect::<Result<_>>()?;
+            let groups = crate::service::groups::project_groups(tx, project)?;
+            let mut roots: Vec<(String, String)> = all
+                .iter()
+                .filter(|f| !f.archived)
+                .filter(|f| deployment.is_none_or(|d| f.deployments.iter().any(|x| x == d)))
+                .map(|f| (f.key.clone(), f.name.clone()))
+                .collect();
+            roots.sort();
+            let keys: Vec<&str> = roots.iter().map(|(k, _)| k.as_str()).collect();
+            let configs = match deployment {
+                Some(d) => crate::compile::deployment_flags(d, &all, &groups),
+                None => flags_with_prerequisites(&keys, &all, &groups),
+            };
+            let cohorts = stored_cohorts(tx, project, &configs)?;
+            let properties = stored_properties(tx, project, &configs, &user)?;
+            let names = roots.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>();
+            let roots = roots.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+            Ok((configs, roots, names, cohorts, properties))
+        })?;
+        enrich(&mut user, &cohorts, &properties);
+        let set = FlagSet::compile(configs).map_err(|e| Error::Internal(Box::new(e)))?;
+        let user = Value::Object(user);
+        let context = Context::from_sdk_user(user.clone());
+        let (results, explanations) = explain(&set, &context, &roots)
+            .map_err(|e| Error::blocked("dependency_cycle", e.to_string(), Vec::new()))?;
+        let flags = roots
+            .iter()
+            .zip(names)
+            .map(|(key, name)| {
+                let variant = results.get(key).map_or("off", |r| r.key()).to_string();
+                let explanation = explanations.iter().find(|e| &e.flag_key == key);
+                let reason = explanation.map_or_else(
+                    || "not served: off".to_string(),
+                    |e| reason_of(&set, &results, e),
+                );
+                let trace = explanation.map_or_else(String::new, |e| {
+                    lines(&set, &results, std::slice::from_ref(e))
+                });
+                UserFlag {
+                    flag: key.clone(),
+                    name,
+                    variant,
+                    reason,
+                    trace,
+                }
+            })
+            .collect();
+        Ok(UserView {
+            deployment: deployment.map(str::to_owned),
+            user: Json::from(user),
+            flags,
+        })
+    }
+}
+
+/// Why a flag gave what it gave, in one sentence.
+fn reason_of(set: &FlagSet, results: &Results<'_>, e: &FlagExplanation) -> String {
+    use vexil_eval::SegmentOutcome;
+    let served = e
+        .segment_index
+        .and_then(|i| e.segments.iter().find(|s| s.index == i));
+    let Some(segment) = served else {
+        return "no segment served this user: off".to_string();
+    };
+    let name = segment.name.as_deref().unwrap_or("(unnamed)");
+    if name == "flag-dependencies" {
+        let why = gate_reasons(set, results, e);
+        return if why.is_empty() {
+            "off because of a dependency".to_string()
+        } else {
+            format!("off: {}", why.join("; "))
+        };
+    }
+    match &segment.outcome {
+        SegmentOutcome::Served { bucketed: true, .. } => {
+            format!("segment {name:?}: in its rollout, bucketed into this variant")
+        }
+        SegmentOutcome::Served { reason, .. } if reason == "not allocated" => {
+            format!("segment {name:?}: matched, outside its rollout percentage")
+        }
+        SegmentOutcome::Served { .. } => format!("segment {name:?} serves this variant"),
+        SegmentOutcome::FellThrough { reason } => format!("segment {name:?}: {reason}"),
+        SegmentOutcome::NotMatched => format!("segment {name:?}"),
+    }
+}

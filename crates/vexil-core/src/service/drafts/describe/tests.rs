@@ -24,6 +24,7 @@ fn base() -> Flag {
         deployments: vec!["web".into()],
         state: FlagState::Inactive,
         archived: false,
+        permanent: false,
         variants: ["single-page", "express"]
             .iter()
             .map(|k| Variant {
