@@ -14,6 +14,7 @@ import {
   errorText,
   fill,
   flagPath,
+  lastConfirm,
   need,
   noError,
   ok,
@@ -161,7 +162,11 @@ export async function steps(runner, state) {
   await runner.step('archive-protection', ['activation'], async () => {
     const { main, dependent } = state.flags;
     await at(page, path(main));
+    // Deactivating a prerequisite says first which flags it turns off.
+    const question = await page.locator('form#deactivate').getAttribute('data-confirm');
+    ok(question?.includes(dependent), `${where(page)}: deactivating ${main} must name ${dependent} it turns off, asks ${JSON.stringify(question)}`);
     await submit(page, 'form#archive');
+    ok(lastConfirm()?.includes('Archive'), `archiving must ask first, asked ${JSON.stringify(lastConfirm())}`);
     const error = await errorText(page, 'archiving a prerequisite is refused');
     ok(error.includes(dependent) || error.includes('Express shipping'), `the refusal must name the dependent: ${JSON.stringify(error)}`);
     const links = await blockingLinks(page);

@@ -280,6 +280,16 @@ export async function submit(page, form, { watch, button, csrf = true } = {}) {
   ok(info.button, `${where(page)}: \`${form}\` has no submit button`);
   const from = where(page);
   const started = performance.now();
+  // A form that asks first (`data-confirm`) is confirmed, as a person would; the question is
+  // kept for the caller (`lastConfirm()`). A caller's own dialog handler may answer first.
+  const question = await el.getAttribute('data-confirm');
+  confirmed = null;
+  if (question) {
+    page.once('dialog', (d) => {
+      confirmed = d.message();
+      d.accept().catch(() => {});
+    });
+  }
   await el.locator(submitter).first().click();
   try {
     await page.waitForFunction(
@@ -297,6 +307,13 @@ export async function submit(page, form, { watch, button, csrf = true } = {}) {
   }
   await page.waitForLoadState('domcontentloaded');
   trace(`submit ${form} (${from} -> ${where(page)})`, started);
+}
+
+let confirmed = null;
+
+/** The question the last submitted form asked before it went (`null` when it asked none). */
+export function lastConfirm() {
+  return confirmed;
 }
 
 /** The visible `.error` text; fails when there is none. */

@@ -34,8 +34,9 @@ pub use deployments::{
     DeploymentPatch, DeploymentService, DeploymentView, NewDeployment, RotateDeploymentKey,
 };
 pub use drafts::{
-    ApprovalPolicy, Approvals, Decision, Draft, DraftPatch, DraftService, DraftStatus, DraftView,
-    Moved, NewDraft, NewReview, NewRollout, PolicyScope, Review, RolloutPlan, RolloutStatus,
+    serves, ApprovalPolicy, Approvals, Decision, Draft, DraftPatch, DraftService, DraftStatus,
+    DraftView, Moved, NewDraft, NewReview, NewRollout, PolicyScope, Review, RolloutPlan,
+    RolloutStatus,
 };
 pub use flags::{
     stale_reason, Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation,

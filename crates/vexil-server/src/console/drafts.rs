@@ -148,7 +148,7 @@ fn page(
 }
 
 /// `*word*` spans of the service's lines as emphasis.
-fn emphasis(line: &str) -> Markup {
+pub(crate) fn emphasis(line: &str) -> Markup {
     let parts: Vec<&str> = line.split('*').collect();
     html! { @for (i, part) in parts.iter().enumerate() { @if i % 2 == 1 { em { (part) } } @else { (part) } } }
 }

@@ -419,7 +419,7 @@ pub(crate) async fn state(
     request: Request,
 ) -> Response {
     let what = match action.as_str() {
-        "activate" => "Activated: the flag now serves its targeting.",
+        "activate" => "Activated.",
         "deactivate" => "Deactivated: everyone gets off.",
         "archive" => "Archived.",
         "unarchive" => "Unarchived.",

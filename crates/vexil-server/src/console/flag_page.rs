@@ -2,7 +2,8 @@
 //! the Experiment card of an experiment (`experiment.rs`: results link and settings), the
 //! Allocation panel, the Dependencies card, QA ("Test a user") and exposures.
 //!
-//! Hooks: `h1`, a state `.badge`, `form#activate|#deactivate|#archive|#unarchive`;
+//! Hooks: `h1`, a state `.badge`, `section#overview li` (what it serves),
+//! `form#activate|#deactivate|#archive|#unarchive` (each with its consequence in `data-confirm`);
 //! `section#configure` with `form#settings` and `details#advanced`; `section#variants` rows
 //! `tr[data-variant]` with `form.edit-variant`, `form.delete-variant`, and `form#new-variant`;
 //! `section#allocation` with `form#allocation-form` (see `allocation.rs`); `section#dependencies`
@@ -194,7 +195,8 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
         @if f.permanent { p.hint #permanent { "Kept on purpose: never reported stale." } }
         (notice(extra.notice.as_deref()))
         @if let Some((_, e)) = &extra.error { (e) }
-        (actions(f, &base, &hidden))
+        (overview(f))
+        (actions(data, &base, &hidden))
         (experiment::card(f, &data.metrics, &base, &hidden, extra.draft.as_ref()))
         (configure(data, &base, &hidden))
         (variants(f, &base, &hidden))
@@ -214,13 +216,54 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
     }
 }
 
-fn actions(f: &Flag, base: &str, hidden: &Markup) -> Markup {
+/// What the flag serves, in plain words, first on the page.
+fn overview(f: &Flag) -> Markup {
+    html! {
+        section #overview {
+            h2 { "What it serves" }
+            ul { @for line in vexil_core::service::serves(f) { li { (super::drafts::emphasis(&line)) } } }
+        }
+    }
+}
+
+/// The state buttons, each confirmed with its consequence for users.
+fn actions(data: &PageData, base: &str, hidden: &Markup) -> Markup {
+    let f = &data.flag;
+    let active_dependents: Vec<&str> = data
+        .dependencies
+        .dependents
+        .iter()
+        .filter(|d| d.flag.state == FlagState::Active && !d.flag.archived)
+        .map(|d| d.flag.key.as_str())
+        .collect();
+    let confirm = |id: &str| -> String {
+        match id {
+            "deactivate" if !active_dependents.is_empty() => format!(
+                "Deactivating {} turns off {} for all users (they depend on it), and everyone gets off from {}.",
+                f.key,
+                active_dependents.join(" and "),
+                f.key
+            ),
+            "deactivate" => format!("Deactivate {}? Everyone gets off.", f.key),
+            "activate" if f.deployments.is_empty() => format!(
+                "{} is attached to no deployment: activating it serves nobody until you attach one. Activate anyway?",
+                f.key
+            ),
+            "activate" => format!(
+                "Activate {}? Users start getting its targeting in {}.",
+                f.key,
+                f.deployments.join(", ")
+            ),
+            "archive" => format!("Archive {}? SDKs stop receiving it.", f.key),
+            _ => format!("Unarchive {}?", f.key),
+        }
+    };
     let button = |id: &str, label: &str| {
         html! {
-            form id=(id) method="post" action=(format!("{base}/state/{id}")) {
+            form id=(id) method="post" action=(format!("{base}/state/{id}")) data-confirm=(confirm(id)) {
                 (hidden)
                 input type="hidden" name="version" value=(f.version);
-                button type="submit" { (label) }
+                button type="submit" class=[(id == "archive" || id == "deactivate").then_some("danger")] { (label) }
             }
         }
     };

@@ -117,6 +117,93 @@ pub fn describe(before: &Flag, after: &Flag) -> Vec<String> {
     out
 }
 
+/// What a flag serves, in plain words, one line per rule in the order they apply: who is
+/// pinned, each segment, everyone else, and what gates it (state, prerequisites, groups,
+/// deployments). The flag page's overview.
+pub fn serves(f: &Flag) -> Vec<String> {
+    let mut out = Vec::new();
+    if f.archived {
+        out.push("Archived: no SDK serves it".to_string());
+        return out;
+    }
+    if f.state == FlagState::Inactive {
+        out.push("Inactive: everyone gets off. Once active:".to_string());
+    }
+    for (variant, i) in &f.inclusions {
+        if !i.is_empty() {
+            let mut who = Vec::new();
+            if !i.ids.is_empty() {
+                who.push(format!("{} user(s)", i.ids.len()));
+            }
+            if !i.cohorts.is_empty() {
+                who.push(format!("{} cohort(s)", i.cohorts.len()));
+            }
+            out.push(format!("{} pinned to *{variant}*", who.join(" and ")));
+        }
+    }
+    for s in &f.segments {
+        out.push(format!("{} users: {}", s.name, serving(&s.rollout())));
+    }
+    let everyone = if f.segments.is_empty() {
+        "Everyone"
+    } else {
+        "Everyone else"
+    };
+    out.push(format!("{everyone}: {}", serving(&f.all_other_users)));
+    for p in &f.prerequisites {
+        out.push(format!(
+            "Only for users who get {} from *{}*",
+            p.variants
+                .iter()
+                .map(|v| format!("*{v}*"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            p.flag
+        ));
+    }
+    if let Some(m) = &f.mutex_group {
+        out.push(format!(
+            "Only for users in slot {} of *{}*",
+            m.slot, m.group
+        ));
+    }
+    for h in &f.holdouts {
+        out.push(format!("Not for users held out by *{h}*"));
+    }
+    if f.deployments.is_empty() {
+        out.push("Attached to no deployment: no SDK serves it yet".to_string());
+    } else {
+        out.push(format!("Served to the SDKs of {}", list(&f.deployments)));
+    }
+    out
+}
+
+/// "*a* 20%, *b* 80%" at 100%, "30% get *a* (the rest off)", or "off".
+fn serving(r: &Rollout) -> String {
+    let total: u32 = r.weights.values().sum();
+    let split: Vec<String> = r
+        .weights
+        .iter()
+        .filter(|(_, w)| **w > 0)
+        .map(|(k, w)| (k, share(*w, total)))
+        .map(|(k, s)| {
+            if s == "100" {
+                format!("*{k}*")
+            } else {
+                format!("*{k}* {s}%")
+            }
+        })
+        .collect();
+    if r.percentage == 0 || split.is_empty() {
+        return "off".to_string();
+    }
+    if r.percentage == 100 {
+        split.join(", ")
+    } else {
+        format!("{}% get {} (the rest off)", r.percentage, split.join(", "))
+    }
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "none".to_string()

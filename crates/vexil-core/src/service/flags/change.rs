@@ -134,7 +134,11 @@ impl FlagChange {
                     settings.start.get_or_insert_with(now_ms);
                     settings.end = None;
                 }
-                Ok(Vec::new())
+                Ok(if f.deployments.is_empty() {
+                    vec!["the flag is attached to no deployment: no SDK serves it until you attach one".to_string()]
+                } else {
+                    Vec::new()
+                })
             }
             FlagChange::Deactivate => {
                 f.state = FlagState::Inactive;

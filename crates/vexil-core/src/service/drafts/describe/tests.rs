@@ -141,3 +141,43 @@ fn changes_read_in_the_products_words() {
         &["Bucketing changed: users move between variants"],
     );
 }
+
+#[test]
+fn what_a_flag_serves_reads_as_rules() {
+    let f = base();
+    assert_eq!(
+        serves(&f),
+        [
+            "Inactive: everyone gets off. Once active:",
+            "Pro plan users: 20% get *express* 80%, *single-page* 20% (the rest off)",
+            "Everyone else: off",
+            "Served to the SDKs of web",
+        ]
+    );
+    let mut f = base();
+    f.state = FlagState::Active;
+    f.segments[0].percentage = 100;
+    f.all_other_users.percentage = 100;
+    f.deployments.clear();
+    f.prerequisites.push(Prerequisite {
+        flag: "gate".into(),
+        variants: vec!["on".into()],
+    });
+    f.inclusions.insert(
+        "express".into(),
+        Inclusion {
+            ids: vec!["qa-1".into()],
+            cohorts: Vec::new(),
+        },
+    );
+    assert_eq!(
+        serves(&f),
+        [
+            "1 user(s) pinned to *express*",
+            "Pro plan users: *express* 80%, *single-page* 20%",
+            "Everyone else: *single-page*",
+            "Only for users who get *on* from *gate*",
+            "Attached to no deployment: no SDK serves it yet",
+        ]
+    );
+}
