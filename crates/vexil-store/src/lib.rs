@@ -29,8 +29,8 @@ pub use error::StoreError;
 pub use rows::{
     ApiKeyRow, AuditCursor, AuditQuery, CohortRow, DeliveryRow, DeploymentRow, DocumentRow,
     EventColumns, EventFact, EventRow, ExperimentPropertyRow, ExposureCount, ExposureFact,
-    ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, OutboxRow, Page, ProjectRow,
-    SdkRevisionRow, SessionRow, WebhookRow,
+    ExposureQuery, ExposureRow, FlagFilter, FlagRow, FlagSort, HistoryRow, OutboxRow, Page,
+    ProjectRow, SdkRevisionRow, SessionRow, WebhookRow,
 };
 
 /// Result of store operations.

@@ -96,8 +96,21 @@ pub struct FlagFilter {
     pub deployment: Option<String>,
     /// Case-insensitive substring of the name or the key.
     pub text: Option<String>,
+    pub sort: FlagSort,
     pub offset: u64,
     pub limit: u32,
+}
+
+/// The order of a flag listing (ties by project and key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FlagSort {
+    /// By project, then key.
+    #[default]
+    Key,
+    /// By name, case-insensitively.
+    Name,
+    /// The most recently changed first.
+    Updated,
 }
 
 /// One page of a listing.

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::keys::{is_url_safe_key, random_base62};
 use crate::model::{Flag, FlagState};
 
-pub use describe::{describe, serves};
+pub use describe::{describe, serves, targeting};
 pub use moved::Moved;
 pub use rollout::{NewRollout, RolloutPlan, RolloutStatus};
 

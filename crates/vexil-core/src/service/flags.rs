@@ -149,6 +149,15 @@ pub struct FlagPatch {
     pub imported_config: Option<ImportedConfig>,
 }
 
+/// The order of the flag list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagOrder {
+    Key,
+    Name,
+    Updated,
+}
+
 /// Which flags to list.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -165,6 +174,8 @@ pub struct FlagQuery {
     pub archived: Option<bool>,
     /// `true`: only stale flags (see [`FlagSummary::stale`]).
     pub stale: Option<bool>,
+    /// `key` (default, by project then key), `name`, or `updated` (the most recent first).
+    pub sort: Option<FlagOrder>,
     /// Case-insensitive text search on name and key.
     pub q: Option<String>,
     /// Rows to skip (default 0).
@@ -197,6 +208,16 @@ pub struct FlagSummary {
     /// Kept on purpose: never stale.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub permanent: bool,
+    /// Who made the last change.
+    pub updated_by: String,
+    /// The targeting in a few words: "Everyone: *on*", "2 segments; everyone else: off".
+    pub targeting: String,
+    /// The flags it depends on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prerequisites: Vec<String>,
+    /// The mutual-exclusion group and holdouts it is in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// One side of a dependency.
@@ -285,6 +306,15 @@ impl From<&Flag> for FlagSummary {
             updated_at: f.updated_at,
             stale: stale::reason(f, now_ms()),
             permanent: f.permanent,
+            updated_by: f.updated_by.clone(),
+            targeting: super::drafts::targeting(f),
+            prerequisites: f.prerequisites.iter().map(|p| p.flag.clone()).collect(),
+            groups: f
+                .mutex_group
+                .iter()
+                .map(|m| m.group.clone())
+                .chain(f.holdouts.iter().cloned())
+                .collect(),
         }
     }
 }
@@ -406,6 +436,11 @@ impl FlagService {
             tag: q.tag.clone(),
             deployment: q.deployment.clone(),
             text: q.q.clone().filter(|t| !t.is_empty()),
+            sort: match q.sort {
+                None | Some(FlagOrder::Key) => vexil_store::FlagSort::Key,
+                Some(FlagOrder::Name) => vexil_store::FlagSort::Name,
+                Some(FlagOrder::Updated) => vexil_store::FlagSort::Updated,
+            },
             offset: q.offset.unwrap_or(0),
             limit,
         };

@@ -40,9 +40,9 @@ pub use drafts::{
 };
 pub use flags::{
     stale_reason, Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation,
-    ExposureBucket, ExposureKind, ExposureParams, ExposureStats, FlagChange, FlagPatch, FlagQuery,
-    FlagService, FlagSummary, GroupInfo, Interval, NewFlag, SlotInfo, StaleArchive, UserFlag,
-    UserView, VariantCount, VersionInfo, STALE_AFTER_DAYS,
+    ExposureBucket, ExposureKind, ExposureParams, ExposureStats, FlagChange, FlagOrder, FlagPatch,
+    FlagQuery, FlagService, FlagSummary, GroupInfo, Interval, NewFlag, SlotInfo, StaleArchive,
+    UserFlag, UserView, VariantCount, VersionInfo, STALE_AFTER_DAYS,
 };
 pub use groups::{
     GroupMember, GroupPatch, GroupService, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch,

@@ -1,15 +1,17 @@
 //! The flags list (search by name or key; filters by project, state, type, tag, evaluation
 //! mode, archived; badges) and the "Create flag" dialog.
 //!
-//! Hooks: `form#filters` (with `stale`); `form#archive-stale`; `table#flags` rows
-//! `tr[data-flag]` with a state `.badge` and `.badge.stale` (its reason in `title`);
+//! Hooks: `form#filters` (with `stale`); `form#archive-stale`; `table#flags` with `th a.sort`
+//! (by name, key, last change) and rows `tr[data-flag]` with a state `.badge`, `.badge.stale`
+//! (its reason in `title`), `.targeting`, `.deployments`, `.links` (`.badge.depends`,
+//! `.badge.grouped`); `p.empty` when nothing is listed;
 //! `button#create-flag-open`, `dialog#create-flag` with `form#create-flag-form`.
 
 use axum::extract::{RawQuery, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::{FlagQuery, NewFlag, ProjectView};
+use vexil_core::service::{FlagOrder, FlagQuery, NewFlag, ProjectView};
 use vexil_core::{EvaluationMode, FlagState, FlagType};
 
 use super::layout::{self, csrf, error_box, state_badge, when};
@@ -94,6 +96,11 @@ async fn render(
         deployment: None,
         archived: Some(q.get("archived") == Some("true")),
         stale: Some(q.get("stale") == Some("true")),
+        sort: match q.get("sort") {
+            Some("name") => Some(FlagOrder::Name),
+            Some("updated") => Some(FlagOrder::Updated),
+            _ => None,
+        },
         q: q.text("q"),
         offset: q.get("offset").and_then(|o| o.parse().ok()),
         limit: Some(100),
@@ -121,6 +128,25 @@ async fn render(
         None => (StatusCode::OK, None, None),
     };
     let selected = |name: &str, value: &str| q.get(name) == Some(value);
+    // The same filters in another order.
+    let sorted = |by: &str| -> String {
+        let mut href = format!("/flags?sort={by}");
+        for name in [
+            "q",
+            "project",
+            "state",
+            "type",
+            "evaluation_mode",
+            "tag",
+            "archived",
+            "stale",
+        ] {
+            if let Some(v) = q.text(name) {
+                href.push_str(&format!("&{name}={}", super::form::encode(&v)));
+            }
+        }
+        href
+    };
     let body = html! {
         div.titlebar {
             h1 { "Flags and experiments" }
@@ -164,20 +190,36 @@ async fn render(
             } @else { p.hint { "Choose a project to archive its stale flags at once." } }
         }
         p.hint { (page.total) " flag" @if page.total != 1 { "s" } }
+        @if page.items.is_empty() {
+            p.empty { @if q.text("q").is_some() || q.text("project").is_some() || q.text("tag").is_some() {
+                "No flag matches these filters. Clear them, or create one."
+            } @else { "No flags yet: create the first with “+ Create flag”, then attach it to a deployment." } }
+        }
         table #flags {
-            thead { tr { th { "Name" } th { "Key" } th { "Project" } th { "Type" } th { "Mode" } th { "State" } th { "Tags" } th { "Updated" } } }
+            thead { tr {
+                th { a.sort href=(sorted("name")) { "Name" } }
+                th { a.sort href=(sorted("key")) { "Key" } }
+                th { "Project" } th { "Type" } th { "State" } th { "Targeting" } th { "Served in" } th { "Links" } th { "Tags" }
+                th { a.sort href=(sorted("updated")) { "Last change" } }
+            } }
             tbody {
                 @for f in &page.items {
                     tr data-flag=(f.key) {
                         td { a href=(flag_href(&f.project, &f.key)) { (f.name) } }
                         td { code { (f.key) } }
                         td { (f.project) }
-                        td { span class=(format!("badge type-{}", f.kind.as_str())) { (f.kind.as_str()) } }
-                        td { span class=(format!("badge mode-{}", f.evaluation_mode.as_str())) { (f.evaluation_mode.as_str()) } }
+                        td { span class=(format!("badge type-{}", f.kind.as_str())) { (f.kind.as_str()) }
+                            " " span class=(format!("badge mode-{}", f.evaluation_mode.as_str())) { (f.evaluation_mode.as_str()) } }
                         td { (state_badge(f.state, f.archived))
                             @if let Some(why) = &f.stale { " " span.badge.stale title=(why) { "stale" } } }
+                        td.targeting { (super::drafts::emphasis(&f.targeting)) }
+                        td.deployments { @if f.deployments.is_empty() { span.hint { "none" } } @else { (f.deployments.join(", ")) } }
+                        td.links {
+                            @if !f.prerequisites.is_empty() { span.badge.depends title=(format!("depends on {}", f.prerequisites.join(", "))) { "depends on " (f.prerequisites.len()) } " " }
+                            @if !f.groups.is_empty() { span.badge.grouped title=(f.groups.join(", ")) { "in " (f.groups.len()) " group" @if f.groups.len() != 1 { "s" } } }
+                        }
                         td { @for t in &f.tags { span.tag { (t) } " " } }
-                        td { (when(f.updated_at)) }
+                        td { (when(f.updated_at)) @if !f.updated_by.is_empty() { " by " (f.updated_by) } }
                     }
                 }
             }

@@ -131,6 +131,20 @@ pub(crate) async fn console_drafts(srv: &Server) {
         .await
         .lacks("id=\"stale\"")
         .has("id=\"permanent\"");
+    // The list: targeting in words, where each flag is served, sortable, an empty state.
+    b.get(&format!("/flags?project={p}&sort=updated"))
+        .await
+        .has("class=\"sort\" href=\"/flags?sort=name&amp;project=")
+        .has("<td class=\"targeting\">Everyone: <em>on</em></td>")
+        .has("by admin");
+    b.get("/flags?q=no-such-flag-anywhere").await.has("No flag matches these filters");
+    let listed = srv
+        .get(&format!("/api/v1/flags?project={p}&sort=name"))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(listed["items"][0]["targeting"], "Everyone: *on*", "{listed}");
+    srv.get("/api/v1/flags?sort=sideways").await.err(400, "invalid_query", Some("sort"));
     // What does this user get? Every flag, with the reason.
     b.get(&format!("/projects/{p}/user"))
         .await

@@ -517,3 +517,44 @@ pub fn flag_links_follow_updates(store: &dyn Store) {
         "links kept after a failed update"
     );
 }
+
+/// Listings in the three orders: key (the default), name case-insensitively, the most recently
+/// changed first; ties by project and key, and pages cut in that order.
+pub fn list_flags_sorts(store: &dyn Store) {
+    use crate::rows::FlagSort;
+    seed_projects(store, &["p"]);
+    let mut rows = vec![
+        shaped("p", "a", &[("name", "zebra")]),
+        shaped("p", "b", &[("name", "Apple")]),
+        shaped("p", "c", &[("name", "mango")]),
+        shaped("p", "d", &[("name", "apple")]),
+    ];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.updated_at = super::T0 + [30, 10, 20, 10][i];
+    }
+    insert_flags(store, &rows);
+    for (sort, expected) in [
+        (FlagSort::Key, ["p/a", "p/b", "p/c", "p/d"]),
+        (FlagSort::Name, ["p/b", "p/d", "p/c", "p/a"]),
+        (FlagSort::Updated, ["p/a", "p/c", "p/b", "p/d"]),
+    ] {
+        let filter = FlagFilter {
+            project: Some("p".into()),
+            sort,
+            ..FlagFilter::default()
+        };
+        assert_eq!(list(store, filter.clone()).0, expected, "{sort:?}");
+        let second = read_ok(store, "a page", |tx| {
+            tx.list_flags(&FlagFilter {
+                offset: 1,
+                limit: 2,
+                ..filter.clone()
+            })
+        });
+        assert_eq!(
+            keys(&second.items),
+            expected[1..3],
+            "{sort:?}: the second page"
+        );
+    }
+}

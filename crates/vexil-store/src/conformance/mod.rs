@@ -33,6 +33,7 @@
 //! | `read_rejects_writes` | a read transaction refuses writes |
 //! | `list_flags_filters` | every filter alone and combined |
 //! | `list_flags_tags_match_exactly` | the tag filter matches whole tags only |
+//! | `list_flags_sorts` | listings by key, name and last change, paged in that order |
 //! | `list_flags_text_search` | case-insensitive on name and key, `%`/`_` literal |
 //! | `list_flags_pagination` | offset/limit/total, `limit` 0, order by project then key |
 //! | `dependents_follow_prerequisites` | dependents by prerequisite, per project, after updates |
@@ -77,7 +78,7 @@ pub use entities::{
 pub use events::{analysis_scans_resume_after_an_id, events_round_trip};
 pub use listing::{
     dependents_follow_prerequisites, flag_links_follow_updates, list_flags_filters,
-    list_flags_pagination, list_flags_tags_match_exactly, list_flags_text_search,
+    list_flags_pagination, list_flags_sorts, list_flags_tags_match_exactly, list_flags_text_search,
 };
 pub use sdk::{
     experiment_properties_round_trip, exposure_counts_by_bucket_and_variant,
@@ -122,6 +123,7 @@ pub const CASES: &[Case] = table![
     read_rejects_writes,
     list_flags_filters,
     list_flags_tags_match_exactly,
+    list_flags_sorts,
     list_flags_text_search,
     list_flags_pagination,
     dependents_follow_prerequisites,
@@ -175,6 +177,7 @@ macro_rules! conformance_tests {
             read_rejects_writes,
             list_flags_filters,
             list_flags_tags_match_exactly,
+            list_flags_sorts,
             list_flags_text_search,
             list_flags_pagination,
             dependents_follow_prerequisites,

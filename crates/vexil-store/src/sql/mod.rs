@@ -22,8 +22,8 @@ use self::codec::{
 };
 use crate::rows::{
     ApiKeyRow, AuditQuery, CohortRow, DeploymentRow, ExperimentPropertyRow, ExposureCount,
-    ExposureQuery, ExposureRow, FlagFilter, FlagRow, HistoryRow, Page, ProjectRow, SdkRevisionRow,
-    SessionRow,
+    ExposureQuery, ExposureRow, FlagFilter, FlagRow, FlagSort, HistoryRow, Page, ProjectRow,
+    SdkRevisionRow, SessionRow,
 };
 use crate::rows::{
     DeliveryRow, DocumentRow, EventColumns, EventFact, EventRow, ExposureFact, OutboxRow,
@@ -360,11 +360,16 @@ impl Tx for SqlTx<'_> {
             let offset = w.bind(Val::Int(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
             // Page the keys first (from narrow indexes), then read only those rows: skipping
             // `offset` rows never reads their documents.
+            let order = match filter.sort {
+                FlagSort::Key => "f.project, f.key",
+                FlagSort::Name => "f.search_name, f.project, f.key",
+                FlagSort::Updated => "f.updated_at DESC, f.project, f.key",
+            };
             let sql = format!(
                 "SELECT {FLAG_COLS} FROM flags f WHERE (f.project, f.key) IN \
                  (SELECT f.project, f.key FROM flags f{where_sql} \
-                  ORDER BY f.project, f.key LIMIT {limit} OFFSET {offset}) \
-                 ORDER BY f.project, f.key"
+                  ORDER BY {order} LIMIT {limit} OFFSET {offset}) \
+                 ORDER BY {order}"
             );
             self.rows(&sql, &w.params, flag_row)?
         };

@@ -178,6 +178,18 @@ pub fn serves(f: &Flag) -> Vec<String> {
     out
 }
 
+/// The targeting in a few words, for lists: "Everyone: *on*", "2 segments; everyone else: off".
+pub fn targeting(f: &Flag) -> String {
+    match f.segments.len() {
+        0 => format!("Everyone: {}", serving(&f.all_other_users)),
+        n => format!(
+            "{n} segment{}; everyone else: {}",
+            if n == 1 { "" } else { "s" },
+            serving(&f.all_other_users)
+        ),
+    }
+}
+
 /// "*a* 20%, *b* 80%" at 100%, "30% get *a* (the rest off)", or "off".
 fn serving(r: &Rollout) -> String {
     let total: u32 = r.weights.values().sum();
