@@ -112,13 +112,18 @@ async fn read(response: reqwest::Response) -> Page {
 
 impl<'s> Browser<'s> {
     async fn sign_in(srv: &'s Server) -> Browser<'s> {
+        Browser::sign_in_with(srv, &srv.admin).await
+    }
+
+    /// Signed in with the management key `key`.
+    async fn sign_in_with(srv: &'s Server, key: &str) -> Browser<'s> {
         let http = client();
         let (login_cookie, token) = login_form(&http, srv).await;
         let r = http
             .post(srv.url("/login"))
             .header("Cookie", &login_cookie)
             .form(&[
-                ("key", srv.admin.as_str()),
+                ("key", key),
                 ("next", "/projects"),
                 ("_csrf", &token),
             ])

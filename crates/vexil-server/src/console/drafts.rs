@@ -118,7 +118,7 @@ fn page(
                         " (revision " (r.revision) ", " (when(r.at)) ")" @if !r.comment.is_empty() { ": " (r.comment) } }
                 } }
             }
-            @if open {
+            @if open && session.actor.role >= vexil_core::Role::Writer {
                 form #review method="post" action=(format!("{href}/review")) {
                     (csrf(console, session))
                     label { "Your review" select name="decision" {

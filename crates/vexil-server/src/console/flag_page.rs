@@ -2,6 +2,9 @@
 //! the Experiment card of an experiment (`experiment.rs`: results link and settings), the
 //! Allocation panel, the Dependencies card, QA ("Test a user") and exposures.
 //!
+//! Readers get `#read-only` and read-only `section#variants` and `section#dependencies` in place
+//! of every editing section and state button.
+//!
 //! Hooks: `h1`, a state `.badge`, `section#overview li` (what it serves),
 //! `form#activate|#deactivate|#archive|#unarchive` (each with its consequence in `data-confirm`);
 //! `section#configure` with `form#settings` and `details#advanced`; `section#variants` rows
@@ -23,7 +26,8 @@ use vexil_core::{Actor, Cohort, Flag, FlagState, FlagType, Metric, OFF};
 
 use super::layout::{self, csrf, error_box, notice, state_badge, when};
 use super::{
-    allocation, call, dependencies, experiment, form, html, ConsoleState, Fields, Session, St,
+    allocation, call, dependencies, experiment, flag_href, form, html, ConsoleState, Fields,
+    Session, St,
 };
 
 /// What the page shows besides the flag itself.
@@ -156,6 +160,8 @@ pub(crate) async fn render(
 
 fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra) -> Markup {
     let f = &data.flag;
+    // Readers see the flag, not the controls that would change it.
+    let writer = session.actor.role >= vexil_core::Role::Writer;
     let base = format!("/flags/{}", form::encode(&f.key));
     let hidden = html! {
         (csrf(console, session))
@@ -186,9 +192,11 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
         @if let Some(why) = vexil_core::service::stale_reason(f, vexil_core::service::now_ms()) {
             div #stale.warning role="status" {
                 p { strong { "Stale: " } (why) ". Remove it from your code and archive it, or keep it on purpose (a kill switch, an operational flag)." }
-                form #keep-permanent method="post" action=(format!("{base}/permanent")) {
-                    (hidden)
-                    button type="submit" { "Keep permanently" }
+                @if writer {
+                    form #keep-permanent method="post" action=(format!("{base}/permanent")) {
+                        (hidden)
+                        button type="submit" { "Keep permanently" }
+                    }
                 }
             }
         }
@@ -196,23 +204,57 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
         (notice(extra.notice.as_deref()))
         @if let Some((_, e)) = &extra.error { (e) }
         (overview(f))
-        (actions(data, &base, &hidden))
-        (experiment::card(f, &data.metrics, &base, &hidden, extra.draft.as_ref()))
-        (configure(data, &base, &hidden))
-        (variants(f, &base, &hidden))
-        section #allocation {
-            h2 { "Allocation" }
-            @if f.imported_config.is_some() {
-                p.hint { "This flag was imported from Amplitude and is served as imported; edit it through the API." }
-            } @else if f.variants.is_empty() {
-                p.hint { "Add a variant first." }
-            } @else {
-                (allocation::panel(f, &data.cohorts, hidden.clone(), &format!("{base}/allocation")))
+        @if writer {
+            (actions(data, &base, &hidden))
+            (experiment::card(f, &data.metrics, &base, &hidden, extra.draft.as_ref()))
+            (configure(data, &base, &hidden))
+            (variants(f, &base, &hidden))
+            section #allocation {
+                h2 { "Allocation" }
+                @if f.imported_config.is_some() {
+                    p.hint { "This flag was imported from Amplitude and is served as imported; edit it through the API." }
+                } @else if f.variants.is_empty() {
+                    p.hint { "Add a variant first." }
+                } @else {
+                    (allocation::panel(f, &data.cohorts, hidden.clone(), &format!("{base}/allocation")))
+                }
             }
+            (dependencies::card(data, &base, &hidden, extra.draft.as_ref()))
+        } @else {
+            (read_only(data, &base))
         }
-        (dependencies::card(data, &base, &hidden, extra.draft.as_ref()))
         (qa_section(f, &base, &hidden, extra.qa.as_ref(), extra.qa_input.as_ref()))
         (exposures(f, data.exposures.as_ref()))
+    }
+}
+
+/// What a reader sees in place of the editing sections: the variants, the dependencies and
+/// the experiment's results link, without a control that would change them.
+fn read_only(data: &PageData, base: &str) -> Markup {
+    let f = &data.flag;
+    let d = &data.dependencies;
+    html! {
+        p.hint #read-only { "You have read access: changes are made by writers." }
+        @if f.kind == vexil_core::FlagType::Experiment {
+            p { a #results-link href=(format!("{base}/results?project={}", form::encode(&f.project))) { "Results" } }
+        }
+        section #variants {
+            h2 { "Variants" }
+            table { thead { tr { th { "Key" } th { "Name" } th { "Value" } } }
+                tbody { @for v in &f.variants { tr data-variant=(v.key) { td { code { (v.key) } } td { (v.name) } td { (v.value) } } } } }
+        }
+        section #dependencies {
+            h2 { "Dependencies" }
+            @if d.prerequisites.is_empty() && d.dependents.is_empty() && d.mutex_group.is_none() && d.holdouts.is_empty() {
+                p.hint { "None." }
+            }
+            ul {
+                @for p in &d.prerequisites { li { "Depends on " a href=(flag_href(&p.flag.project, &p.flag.key)) { (p.flag.name) } } }
+                @for p in &d.dependents { li { a href=(flag_href(&p.flag.project, &p.flag.key)) { (p.flag.name) } " depends on it" } }
+                @if let Some(m) = &d.mutex_group { li { "Runs in mutual-exclusion group " (m.name) } }
+                @for h in &d.holdouts { li { "In holdout " (h.name) } }
+            }
+        }
     }
 }
 

@@ -150,7 +150,9 @@ async fn render(
     let body = html! {
         div.titlebar {
             h1 { "Flags and experiments" }
-            button #create-flag-open type="button" data-dialog="create-flag" { "+ Create flag" }
+            @if session.actor.role >= vexil_core::Role::Writer {
+                button #create-flag-open type="button" data-dialog="create-flag" { "+ Create flag" }
+            }
         }
         @if let Some(e) = &error { (e) }
         (super::layout::notice(q.text("notice").as_deref()))

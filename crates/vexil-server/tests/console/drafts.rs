@@ -137,14 +137,54 @@ pub(crate) async fn console_drafts(srv: &Server) {
         .has("class=\"sort\" href=\"/flags?sort=name&amp;project=")
         .has("<td class=\"targeting\">Everyone: <em>on</em></td>")
         .has("by admin");
-    b.get("/flags?q=no-such-flag-anywhere").await.has("No flag matches these filters");
+    b.get("/flags?q=no-such-flag-anywhere")
+        .await
+        .has("No flag matches these filters");
     let listed = srv
         .get(&format!("/api/v1/flags?project={p}&sort=name"))
         .await
         .ok(200)
         .json;
-    assert_eq!(listed["items"][0]["targeting"], "Everyone: *on*", "{listed}");
-    srv.get("/api/v1/flags?sort=sideways").await.err(400, "invalid_query", Some("sort"));
+    assert_eq!(
+        listed["items"][0]["targeting"], "Everyone: *on*",
+        "{listed}"
+    );
+    srv.get("/api/v1/flags?sort=sideways")
+        .await
+        .err(400, "invalid_query", Some("sort"));
+    // A reader sees the flags, not the controls that would change them.
+    let rita = srv
+        .post("/api/v1/keys", &json!({"name": "rita", "role": "reader"}))
+        .await
+        .ok(201)
+        .json["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reader = Browser::sign_in_with(srv, &rita).await;
+    let flag_page = reader.get(&format!("/flags/banner?project={p}")).await;
+    flag_page
+        .has("id=\"overview\"")
+        .has("id=\"read-only\"")
+        .has("tr data-variant=\"on\"")
+        .has("form id=\"qa-form\"");
+    for control in [
+        "form id=\"deactivate\"",
+        "form id=\"archive\"",
+        "form id=\"settings\"",
+        "form id=\"new-variant\"",
+        "form id=\"allocation-form\"",
+        "form class=\"edit-variant\"",
+    ] {
+        flag_page.lacks(control);
+    }
+    reader.get("/flags").await.lacks("create-flag-open");
+    reader.get(&draft_path).await.lacks("form id=\"review\"");
+    reader
+        .get(&format!("/projects/{p}"))
+        .await
+        .lacks("project-secret-key")
+        .lacks("project-api-key");
     // What does this user get? Every flag, with the reason.
     b.get(&format!("/projects/{p}/user"))
         .await
