@@ -333,6 +333,32 @@ async fn the_audit_log_says_who_what_when_and_why(srv: &Server) {
         .as_array()
         .unwrap()
         .is_empty());
+    // Management keys (which belong to no project) are audited too, never with their hash.
+    let key = srv
+        .post("/api/v1/keys", &json!({"name": "ci-bot", "role": "writer"}))
+        .await
+        .ok(201)
+        .json;
+    let id = key["id"].as_str().unwrap().to_owned();
+    srv.delete(&format!("/api/v1/keys/{id}"), None)
+        .await
+        .ok(200);
+    let keys = audit("entity=api_key".to_string()).await;
+    let summaries: Vec<&str> = keys["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"] == id.as_str())
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "revoked the writer key \"ci-bot\"",
+            "created the writer key \"ci-bot\""
+        ]
+    );
+    assert!(!keys.to_string().contains("hash"), "{keys}");
     // Bad input names the field.
     srv.get("/api/v1/audit?limit=0")
         .await

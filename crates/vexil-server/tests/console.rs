@@ -122,11 +122,7 @@ impl<'s> Browser<'s> {
         let r = http
             .post(srv.url("/login"))
             .header("Cookie", &login_cookie)
-            .form(&[
-                ("key", key),
-                ("next", "/projects"),
-                ("_csrf", &token),
-            ])
+            .form(&[("key", key), ("next", "/projects"), ("_csrf", &token)])
             .send()
             .await
             .unwrap();

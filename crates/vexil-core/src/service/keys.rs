@@ -135,13 +135,33 @@ fn info(row: &ApiKeyRow) -> KeyInfo {
     }
 }
 
+/// Records a key's creation (version 1) or revocation (version 2) in the audit log: keys belong
+/// to no project, so the entry's project is empty. The document holds what `KeyInfo` shows,
+/// never the hash.
+fn audit(
+    tx: &mut dyn vexil_store::Tx,
+    actor: &Actor,
+    row: &ApiKeyRow,
+    version: i64,
+    action: &str,
+) -> Result<()> {
+    let doc = serde_json::to_string(&info(row)).map_err(|e| Error::Internal(e.into()))?;
+    let at = row.revoked_at.unwrap_or(row.created_at);
+    let summary = format!("{action}d the {} key {:?}", row.role, row.name);
+    super::record(
+        tx, actor, "", "api_key", &row.id, version, at, action, summary, doc,
+    )
+}
+
 impl KeyService {
     pub fn create(&self, actor: &Actor, name: &str, role: Role) -> Result<CreatedKey> {
         actor.require(Role::Admin)?;
-        self.create_unchecked(name, role)
+        self.create_unchecked(name, role, Some(actor))
     }
 
-    fn create_unchecked(&self, name: &str, role: Role) -> Result<CreatedKey> {
+    /// Creates a key; with `by`, records it in the audit log (the first admin key has no one
+    /// to record).
+    fn create_unchecked(&self, name: &str, role: Role, by: Option<&Actor>) -> Result<CreatedKey> {
         let name = name.trim();
         if let Some(error) = crate::validate::text_error("name", name, 128, true) {
             return Err(Error::Invalid(vec![error]));
@@ -156,7 +176,13 @@ impl KeyService {
             created_at: now_ms(),
             revoked_at: None,
         };
-        self.core.write(|tx| Ok(tx.insert_api_key(&row)?))?;
+        self.core.write(|tx| {
+            tx.insert_api_key(&row)?;
+            match by {
+                Some(actor) => audit(tx, actor, &row, 1, "create"),
+                None => Ok(()),
+            }
+        })?;
         self.cache.apply(&row);
         Ok(CreatedKey {
             key: info(&row),
@@ -171,7 +197,7 @@ impl KeyService {
         if any {
             return Ok(None);
         }
-        self.create_unchecked("admin", Role::Admin).map(Some)
+        self.create_unchecked("admin", Role::Admin, None).map(Some)
     }
 
     pub fn list(&self, actor: &Actor) -> Result<Vec<KeyInfo>> {
@@ -213,6 +239,7 @@ impl KeyService {
             tx.delete_key_sessions(&row.id)?;
             let mut row = row.clone();
             row.revoked_at = Some(at);
+            audit(tx, actor, &row, 2, "revoke")?;
             Ok(row)
         })?;
         self.cache.apply(&revoked);
