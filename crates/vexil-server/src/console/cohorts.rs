@@ -66,10 +66,12 @@ async fn render(
                         td.size { (c.size) }
                         td.updated { (when(c.updated_at)) }
                         td {
-                            form.delete-cohort method="post" action=(format!("{base}/{}/delete", form::encode(&c.id))) {
-                                (csrf(console, session))
-                                input type="hidden" name="version" value=(c.version);
-                                button type="submit" { "Delete" }
+                            @if super::writes(session) {
+                                form.delete-cohort method="post" action=(format!("{base}/{}/delete", form::encode(&c.id))) {
+                                    (csrf(console, session))
+                                    input type="hidden" name="version" value=(c.version);
+                                    button type="submit" { "Delete" }
+                                }
                             }
                         }
                     }
@@ -78,15 +80,17 @@ async fn render(
         }
         @if cohorts.is_empty() { p.hint { "No cohort yet." } }
         h2 { "Upload a cohort" }
-        form #upload-cohort method="post" action=(base) {
-            (csrf(console, session))
-            label { "Id" input name="id" required placeholder="beta-users"; }
-            label { "Name" input name="name" placeholder="Beta users"; }
-            label { "Group type" input name="group_type" value="User"; }
-            label { "CSV file (one id per line; a header line is skipped)" input type="file" name="file" accept=".csv,text/csv,text/plain"; }
-            label { "Members" textarea name="members" rows="6" placeholder="user-1\nuser-2" {} }
-            label.inline { input type="checkbox" name="replace" value="1"; " Replace the members of an existing cohort with this id" }
-            button type="submit" { "Upload" }
+        @if super::writes(session) {
+            form #upload-cohort method="post" action=(base) {
+                (csrf(console, session))
+                label { "Id" input name="id" required placeholder="beta-users"; }
+                label { "Name" input name="name" placeholder="Beta users"; }
+                label { "Group type" input name="group_type" value="User"; }
+                label { "CSV file (one id per line; a header line is skipped)" input type="file" name="file" accept=".csv,text/csv,text/plain"; }
+                label { "Members" textarea name="members" rows="6" placeholder="user-1\nuser-2" {} }
+                label.inline { input type="checkbox" name="replace" value="1"; " Replace the members of an existing cohort with this id" }
+                button type="submit" { "Upload" }
+            }
         }
     };
     html(status, layout::page(console, session, "Cohorts", body))

@@ -135,8 +135,10 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
             GroupKind::Holdout => (held_out(v)),
         }
         (members(v))
-        (edit(console, session, data, &base, extra.draft.as_ref()))
-        (archive_zone(console, session, v, &base))
+        @if super::writes(session) {
+            (edit(console, session, data, &base, extra.draft.as_ref()))
+            (archive_zone(console, session, v, &base))
+        }
     }
 }
 

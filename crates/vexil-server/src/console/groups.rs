@@ -446,17 +446,19 @@ fn create_section(
         ),
     };
     html! {
-        section id=(section) {
-            h2 { (title) }
-            @if let Some(r) = refused { (r.2) }
-            form id=(id) method="post" action=(action) {
-                (csrf(console, session))
-                (common_fields(kind, &v, None, false))
-                @match kind {
-                    GroupKind::MutualExclusion => (slot_editor(&slot_values(&v, None), false)),
-                    GroupKind::Holdout => (holdout_fields(&v, None, false, mutexes)),
+        @if super::writes(session) {
+            section id=(section) {
+                h2 { (title) }
+                @if let Some(r) = refused { (r.2) }
+                form id=(id) method="post" action=(action) {
+                    (csrf(console, session))
+                    (common_fields(kind, &v, None, false))
+                    @match kind {
+                        GroupKind::MutualExclusion => (slot_editor(&slot_values(&v, None), false)),
+                        GroupKind::Holdout => (holdout_fields(&v, None, false, mutexes)),
+                    }
+                    button type="submit" { (button) }
                 }
-                button type="submit" { (button) }
             }
         }
     }

@@ -239,64 +239,66 @@ fn page(
         }
         h2 { "New metric" }
         @if let Some((_, e, _)) = refusal { (e) }
-        form #new-metric method="post" action=(format!("{base}/metrics")) {
-            (csrf(console, session))
-            label { "Name" input name="name" value=(value("name")) required; }
-            label { "Type"
-                select name="type" {
-                    option value="conversion" selected[kind == "conversion"] { "Conversion (did the event at least once)" }
-                    option value="count" selected[kind == "count"] { "Count (events per unit)" }
-                    option value="sum" selected[kind == "sum"] { "Sum of a numeric property" }
-                    option value="ratio" selected[kind == "ratio"] { "Ratio of two metrics" }
+        @if super::writes(session) {
+            form #new-metric method="post" action=(format!("{base}/metrics")) {
+                (csrf(console, session))
+                label { "Name" input name="name" value=(value("name")) required; }
+                label { "Type"
+                    select name="type" {
+                        option value="conversion" selected[kind == "conversion"] { "Conversion (did the event at least once)" }
+                        option value="count" selected[kind == "count"] { "Count (events per unit)" }
+                        option value="sum" selected[kind == "sum"] { "Sum of a numeric property" }
+                        option value="ratio" selected[kind == "ratio"] { "Ratio of two metrics" }
+                    }
                 }
-            }
-            label { "Event type" input name="event_type" value=(value("event_type")) placeholder="Purchase";
-                span.hint { "Not for ratios." } }
-            label { "Property (sums)" input name="property" value=(value("property")) placeholder="amount"; }
-            fieldset #ratio-parts {
-                legend { "Ratio: numerator over denominator" }
-                @for (field, label) in [("numerator", "Numerator"), ("denominator", "Denominator")] {
-                    label { (label)
-                        select name=(field) {
-                            option value="" { "(choose)" }
-                            @for m in list.iter().filter(|m| m.kind != MetricKind::Ratio) {
-                                option value=(m.key) selected[value(field) == m.key] { (m.name) }
+                label { "Event type" input name="event_type" value=(value("event_type")) placeholder="Purchase";
+                    span.hint { "Not for ratios." } }
+                label { "Property (sums)" input name="property" value=(value("property")) placeholder="amount"; }
+                fieldset #ratio-parts {
+                    legend { "Ratio: numerator over denominator" }
+                    @for (field, label) in [("numerator", "Numerator"), ("denominator", "Denominator")] {
+                        label { (label)
+                            select name=(field) {
+                                option value="" { "(choose)" }
+                                @for m in list.iter().filter(|m| m.kind != MetricKind::Ratio) {
+                                    option value=(m.key) selected[value(field) == m.key] { (m.name) }
+                                }
                             }
                         }
                     }
                 }
-            }
-            fieldset #metric-filter {
-                legend { "Only events where (optional; every row must hold)" }
-                @for row in 0..FILTER_ROWS {
-                    @let cell = |name: &str| draft.and_then(|d| d.all(name).get(row).cloned()).unwrap_or_default();
-                    div.filter-row {
-                        select name="filter_scope" aria-label="Property of" {
-                            option value="event" selected[cell("filter_scope") != "user"] { "event property" }
-                            option value="user" selected[cell("filter_scope") == "user"] { "user property" }
-                        }
-                        input name="filter_property" value=(cell("filter_property")) placeholder=[(row == 0).then_some("plan")] aria-label="Property";
-                        select name="filter_op" aria-label="Operator" {
-                            @for (op, text) in [("is", "is"), ("is_not", "is not"), ("contains", "contains"),
-                                                ("greater", ">"), ("greater_or_equal", "≥"), ("less", "<"), ("less_or_equal", "≤")] {
-                                option value=(op) selected[cell("filter_op") == op] { (text) }
+                fieldset #metric-filter {
+                    legend { "Only events where (optional; every row must hold)" }
+                    @for row in 0..FILTER_ROWS {
+                        @let cell = |name: &str| draft.and_then(|d| d.all(name).get(row).cloned()).unwrap_or_default();
+                        div.filter-row {
+                            select name="filter_scope" aria-label="Property of" {
+                                option value="event" selected[cell("filter_scope") != "user"] { "event property" }
+                                option value="user" selected[cell("filter_scope") == "user"] { "user property" }
                             }
+                            input name="filter_property" value=(cell("filter_property")) placeholder=[(row == 0).then_some("plan")] aria-label="Property";
+                            select name="filter_op" aria-label="Operator" {
+                                @for (op, text) in [("is", "is"), ("is_not", "is not"), ("contains", "contains"),
+                                                    ("greater", ">"), ("greater_or_equal", "≥"), ("less", "<"), ("less_or_equal", "≤")] {
+                                    option value=(op) selected[cell("filter_op") == op] { (text) }
+                                }
+                            }
+                            input name="filter_value" value=(cell("filter_value")) placeholder=[(row == 0).then_some("pro, team")] aria-label="Values (comma-separated)";
                         }
-                        input name="filter_value" value=(cell("filter_value")) placeholder=[(row == 0).then_some("pro, team")] aria-label="Values (comma-separated)";
                     }
                 }
-            }
-            label { "Desired direction"
-                select name="direction" {
-                    option value="increase" selected[direction == "increase"] { "Increase" }
-                    option value="decrease" selected[direction == "decrease"] { "Decrease" }
+                label { "Desired direction"
+                    select name="direction" {
+                        option value="increase" selected[direction == "increase"] { "Increase" }
+                        option value="decrease" selected[direction == "decrease"] { "Decrease" }
+                    }
                 }
+                label { "Conversion window (hours)" input name="conversion_window_hours" value=(value("conversion_window_hours")) inputmode="numeric" placeholder="none";
+                    span.hint { "Events count only this long after a unit's first exposure." } }
+                label { "Winsorize at percentile" input name="winsorize_percentile" value=(value("winsorize_percentile")) inputmode="decimal" placeholder="none";
+                    span.hint { "Caps each unit's value at this percentile of its variant (e.g. 99), for counts and sums." } }
+                button type="submit" { "Create metric" }
             }
-            label { "Conversion window (hours)" input name="conversion_window_hours" value=(value("conversion_window_hours")) inputmode="numeric" placeholder="none";
-                span.hint { "Events count only this long after a unit's first exposure." } }
-            label { "Winsorize at percentile" input name="winsorize_percentile" value=(value("winsorize_percentile")) inputmode="decimal" placeholder="none";
-                span.hint { "Caps each unit's value at this percentile of its variant (e.g. 99), for counts and sums." } }
-            button type="submit" { "Create metric" }
         }
     }
 }

@@ -333,6 +333,11 @@ pub(crate) async fn call<R: Send + 'static>(
     }
 }
 
+/// Whether the session may change things: readers get pages without the controls that would.
+pub(crate) fn writes(session: &Session) -> bool {
+    session.actor.role >= Role::Writer
+}
+
 /// The actor of a session, for service calls.
 pub(crate) fn actor(session: &Session) -> Actor {
     session.actor.clone()

@@ -55,11 +55,13 @@ async fn render_list(console: &ConsoleState, session: &Session, error: Option<Ma
             }
         }
         h2 { "New project" }
-        form #new-project method="post" action="/projects" {
-            (csrf(console, session))
-            label { "Name" input name="name" required; }
-            label { "Description" input name="description"; }
-            button type="submit" { "Create project" }
+        @if super::writes(session) {
+            form #new-project method="post" action="/projects" {
+                (csrf(console, session))
+                label { "Name" input name="name" required; }
+                label { "Description" input name="description"; }
+                button type="submit" { "Create project" }
+            }
         }
     };
     html(status, layout::page(console, session, "Projects", body))
@@ -154,11 +156,13 @@ async fn render(
                             }
                         }
                         td {
-                            form.archive-deployment method="post" action=(format!("{base}/deployments/{}/archive", form::encode(&d.key))) {
-                                (csrf(console, session))
-                                input type="hidden" name="version" value=(d.version);
-                                input type="hidden" name="archived" value=(if d.archived { "false" } else { "true" });
-                                button type="submit" { @if d.archived { "Unarchive" } @else { "Archive" } }
+                            @if super::writes(session) {
+                                form.archive-deployment method="post" action=(format!("{base}/deployments/{}/archive", form::encode(&d.key))) {
+                                    (csrf(console, session))
+                                    input type="hidden" name="version" value=(d.version);
+                                    input type="hidden" name="archived" value=(if d.archived { "false" } else { "true" });
+                                    button type="submit" { @if d.archived { "Unarchive" } @else { "Archive" } }
+                                }
                             }
                         }
                     }
@@ -166,16 +170,18 @@ async fn render(
             }
         }
         h2 { "New deployment" }
-        form #new-deployment method="post" action=(format!("{base}/deployments")) {
-            (csrf(console, session))
-            label { "Label" input name="label" required placeholder="Production"; }
-            label { "Type"
-                select name="type" {
-                    option value="server" { "server (backends)" }
-                    option value="client" { "client (browsers, apps)" }
+        @if super::writes(session) {
+            form #new-deployment method="post" action=(format!("{base}/deployments")) {
+                (csrf(console, session))
+                label { "Label" input name="label" required placeholder="Production"; }
+                label { "Type"
+                    select name="type" {
+                        option value="server" { "server (backends)" }
+                        option value="client" { "client (browsers, apps)" }
+                    }
                 }
+                button type="submit" { "Create deployment" }
             }
-            button type="submit" { "Create deployment" }
         }
         (super::webhooks::section(console, session, &base, &webhooks))
     };

@@ -84,23 +84,25 @@ pub(crate) fn section(
                 }
             }
             h3 { "New webhook" }
-            form #new-webhook method="post" action=(format!("{base}/webhooks")) {
-                (csrf(console, session))
-                label { "URL" input name="url" type="url" required placeholder="http://hooks.internal:8080/vexil"; }
-                label { "Description" input name="description"; }
-                fieldset.events {
-                    legend { "Events" }
-                    label { input type="checkbox" name="events" value="*"; " everything" }
-                    @for entity in ENTITIES {
-                        div {
-                            @for action in ACTIONS {
-                                @let event = format!("{entity}.{action}");
-                                label { input type="checkbox" name="events" value=(event); " " code { (event) } }
+            @if super::writes(session) {
+                form #new-webhook method="post" action=(format!("{base}/webhooks")) {
+                    (csrf(console, session))
+                    label { "URL" input name="url" type="url" required placeholder="http://hooks.internal:8080/vexil"; }
+                    label { "Description" input name="description"; }
+                    fieldset.events {
+                        legend { "Events" }
+                        label { input type="checkbox" name="events" value="*"; " everything" }
+                        @for entity in ENTITIES {
+                            div {
+                                @for action in ACTIONS {
+                                    @let event = format!("{entity}.{action}");
+                                    label { input type="checkbox" name="events" value=(event); " " code { (event) } }
+                                }
                             }
                         }
                     }
+                    button type="submit" { "Create webhook" }
                 }
-                button type="submit" { "Create webhook" }
             }
         }
     }
@@ -129,14 +131,18 @@ fn row(
                 }
             }
             td {
-                form.test-webhook method="post" action=(format!("{href}/test")) {
-                    (csrf(console, session))
-                    button type="submit" { "Send test event" }
+                @if super::writes(session) {
+                    form.test-webhook method="post" action=(format!("{href}/test")) {
+                        (csrf(console, session))
+                        button type="submit" { "Send test event" }
+                    }
                 }
-                form.delete-webhook method="post" action=(format!("{href}/delete")) {
-                    (csrf(console, session))
-                    input type="hidden" name="version" value=(hook.version);
-                    button type="submit" { "Delete" }
+                @if super::writes(session) {
+                    form.delete-webhook method="post" action=(format!("{href}/delete")) {
+                        (csrf(console, session))
+                        input type="hidden" name="version" value=(hook.version);
+                        button type="submit" { "Delete" }
+                    }
                 }
             }
         }

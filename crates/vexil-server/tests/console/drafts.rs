@@ -184,7 +184,27 @@ pub(crate) async fn console_drafts(srv: &Server) {
         .get(&format!("/projects/{p}"))
         .await
         .lacks("project-secret-key")
-        .lacks("project-api-key");
+        .lacks("project-api-key")
+        .lacks("form id=\"new-deployment\"")
+        .lacks("form id=\"new-webhook\"");
+    reader
+        .get("/projects")
+        .await
+        .lacks("form id=\"new-project\"");
+    for (page, form) in [
+        ("metrics", "new-metric"),
+        ("cohorts", "upload-cohort"),
+        ("groups", "new-mutex"),
+        ("groups", "new-holdout"),
+    ] {
+        reader
+            .get(&format!("/projects/{p}/{page}"))
+            .await
+            .lacks(&format!("form id=\"{form}\""));
+        b.get(&format!("/projects/{p}/{page}"))
+            .await
+            .has(&format!("form id=\"{form}\""));
+    }
     // What does this user get? Every flag, with the reason.
     b.get(&format!("/projects/{p}/user"))
         .await
