@@ -560,7 +560,8 @@ impl DraftService {
         self.get(project, id)
     }
 
-    /// Publishes every scheduled draft due at `now`, each in its own transaction under its
+    /// Publishes every scheduled draft due at `now` (only scheduled drafts are read: a draft's
+    /// stored kind is its status), each in its own transaction under its
     /// project's lock, so that with several nodes each is published once: a node that waited
     /// for the lock finds it published. A draft refused (the flag moved on, a rule) is marked
     /// failed with the reason. Then applies the progressive rollouts' steps due. Returns what
@@ -569,7 +570,8 @@ impl DraftService {
         let due: Vec<(String, String)> = self.core.read(|tx| {
             let mut due = Vec::new();
             for p in tx.list_projects()? {
-                for row in tx.list_documents(&p.key, DRAFTS, None)? {
+                let scheduled = Some(status_key(DraftStatus::Scheduled));
+                for row in tx.list_documents(&p.key, DRAFTS, scheduled)? {
                     let d = draft(&row)?;
                     if d.status == DraftStatus::Scheduled
                         && d.scheduled_at.is_some_and(|t| t <= now)
@@ -830,6 +832,17 @@ fn check_text(title: &str, changes: &[FlagChange]) -> Result<()> {
     Ok(())
 }
 
+/// A status as stored and served (`scheduled`, …).
+fn status_key(s: DraftStatus) -> &'static str {
+    match s {
+        DraftStatus::Open => "open",
+        DraftStatus::Scheduled => "scheduled",
+        DraftStatus::Published => "published",
+        DraftStatus::Closed => "closed",
+        DraftStatus::Failed => "failed",
+    }
+}
+
 fn find(tx: &mut dyn Tx, project: &str, id: &str) -> Result<Draft> {
     let not_found = || Error::NotFound {
         entity: "draft",
@@ -855,7 +868,8 @@ fn row(d: &Draft) -> Result<DocumentRow> {
         project: d.project.clone(),
         collection: DRAFTS.to_string(),
         key: d.id.clone(),
-        kind: d.flag.clone(),
+        // The status, so that the scheduler lists only the scheduled drafts.
+        kind: status_key(d.status).to_string(),
         archived: false,
         doc: serde_json::to_string(d).map_err(|e| Error::Internal(e.into()))?,
         version: d.version,

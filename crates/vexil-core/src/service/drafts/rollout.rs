@@ -241,7 +241,7 @@ impl DraftService {
         let due: Vec<(String, String)> = self.core.read(|tx| {
             let mut due = Vec::new();
             for p in tx.list_projects()? {
-                for row in tx.list_documents(&p.key, ROLLOUTS, None)? {
+                for row in tx.list_documents(&p.key, ROLLOUTS, Some("running"))? {
                     let plan = plan(&row)?;
                     if plan.status == RolloutStatus::Running
                         && plan.next_at.is_some_and(|t| t <= now)
@@ -406,7 +406,14 @@ fn row(p: &RolloutPlan) -> Result<DocumentRow> {
         project: p.project.clone(),
         collection: ROLLOUTS.to_string(),
         key: p.id.clone(),
-        kind: p.flag.clone(),
+        // The status, so that the scheduler lists only the running plans.
+        kind: match p.status {
+            RolloutStatus::Running => "running",
+            RolloutStatus::Paused => "paused",
+            RolloutStatus::Cancelled => "cancelled",
+            RolloutStatus::Completed => "completed",
+        }
+        .to_string(),
         archived: false,
         doc: serde_json::to_string(p).map_err(|e| Error::Internal(e.into()))?,
         version: p.version,
