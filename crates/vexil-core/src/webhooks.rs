@@ -213,8 +213,8 @@ pub struct EventActor<'a> {
     pub role: &'a str,
 }
 
-/// The body of one event. `comment` appears only when the change carried one (changes carry
-/// none yet); `before` is `null` for a creation, `after` is `null` for a deletion.
+/// The body of one event. `comment` appears only when the change carried one (the author's
+/// reason, `Vexil-Comment` or a typed change's `comment`); `before` is `null` for a creation, `after` is `null` for a deletion.
 #[allow(
     clippy::too_many_arguments,
     reason = "the flat list of the body's fields; a struct would only rename them"

@@ -155,3 +155,49 @@ fn a_rollout_walks_its_steps_on_the_clock() {
         .steer_rollout(&planner, "shop", &plan.id, RolloutStatus::Paused)
         .is_err());
 }
+
+/// A schedule is stored, not held by the process: services started anew over the same store
+/// (a restarted node) publish what came due meanwhile, once.
+#[test]
+fn a_schedule_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("vexil-core-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _scratch = Scratch(dir.clone());
+    let path = dir.join("vexil.db");
+    let first = Services::new(Arc::new(SqliteStore::open(&path).unwrap()));
+    let project = NewProject {
+        name: "Shop".into(),
+        key: Some("shop".into()),
+        description: String::new(),
+    };
+    first.projects.create(&Actor::cli(), project).unwrap();
+    let new = serde_json::from_value(json!({"project": "shop", "name": "Promo", "key": "promo"}))
+        .unwrap();
+    first.flags.create(&Actor::cli(), new).unwrap();
+    let draft = first
+        .drafts
+        .create(
+            &Actor::cli(),
+            Some("shop"),
+            serde_json::from_value(json!({
+                "flag": "promo", "title": "Promo at noon", "changes": [{"kind": "activate"}]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    let at = 4_000_000_000_000; // far ahead: only the test's clock reaches it
+    first
+        .drafts
+        .schedule(&Actor::cli(), "shop", &draft.draft.id, at)
+        .unwrap();
+    assert!(first.drafts.run_due(at - 1).unwrap().0.is_empty());
+    drop(first);
+
+    let second = Services::new(Arc::new(SqliteStore::open(&path).unwrap()));
+    let (published, failed) = second.drafts.run_due(at).unwrap();
+    assert_eq!((published.len(), failed.len()), (1, 0));
+    let flag = second.flags.get(Some("shop"), "promo").unwrap();
+    assert_eq!(flag.state, vexil_core::FlagState::Active);
+    assert!(second.drafts.run_due(at + 1).unwrap().0.is_empty(), "once");
+}

@@ -93,7 +93,24 @@ fn changes_queue_their_events_in_their_transaction() {
     assert_eq!(body["actor"], json!({"name": "cli", "role": "admin"}));
     assert_eq!(body["before"], Value::Null);
     assert_eq!(body["after"]["key"], "checkout");
+    assert!(body.get("comment").is_none(), "no reason given, no comment");
     assert!(claim_all(&services).is_empty(), "claimed events are leased");
+    // A change with a reason carries it.
+    let why = Actor::cli().with_comment(Some("Ticket 42".into()));
+    services
+        .flags
+        .apply(
+            &why,
+            Some("shop"),
+            "checkout",
+            Some(1),
+            vec![vexil_core::service::FlagChange::Activate],
+        )
+        .unwrap();
+    let due = claim_all(&services);
+    let body: Value = serde_json::from_str(&due[0].event.payload).unwrap();
+    assert_eq!(body["type"], "flag.activated", "{body}");
+    assert_eq!(body["comment"], "Ticket 42");
 }
 
 #[test]

@@ -596,7 +596,7 @@ pub(crate) fn enqueue(tx: &mut dyn Tx, change: &Change<'_>) -> Result<()> {
             change.project,
             change.at,
             &actor,
-            None,
+            change.actor.comment.as_deref(),
             before.clone(),
             after.clone(),
         );
