@@ -46,6 +46,19 @@ pub enum DraftStatus {
     Failed,
 }
 
+impl DraftStatus {
+    /// The status as stored and served (`open`, `scheduled`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DraftStatus::Open => "open",
+            DraftStatus::Scheduled => "scheduled",
+            DraftStatus::Published => "published",
+            DraftStatus::Closed => "closed",
+            DraftStatus::Failed => "failed",
+        }
+    }
+}
+
 /// A reviewer's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -570,7 +583,7 @@ impl DraftService {
         let due: Vec<(String, String)> = self.core.read(|tx| {
             let mut due = Vec::new();
             for p in tx.list_projects()? {
-                let scheduled = Some(status_key(DraftStatus::Scheduled));
+                let scheduled = Some(DraftStatus::Scheduled.as_str());
                 for row in tx.list_documents(&p.key, DRAFTS, scheduled)? {
                     let d = draft(&row)?;
                     if d.status == DraftStatus::Scheduled
@@ -801,14 +814,7 @@ fn require_status(d: &Draft, allowed: &[DraftStatus]) -> Result<()> {
     }
     Err(Error::Blocked {
         code: "draft_not_open",
-        message: format!(
-            "draft {} is {}",
-            d.id,
-            serde_json::to_value(d.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        ),
+        message: format!("draft {} is {}", d.id, d.status.as_str()),
         field: None,
         blocking: Vec::new(),
     })
@@ -830,17 +836,6 @@ fn check_text(title: &str, changes: &[FlagChange]) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A status as stored and served (`scheduled`, …).
-fn status_key(s: DraftStatus) -> &'static str {
-    match s {
-        DraftStatus::Open => "open",
-        DraftStatus::Scheduled => "scheduled",
-        DraftStatus::Published => "published",
-        DraftStatus::Closed => "closed",
-        DraftStatus::Failed => "failed",
-    }
 }
 
 fn find(tx: &mut dyn Tx, project: &str, id: &str) -> Result<Draft> {
@@ -869,7 +864,7 @@ fn row(d: &Draft) -> Result<DocumentRow> {
         collection: DRAFTS.to_string(),
         key: d.id.clone(),
         // The status, so that the scheduler lists only the scheduled drafts.
-        kind: status_key(d.status).to_string(),
+        kind: d.status.as_str().to_string(),
         archived: false,
         doc: serde_json::to_string(d).map_err(|e| Error::Internal(e.into()))?,
         version: d.version,

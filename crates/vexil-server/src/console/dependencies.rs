@@ -15,7 +15,7 @@
 use axum::extract::{Path, Request};
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::{FlagChange, FlagPatch, GroupInfo};
+use vexil_core::service::{FlagPatch, GroupInfo};
 use vexil_core::{Error, FieldError, GroupKind, SlotRef, OFF};
 
 use super::flag_edit::change;
@@ -330,16 +330,7 @@ pub(crate) async fn join_mutex(
                 mutex_group: Some(Some(slot_ref(f)?)),
                 ..FlagPatch::default()
             };
-            super::flag_edit::apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            super::flag_edit::apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await
@@ -363,16 +354,7 @@ pub(crate) async fn leave_mutex(
                 mutex_group: Some(None),
                 ..FlagPatch::default()
             };
-            super::flag_edit::apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            super::flag_edit::apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await
@@ -406,16 +388,7 @@ pub(crate) async fn set_holdouts(
                 holdouts: Some(holdouts),
                 ..FlagPatch::default()
             };
-            super::flag_edit::apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            super::flag_edit::apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await

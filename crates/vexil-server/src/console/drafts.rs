@@ -54,16 +54,6 @@ pub(crate) async fn show(
     }
 }
 
-fn status_text(s: DraftStatus) -> &'static str {
-    match s {
-        DraftStatus::Open => "open",
-        DraftStatus::Scheduled => "scheduled",
-        DraftStatus::Published => "published",
-        DraftStatus::Closed => "closed",
-        DraftStatus::Failed => "failed",
-    }
-}
-
 fn page(
     console: &super::ConsoleState,
     session: &Session,
@@ -82,9 +72,9 @@ fn page(
         h1 { (d.title) }
         (notice(notice_text.as_deref()))
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        section #draft data-status=(status_text(d.status)) {
+        section #draft data-status=(d.status.as_str()) {
             p { "Draft by " strong { (d.author) } " on " a href=(flag_href(&d.project, &d.flag)) { (d.flag) }
-                ", based on version " (d.base_version) " — " strong { (status_text(d.status)) }
+                ", based on version " (d.base_version) " — " strong { (d.status.as_str()) }
                 @if let Some(at) = d.scheduled_at { ", to publish at " (when(at)) " UTC" }
                 @if let Some(v) = d.published_version { ", published as version " (v) } }
             @if !d.comment.is_empty() { p.comment { (d.comment) } }

@@ -10,7 +10,7 @@
 use axum::extract::{Path, Request};
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::{FlagChange, FlagPatch};
+use vexil_core::service::FlagPatch;
 use vexil_core::{
     Correction, Error, ExperimentSettings, FieldError, Flag, FlagType, Metric, TestType,
 };
@@ -262,16 +262,7 @@ pub(crate) async fn save(
                 experiment: Some(settings(f)?),
                 ..FlagPatch::default()
             };
-            flag_edit::apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            flag_edit::apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await

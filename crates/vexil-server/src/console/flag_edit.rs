@@ -124,6 +124,21 @@ pub(crate) fn apply_or_draft(
     }
 }
 
+/// [`apply_or_draft`] of one settings patch, the change most forms make.
+pub(crate) fn apply_update(
+    s: &vexil_core::Services,
+    who: &vexil_core::Actor,
+    project: Option<&str>,
+    key: &str,
+    version: Option<i64>,
+    patch: FlagPatch,
+) -> vexil_core::Result<Outcome> {
+    let changes = vec![FlagChange::Update {
+        patch: Box::new(patch),
+    }];
+    apply_or_draft(s, who, project, key, version, changes)
+}
+
 /// Saves the flag's prerequisites after `edit` changed the list.
 fn edit_prerequisites(
     s: &vexil_core::Services,
@@ -139,16 +154,7 @@ fn edit_prerequisites(
         prerequisites: Some(list),
         ..FlagPatch::default()
     };
-    apply_or_draft(
-        s,
-        who,
-        project,
-        key,
-        version,
-        vec![FlagChange::Update {
-            patch: Box::new(patch),
-        }],
-    )
+    apply_update(s, who, project, key, version, patch)
 }
 
 fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Error {
@@ -180,16 +186,7 @@ pub(crate) async fn settings(
                 bucketing_salt: f.text("bucketing_salt"),
                 ..FlagPatch::default()
             };
-            apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await
@@ -334,16 +331,7 @@ pub(crate) async fn allocation(
                 inclusions: Some(inclusions),
                 ..FlagPatch::default()
             };
-            apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await
@@ -396,16 +384,7 @@ pub(crate) async fn remove_prerequisite(
                 prerequisites: Some(list),
                 ..FlagPatch::default()
             };
-            apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await
@@ -471,16 +450,7 @@ pub(crate) async fn permanent(
                 permanent: Some(f.get("permanent") != Some("false")),
                 ..FlagPatch::default()
             };
-            apply_or_draft(
-                s,
-                who,
-                project,
-                key,
-                f.version(),
-                vec![FlagChange::Update {
-                    patch: Box::new(patch),
-                }],
-            )
+            apply_update(s, who, project, key, f.version(), patch)
         },
     )
     .await

@@ -183,7 +183,7 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
                 h2 { "Drafts waiting" }
                 ul { @for d in &data.drafts {
                     li data-draft=(d.id) { a href=(format!("/projects/{}/drafts/{}", form::encode(&d.project), form::encode(&d.id))) { (d.title) }
-                        " by " (d.author) " — " (format!("{:?}", d.status).to_lowercase())
+                        " by " (d.author) " — " (d.status.as_str())
                         @if let Some(at) = d.scheduled_at { ", at " (when(at)) " UTC" } }
                 } }
             }

@@ -32,6 +32,18 @@ pub enum RolloutStatus {
     Completed,
 }
 
+impl RolloutStatus {
+    /// The status as stored and served (`running`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutStatus::Running => "running",
+            RolloutStatus::Paused => "paused",
+            RolloutStatus::Cancelled => "cancelled",
+            RolloutStatus::Completed => "completed",
+        }
+    }
+}
+
 /// A progressive rollout of one flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RolloutPlan {
@@ -208,10 +220,11 @@ impl DraftService {
                 return Err(Error::Blocked {
                     code: "rollout_state",
                     message: format!(
-                        "rollout {} is {:?}; it cannot become {:?}",
-                        p.id, p.status, to
-                    )
-                    .to_lowercase(),
+                        "rollout {} is {}; it cannot become {}",
+                        p.id,
+                        p.status.as_str(),
+                        to.as_str()
+                    ),
                     field: None,
                     blocking: Vec::new(),
                 });
@@ -241,7 +254,9 @@ impl DraftService {
         let due: Vec<(String, String)> = self.core.read(|tx| {
             let mut due = Vec::new();
             for p in tx.list_projects()? {
-                for row in tx.list_documents(&p.key, ROLLOUTS, Some("running"))? {
+                for row in
+                    tx.list_documents(&p.key, ROLLOUTS, Some(RolloutStatus::Running.as_str()))?
+                {
                     let plan = plan(&row)?;
                     if plan.status == RolloutStatus::Running
                         && plan.next_at.is_some_and(|t| t <= now)
@@ -407,13 +422,7 @@ fn row(p: &RolloutPlan) -> Result<DocumentRow> {
         collection: ROLLOUTS.to_string(),
         key: p.id.clone(),
         // The status, so that the scheduler lists only the running plans.
-        kind: match p.status {
-            RolloutStatus::Running => "running",
-            RolloutStatus::Paused => "paused",
-            RolloutStatus::Cancelled => "cancelled",
-            RolloutStatus::Completed => "completed",
-        }
-        .to_string(),
+        kind: p.status.as_str().to_string(),
         archived: false,
         doc: serde_json::to_string(p).map_err(|e| Error::Internal(e.into()))?,
         version: p.version,
