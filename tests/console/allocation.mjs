@@ -199,7 +199,10 @@ export async function qa(page, path, user) {
       .locator('#qa-result tr[data-flag]')
       .evaluateAll((rs) => rs.map((r) => [r.dataset.flag, r.querySelector('.variant')?.textContent.trim() ?? null])),
   );
-  const explanation = (await (await need(page, '#qa-result .explanation', 'the explanation')).innerText()).replace(/\s+/g, ' ');
+  // The explanation people read: one sentence per segment examined (the engine's trace is
+  // one click away, under it).
+  const explanation = (await (await need(page, '#qa-result #qa-steps', 'the explanation in words')).innerText()).replace(/\s+/g, ' ');
+  await need(page, '#qa-result details#qa-trace .explanation', 'the engine trace');
   return { variant, flags, explanation };
 }
 

@@ -12,6 +12,8 @@
 mod common;
 #[path = "console/drafts.rs"]
 mod drafts;
+#[path = "console/editing.rs"]
+mod editing;
 #[path = "console/results.rs"]
 mod results;
 
@@ -21,6 +23,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::json;
 
 use drafts::console_drafts;
+use editing::console_editing;
 use results::{console_holdout_results, console_results};
 
 on_both_backends!(
@@ -28,7 +31,8 @@ on_both_backends!(
     console_groups,
     console_results,
     console_holdout_results,
-    console_drafts
+    console_drafts,
+    console_editing
 );
 
 /// A signed-in browser: the session cookie and the page's CSRF token.

@@ -458,6 +458,39 @@ impl DraftService {
         self.get(project, id)
     }
 
+    /// Adds `changes` after a draft's own (the console's editing areas each add theirs to one
+    /// draft). `expected` is the draft's version the editor saw, so that two tabs editing one
+    /// draft do not overwrite each other's changes unseen.
+    pub fn add_changes(
+        &self,
+        actor: &Actor,
+        project: &str,
+        id: &str,
+        expected: Option<i64>,
+        changes: Vec<FlagChange>,
+    ) -> Result<DraftView> {
+        let d = self.core.read(|tx| find(tx, project, id))?;
+        let mut all = d.changes;
+        all.extend(changes);
+        let patch = DraftPatch {
+            changes: Some(all),
+            ..DraftPatch::default()
+        };
+        self.update(actor, project, id, expected.or(Some(d.version)), patch)
+    }
+
+    /// An open draft with the flag as publishing it now would make it (its changes applied to
+    /// the flag as it is now), for editing it as a whole.
+    pub fn working(&self, project: &str, id: &str) -> Result<(Draft, Flag)> {
+        self.core.read(|tx| {
+            let d = find(tx, project, id)?;
+            require_status(&d, &[DraftStatus::Open, DraftStatus::Failed])?;
+            let now = load(tx, project, &d.flag)?.version;
+            let (_, after, _) = preview_in(tx, project, &d.flag, Some(now), d.changes.clone())?;
+            Ok((d, after))
+        })
+    }
+
     /// Adds a review. The author may not review their own draft unless the policy allows it.
     pub fn review(
         &self,

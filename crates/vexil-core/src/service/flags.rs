@@ -24,12 +24,14 @@ mod exposures;
 mod history;
 mod qa;
 mod stale;
+mod words;
 
 pub use change::FlagChange;
 pub(crate) use change::{apply_in, preview_in};
 pub(crate) use qa::stored_cohorts;
 pub use qa::{UserFlag, UserView};
 pub use stale::{reason as stale_reason, StaleArchive, STALE_AFTER_DAYS};
+pub use words::{op_words, OPERATORS};
 
 pub use exposures::{
     ExposureBucket, ExposureKind, ExposureParams, ExposureStats, Interval, VariantCount,

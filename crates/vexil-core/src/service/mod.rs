@@ -39,10 +39,10 @@ pub use drafts::{
     RolloutStatus,
 };
 pub use flags::{
-    stale_reason, Dependencies, DependencyInfo, EligibleGroups, EligibleMutex, Evaluation,
-    ExposureBucket, ExposureKind, ExposureParams, ExposureStats, FlagChange, FlagOrder, FlagPatch,
-    FlagQuery, FlagService, FlagSummary, GroupInfo, Interval, NewFlag, SlotInfo, StaleArchive,
-    UserFlag, UserView, VariantCount, VersionInfo, STALE_AFTER_DAYS,
+    op_words, stale_reason, Dependencies, DependencyInfo, EligibleGroups, EligibleMutex,
+    Evaluation, ExposureBucket, ExposureKind, ExposureParams, ExposureStats, FlagChange, FlagOrder,
+    FlagPatch, FlagQuery, FlagService, FlagSummary, GroupInfo, Interval, NewFlag, SlotInfo,
+    StaleArchive, UserFlag, UserView, VariantCount, VersionInfo, OPERATORS, STALE_AFTER_DAYS,
 };
 pub use groups::{
     GroupMember, GroupPatch, GroupService, GroupVersion, GroupView, HoldoutPatch, MutexGroupPatch,

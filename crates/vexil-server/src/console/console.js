@@ -42,7 +42,32 @@ document.addEventListener("input", (event) => {
   if (weights) updateShares(weights);
   const slots = el.closest && el.closest("[data-slots]");
   if (slots) renumberSlots(slots);
+  if (el.matches && el.matches(".condition textarea.values")) pickCohorts(el.closest(".condition"));
+  markUnsaved(el);
 });
+
+// A form marked `data-unsaved` that was edited and not submitted: leaving the page asks first.
+function markUnsaved(el) {
+  const form = el.form || (el.closest && el.closest("form"));
+  if (form && form.dataset.unsaved !== undefined) form.dataset.unsaved = "edited";
+}
+let submitting = false;
+window.addEventListener("beforeunload", (event) => {
+  if (!submitting && document.querySelector("form[data-unsaved=edited]")) {
+    event.preventDefault();
+    event.returnValue = "";
+  }
+});
+
+// The cohort picker and the values of a cohort condition (one cohort id per line) stay in
+// step: choosing names writes their ids, typing ids selects their names.
+function pickCohorts(condition) {
+  const picker = condition.querySelector(".cohort-picker");
+  const values = condition.querySelector("textarea.values");
+  if (!picker || !values) return;
+  const ids = new Set(values.value.split("\n").map((v) => v.trim()).filter((v) => v !== ""));
+  for (const option of picker.options) option.selected = ids.has(option.value);
+}
 
 // The slot editor: rows numbered in order (slots are numbered by position), and the total
 // with what it leaves unallocated.
@@ -133,6 +158,12 @@ function showVariantSet(select) {
 document.addEventListener("change", (event) => {
   const el = event.target;
   if (el.matches("select[data-variant-sets]")) showVariantSet(el);
+  if (el.matches(".condition select.target")) el.closest(".condition").dataset.target = el.value;
+  if (el.matches(".condition .cohort-picker")) {
+    const values = el.closest(".condition").querySelector("textarea.values");
+    values.value = [...el.selectedOptions].map((o) => o.value).join("\n");
+  }
+  markUnsaved(el);
   if (el.matches("input[type=file][name=file]")) {
     const file = el.files && el.files[0];
     const members = el.form.querySelector("textarea[name=members]");
@@ -148,6 +179,7 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
     return;
   }
+  submitting = true;
   for (const field of event.target.querySelectorAll("textarea[data-json]")) {
     field.parentElement.querySelector(".error")?.remove();
     if (field.value.trim() === "") continue;
@@ -161,6 +193,7 @@ document.addEventListener("submit", (event) => {
       field.insertAdjacentElement("afterend", error);
       field.focus();
       event.preventDefault();
+      submitting = false;
     }
   }
 });

@@ -330,7 +330,7 @@ pub(crate) async fn join_mutex(
                 mutex_group: Some(Some(slot_ref(f)?)),
                 ..FlagPatch::default()
             };
-            super::flag_edit::apply_update(s, who, project, key, f.version(), patch)
+            super::flag_edit::apply_update(s, who, project, key, f, patch)
         },
     )
     .await
@@ -354,7 +354,7 @@ pub(crate) async fn leave_mutex(
                 mutex_group: Some(None),
                 ..FlagPatch::default()
             };
-            super::flag_edit::apply_update(s, who, project, key, f.version(), patch)
+            super::flag_edit::apply_update(s, who, project, key, f, patch)
         },
     )
     .await
@@ -388,7 +388,7 @@ pub(crate) async fn set_holdouts(
                 holdouts: Some(holdouts),
                 ..FlagPatch::default()
             };
-            super::flag_edit::apply_update(s, who, project, key, f.version(), patch)
+            super::flag_edit::apply_update(s, who, project, key, f, patch)
         },
     )
     .await

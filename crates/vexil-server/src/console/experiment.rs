@@ -262,7 +262,7 @@ pub(crate) async fn save(
                 experiment: Some(settings(f)?),
                 ..FlagPatch::default()
             };
-            flag_edit::apply_update(s, who, project, key, f.version(), patch)
+            flag_edit::apply_update(s, who, project, key, f, patch)
         },
     )
     .await

@@ -27,21 +27,74 @@ fn saved(project: &str, key: &str, what: &str, warnings: &[String]) -> Response 
     ))
 }
 
-/// The page again with the reason, and the refused form's fields for that form to show.
+/// The page again with the reason, and the refused form's fields for that form to show, with
+/// each invalid field's error next to it. When someone else changed the flag meanwhile, the
+/// page says what they changed and keeps the edit, now based on the current version, so that
+/// saving again applies it over theirs.
 async fn refused(
     console: &ConsoleState,
     session: &Session,
-    fields: Fields,
+    mut fields: Fields,
     key: &str,
     err: &Error,
 ) -> Response {
     let project = fields.text("project");
+    let mut error = error_box(err, project.as_deref());
+    if let Error::VersionMismatch {
+        entity: "flag",
+        expected,
+        current,
+        ..
+    } = *err
+    {
+        let (services, p, k) = (console.services.clone(), project.clone(), key.to_owned());
+        let meanwhile = super::call(move || {
+            let lines = services
+                .flags
+                .describe_versions(p.as_deref(), &k, expected, current)?;
+            let flag = services.flags.get(p.as_deref(), &k)?;
+            Ok((lines, flag.updated_by))
+        })
+        .await;
+        if let Ok((lines, by)) = meanwhile {
+            fields.set("version", current.to_string());
+            error = conflict_box(expected, current, &by, &lines);
+        }
+    }
+    let field_errors = match err {
+        Error::Invalid(errors) => errors.clone(),
+        Error::Blocked {
+            code,
+            message,
+            field: Some(field),
+            ..
+        } => vec![FieldError::new(field.clone(), code, message.clone())],
+        _ => Vec::new(),
+    };
     let extra = Extra {
-        error: Some((super::status_of(err), error_box(err, project.as_deref()))),
+        error: Some((super::status_of(err), error)),
+        editing: fields.text("draft"),
         draft: Some(fields),
+        field_errors,
         ..Extra::default()
     };
     render(console, session, project, key, extra).await
+}
+
+/// A version conflict: what the other change did, and that the edit is kept.
+fn conflict_box(expected: i64, current: i64, by: &str, lines: &[String]) -> maud::Markup {
+    maud::html! {
+        div.error #conflict role="alert" {
+            p { strong { "This flag changed since you opened it" } " (version " (expected) " → " (current) ", last by " (by) ")." }
+            @if lines.is_empty() {
+                p { "The change did not alter what users get." }
+            } @else {
+                p { "What changed meanwhile:" }
+                ul { @for l in lines { li { (super::drafts::emphasis(l)) } } }
+            }
+            p { "Your edit is kept below, now based on version " (current) ": check it against these changes and save again to apply it." }
+        }
+    }
 }
 
 /// Reads the form, runs `change` with the services, the actor, the project, the key and the
@@ -70,6 +123,14 @@ pub(crate) async fn change(
     match submitted {
         Err(refusal) => refusal,
         Ok((_, Ok(Outcome::Saved(s)))) => saved(&s.value.project, &s.value.key, what, &s.warnings),
+        Ok((_, Ok(Outcome::Editing { project, id }))) => see_other(&format!(
+            "{}&draft={}&notice={}",
+            flag_href(&project, &key),
+            form::encode(&id),
+            form::encode(&format!(
+                "{what} It is in your draft, not live yet: review the changes to publish them."
+            ))
+        )),
         Ok((_, Ok(Outcome::Drafted { project, id }))) => see_other(&format!(
             "/projects/{}/drafts/{}?notice={}",
             form::encode(&project),
@@ -89,32 +150,80 @@ pub(crate) enum Outcome {
     /// A draft (its project and id), because the project's approval policy requires a review
     /// of this flag's changes.
     Drafted { project: String, id: String },
+    /// The change went into the draft being edited on the flag page.
+    Editing { project: String, id: String },
 }
 
-/// Applies `changes`; when the project's approval policy requires a review, opens a draft with
-/// them instead, so the edit is not lost.
+/// The flag as a form on its page edits it: the draft being edited (`draft` field) with its
+/// changes applied, else the flag as it is.
+pub(crate) fn edited_flag(
+    s: &vexil_core::Services,
+    project: Option<&str>,
+    key: &str,
+    f: &Fields,
+) -> vexil_core::Result<Flag> {
+    match (f.text("draft").filter(|d| d != NEW_DRAFT), project) {
+        (Some(id), Some(p)) => Ok(s.drafts.working(p, &id)?.1),
+        _ => s.flags.get(project, key),
+    }
+}
+
+/// The `draft` field of a page editing a draft that does not exist yet: the first change
+/// saved opens it.
+pub(crate) const NEW_DRAFT: &str = "new";
+
+/// Applies `changes` from form `f`. On a page editing a draft (`draft` field) they go into
+/// that draft (`new`: a draft they open); when the project's approval policy requires a review,
+/// they open a draft instead of being applied, so the edit is not lost.
 pub(crate) fn apply_or_draft(
     s: &vexil_core::Services,
     who: &vexil_core::Actor,
     project: Option<&str>,
     key: &str,
-    version: Option<i64>,
+    f: &Fields,
     changes: Vec<FlagChange>,
 ) -> vexil_core::Result<Outcome> {
-    match s.flags.apply(who, project, key, version, changes.clone()) {
+    let open = |changes: Vec<FlagChange>| {
+        let draft = NewDraft {
+            flag: key.to_string(),
+            title: f
+                .text("draft_title")
+                .unwrap_or_else(|| format!("Change to {key} from the console")),
+            comment: who.comment.clone().unwrap_or_default(),
+            base_version: f.version(),
+            changes,
+        };
+        s.drafts.create(who, project, draft)
+    };
+    if let Some(id) = f.text("draft") {
+        let view = if id == NEW_DRAFT {
+            open(changes)?
+        } else {
+            let p = project.ok_or_else(|| {
+                invalid(
+                    "project",
+                    "missing_project",
+                    "the draft's project is missing",
+                )
+            })?;
+            let expected = f.get("draft_version").and_then(|v| v.trim().parse().ok());
+            s.drafts.add_changes(who, p, &id, expected, changes)?
+        };
+        return Ok(Outcome::Editing {
+            project: view.draft.project,
+            id: view.draft.id,
+        });
+    }
+    match s
+        .flags
+        .apply(who, project, key, f.version(), changes.clone())
+    {
         Ok(saved) => Ok(Outcome::Saved(Box::new(saved))),
         Err(Error::Blocked {
             code: "approval_required",
             ..
         }) => {
-            let draft = NewDraft {
-                flag: key.to_string(),
-                title: format!("Change to {key} from the console"),
-                comment: who.comment.clone().unwrap_or_default(),
-                base_version: version,
-                changes,
-            };
-            let view = s.drafts.create(who, project, draft)?;
+            let view = open(changes)?;
             Ok(Outcome::Drafted {
                 project: view.draft.project,
                 id: view.draft.id,
@@ -130,13 +239,13 @@ pub(crate) fn apply_update(
     who: &vexil_core::Actor,
     project: Option<&str>,
     key: &str,
-    version: Option<i64>,
+    f: &Fields,
     patch: FlagPatch,
 ) -> vexil_core::Result<Outcome> {
     let changes = vec![FlagChange::Update {
         patch: Box::new(patch),
     }];
-    apply_or_draft(s, who, project, key, version, changes)
+    apply_or_draft(s, who, project, key, f, changes)
 }
 
 /// Saves the flag's prerequisites after `edit` changed the list.
@@ -145,16 +254,16 @@ fn edit_prerequisites(
     who: &vexil_core::Actor,
     project: Option<&str>,
     key: &str,
-    version: Option<i64>,
+    f: &Fields,
     edit: impl FnOnce(&mut Vec<Prerequisite>),
 ) -> vexil_core::Result<Outcome> {
-    let mut list = s.flags.get(project, key)?.prerequisites;
+    let mut list = edited_flag(s, project, key, f)?.prerequisites;
     edit(&mut list);
     let patch = FlagPatch {
         prerequisites: Some(list),
         ..FlagPatch::default()
     };
-    apply_update(s, who, project, key, version, patch)
+    apply_update(s, who, project, key, f, patch)
 }
 
 fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Error {
@@ -186,7 +295,7 @@ pub(crate) async fn settings(
                 bucketing_salt: f.text("bucketing_salt"),
                 ..FlagPatch::default()
             };
-            apply_update(s, who, project, key, f.version(), patch)
+            apply_update(s, who, project, key, f, patch)
         },
     )
     .await
@@ -234,7 +343,7 @@ pub(crate) async fn add_variant(
                 who,
                 project,
                 key,
-                f.version(),
+                f,
                 vec![FlagChange::AddVariant {
                     variant: variant(f)?,
                 }],
@@ -271,7 +380,7 @@ pub(crate) async fn update_variant(
                 who,
                 project,
                 key,
-                f.version(),
+                f,
                 vec![FlagChange::UpdateVariant {
                     key: old.clone(),
                     variant: v,
@@ -301,7 +410,7 @@ pub(crate) async fn delete_variant(
                 who,
                 project,
                 key,
-                f.version(),
+                f,
                 vec![FlagChange::DeleteVariant { key: old.clone() }],
             )
         },
@@ -323,15 +432,20 @@ pub(crate) async fn allocation(
         request,
         "Allocation saved.",
         |s, who, project, key, f| {
-            let (segments, all_other_users, inclusions) =
-                allocation::parse(f).map_err(Error::Invalid)?;
+            let cohorts = match project {
+                Some(p) => s.cohorts.list(p)?,
+                None => Vec::new(),
+            };
+            let (segments, all_other_users, inclusions) = allocation::Inputs::submitted(f)
+                .parse(&cohorts)
+                .map_err(Error::Invalid)?;
             let patch = FlagPatch {
                 segments: Some(segments),
                 all_other_users: Some(all_other_users),
                 inclusions: Some(inclusions),
                 ..FlagPatch::default()
             };
-            apply_update(s, who, project, key, f.version(), patch)
+            apply_update(s, who, project, key, f, patch)
         },
     )
     .await
@@ -356,7 +470,7 @@ pub(crate) async fn add_prerequisite(
                 format!("choose the variants of {prerequisite} that let users through (Off included)"),
             ));
         }
-        edit_prerequisites(s, who, project, key, f.version(), |list| {
+        edit_prerequisites(s, who, project, key, f, |list| {
             list.retain(|p| p.flag != prerequisite);
             list.push(Prerequisite { flag: prerequisite, variants });
         })
@@ -384,7 +498,7 @@ pub(crate) async fn remove_prerequisite(
                 prerequisites: Some(list),
                 ..FlagPatch::default()
             };
-            apply_update(s, who, project, key, f.version(), patch)
+            apply_update(s, who, project, key, f, patch)
         },
     )
     .await
@@ -417,15 +531,13 @@ pub(crate) async fn state(
         request,
         what,
         move |s, who, project, key, f| {
-            let v = f.version();
-            match action.as_str() {
-                "activate" => apply_or_draft(s, who, project, key, v, vec![FlagChange::Activate]),
-                "deactivate" => {
-                    apply_or_draft(s, who, project, key, v, vec![FlagChange::Deactivate])
-                }
-                "archive" => apply_or_draft(s, who, project, key, v, vec![FlagChange::Archive]),
-                _ => apply_or_draft(s, who, project, key, v, vec![FlagChange::Unarchive]),
-            }
+            let change = match action.as_str() {
+                "activate" => FlagChange::Activate,
+                "deactivate" => FlagChange::Deactivate,
+                "archive" => FlagChange::Archive,
+                _ => FlagChange::Unarchive,
+            };
+            apply_or_draft(s, who, project, key, f, vec![change])
         },
     )
     .await
@@ -450,7 +562,7 @@ pub(crate) async fn permanent(
                 permanent: Some(f.get("permanent") != Some("false")),
                 ..FlagPatch::default()
             };
-            apply_update(s, who, project, key, f.version(), patch)
+            apply_update(s, who, project, key, f, patch)
         },
     )
     .await

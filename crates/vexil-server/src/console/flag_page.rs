@@ -24,6 +24,7 @@ use vexil_core::service::{
 };
 use vexil_core::{Actor, Cohort, Flag, FlagState, FlagType, Metric, OFF};
 
+use super::flag_edit::NEW_DRAFT;
 use super::layout::{self, csrf, error_box, notice, state_badge, when};
 use super::{
     allocation, call, dependencies, experiment, flag_href, form, html, ConsoleState, Fields,
@@ -45,6 +46,9 @@ pub(crate) struct PageData {
     metrics: Vec<Metric>,
     /// The flag's drafts not published or closed yet.
     drafts: Vec<vexil_core::service::Draft>,
+    /// The draft this page edits: every form saves into it, and the flag is shown as it would
+    /// make it. `Err`: why the draft asked for cannot be edited (the live flag is shown).
+    editing: Option<Result<vexil_core::service::Draft, String>>,
 }
 
 /// Loads the page's data for flag `key` (in `project`, when given).
@@ -53,11 +57,23 @@ pub(crate) async fn load(
     actor: Actor,
     project: Option<String>,
     key: &str,
+    editing: Option<String>,
 ) -> vexil_core::Result<PageData> {
     let services = console.services.clone();
     let key = key.to_owned();
     call(move || {
-        let flag = services.flags.get(project.as_deref(), &key)?;
+        let mut flag = services.flags.get(project.as_deref(), &key)?;
+        let editing = match editing.filter(|d| d != NEW_DRAFT) {
+            None => None,
+            Some(id) => match services.drafts.working(&flag.project, &id) {
+                Ok((draft, working)) if draft.flag == key => {
+                    flag = working;
+                    Some(Ok(draft))
+                }
+                Ok(_) => Some(Err(format!("draft {id} changes another flag"))),
+                Err(e) => Some(Err(format!("draft {id} cannot be edited here: {e}"))),
+            },
+        };
         let p = Some(flag.project.as_str());
         let deployments = services.deployments.list_for(&actor, &flag.project)?;
         let cohorts = services.cohorts.list(&flag.project)?;
@@ -97,6 +113,7 @@ pub(crate) async fn load(
             exposures,
             metrics,
             drafts,
+            editing,
         })
     })
     .await
@@ -112,6 +129,11 @@ pub(crate) struct Extra {
     pub qa_input: Option<Fields>,
     /// The fields of a refused form, which the form shows again.
     pub draft: Option<Fields>,
+    /// The refused form's invalid fields, each shown next to its input.
+    pub field_errors: Vec<vexil_core::FieldError>,
+    /// The draft the page edits (`draft` in the query or form), `new` for one the first
+    /// change saved opens.
+    pub editing: Option<String>,
 }
 
 /// `GET /flags/{key}?project=…`.
@@ -124,6 +146,7 @@ pub(crate) async fn show(
     let q = Fields::parse(query.unwrap_or_default().as_bytes());
     let extra = Extra {
         notice: q.text("notice"),
+        editing: q.text("draft"),
         ..Extra::default()
     };
     render(&state.0, &session, q.text("project"), &key, extra).await
@@ -137,7 +160,16 @@ pub(crate) async fn render(
     key: &str,
     extra: Extra,
 ) -> Response {
-    match load(console, super::actor(session), project.clone(), key).await {
+    let editing = extra.editing.clone();
+    match load(
+        console,
+        super::actor(session),
+        project.clone(),
+        key,
+        editing,
+    )
+    .await
+    {
         Ok(data) => {
             let status = extra.error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
             let title = data.flag.name.clone();
@@ -158,14 +190,65 @@ pub(crate) async fn render(
     }
 }
 
+/// Where the page's edits go: into the draft it edits (with the way to review it), or live
+/// (with the way to collect them in a draft first).
+fn editing_banner(data: &PageData, draft_id: Option<&str>, base: &str) -> Markup {
+    let f = &data.flag;
+    let page = format!("{base}?project={}", form::encode(&f.project));
+    html! {
+        @match (&data.editing, draft_id) {
+            (Some(Ok(d)), _) => div #editing-draft .draft-banner role="status" {
+                p { strong { "Editing draft " em { (d.title) } } " — " (d.changes.len()) " change(s) based on version " (d.base_version) ", not live yet. "
+                    "What you save below goes into this draft; the page shows the flag as the draft makes it." }
+                p { a.button #review-changes href=(format!("/projects/{}/drafts/{}", form::encode(&d.project), form::encode(&d.id))) { "Review changes" }
+                    " " a #stop-editing href=(page) { "Leave the draft (it stays saved)" } }
+                p.hint { "Test a user evaluates the live flag; the review shows the users the draft moves." }
+            },
+            (Some(Err(why)), _) => div.error #editing-draft role="alert" { p { (why) ". The live flag is shown." } },
+            (None, Some(_)) => div #editing-draft .draft-banner role="status" {
+                p { strong { "Draft mode: " } "the next change you save opens a draft instead of going live; you can add more changes to it, then review and publish them together." }
+                p { a #stop-editing href=(page) { "Edit live instead" } }
+            },
+            (None, None) => p #edit-as-draft { a href=(format!("{page}&draft={NEW_DRAFT}")) { "Collect changes in a draft" }
+                span.hint { " — edit several parts of the flag, review what they change for users, then publish them as one version (or request approval, or schedule it)." } },
+        }
+    }
+}
+
+/// The fields of the refused form `id` (its hidden `_form`), when it was the one refused.
+fn refused_form<'a>(extra: &'a Extra, id: &str) -> Option<&'a Fields> {
+    extra.draft.as_ref().filter(|d| d.get("_form") == Some(id))
+}
+
+/// Under a refused form: each of its invalid fields with the reason.
+fn form_errors(extra: &Extra, id: &str) -> Markup {
+    html! {
+        @if refused_form(extra, id).is_some() {
+            @for e in &extra.field_errors {
+                p.field-error data-field=(e.field) role="alert" { strong { (e.field) } ": " (e.message) }
+            }
+        }
+    }
+}
+
 fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra) -> Markup {
     let f = &data.flag;
     // Readers see the flag, not the controls that would change it.
     let writer = session.actor.role >= vexil_core::Role::Writer;
     let base = format!("/flags/{}", form::encode(&f.key));
+    // On a page editing a draft, every form saves into it.
+    let draft_id = match &data.editing {
+        Some(Ok(d)) => Some(d.id.as_str()),
+        Some(Err(_)) => None,
+        None => extra.editing.as_deref().filter(|d| *d == NEW_DRAFT),
+    };
     let hidden = html! {
         (csrf(console, session))
         input type="hidden" name="project" value=(f.project);
+        @if let Some(id) = draft_id {
+            input type="hidden" name="draft" value=(id);
+            @if let Some(Ok(d)) = &data.editing { input type="hidden" name="draft_version" value=(d.version); }
+        }
     };
     html! {
         p.crumbs { a href=(format!("/flags?project={}", form::encode(&f.project))) { "Flags" } " / " (f.project) " / " (f.key) }
@@ -178,6 +261,7 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
         p { "Key " code #flag-key { (f.key) } " · version " (f.version) " · updated " (when(f.updated_at)) " by " (f.updated_by)
             " · " a #history-link href=(format!("{base}/history?project={}", form::encode(&f.project))) { "History" }
             " · " a #audit-link href=(format!("/projects/{}/audit?entity=flag&key={}", form::encode(&f.project), form::encode(&f.key))) { "Audit log" } }
+        @if writer { (editing_banner(data, draft_id, &base)) }
         @if !data.drafts.is_empty() {
             section #flag-drafts {
                 h2 { "Drafts waiting" }
@@ -207,8 +291,8 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
         @if writer {
             (actions(data, &base, &hidden))
             (experiment::card(f, &data.metrics, &base, &hidden, extra.draft.as_ref()))
-            (configure(data, &base, &hidden))
-            (variants(f, &base, &hidden))
+            (configure(data, &base, &hidden, &extra))
+            (variants(f, &base, &hidden, &extra))
             section #allocation {
                 h2 { "Allocation" }
                 @if f.imported_config.is_some() {
@@ -216,7 +300,8 @@ fn page(console: &ConsoleState, session: &Session, data: &PageData, extra: Extra
                 } @else if f.variants.is_empty() {
                     p.hint { "Add a variant first." }
                 } @else {
-                    (allocation::panel(f, &data.cohorts, hidden.clone(), &format!("{base}/allocation")))
+                    @let inputs = refused_form(&extra, "allocation").map_or_else(|| allocation::Inputs::of(f), allocation::Inputs::submitted);
+                    (allocation::panel(f, &inputs, &extra.field_errors, &data.cohorts, hidden.clone(), &format!("{base}/allocation")))
                 }
             }
             (dependencies::card(data, &base, &hidden, extra.draft.as_ref()))
@@ -324,19 +409,30 @@ fn actions(data: &PageData, base: &str, hidden: &Markup) -> Markup {
     }
 }
 
-fn configure(data: &PageData, base: &str, hidden: &Markup) -> Markup {
+fn configure(data: &PageData, base: &str, hidden: &Markup, extra: &Extra) -> Markup {
     let f = &data.flag;
+    let refused = refused_form(extra, "settings");
+    // Each input shows what a refused form submitted, else the saved setting.
+    let value = |name: &str, saved: &str| -> String {
+        refused.map_or_else(
+            || saved.to_owned(),
+            |d| d.get(name).unwrap_or_default().to_owned(),
+        )
+    };
+    let deployments = refused.map_or_else(|| f.deployments.clone(), |d| d.all("deployments"));
+    let mode = value("evaluation_mode", f.evaluation_mode.as_str());
     html! {
         section #configure {
             h2 { "Configure" }
-            form #settings method="post" action=(format!("{base}/settings")) {
+            form #settings method="post" action=(format!("{base}/settings")) data-unsaved="" {
                 (hidden)
+                input type="hidden" name="_form" value="settings";
                 input type="hidden" name="version" value=(f.version);
-                label { "Name" input name="name" value=(f.name) required; }
-                label { "Description" textarea name="description" rows="2" { (f.description) } }
-                label { "Tags" input name="tags" value=(f.tags.join(", ")) placeholder="comma-separated"; }
+                label { "Name" input name="name" value=(value("name", &f.name)) required; }
+                label { "Description" textarea name="description" rows="2" { (value("description", &f.description)) } }
+                label { "Tags" input name="tags" value=(value("tags", &f.tags.join(", "))) placeholder="comma-separated"; }
                 @if f.kind == vexil_core::FlagType::Experiment {
-                    label { "Experiment key" input name="experiment_key" value=(f.experiment_key.as_deref().unwrap_or(&f.key));
+                    label { "Experiment key" input name="experiment_key" value=(value("experiment_key", f.experiment_key.as_deref().unwrap_or(&f.key)));
                         span.hint { "The key analyses and SDKs know the experiment by (" code { "experimentKey" } ")." } }
                 }
                 fieldset.deployments {
@@ -344,25 +440,26 @@ fn configure(data: &PageData, base: &str, hidden: &Markup) -> Markup {
                     @if data.deployments.is_empty() { p.hint { "The project has no deployment yet." } }
                     @for d in data.deployments.iter().filter(|d| !d.archived || f.deployments.contains(&d.key)) {
                         label.inline {
-                            input type="checkbox" name="deployments" value=(d.key) checked[f.deployments.contains(&d.key)];
+                            input type="checkbox" name="deployments" value=(d.key) checked[deployments.contains(&d.key)];
                             " " (d.label) " " span.badge { (d.kind.as_str()) }
                         }
                     }
                 }
-                details #advanced {
+                details #advanced open[refused.is_some()] {
                     summary { "Advanced settings" }
                     label { "Evaluation mode"
                         select name="evaluation_mode" {
-                            option value="remote" selected[f.evaluation_mode.as_str() == "remote"] { "Remote" }
-                            option value="local" selected[f.evaluation_mode.as_str() == "local"] { "Local" }
+                            option value="remote" selected[mode == "remote"] { "Remote" }
+                            option value="local" selected[mode == "local"] { "Local" }
                         }
                     }
-                    label { "Bucketing unit" input name="bucketing_unit" value=(f.bucketing_unit) list="bucketing-units"; }
-                    label { "Bucketing salt" input name="bucketing_salt" value=(f.bucketing_salt); }
+                    label { "Bucketing unit" input name="bucketing_unit" value=(value("bucketing_unit", &f.bucketing_unit)) list="bucketing-units"; }
+                    label { "Bucketing salt" input name="bucketing_salt" value=(value("bucketing_salt", &f.bucketing_salt)); }
                     p.warning { "Changing the bucketing salt (or the unit) reshuffles users: many will move to another variant. "
                         "Change it only if you know you want that." }
                 }
                 datalist #bucketing-units { option value="user_id"; option value="device_id"; option value="company"; }
+                (form_errors(extra, "settings"))
                 button type="submit" { "Save settings" }
             }
         }
@@ -375,32 +472,53 @@ fn payload_text(payload: Option<&Json>) -> String {
         .unwrap_or_default()
 }
 
-fn variants(f: &Flag, base: &str, hidden: &Markup) -> Markup {
+fn variants(f: &Flag, base: &str, hidden: &Markup, extra: &Extra) -> Markup {
+    // A refused form shows what was submitted, else the saved variant.
+    let row_form = |v: &vexil_core::Variant| {
+        extra
+            .draft
+            .as_ref()
+            .filter(|d| d.get("_form") == Some("variant") && d.get("_variant") == Some(&v.key))
+    };
+    let created = refused_form(extra, "new-variant");
+    let typed = |name: &str| {
+        created
+            .and_then(|d| d.get(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
     html! {
         section #variants {
             h2 { "Variants" }
             p.hint { code { (OFF) } " is reserved: it is what users outside the rollout get." }
             table {
-                thead { tr { th { "Variant" } th { "Value" } th { "Payload" } th { "Description" } th {} } }
+                thead { tr { th { "Name" } th { "Key" } th { "Value" } th { "Payload" } th { "Description" } th {} } }
                 tbody {
                     @for v in &f.variants {
+                        @let refused = row_form(v);
+                        @let value = |name: &str, saved: &str| refused.map_or_else(|| saved.to_owned(), |d| d.get(name).unwrap_or_default().to_owned());
                         tr data-variant=(v.key) {
-                            td colspan="4" {
-                                form.edit-variant method="post" action=(format!("{base}/variants/{}", form::encode(&v.key))) {
+                            td colspan="5" {
+                                form.edit-variant method="post" action=(format!("{base}/variants/{}", form::encode(&v.key))) data-unsaved="" {
                                     (hidden)
+                                    input type="hidden" name="_form" value="variant";
+                                    input type="hidden" name="_variant" value=(v.key);
                                     input type="hidden" name="version" value=(f.version);
-                                    input name="key" value=(v.key) aria-label="key" required;
-                                    input name="value" value=(v.value) aria-label="value";
-                                    textarea name="payload" rows="1" aria-label="payload (JSON)" { (payload_text(v.payload.as_ref())) }
-                                    input name="description" value=(v.description) aria-label="description";
+                                    input.variant-name name="name" value=(value("name", &v.name)) aria-label="name";
+                                    input name="key" value=(value("key", &v.key)) aria-label="key" required;
+                                    input name="value" value=(value("value", &v.value)) aria-label="value";
+                                    textarea name="payload" rows="1" aria-label="payload (JSON)" { (value("payload", &payload_text(v.payload.as_ref()))) }
+                                    input name="description" value=(value("description", &v.description)) aria-label="description";
                                     button type="submit" { "Save" }
+                                    @if refused.is_some() { (form_errors(extra, "variant")) }
                                 }
                             }
                             td {
-                                form.delete-variant method="post" action=(format!("{base}/variants/{}/delete", form::encode(&v.key))) {
+                                form.delete-variant method="post" action=(format!("{base}/variants/{}/delete", form::encode(&v.key)))
+                                    data-confirm=(format!("Delete the variant {}? Users who get it now get off, and its weights leave every rollout.", super::allocation::variant_label(f, &v.key))) {
                                     (hidden)
                                     input type="hidden" name="version" value=(f.version);
-                                    button type="submit" { "Delete" }
+                                    button.danger type="submit" { "Delete" }
                                 }
                             }
                         }
@@ -408,14 +526,16 @@ fn variants(f: &Flag, base: &str, hidden: &Markup) -> Markup {
                 }
             }
             h3 { "Create variant" }
-            form #new-variant method="post" action=(format!("{base}/variants")) {
+            form #new-variant method="post" action=(format!("{base}/variants")) data-unsaved="" {
                 (hidden)
+                input type="hidden" name="_form" value="new-variant";
                 input type="hidden" name="version" value=(f.version);
-                label { "Name" input name="name" required data-key-target="new-variant-key" data-value-target="new-variant-value"; }
-                label { "Key" input #new-variant-key name="key"; }
-                label { "Value" input #new-variant-value name="value"; span.hint { "The string your code receives; generated from the name." } }
-                label { "Payload (JSON)" textarea name="payload" rows="2" data-json="" placeholder="{\"layout\": \"b\"}" {} }
-                label { "Description" input name="description"; }
+                label { "Name" input name="name" value=(typed("name")) required data-key-target="new-variant-key" data-value-target="new-variant-value"; }
+                label { "Key" input #new-variant-key name="key" value=(typed("key")); }
+                label { "Value" input #new-variant-value name="value" value=(typed("value")); span.hint { "The string your code receives; generated from the name." } }
+                label { "Payload (JSON)" textarea name="payload" rows="2" data-json="" placeholder="{\"layout\": \"b\"}" { (typed("payload")) } }
+                label { "Description" input name="description" value=(typed("description")); }
+                (form_errors(extra, "new-variant"))
                 button type="submit" { "Apply" }
             }
         }
@@ -440,7 +560,7 @@ fn qa_section(
             h2 { "Test a user" }
             p.hint { "See which variant this flag and its prerequisites give a user, and why. "
                 "An inactive flag is tested as it will serve once activated." }
-            form #qa-form method="post" action=(format!("{base}/qa")) {
+            form #qa-form method="post" action=(format!("{base}/qa#qa")) {
                 (hidden)
                 label { "User id" input name="user_id" value=(value("user_id")); }
                 label { "Device id" input name="device_id" value=(value("device_id")); }
@@ -465,7 +585,12 @@ fn qa_section(
                             }
                         }
                     }
-                    pre.explanation { (e.explanation) }
+                    p #qa-reason { "Why: " (e.reason) }
+                    ol #qa-steps { @for step in &e.steps { li { (super::drafts::emphasis(step)) } } }
+                    details #qa-trace {
+                        summary { "Engine trace" }
+                        pre.explanation { (e.explanation) }
+                    }
                 },
                 Some(Err(refusal)) => div #qa-result { (refusal) },
                 None => {}
@@ -576,6 +701,7 @@ pub(crate) async fn qa_handler(
     };
     let extra = Extra {
         qa: Some(result),
+        editing: fields.text("draft"),
         qa_input: Some(fields),
         ..Extra::default()
     };

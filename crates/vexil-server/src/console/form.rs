@@ -41,6 +41,12 @@ impl Fields {
             .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
     }
 
+    /// Replaces every value of `name` with `value`.
+    pub fn set(&mut self, name: &str, value: String) {
+        self.0.retain(|(k, _)| k != name);
+        self.0.push((name.to_owned(), value));
+    }
+
     /// The version a change is based on (`version` field).
     pub fn version(&self) -> Option<i64> {
         self.get("version").and_then(|v| v.trim().parse().ok())

@@ -103,7 +103,15 @@ fn versions_page(
     }
 }
 
-fn compare_page(s: &Subject, from: i64, to: i64, changes: &[Change]) -> Markup {
+/// Two versions compared: for a flag, first what changed for users in the product's words
+/// (`summary`), then every field that changed.
+fn compare_page(
+    s: &Subject,
+    from: i64,
+    to: i64,
+    summary: Option<&[String]>,
+    changes: &[Change],
+) -> Markup {
     let json = |v: &Option<serde_json::Value>| {
         v.as_ref()
             .map_or_else(|| "(absent)".to_owned(), |v| v.to_string())
@@ -112,6 +120,12 @@ fn compare_page(s: &Subject, from: i64, to: i64, changes: &[Change]) -> Markup {
         p.crumbs { a href=(s.href) { (s.name) } " / " a href=(s.history_href()) { "History" } " / Compare" }
         h1 { "Version " (from) " → version " (to) }
         @if changes.is_empty() { p { "No difference." } }
+        @if let Some(lines) = summary.filter(|_| !changes.is_empty()) {
+            h2 { "What changed for users" }
+            @if lines.is_empty() { p #summary-none { "Nothing users get: these versions differ only in descriptions, names or settings that do not change a variant." } }
+            ul #summary { @for l in lines { li { (super::drafts::emphasis(l)) } } }
+            h2 { "Field by field" }
+        }
         ul #changes {
             @for c in changes {
                 li data-path=(c.path) { code { (c.path) } ": " span.before { (json(&c.before)) } " → " span.after { (json(&c.after)) } }
@@ -209,15 +223,15 @@ pub(crate) async fn compare(
     let p = project.clone();
     let result = call(move || {
         let flag = services.flags.get(p.as_deref(), &key)?;
-        let changes = services
-            .flags
-            .compare(Some(&flag.project), &key, from, to)?;
-        Ok((flag, changes))
+        let p = Some(flag.project.as_str());
+        let changes = services.flags.compare(p, &key, from, to)?;
+        let summary = services.flags.describe_versions(p, &key, from, to)?;
+        Ok((flag, summary, changes))
     })
     .await;
     match result {
-        Ok((flag, changes)) => {
-            let body = compare_page(&flag_subject(&flag), from, to, &changes);
+        Ok((flag, summary, changes)) => {
+            let body = compare_page(&flag_subject(&flag), from, to, Some(&summary), &changes);
             html(
                 StatusCode::OK,
                 layout::page(&console, &session, "Compare", body),
@@ -323,7 +337,7 @@ pub(crate) async fn group_compare(
     .await;
     match result {
         Ok((group, changes)) => {
-            let body = compare_page(&group_subject(&group), from, to, &changes);
+            let body = compare_page(&group_subject(&group), from, to, None, &changes);
             html(
                 StatusCode::OK,
                 layout::page(&console, &session, "Compare", body),

@@ -30,6 +30,7 @@ pub(crate) fn page(console: &ConsoleState, session: &Session, title: &str, body:
     bare(
         title,
         html! {
+            a.skip-link href="#main" { "Skip to content" }
             header.top {
                 a.brand href="/flags" { "Vexil" }
                 nav {
@@ -42,7 +43,7 @@ pub(crate) fn page(console: &ConsoleState, session: &Session, title: &str, body:
                     button.link type="submit" { "Sign out" }
                 }
             }
-            main { (body) }
+            main #main tabindex="-1" { (body) }
         },
     )
 }

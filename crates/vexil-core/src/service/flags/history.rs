@@ -67,11 +67,36 @@ impl FlagService {
         from: i64,
         to: i64,
     ) -> Result<Vec<Change>> {
+        let (a, b) = self.two_versions(project, key, from, to)?;
+        Ok(diff(&doc_value(&a)?, &doc_value(&b)?))
+    }
+
+    /// What changed from version `from` to version `to`, in the product's words (the lines a
+    /// draft's preview shows: "Segment *Pro plan*: 20% → 50%").
+    pub fn describe_versions(
+        &self,
+        project: Option<&str>,
+        key: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<String>> {
+        let (a, b) = self.two_versions(project, key, from, to)?;
+        Ok(crate::service::drafts::describe(&a, &b))
+    }
+
+    fn two_versions(
+        &self,
+        project: Option<&str>,
+        key: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<(Flag, Flag)> {
         let a = self.version(project, key, from)?.flag;
         let b = self.version(project, key, to)?.flag;
         match (a, b) {
-            (Some(a), Some(b)) => Ok(diff(&doc_value(&a)?, &doc_value(&b)?)),
-            _ => Err(version_not_found(key, from)),
+            (Some(a), Some(b)) => Ok((a, b)),
+            (None, _) => Err(version_not_found(key, from)),
+            (_, None) => Err(version_not_found(key, to)),
         }
     }
 }

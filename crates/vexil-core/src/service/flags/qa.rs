@@ -47,6 +47,12 @@ pub struct Evaluation {
     /// gave holdout)", "slot-2 of `mutex-y`: not this experiment's slot (slot-1)",
     /// "prerequisite `p` gave off, not on".
     pub explanation: String,
+    /// Why the flag gave this variant, in one sentence.
+    pub reason: String,
+    /// Each segment of the flag examined, in order, as a sentence: why it was skipped, or how
+    /// it served the user ("Segment *Pro plan* skipped: property *plan* is \"free\"; the
+    /// condition asks that it is one of pro, enterprise"). Names in `*…*`.
+    pub steps: Vec<String>,
     /// The user as evaluated, with the cohorts the server found them in.
     #[schema(value_type = Object)]
     pub user: Json,
@@ -93,6 +99,12 @@ impl FlagService {
             .map_err(|e| Error::blocked("dependency_cycle", e.to_string(), Vec::new()))?;
         let variant = results.get(key).map_or("off", |r| r.key()).to_string();
         let explanation = lines(&set, &results, &explanations);
+        let mine = explanations.iter().find(|e| e.flag_key == key);
+        let reason = mine.map_or_else(
+            || "not evaluated".to_owned(),
+            |e| reason_of(&set, &results, e),
+        );
+        let steps = mine.map_or_else(Vec::new, |e| steps(&set, &results, e));
         let results = serde_json::to_value(&results).map_err(|e| Error::Internal(Box::new(e)))?;
         let explanations = explanations
             .iter()
@@ -105,6 +117,8 @@ impl FlagService {
             results,
             explanations,
             explanation,
+            reason,
+            steps,
             user: Json::from(user),
             active,
         })
@@ -178,6 +192,27 @@ fn lines(set: &FlagSet, results: &Results<'_>, explanations: &[FlagExplanation])
             out.push_str("    ");
             out.push_str(&line);
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// The flag's segments as sentences, a dependency gate that served `off` with each reason.
+fn steps(set: &FlagSet, results: &Results<'_>, e: &FlagExplanation) -> Vec<String> {
+    let mut out = super::words::steps(e);
+    if let (Some(last), Some(i)) = (out.last_mut(), e.segment_index) {
+        let gate = config(set, &e.flag_key)
+            .and_then(|c| c.segments.get(i))
+            .and_then(|s| {
+                s.metadata
+                    .as_ref()?
+                    .get("segmentName")?
+                    .as_str()
+                    .map(str::to_owned)
+            });
+        let why = gate_reasons(set, results, e);
+        if gate.as_deref() == Some("flag-dependencies") && !why.is_empty() {
+            *last = format!("Dependencies turn this flag off: {}", why.join("; "));
         }
     }
     out
