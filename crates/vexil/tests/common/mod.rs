@@ -60,13 +60,18 @@ pub fn start(db: &Path, extra: &[&str]) -> Server {
 }
 
 /// [`start`] with environment variables (`VEXIL_LOG` is `warn` unless `env` sets it).
+pub fn start_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    start_on(db, "127.0.0.1:0", extra, env)
+}
+
+/// [`start_with_env`] on a given address (a restart on the port an earlier server had).
 #[allow(
     clippy::zombie_processes,
     reason = "if serve exits before listening, the assert reports it and there is nothing to reap"
 )]
-pub fn start_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+pub fn start_on(db: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(extra)
         .arg("--db")
         .arg(db)

@@ -1,0 +1,980 @@
+//! The Rust SDK (`vexil-sdk`) against the real `vexil serve` on port 0: local evaluation
+//! agrees with remote evaluation over a few hundred users and realistic flags (cohorts, group
+//! cohorts, percentages, several operators, a prerequisite, inclusions, an inactive flag); a
+//! change reaches the SDK over the stream (the latency is printed); the SDK keeps evaluating
+//! while the server is down, a bootstrapped client starts without it, and both resume when it
+//! returns on the same database and port; exposures arrive de-duplicated, in the client and by
+//! their insert ids on the server; the OpenFeature provider answers what OFREP answers.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "a panic in a test helper is a failed test with its location; tests print figures"
+)]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use open_feature::provider::FeatureProvider;
+use open_feature::{EvaluationContext, EvaluationErrorCode, EvaluationReason};
+use reqwest::Method;
+use serde_json::{json, Value};
+use vexil_sdk::openfeature::VexilProvider;
+use vexil_sdk::{
+    CohortSyncConfig, EventsConfig, LocalClient, LocalConfig, RemoteClient, RemoteConfig, User,
+};
+
+mod common;
+
+use common::{start, start_on, Server, TempDir};
+
+/// How long a test waits for something that should take milliseconds.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The management API of one server, with its admin key.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    admin: String,
+}
+
+/// A project with a server deployment `prod`.
+struct Fixture {
+    project: String,
+    key: String,
+    api_key: String,
+    secret_key: String,
+}
+
+impl Api {
+    fn new(server: &Server, admin: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: server.base(),
+            admin: admin.to_owned(),
+        }
+    }
+
+    /// (status, JSON body, version from the ETag)
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        version: Option<i64>,
+        body: Option<&Value>,
+    ) -> (u16, Value, Option<i64>) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.admin);
+        if let Some(v) = version {
+            request = request.header("If-Match", format!("\"{v}\""));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok());
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            etag,
+        )
+    }
+
+    async fn fixture(&self, name: &str) -> Fixture {
+        let (status, p, _) = self
+            .call(
+                Method::POST,
+                "/api/v1/projects",
+                None,
+                Some(&json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "{p}");
+        let project = p["key"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/projects/{project}/deployments");
+        let body = json!({"label": "prod", "type": "server"});
+        let (status, d, _) = self.call(Method::POST, &path, None, Some(&body)).await;
+        assert_eq!(status, 201, "{d}");
+        Fixture {
+            key: d["api_key"].as_str().unwrap().to_owned(),
+            api_key: p["api_key"].as_str().unwrap().to_owned(),
+            secret_key: p["secret_key"].as_str().unwrap().to_owned(),
+            project,
+        }
+    }
+
+    /// Creates a local-mode flag in `prod` with the fields of `body`, active unless it says
+    /// `"inactive": true`.
+    async fn flag(&self, fx: &Fixture, key: &str, body: Value) {
+        let mut full = json!({"project": fx.project, "name": key, "key": key,
+            "deployments": ["prod"], "evaluation_mode": "local"});
+        let mut body = body.as_object().unwrap().clone();
+        let inactive = body.remove("inactive").is_some();
+        full.as_object_mut().unwrap().extend(body);
+        let (status, created, _) = self
+            .call(Method::POST, "/api/v1/flags", None, Some(&full))
+            .await;
+        assert_eq!(status, 201, "{key}: {created}");
+        if !inactive {
+            self.action(key, "activate").await;
+        }
+    }
+
+    async fn version(&self, key: &str) -> i64 {
+        let (status, flag, etag) = self
+            .call(Method::GET, &format!("/api/v1/flags/{key}"), None, None)
+            .await;
+        assert_eq!(status, 200, "{flag}");
+        etag.unwrap()
+    }
+
+    async fn action(&self, key: &str, action: &str) {
+        let version = self.version(key).await;
+        let path = format!("/api/v1/flags/{key}/{action}");
+        let (status, body, _) = self.call(Method::POST, &path, Some(version), None).await;
+        assert_eq!(status, 200, "{key} {action}: {body}");
+    }
+
+    /// A cohort from CSV members (`?group_type=` for a group cohort).
+    async fn cohort(&self, fx: &Fixture, id: &str, query: &str, csv: String) {
+        let path = format!("/api/v1/projects/{}/cohorts/{id}{query}", fx.project);
+        let response = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .header("Content-Type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{id}");
+    }
+
+    /// Exposure counts of a flag: variant -> (count, users).
+    async fn exposures(&self, flag: &str) -> BTreeMap<String, (i64, i64)> {
+        let path = format!("/api/v1/flags/{flag}/exposures?days=2");
+        let (status, stats, _) = self.call(Method::GET, &path, None, None).await;
+        assert_eq!(status, 200, "{stats}");
+        stats["totals"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    (v["count"].as_i64().unwrap(), v["users"].as_i64().unwrap()),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Polls `check` until it gives `Some`, failing with `what` after [`DEADLINE`].
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until `client` serves every flag of `keys`.
+async fn serves(client: &LocalClient, keys: &[&str]) {
+    eventually("the client to serve the flags", || {
+        let text = client.flags_json()?;
+        let configs: Value = serde_json::from_str(&text).ok()?;
+        let served: Vec<&str> = configs
+            .as_array()?
+            .iter()
+            .filter_map(|c| c["key"].as_str())
+            .collect();
+        keys.iter().all(|k| served.contains(k)).then_some(())
+    })
+    .await;
+}
+
+fn started(db: &std::path::Path) -> (Server, String) {
+    let server = start(db, &["--sync-interval-ms", "100"]);
+    let admin = server
+        .key
+        .clone()
+        .expect("a new database prints an admin key");
+    (server, admin)
+}
+
+fn stop(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(server.child.wait().unwrap().success());
+}
+
+fn no_events(config: LocalConfig) -> LocalConfig {
+    config.events(None)
+}
+
+async fn realistic_flags(api: &Api, fx: &Fixture) {
+    let members: String = (1..=20).map(|i| format!("u{i}\n")).collect();
+    api.cohort(fx, "beta", "", members).await;
+    api.cohort(
+        fx,
+        "big-orgs",
+        "?group_type=org",
+        "acme\nglobex\n".to_owned(),
+    )
+    .await;
+    let variants = json!([
+        {"key": "control", "payload": {"layout": "a"}},
+        {"key": "treatment", "value": "treat", "payload": {"layout": "b", "n": 2.5}},
+        {"key": "big"}
+    ]);
+    api.flag(fx, "checkout", json!({
+        "type": "experiment", "variants": variants,
+        "segments": [
+            {"name": "Canada", "conditions": [{"type": "user_field", "field": "country", "op": "is", "values": ["CA"]}],
+             "percentage": 100, "weights": {"treatment": 1}},
+            {"name": "Beta", "conditions": [{"type": "cohort", "op": "set contains any", "values": ["beta"]}],
+             "percentage": 60, "weights": {"control": 1, "treatment": 3}}
+        ],
+        "all_other_users": {"percentage": 40, "weights": {"control": 1, "treatment": 1, "big": 2}},
+        "inclusions": {"big": {"ids": ["vip"]}}
+    })).await;
+    api.flag(fx, "new-version", json!({
+        "segments": [{"name": "Modern", "conditions": [
+            {"type": "user_field", "field": "version", "op": "version greater or equal", "values": ["2.1.0"]},
+            {"type": "user_property", "property": "age", "op": "greater", "values": ["17"]}
+        ], "percentage": 100, "weights": {"on": 1}}],
+        "all_other_users": {"percentage": 0, "weights": {"on": 1}}
+    })).await;
+    api.flag(fx, "org-pricing", json!({
+        "bucketing_unit": "org",
+        "segments": [
+            {"name": "Big orgs", "conditions": [{"type": "group_cohort", "group_type": "org", "op": "set contains any", "values": ["big-orgs"]}],
+             "percentage": 100, "weights": {"on": 1}},
+            {"name": "Gold", "conditions": [{"type": "group_property", "group_type": "org", "property": "tier", "op": "is", "values": ["gold"]}],
+             "percentage": 50, "weights": {"on": 1}}
+        ],
+        "all_other_users": {"percentage": 0, "weights": {"on": 1}}
+    })).await;
+    api.flag(fx, "staff", json!({
+        "segments": [{"name": "Staff", "conditions": [
+            {"type": "user_property", "property": "email", "op": "regex match", "values": [".*@example\\.com"]},
+            {"type": "user_field", "field": "country", "op": "is not", "values": ["DE"]}
+        ], "percentage": 100, "weights": {"on": 1}}],
+        "all_other_users": {"percentage": 25, "weights": {"on": 1}}
+    })).await;
+    api.flag(fx, "primary", json!({
+        "segments": [{"name": "Premium", "conditions": [{"type": "user_property", "property": "premium", "op": "is", "values": ["true"]}],
+                      "percentage": 100, "weights": {"on": 1}}],
+        "all_other_users": {"percentage": 0, "weights": {"on": 1}}
+    })).await;
+    api.flag(fx, "sub-feature", json!({
+        "prerequisites": [{"flag": "primary", "variants": ["on"]}],
+        "segments": [{"name": "Beta", "conditions": [{"type": "user_property", "property": "beta", "op": "is", "values": ["true"]}],
+                      "percentage": 100, "weights": {"on": 1}}],
+        "all_other_users": {"percentage": 0, "weights": {"on": 1}},
+        "inclusions": {"on": {"ids": ["tester"]}}
+    })).await;
+    api.flag(
+        fx,
+        "dormant",
+        json!({"inactive": true, "all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+    )
+    .await;
+}
+
+const REALISTIC: &[&str] = &[
+    "checkout",
+    "new-version",
+    "org-pricing",
+    "staff",
+    "primary",
+    "sub-feature",
+    "dormant",
+];
+
+fn users(n: usize) -> Vec<Value> {
+    let countries = ["US", "CA", "DE", "NZ"];
+    let orgs = ["acme", "initech", "globex", "umbrella"];
+    (0..n)
+        .map(|i| {
+            let email = if i % 7 == 0 { format!("p{i}@example.com") } else { format!("p{i}@mail.test") };
+            let mut user = json!({
+                "user_id": format!("u{i}"),
+                "device_id": format!("d{}", i % 37),
+                "country": countries[i % 4],
+                "version": format!("2.{}.{}", i % 4, i % 3),
+                "user_properties": {"premium": i % 3 == 0, "beta": i % 2 == 0, "age": 10 + i % 20, "email": email},
+                "groups": {"org": [orgs[i % 4]]},
+                "group_properties": {"org": {orgs[i % 4]: {"tier": if i % 5 == 0 { "gold" } else { "silver" }}}}
+            });
+            match i % 10 {
+                0 => {
+                    user.as_object_mut().unwrap().remove("user_id");
+                }
+                1 => user["user_id"] = json!("vip"),
+                2 => user["user_id"] = json!("tester"),
+                // Claimed cohorts are replaced by the synced ones, locally as on the server.
+                3 => user["cohort_ids"] = json!(["beta", "other"]),
+                _ => {}
+            }
+            user
+        })
+        .collect()
+}
+
+/// Local evaluation (with cohort sync) gives every user exactly what `/sdk/v2/vardata` gives,
+/// which the remote client fetches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_variants_equal_remote_evaluation() {
+    let dir = TempDir::new("vexil-sdk-agree");
+    let (server, admin) = started(&dir.0.join("v.db"));
+    let api = Api::new(&server, &admin);
+    let fx = api.fixture("Agree").await;
+    realistic_flags(&api, &fx).await;
+
+    let config = no_events(LocalConfig::new(server.base(), &fx.key))
+        .cohort_sync(CohortSyncConfig::new(&fx.api_key, &fx.secret_key));
+    let client = LocalClient::start(config).unwrap();
+    client.wait_until_ready(DEADLINE).await.unwrap();
+    serves(&client, REALISTIC).await;
+    let remote = RemoteClient::new(RemoteConfig::new(server.base(), &fx.key)).unwrap();
+    let users = users(300);
+    // The cohorts follow the configs that reference them: wait until a member of each is seen.
+    let probe = User::from_json(users[5].clone()).unwrap();
+    let want = remote.fetch(&probe).await.unwrap();
+    let mut seen = client.changes();
+    while client.all_variants(&probe) != want {
+        tokio::time::timeout(DEADLINE, seen.changed())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut differ = Vec::new();
+    let mut variants = std::collections::BTreeSet::new();
+    for json in &users {
+        let user = User::from_json(json.clone()).unwrap();
+        let local = client.all_variants(&user);
+        let remote = remote.fetch(&user).await.unwrap();
+        assert_eq!(local.len(), REALISTIC.len(), "{json}");
+        for (flag, v) in &local {
+            variants.insert(format!("{flag}={}", v.key));
+        }
+        if local != remote {
+            differ.push(format!("{json}\n local {local:?}\nremote {remote:?}"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} users differ:\n{}",
+        differ.len(),
+        differ[..differ.len().min(3)].join("\n")
+    );
+    // The users cover the flags' outcomes, so the agreement is not agreement on `off`.
+    for expected in [
+        "checkout=treatment",
+        "checkout=control",
+        "checkout=big",
+        "checkout=off",
+        "new-version=on",
+        "new-version=off",
+        "org-pricing=on",
+        "org-pricing=off",
+        "staff=on",
+        "staff=off",
+        "primary=on",
+        "sub-feature=on",
+        "sub-feature=off",
+        "dormant=off",
+    ] {
+        assert!(
+            variants.contains(expected),
+            "{expected} never served: {variants:?}"
+        );
+    }
+    client.close().await;
+}
+
+/// A change reaches the SDK over the stream (latency printed); while the server is stopped the
+/// SDK evaluates from its snapshot and a bootstrapped client starts without it; when a server
+/// returns on the same database and port, both follow it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_changes_outages_and_bootstrap() {
+    let dir = TempDir::new("vexil-sdk-stream");
+    let db = dir.0.join("v.db");
+    let (server, admin) = started(&db);
+    let addr = server.addr.clone();
+    let api = Api::new(&server, &admin);
+    let fx = api.fixture("Stream").await;
+    api.flag(
+        &fx,
+        "banner",
+        json!({"all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+    )
+    .await;
+    let config = no_events(LocalConfig::new(server.base(), &fx.key))
+        .poll_interval(Duration::from_millis(200))
+        .reconnect(Duration::from_millis(50), Duration::from_millis(400));
+    let client = LocalClient::start(config.clone()).unwrap();
+    client.wait_until_ready(DEADLINE).await.unwrap();
+    serves(&client, &["banner"]).await;
+    let user = User::new().with_user_id("u1");
+    let key = |c: &LocalClient| c.variant(&user, "banner").map(|v| v.key);
+    eventually("the banner to be on", || {
+        (key(&client)? == "on").then_some(())
+    })
+    .await;
+    eventually("the stream to deliver", || {
+        client.status().streaming.then_some(())
+    })
+    .await;
+
+    // Latency of a change: from the management API's answer (the change is committed) to the
+    // SDK serving it, watched through the client's change notifications.
+    let mut latencies = Vec::new();
+    for (action, expected) in [
+        ("deactivate", "off"),
+        ("activate", "on"),
+        ("deactivate", "off"),
+    ] {
+        let mut changes = client.changes();
+        let sent = Instant::now();
+        api.action("banner", action).await;
+        let committed = Instant::now();
+        while key(&client).as_deref() != Some(expected) {
+            tokio::time::timeout(DEADLINE, changes.changed())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let seen = Instant::now();
+        println!(
+            "stream change latency ({action}): {:?} after the commit, {:?} after the request",
+            seen - committed,
+            seen - sent
+        );
+        latencies.push(seen - committed);
+    }
+    assert!(
+        latencies.iter().all(|l| *l < Duration::from_secs(2)),
+        "{latencies:?}"
+    );
+
+    // The server goes away: the SDK notices, and keeps evaluating from its snapshot.
+    let saved = client.flags_json().unwrap();
+    stop(server);
+    eventually("the SDK to notice the outage", || {
+        (!client.status().streaming).then_some(())
+    })
+    .await;
+    let started_at = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(key(&client).as_deref(), Some("off"));
+    }
+    println!(
+        "100 evaluations during the outage took {:?}",
+        started_at.elapsed()
+    );
+    // A service started now comes up on its bootstrap, evaluates it, and is not ready.
+    let bootstrapped = LocalClient::start(config.clone().bootstrap(saved.to_string())).unwrap();
+    assert_eq!(key(&bootstrapped).as_deref(), Some("off"));
+    assert!(bootstrapped
+        .wait_until_ready(Duration::from_millis(300))
+        .await
+        .is_err());
+    assert!(bootstrapped.status().last_error.is_some());
+
+    // A server returns on the same database and address: both clients follow it.
+    let server = start_on(&db, &addr, &["--sync-interval-ms", "100"], &[]);
+    let api = Api::new(&server, &admin);
+    bootstrapped.wait_until_ready(DEADLINE).await.unwrap();
+    api.action("banner", "activate").await;
+    eventually("both clients to follow the new server", || {
+        (key(&client)? == "on" && key(&bootstrapped)? == "on").then_some(())
+    })
+    .await;
+    eventually("the stream to be back", || {
+        client.status().streaming.then_some(())
+    })
+    .await;
+    client.close().await;
+    bootstrapped.close().await;
+    // Closed clients still evaluate their last snapshot.
+    assert_eq!(key(&client).as_deref(), Some("on"));
+}
+
+/// Exposures are sent once per user, flag and variant: the client de-duplicates within its
+/// window, and a second client (a restarted service) sends the same insert ids, which the
+/// server skips. Defaults are not exposures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exposures_arrive_deduplicated() {
+    let dir = TempDir::new("vexil-sdk-events");
+    let (server, admin) = started(&dir.0.join("v.db"));
+    let api = Api::new(&server, &admin);
+    let fx = api.fixture("Events").await;
+    api.flag(
+        &fx,
+        "exp",
+        json!({"type": "experiment", "variants": [{"key": "control"}, {"key": "treatment"}],
+        "all_other_users": {"percentage": 100, "weights": {"control": 1, "treatment": 1}}}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "never",
+        json!({"all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
+    )
+    .await;
+    let events = EventsConfig {
+        flush_interval: Duration::from_millis(50),
+        ..EventsConfig::default()
+    };
+    let config = LocalConfig::new(server.base(), &fx.key).events(Some(events));
+    let run = |client: LocalClient| async move {
+        client.wait_until_ready(DEADLINE).await.unwrap();
+        serves(&client, &["exp", "never"]).await;
+        let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for i in 0..10 {
+            let user = User::new().with_user_id(format!("u{i}"));
+            for _ in 0..3 {
+                let value = client.string_variation(&user, "exp", "fallback");
+                assert!(value == "control" || value == "treatment", "{value}");
+                assert_eq!(
+                    client.string_variation(&user, "never", "fallback"),
+                    "fallback"
+                );
+            }
+            let v = client.variant(&user, "exp").unwrap().key;
+            let entry = expected.entry(v).or_default();
+            entry.0 += 1;
+            entry.1 += 1;
+        }
+        client.close().await;
+        (client.event_stats(), expected)
+    };
+    let (stats, expected) = run(LocalClient::start(config.clone()).unwrap()).await;
+    assert_eq!(
+        (stats.sent, stats.deduplicated, stats.dropped, stats.failed),
+        (10, 30, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(api.exposures("exp").await, expected);
+    assert_eq!(api.exposures("never").await, BTreeMap::new());
+
+    let (stats, _) = run(LocalClient::start(config).unwrap()).await;
+    assert_eq!(stats.sent, 10, "{stats:?}");
+    assert_eq!(
+        api.exposures("exp").await,
+        expected,
+        "the server skips the same insert ids"
+    );
+}
+
+/// (flag, context, OFREP status, reason or error code, variant, value), as in the server's
+/// OFREP tests (`crates/vexil-server/tests/sdk_ofrep.rs`).
+type Case = (
+    &'static str,
+    Value,
+    u16,
+    &'static str,
+    Option<&'static str>,
+    Option<Value>,
+);
+
+fn context_of(json: &Value) -> EvaluationContext {
+    let mut context = EvaluationContext::default();
+    for (k, v) in json.as_object().unwrap() {
+        match (k.as_str(), v) {
+            ("targetingKey", Value::String(s)) => context.targeting_key = Some(s.clone()),
+            (_, Value::String(s)) => context.add_custom_field(k.as_str(), s.as_str()),
+            (_, Value::Bool(b)) => context.add_custom_field(k.as_str(), *b),
+            _ => panic!("unsupported context member {k}"),
+        }
+    }
+    context
+}
+
+/// The OpenFeature provider gives the value, variant, reason, error code and metadata the
+/// server's OFREP endpoint gives, case by case, on the OFREP tests' table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openfeature_provider_answers_as_ofrep() {
+    let dir = TempDir::new("vexil-sdk-ofrep");
+    let (server, admin) = started(&dir.0.join("v.db"));
+    let api = Api::new(&server, &admin);
+    let fx = api.fixture("Ofrep").await;
+    let all_on = json!({"percentage": 100, "weights": {"on": 1}});
+    let canada = json!([{"name": "Canada", "conditions": [{"type": "user_field", "field": "country", "op": "is", "values": ["CA"]}],
+                         "percentage": 100, "weights": {"on": 1}}]);
+    api.flag(&fx, "static-flag", json!({"all_other_users": all_on}))
+        .await;
+    api.flag(
+        &fx,
+        "split-flag",
+        json!({"variants": [{"key": "a"}, {"key": "b"}],
+        "all_other_users": {"percentage": 50, "weights": {"a": 1, "b": 1}}}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "targeted",
+        json!({"segments": canada, "all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "fallback-value",
+        json!({"segments": canada, "all_other_users": all_on}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "included",
+        json!({"inclusions": {"on": {"ids": ["vip"]}},
+        "all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "device-split",
+        json!({"bucketing_unit": "device_id",
+        "all_other_users": {"percentage": 50, "weights": {"on": 1}}}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "json-payload",
+        json!({"type": "experiment",
+        "variants": [{"key": "treatment", "value": "t", "payload": {"a": 1, "list": [true]}}],
+        "all_other_users": {"percentage": 100, "weights": {"treatment": 1}}}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "disabled",
+        json!({"inactive": true, "all_other_users": all_on}),
+    )
+    .await;
+    api.flag(
+        &fx,
+        "parent",
+        json!({"deployments": [], "all_other_users": all_on}),
+    )
+    .await;
+    api.flag(&fx, "loner", json!({"deployments": [], "inactive": true}))
+        .await;
+    api.flag(&fx, "child", json!({"prerequisites": [{"flag": "parent", "variants": ["on"]}], "all_other_users": all_on})).await;
+
+    let client = LocalClient::start(no_events(LocalConfig::new(server.base(), &fx.key))).unwrap();
+    client.wait_until_ready(DEADLINE).await.unwrap();
+    serves(
+        &client,
+        &[
+            "static-flag",
+            "split-flag",
+            "targeted",
+            "fallback-value",
+            "included",
+            "device-split",
+            "json-payload",
+            "disabled",
+            "parent",
+            "child",
+        ],
+    )
+    .await;
+    let provider = VexilProvider::new(client.clone());
+    let http = reqwest::Client::new();
+    let ofrep = |flag: String, context: Value| {
+        let request = http
+            .post(format!("{}/ofrep/v1/evaluate/flags/{flag}", server.base()))
+            .bearer_auth(&fx.key)
+            .json(&json!({ "context": context }));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let cases: &[Case] = &[
+        (
+            "static-flag",
+            json!({"targetingKey": "u1"}),
+            200,
+            "STATIC",
+            Some("on"),
+            Some(json!("on")),
+        ),
+        (
+            "targeted",
+            json!({"targetingKey": "u1", "country": "CA"}),
+            200,
+            "TARGETING_MATCH",
+            Some("on"),
+            Some(json!("on")),
+        ),
+        (
+            "targeted",
+            json!({"targetingKey": "u1", "country": "US"}),
+            200,
+            "DEFAULT",
+            Some("off"),
+            None,
+        ),
+        (
+            "fallback-value",
+            json!({"targetingKey": "u1", "country": "US"}),
+            200,
+            "DEFAULT",
+            Some("on"),
+            Some(json!("on")),
+        ),
+        (
+            "fallback-value",
+            json!({"country": "CA"}),
+            200,
+            "TARGETING_MATCH",
+            Some("on"),
+            Some(json!("on")),
+        ),
+        (
+            "included",
+            json!({"targetingKey": "vip"}),
+            200,
+            "TARGETING_MATCH",
+            Some("on"),
+            Some(json!("on")),
+        ),
+        (
+            "included",
+            json!({"targetingKey": "other"}),
+            200,
+            "DEFAULT",
+            Some("off"),
+            None,
+        ),
+        (
+            "disabled",
+            json!({"targetingKey": "u1"}),
+            200,
+            "DISABLED",
+            Some("off"),
+            None,
+        ),
+        (
+            "device-split",
+            json!({"targetingKey": "u1"}),
+            200,
+            "DEFAULT",
+            Some("off"),
+            None,
+        ),
+        (
+            "child",
+            json!({"targetingKey": "u1"}),
+            200,
+            "DEFAULT",
+            Some("on"),
+            Some(json!("on")),
+        ),
+        (
+            "json-payload",
+            json!({"targetingKey": "u1"}),
+            200,
+            "STATIC",
+            Some("treatment"),
+            Some(json!("t")),
+        ),
+        (
+            "split-flag",
+            json!({}),
+            400,
+            "TARGETING_KEY_MISSING",
+            None,
+            None,
+        ),
+        (
+            "split-flag",
+            json!({"targetingKey": ""}),
+            400,
+            "TARGETING_KEY_MISSING",
+            None,
+            None,
+        ),
+        (
+            "parent",
+            json!({"targetingKey": "u1"}),
+            404,
+            "FLAG_NOT_FOUND",
+            None,
+            None,
+        ),
+        (
+            "loner",
+            json!({"targetingKey": "u1"}),
+            404,
+            "FLAG_NOT_FOUND",
+            None,
+            None,
+        ),
+        (
+            "ghost",
+            json!({"targetingKey": "u1"}),
+            404,
+            "FLAG_NOT_FOUND",
+            None,
+            None,
+        ),
+    ];
+    let mut all: Vec<Case> = cases.to_vec();
+    // The split over 60 users, whatever each gets: the provider must say what OFREP says.
+    for i in 0..60 {
+        all.push((
+            "split-flag",
+            json!({"targetingKey": format!("user-{i}")}),
+            200,
+            "",
+            None,
+            None,
+        ));
+    }
+    let mut split_seen = std::collections::BTreeSet::new();
+    for (flag, context, status, reason, variant, value) in all {
+        let (got_status, answer) = ofrep(flag.to_owned(), context.clone()).await;
+        let what = format!("{flag} {context}: OFREP {answer}");
+        assert_eq!(got_status, status, "{what}");
+        if !reason.is_empty() {
+            // The server still answers the OFREP tests' table.
+            let code = answer
+                .get("reason")
+                .or(answer.get("errorCode"))
+                .and_then(Value::as_str);
+            assert_eq!(code, Some(reason), "{what}");
+            assert_eq!(answer["variant"].as_str(), variant, "{what}");
+            assert_eq!(answer.get("value"), value.as_ref(), "{what}");
+        }
+        let resolved = provider
+            .resolve_string_value(flag, &context_of(&context))
+            .await;
+        match (status, answer.get("value")) {
+            (200, Some(ofrep_value)) => {
+                let r = resolved.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                assert_eq!(json!(r.value), *ofrep_value, "{what}");
+                assert_eq!(r.variant.as_deref(), answer["variant"].as_str(), "{what}");
+                assert_eq!(
+                    r.reason.unwrap().to_string(),
+                    answer["reason"].as_str().unwrap(),
+                    "{what}"
+                );
+                let metadata = r.flag_metadata.unwrap();
+                for (k, v) in answer["metadata"].as_object().unwrap() {
+                    let got = match metadata
+                        .values
+                        .get(k)
+                        .unwrap_or_else(|| panic!("{what}: no {k}"))
+                    {
+                        open_feature::FlagMetadataValue::Bool(b) => json!(b),
+                        open_feature::FlagMetadataValue::Int(i) => json!(i),
+                        open_feature::FlagMetadataValue::Float(f) => json!(f),
+                        open_feature::FlagMetadataValue::String(s) => json!(s),
+                    };
+                    assert_eq!(&got, v, "{what}: metadata {k}");
+                }
+                assert_eq!(
+                    metadata.values.len(),
+                    answer["metadata"].as_object().unwrap().len(),
+                    "{what}"
+                );
+                if flag == "split-flag" {
+                    split_seen.insert(format!("{}/{}", answer["reason"], answer["variant"]));
+                }
+            }
+            (200, None) => {
+                // No value: the application's default applies; the provider says why.
+                let e = resolved.err().unwrap_or_else(|| panic!("{what}: a value"));
+                assert_eq!(
+                    e.code,
+                    EvaluationErrorCode::General(answer["reason"].as_str().unwrap().to_owned()),
+                    "{what}"
+                );
+                let d = client.detail(&User::from_json(user_json(&context)).unwrap(), flag);
+                assert_eq!(d.variant_key(), answer["variant"].as_str(), "{what}");
+                assert_eq!(
+                    d.reason.as_str(),
+                    answer["reason"].as_str().unwrap(),
+                    "{what}"
+                );
+                if flag == "split-flag" {
+                    split_seen.insert(format!("{}/{}", answer["reason"], answer["variant"]));
+                }
+            }
+            _ => {
+                let e = resolved.err().unwrap_or_else(|| panic!("{what}: a value"));
+                assert_eq!(
+                    e.code.to_string(),
+                    answer["errorCode"].as_str().unwrap(),
+                    "{what}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        split_seen.len(),
+        3,
+        "both variants and the rollout's off: {split_seen:?}"
+    );
+    // Types are checked by the provider (OFREP leaves it to providers).
+    let context = context_of(&json!({"targetingKey": "u1"}));
+    let e = provider
+        .resolve_bool_value("static-flag", &context)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code, EvaluationErrorCode::TypeMismatch);
+    let r = provider
+        .resolve_string_value("static-flag", &context)
+        .await
+        .unwrap();
+    assert_eq!(r.reason, Some(EvaluationReason::Static));
+    client.close().await;
+}
+
+/// The SDK user an OFREP context stands for, in this test's simple contexts.
+fn user_json(context: &Value) -> Value {
+    let mut user = serde_json::Map::new();
+    let mut props = serde_json::Map::new();
+    for (k, v) in context.as_object().unwrap() {
+        match k.as_str() {
+            "targetingKey" if v != "" => {
+                user.insert("user_id".into(), v.clone());
+            }
+            "targetingKey" => {}
+            "country" => {
+                user.insert(k.clone(), v.clone());
+            }
+            _ => {
+                props.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if !props.is_empty() {
+        user.insert("user_properties".into(), Value::Object(props));
+    }
+    Value::Object(user)
+}
