@@ -978,3 +978,38 @@ fn user_json(context: &Value) -> Value {
     }
     Value::Object(user)
 }
+
+/// A server with streaming off answers the stream with 501: the SDK polls `/sdk/v2/flags`
+/// (with `If-None-Match`) instead and still follows changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_when_the_server_does_not_stream() {
+    let dir = TempDir::new("vexil-sdk-poll");
+    let server = start(&dir.0.join("v.db"), &["--streaming", "false"]);
+    let admin = server.key.clone().unwrap();
+    let api = Api::new(&server, &admin);
+    let fx = api.fixture("Poll").await;
+    api.flag(
+        &fx,
+        "banner",
+        json!({"all_other_users": {"percentage": 100, "weights": {"on": 1}}}),
+    )
+    .await;
+    let config = no_events(LocalConfig::new(server.base(), &fx.key))
+        .poll_interval(Duration::from_millis(100));
+    let client = LocalClient::start(config).unwrap();
+    client.wait_until_ready(DEADLINE).await.unwrap();
+    serves(&client, &["banner"]).await;
+    let user = User::new().with_user_id("u1");
+    api.action("banner", "deactivate").await;
+    eventually("the change to be polled", || {
+        (client.variant(&user, "banner")?.key == "off").then_some(())
+    })
+    .await;
+    assert!(!client.status().streaming);
+    assert!(
+        client.status().last_error.is_none(),
+        "{:?}",
+        client.status()
+    );
+    client.close().await;
+}
