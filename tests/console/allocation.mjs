@@ -170,7 +170,10 @@ function plan(v) {
   };
 }
 
-/** Runs "Test a user" on the flag page: {variant, flags: {key: variant}, explanation}. */
+/**
+ * Runs "Test a user" on the flag page: {variant, flags: {key: variant}, explanation, trace}:
+ * the explanation in words, and the engine's trace (opened with one click).
+ */
 export async function qa(page, path, user) {
   // The answer of a QA run holds the form again: the next user is tested from there.
   const key = new URL(path, 'http://x').pathname;
@@ -202,8 +205,9 @@ export async function qa(page, path, user) {
   // The explanation people read: one sentence per segment examined (the engine's trace is
   // one click away, under it).
   const explanation = (await (await need(page, '#qa-result #qa-steps', 'the explanation in words')).innerText()).replace(/\s+/g, ' ');
-  await need(page, '#qa-result details#qa-trace .explanation', 'the engine trace');
-  return { variant, flags, explanation };
+  await (await need(page, '#qa-result details#qa-trace summary', 'the engine trace')).click();
+  const trace = (await (await need(page, '#qa-result details#qa-trace .explanation', 'the engine trace')).innerText()).replace(/\s+/g, ' ');
+  return { variant, flags, explanation, trace };
 }
 
 export async function steps(runner, state) {

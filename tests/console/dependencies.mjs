@@ -240,7 +240,9 @@ export async function steps(runner, state) {
       eq(variant, remote[main]?.key ?? 'off', `remote evaluation of ${main} for ${user.user_id}`);
       ok(r.explanation.includes('North America pro'), `QA of ${user.user_id}: the explanation must name the matched segment: ${r.explanation}`);
       const hash = segment?.bucket?.hash;
-      ok(hash !== undefined && r.explanation.includes(String(hash)), `QA of ${user.user_id}: the explanation must show the bucketing hash ${hash}: ${r.explanation}`);
+      ok(hash !== undefined && r.trace.includes(String(hash)), `QA of ${user.user_id}: the trace must show the bucketing hash ${hash}: ${r.trace}`);
+      const at = segment?.bucket?.allocation_value;
+      ok(at === undefined || r.explanation.includes(`lands at ${at} of 100`), `QA of ${user.user_id}: the explanation in words must say where the user lands (${at}): ${r.explanation}`);
       seen.add(variant);
     }
     console.log(`     qa-bucketing: variants seen ${JSON.stringify([...seen])}`);

@@ -11,6 +11,7 @@ import * as auth from './auth.mjs';
 import * as allocation from './allocation.mjs';
 import * as cohorts from './cohorts.mjs';
 import * as dependencies from './dependencies.mjs';
+import * as editing from './editing.mjs';
 import * as exposures from './exposures.mjs';
 import * as flags from './flags.mjs';
 import * as groups from './groups.mjs';
@@ -30,7 +31,7 @@ try {
   runner.watch(page);
   // What the steps make and later steps use: project and deployment keys, SDK keys, flags.
   const state = { fx, browser, context, page, project: null, deployments: {}, flags: {} };
-  const areas = [auth, projects, flags, allocation, cohorts, dependencies, groups, exposures, results, history, list];
+  const areas = [auth, projects, flags, allocation, cohorts, dependencies, groups, exposures, results, history, list, editing];
   for (const area of areas) {
     await area.steps(runner, state);
   }

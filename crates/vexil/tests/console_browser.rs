@@ -114,8 +114,11 @@ fn console_walkthroughs_in_chromium() {
     // Not inside `dir`: the screenshots of a failed run must outlive the test.
     let artifacts =
         std::env::temp_dir().join(format!("vexil-console-failures-{}", std::process::id()));
+    // Kept after the run: the flag page, the list and the review step as the run saw them.
+    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let fixture = dir.0.join("fixture.json");
     let body = json!({
+        "screenshots": screenshots,
         "base": server.base(),
         "adminKey": server.key.clone().expect("a fresh database prints an admin key"),
         "vexil": env!("CARGO_BIN_EXE_vexil"),
@@ -124,6 +127,10 @@ fn console_walkthroughs_in_chromium() {
     std::fs::write(&fixture, body.to_string()).unwrap();
     let (ok, _) = run_node(&console_dir, &fixture);
     println!("total {:?}", started.elapsed());
+    println!(
+        "screenshots of the flag page, the list and the review step: {}",
+        screenshots.display()
+    );
     if ok {
         let _ = std::fs::remove_dir_all(&artifacts);
     }

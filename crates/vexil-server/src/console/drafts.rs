@@ -125,7 +125,7 @@ fn page(
                 }
                 form #schedule method="post" action=(format!("{href}/schedule")) {
                     (csrf(console, session))
-                    label { "Publish at (UTC)" input type="datetime-local" name="at" required; }
+                    label { "Publish at (UTC)" input type="datetime-local" name="at" step="1" required; }
                     button type="submit" { "Schedule" }
                 }
                 form #close method="post" action=(format!("{href}/close")) {
@@ -198,29 +198,17 @@ pub(crate) async fn act(
     }
 }
 
-/// `2026-12-07T10:30` (an `<input type="datetime-local">`, read as UTC) in Unix milliseconds.
+/// `2026-12-07T10:30` or `2026-12-07T10:30:15` (an `<input type="datetime-local">`, read as
+/// UTC) in Unix milliseconds.
 fn utc_millis(text: &str) -> Option<i64> {
-    let (date, time) = text.trim().split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, min) = (t.next()??, t.next()??);
-    if !(1..=12).contains(&m)
-        || !(1..=31).contains(&day)
-        || !(0..24).contains(&h)
-        || !(0..60).contains(&min)
-    {
-        return None;
-    }
-    // Days from the civil date (proleptic Gregorian), as in Howard Hinnant's algorithm.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h) * 60 + min) * 60_000)
+    use time::macros::format_description;
+    let text = text.trim();
+    let seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let at = time::PrimitiveDateTime::parse(text, seconds)
+        .or_else(|_| time::PrimitiveDateTime::parse(text, minutes))
+        .ok()?;
+    i64::try_from(at.assume_utc().unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// `GET /projects/{project}/audit?actor=…&entity=…&key=…&after=…`.
@@ -317,6 +305,8 @@ mod tests {
             ("1970-01-01T00:00", Some(0)),
             ("2026-12-07T10:30", Some(1_796_639_400_000)),
             ("2024-02-29T23:59", Some(1_709_251_140_000)),
+            ("2026-12-07T10:30:15", Some(1_796_639_415_000)),
+            ("2025-02-29T10:30", None),
             ("2026-13-01T00:00", None),
             ("yesterday", None),
         ] {
