@@ -350,6 +350,7 @@ fn services(name: &str) -> (Services, Scratch) {
         label: "Production".into(),
         key: None,
         kind: DeploymentType::Server,
+        protected: false,
     };
     services
         .deployments

@@ -97,6 +97,7 @@ fn services() -> (Services, Scratch) {
             label: "Production".into(),
             key: None,
             kind: DeploymentType::Server,
+            protected: false,
         };
         services
             .deployments

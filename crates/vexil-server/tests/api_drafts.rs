@@ -388,6 +388,52 @@ async fn approvals_gate_publishing(srv: &Server) {
     srv.update("search", &json!({"description": "x"}))
         .await
         .err(409, "approval_required", None);
+
+    // Policy scoped to protected deployments: only flags in a deployment an admin protected.
+    let prod = srv.create_deployment(&p, "Production", "client").await;
+    let prod_key = prod["key"].as_str().unwrap().to_owned();
+    let staging = srv.create_deployment(&p, "Staging", "server").await;
+    let staging_key = staging["key"].as_str().unwrap().to_owned();
+    assert_eq!(prod["protected"], false);
+    let deployment = format!("/api/v1/projects/{p}/deployments/{prod_key}");
+    // A writer may not protect (or unprotect) a deployment.
+    as_key(
+        srv,
+        &alice,
+        Method::PATCH,
+        &deployment,
+        Some(&json!({"protected": true})),
+    )
+    .await
+    .err(403, "forbidden", None);
+    let v = srv.get(&deployment).await.ok(200).etag();
+    let protected = srv
+        .patch(&deployment, v, &json!({"protected": true}))
+        .await
+        .ok(200)
+        .json;
+    assert_eq!(protected["protected"], true);
+    srv.put(
+        &policy,
+        None,
+        &json!({"required_approvals": 1, "applies_to": "protected_deployments"}),
+    )
+    .await
+    .ok(200);
+    srv.flag_in(&p, "in-staging", json!({"deployments": [staging_key]}))
+        .await;
+    srv.flag_in(&p, "in-prod", json!({"deployments": [prod_key]}))
+        .await;
+    srv.update("in-staging", &json!({"description": "no review needed"}))
+        .await
+        .ok(200);
+    srv.update("in-prod", &json!({"description": "x"}))
+        .await
+        .err(409, "approval_required", None);
+    // Attaching a flag to a protected deployment is covered too.
+    srv.update("in-staging", &json!({"deployments": [prod_key]}))
+        .await
+        .err(409, "approval_required", None);
 }
 
 async fn scheduled_drafts_publish_once(srv: &Server) {

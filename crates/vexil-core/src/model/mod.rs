@@ -84,6 +84,10 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_key_expires_at: Option<i64>,
     pub archived: bool,
+    /// Production-critical: an approval policy scoped to protected deployments covers every
+    /// flag attached to it. Only admins set it.
+    #[serde(default)]
+    pub protected: bool,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,

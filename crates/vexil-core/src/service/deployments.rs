@@ -22,6 +22,9 @@ pub struct NewDeployment {
     pub key: Option<String>,
     #[serde(rename = "type")]
     pub kind: DeploymentType,
+    /// Marks it production-critical (admins only); see [`Deployment::protected`].
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// Fields of a deployment to change; absent fields stay as they are.
@@ -30,6 +33,9 @@ pub struct NewDeployment {
 pub struct DeploymentPatch {
     pub label: Option<String>,
     pub archived: Option<bool>,
+    /// Marks it production-critical or not (admins only): an approval policy scoped to
+    /// protected deployments covers every flag attached to it.
+    pub protected: Option<bool>,
     /// `true` replaces the SDK key with a new one; the old key stops working at once (the
     /// `rotate-key` endpoint can give it a grace period).
     #[serde(default)]
@@ -67,6 +73,8 @@ pub struct DeploymentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_key_expires_at: Option<i64>,
     pub archived: bool,
+    /// Production-critical: approval policies scoped to protected deployments cover its flags.
+    pub protected: bool,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -95,6 +103,7 @@ impl From<Deployment> for DeploymentView {
             api_key: Some(d.api_key),
             previous_key_expires_at,
             archived: d.archived,
+            protected: d.protected,
             version: d.version,
             created_at: d.created_at,
             updated_at: d.updated_at,
@@ -110,7 +119,11 @@ pub struct DeploymentService {
 
 impl DeploymentService {
     pub fn create(&self, actor: &Actor, project: &str, req: NewDeployment) -> Result<Deployment> {
-        actor.require(Role::Writer)?;
+        actor.require(if req.protected {
+            Role::Admin
+        } else {
+            Role::Writer
+        })?;
         let key = req.key.clone().unwrap_or_else(|| key_from_name(&req.label));
         check_fields(&key, &req.label)?;
         let now = now_ms();
@@ -123,6 +136,7 @@ impl DeploymentService {
             previous_api_key: None,
             previous_key_expires_at: None,
             archived: false,
+            protected: req.protected,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -208,12 +222,24 @@ impl DeploymentService {
         expected: Option<i64>,
         patch: DeploymentPatch,
     ) -> Result<Deployment> {
-        actor.require(Role::Writer)?;
+        actor.require(if patch.protected.is_some() {
+            Role::Admin
+        } else {
+            Role::Writer
+        })?;
         let updated = self.core.write(|tx| {
             super::projects::lock(tx, project)?;
             let mut d = get(tx, project, key)?;
             check_version("deployment", key, expected, d.version)?;
             let mut what = Vec::new();
+            if let Some(protected) = patch.protected {
+                d.protected = protected;
+                what.push(if protected {
+                    "protected"
+                } else {
+                    "unprotected"
+                });
+            }
             if let Some(label) = &patch.label {
                 d.label = label.trim().to_string();
                 what.push("label");

@@ -20,7 +20,7 @@ use super::flags::{apply_in, load, preview_in, resolve, FlagChange};
 use super::{now_ms, record, Actor, Core, Role, Saved};
 use crate::error::{Error, Result};
 use crate::keys::{is_url_safe_key, random_base62};
-use crate::model::{Flag, FlagState};
+use crate::model::{DeploymentType, Flag, FlagState};
 
 pub use describe::{describe, serves, targeting};
 pub use moved::Moved;
@@ -125,6 +125,8 @@ pub enum PolicyScope {
     ActiveFlags,
     /// Flags attached to a deployment of type `server`.
     ServerDeployments,
+    /// Flags attached to a deployment an admin marked protected (production-critical).
+    ProtectedDeployments,
 }
 
 /// A project's approval policy. With `required_approvals` 0 (the default) changes need none.
@@ -274,6 +276,7 @@ impl DraftService {
                     PolicyScope::AllFlags => "every flag",
                     PolicyScope::ActiveFlags => "active flags",
                     PolicyScope::ServerDeployments => "flags in server deployments",
+                    PolicyScope::ProtectedDeployments => "flags in protected deployments",
                 },
                 if p.allow_self_approval {
                     "may"
@@ -723,11 +726,11 @@ fn publish_in(tx: &mut dyn Tx, actor: &Actor, mut d: Draft) -> Result<Saved<Flag
     Ok(saved)
 }
 
-/// Refuses a direct change to `flag` that the project's approval policy covers: such changes
-/// go through a draft.
-pub(crate) fn refuse_unreviewed(tx: &mut dyn Tx, flag: &Flag) -> Result<()> {
+/// Refuses a direct change of `flag` into `after` that the project's approval policy covers
+/// (by what the flag is, or what the change makes it): such changes go through a draft.
+pub(crate) fn refuse_unreviewed(tx: &mut dyn Tx, flag: &Flag, after: &Flag) -> Result<()> {
     let policy = policy(tx, &flag.project)?;
-    if policy.required_approvals == 0 || !covers(tx, &policy, flag, flag)? {
+    if policy.required_approvals == 0 || !covers(tx, &policy, flag, after)? {
         return Ok(());
     }
     Err(Error::Blocked {
@@ -755,18 +758,24 @@ fn covers(tx: &mut dyn Tx, policy: &ApprovalPolicy, before: &Flag, after: &Flag)
         PolicyScope::ActiveFlags => {
             before.state == FlagState::Active || after.state == FlagState::Active
         }
-        PolicyScope::ServerDeployments => {
-            let servers: Vec<String> = tx
+        PolicyScope::ServerDeployments | PolicyScope::ProtectedDeployments => {
+            let covered: Vec<String> = tx
                 .list_deployments(&before.project)?
+                .iter()
+                .map(crate::service::convert::deployment)
+                .collect::<Result<Vec<_>>>()?
                 .into_iter()
-                .filter(|d| d.kind == "server")
+                .filter(|d| match policy.applies_to {
+                    PolicyScope::ServerDeployments => d.kind == DeploymentType::Server,
+                    _ => d.protected,
+                })
                 .map(|d| d.key)
                 .collect();
             before
                 .deployments
                 .iter()
                 .chain(&after.deployments)
-                .any(|d| servers.contains(d))
+                .any(|d| covered.contains(d))
         }
     })
 }

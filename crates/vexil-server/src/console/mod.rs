@@ -102,8 +102,16 @@ pub(crate) fn router(console: ConsoleState) -> Router {
             post(projects::create_deployment),
         )
         .route(
+            "/projects/{project}/deployments/{deployment}",
+            post(projects::update_deployment),
+        )
+        .route(
             "/projects/{project}/deployments/{deployment}/archive",
-            post(projects::archive_deployment),
+            post(projects::update_deployment),
+        )
+        .route(
+            "/projects/{project}/approval-policy",
+            post(projects::set_policy),
         )
         .route(
             "/projects/{project}/cohorts/{cohort}/delete",

@@ -107,10 +107,11 @@ async fn render(
         let project = services.projects.get_for(&who, &k)?;
         let deployments = services.deployments.list_for(&who, &k)?;
         let webhooks = super::webhooks::load(&services, &who, &k)?;
-        Ok((project, deployments, webhooks))
+        let policy = services.drafts.policy(&k)?;
+        Ok((project, deployments, webhooks, policy))
     })
     .await;
-    let (mut project, deployments, webhooks) = match loaded {
+    let (mut project, deployments, webhooks, policy) = match loaded {
         Ok(x) => x,
         Err(e) => {
             return html(
@@ -144,7 +145,8 @@ async fn render(
             tbody {
                 @for d in &deployments {
                     tr data-deployment=(d.key) {
-                        td { (d.label) " " @if d.archived { span.badge.archived { "archived" } } }
+                        td { (d.label) " " @if d.archived { span.badge.archived { "archived" } }
+                            @if d.protected { " " span.badge.protected title="An approval policy scoped to protected deployments covers its flags" { "protected" } } }
                         td { span.badge { (d.kind.as_str()) } }
                         td {
                             @match &d.api_key {
@@ -164,6 +166,15 @@ async fn render(
                                     button type="submit" { @if d.archived { "Unarchive" } @else { "Archive" } }
                                 }
                             }
+                            @if session.actor.role >= vexil_core::Role::Admin {
+                                form.protect-deployment method="post" action=(format!("{base}/deployments/{}", form::encode(&d.key)))
+                                    data-confirm=(if d.protected { format!("Unprotect {}? Policies scoped to protected deployments stop covering its flags.", d.label) } else { format!("Protect {}? Policies scoped to protected deployments then cover its flags.", d.label) }) {
+                                    (csrf(console, session))
+                                    input type="hidden" name="version" value=(d.version);
+                                    input type="hidden" name="protected" value=(if d.protected { "false" } else { "true" });
+                                    button type="submit" { @if d.protected { "Unprotect" } @else { "Protect" } }
+                                }
+                            }
                         }
                     }
                 }
@@ -180,12 +191,115 @@ async fn render(
                         option value="client" { "client (browsers, apps)" }
                     }
                 }
+                @if session.actor.role >= vexil_core::Role::Admin {
+                    label.inline { input type="checkbox" name="protected" value="true"; " Protected (production-critical: approval policies scoped to protected deployments cover its flags)" }
+                }
                 button type="submit" { "Create deployment" }
             }
         }
+        (approval_policy(console, session, &base, &policy))
         (super::webhooks::section(console, session, &base, &webhooks))
     };
     html(status, layout::page(console, session, &project.name, body))
+}
+
+/// Which changes need approved drafts: the policy in words, and for admins the form that sets it.
+fn approval_policy(
+    console: &ConsoleState,
+    session: &Session,
+    base: &str,
+    p: &vexil_core::service::ApprovalPolicy,
+) -> Markup {
+    use vexil_core::service::PolicyScope;
+    let scopes = [
+        (PolicyScope::AllFlags, "all_flags", "every flag"),
+        (
+            PolicyScope::ActiveFlags,
+            "active_flags",
+            "active flags (and changes that activate one)",
+        ),
+        (
+            PolicyScope::ServerDeployments,
+            "server_deployments",
+            "flags in server deployments",
+        ),
+        (
+            PolicyScope::ProtectedDeployments,
+            "protected_deployments",
+            "flags in protected deployments",
+        ),
+    ];
+    let scope = scopes
+        .iter()
+        .find(|(s, _, _)| *s == p.applies_to)
+        .map_or("", |(_, _, w)| *w);
+    html! {
+        section #approval-policy {
+            h2 { "Approvals" }
+            p #policy-summary {
+                @if p.required_approvals == 0 { "Changes go live without review." }
+                @else { "Changes to " (scope) " need " strong { (p.required_approvals) } " approval(s) before they are published"
+                    @if p.allow_self_approval { " (the author's own counts)" } @else { " from someone other than the author" } "." }
+            }
+            @if session.actor.role >= vexil_core::Role::Admin {
+                form #policy-form method="post" action=(format!("{base}/approval-policy")) {
+                    (csrf(console, session))
+                    label { "Approvals needed" input type="number" name="required_approvals" min="0" max="10" value=(p.required_approvals); }
+                    label { "Applies to" select name="applies_to" {
+                        @for (s, value, words) in scopes { option value=(value) selected[s == p.applies_to] { (words) } }
+                    } }
+                    label.inline { input type="checkbox" name="allow_self_approval" value="true" checked[p.allow_self_approval]; " The author may approve their own change" }
+                    button type="submit" { "Save policy" }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /projects/{project}/approval-policy` (admins).
+pub(crate) async fn set_policy(
+    state: St,
+    session: Session,
+    Path(project): Path<String>,
+    request: Request,
+) -> Response {
+    let console = state.0;
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        let number = f.get("required_approvals").unwrap_or("0").trim();
+        let required_approvals = number.parse().map_err(|_| {
+            vexil_core::Error::invalid(
+                "required_approvals",
+                "invalid_number",
+                format!("required_approvals must be a whole number from 0 to 10, not {number:?}"),
+            )
+        })?;
+        let applies_to = serde_json::from_value(serde_json::Value::String(
+            f.get("applies_to").unwrap_or("all_flags").to_owned(),
+        ))
+        .map_err(|_| {
+            vexil_core::Error::invalid(
+                "applies_to",
+                "invalid_scope",
+                "applies_to is all_flags, active_flags, server_deployments or protected_deployments",
+            )
+        })?;
+        let policy = vexil_core::service::ApprovalPolicy {
+            required_approvals,
+            allow_self_approval: f.get("allow_self_approval") == Some("true"),
+            applies_to,
+        };
+        s.drafts.set_policy(who, &p, policy)
+    })
+    .await;
+    match submitted {
+        Err(refusal) => refusal,
+        Ok((_, Ok(_))) => see_other(&format!("/projects/{}", form::encode(&project))),
+        Ok((_, Err(e))) => {
+            let refused = Some((super::status_of(&e), error_box(&e, Some(&project))));
+            render(&console, &session, &project, None, refused).await
+        }
+    }
 }
 
 /// The project's API key and, in the answer that created it, its secret key: cohort sync and
@@ -251,6 +365,7 @@ pub(crate) async fn create_deployment(
             label: f.text("label").unwrap_or_default(),
             key: f.text("key"),
             kind,
+            protected: f.get("protected") == Some("true"),
         };
         s.deployments.create(who, &p, req)
     })
@@ -258,8 +373,9 @@ pub(crate) async fn create_deployment(
     after(&console, &session, &project, submitted).await
 }
 
-/// `POST /projects/{project}/deployments/{deployment}/archive`: archives or unarchives.
-pub(crate) async fn archive_deployment(
+/// `POST /projects/{project}/deployments/{deployment}` (and `…/archive`): archives or
+/// unarchives, protects or unprotects (admins).
+pub(crate) async fn update_deployment(
     state: St,
     session: Session,
     Path((project, deployment)): Path<(String, String)>,
@@ -268,8 +384,10 @@ pub(crate) async fn archive_deployment(
     let console = state.0;
     let p = project.clone();
     let submitted = submit(&console, &session, request, move |s, who, f| {
+        // The archive form sends `archived`, the protect form `protected`.
         let patch = DeploymentPatch {
-            archived: Some(f.get("archived") != Some("false")),
+            archived: f.get("archived").map(|a| a != "false"),
+            protected: f.get("protected").map(|p| p == "true"),
             ..DeploymentPatch::default()
         };
         s.deployments

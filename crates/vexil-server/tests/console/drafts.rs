@@ -227,4 +227,51 @@ pub(crate) async fn console_drafts(srv: &Server) {
         "{}",
         bad.html
     );
+
+    // Approvals in the console: admins set the policy and protect deployments; a writer sees
+    // the policy in words and neither form.
+    let d = srv.create_deployment(&p, "Production", "server").await;
+    let d_key = d["key"].as_str().unwrap().to_owned();
+    b.post(
+        &format!("/projects/{p}/approval-policy"),
+        &[
+            ("required_approvals", "2"),
+            ("applies_to", "protected_deployments"),
+        ],
+    )
+    .await
+    .redirects_to(&format!("/projects/{p}"));
+    b.post(
+        &format!("/projects/{p}/deployments/{d_key}"),
+        &[("version", "1"), ("protected", "true")],
+    )
+    .await
+    .redirects_to(&format!("/projects/{p}"));
+    b.get(&format!("/projects/{p}"))
+        .await
+        .has("form id=\"policy-form\"")
+        .has("flags in protected deployments need <strong>2</strong> approval(s)")
+        .has("class=\"badge protected\"")
+        .has("class=\"protect-deployment\"");
+    let bad = b
+        .post(
+            &format!("/projects/{p}/approval-policy"),
+            &[("required_approvals", "lots")],
+        )
+        .await;
+    assert_eq!(bad.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let writer = srv
+        .post("/api/v1/keys", &json!({"name": "wendy", "role": "writer"}))
+        .await
+        .ok(201)
+        .json["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let w = Browser::sign_in_with(srv, &writer).await;
+    w.get(&format!("/projects/{p}"))
+        .await
+        .has("id=\"policy-summary\"")
+        .lacks("form id=\"policy-form\"")
+        .lacks("class=\"protect-deployment\"");
 }

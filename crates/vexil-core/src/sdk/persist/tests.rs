@@ -86,6 +86,7 @@ fn snapshot(data: &Arc<ProjectData>, revision: i64, variant: &str) -> Arc<Snapsh
         previous_api_key: None,
         previous_key_expires_at: None,
         archived: false,
+        protected: false,
         version: 3,
         created_at: 1,
         updated_at: 2,

@@ -130,7 +130,7 @@ impl DraftService {
         self.core.write(|tx| {
             crate::service::projects::lock(tx, &project)?;
             let flag = load(tx, &project, &new.flag)?;
-            refuse_unreviewed(tx, &flag)?;
+            refuse_unreviewed(tx, &flag, &flag)?;
             if let Some(name) = &new.segment {
                 if !flag.segments.iter().any(|s| &s.name == name) {
                     return Err(Error::invalid(

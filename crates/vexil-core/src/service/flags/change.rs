@@ -230,8 +230,10 @@ impl FlagService {
         let project = self.core.read(|tx| resolve(tx, project, key))?;
         let saved = self.core.write(|tx| {
             super::super::projects::lock(tx, &project)?;
-            let flag = load(tx, &project, key)?;
-            super::super::drafts::refuse_unreviewed(tx, &flag)?;
+            // What the change makes of the flag decides too (activating it, attaching it to a
+            // covered deployment).
+            let (before, after, _) = build(tx, &project, key, expected, changes.clone())?;
+            super::super::drafts::refuse_unreviewed(tx, &before, &after)?;
             apply_in(tx, actor, &project, key, expected, changes)
         })?;
         self.core.changed(&project);
