@@ -1,5 +1,7 @@
 //! Evaluation benchmarks: one targeted 50/50 flag, 50 and 1,000 realistic flags for one user,
-//! serializing the 50 results as the server does per request, and compiling the 50 flags.
+//! 50 heavy flags (3 to 8 segments each, with regexes, sets, versions, cohorts and
+//! dependencies) for 16 users, serializing the 50 results as the server does per request, and
+//! compiling the 50 flags.
 //!
 //! Run with `cargo bench -p vexil-eval --bench evaluate`. Each benchmark first checks, outside
 //! the timed loop, that the user really reaches the segments it is meant to exercise.
@@ -13,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use vexil_eval::{
     evaluate, Context, FlagConfig, FlagSet, OrderedMap, Results, SegmentConfig, Value,
 };
@@ -22,8 +24,8 @@ use vexil_eval::{
 mod fixtures;
 
 use fixtures::{
-    condition, flag_metadata, object, off_variant, realistic_context, realistic_flags,
-    rollout_segment, variant, USER_ID,
+    condition, flag_metadata, heavy_flags, heavy_users, object, off_variant, realistic_context,
+    realistic_flags, rollout_segment, variant, USER_ID,
 };
 
 const NO_KEYS: &[&str] = &[];
@@ -170,6 +172,58 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+
+    // Heavy configs: per user, every flag walks its segments; the figure per element is the
+    // time of one user's 50 flags.
+    let heavy = FlagSet::compile(heavy_flags(50)).unwrap();
+    let users = heavy_users(16);
+    let mut segments_tried = 0;
+    for user in &users {
+        let results = evaluate(&heavy, user, NO_KEYS).unwrap();
+        assert_eq!(
+            results.len(),
+            50,
+            "every heavy flag ends in All Other Users"
+        );
+        segments_tried += results
+            .iter()
+            .map(|r| r.detail().segment_index)
+            .sum::<usize>();
+        let gated = results
+            .iter()
+            .filter(|r| r.detail().segment_name == Some("flag-dependencies"))
+            .count();
+        assert!(gated < 17, "the gates let most dependents through: {gated}");
+    }
+    let targeted: usize = users
+        .iter()
+        .map(|u| {
+            let results = evaluate(&heavy, u, NO_KEYS).unwrap();
+            results
+                .iter()
+                .filter(|r| {
+                    r.detail()
+                        .segment_name
+                        .is_some_and(|n| n.starts_with("segment-"))
+                })
+                .count()
+        })
+        .sum();
+    assert!(
+        targeted > 16 && targeted < 16 * 40,
+        "a mix of targeted and untargeted results: {targeted}"
+    );
+    eprintln!("heavy: {segments_tried} segments passed over, {targeted} of 800 results targeted");
+    let mut group = c.benchmark_group("heavy");
+    group.throughput(Throughput::Elements(users.len() as u64));
+    group.bench_function("fifty_heavy_flags_per_user", |b| {
+        b.iter(|| {
+            for user in &users {
+                black_box(evaluate(black_box(&heavy), user, NO_KEYS).unwrap());
+            }
+        })
+    });
+    group.finish();
 
     let results = evaluate(&fifty, &context, NO_KEYS).unwrap();
     c.bench_function("serialize_50_results", |b| {

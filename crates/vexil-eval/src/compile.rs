@@ -17,6 +17,8 @@ pub struct FlagSet {
     pub(crate) full_order: Result<Vec<usize>, CycleError>,
     /// Some condition reads `["result", ...]`, so evaluation keeps a result index per flag.
     pub(crate) reads_results: bool,
+    /// How many distinct `context` paths the selectors read (their `slot`s).
+    pub(crate) context_slots: usize,
     warnings: Vec<Warning>,
 }
 
@@ -144,8 +146,10 @@ pub(crate) struct CompiledCondition {
 pub(crate) enum Selector {
     /// Always null: empty, or a root other than `context` / `result`.
     Null,
-    /// A path below `context` (empty: the whole context).
-    Context(Box<[Box<str>]>),
+    /// A path below `context` (empty: the whole context). `slot` numbers the distinct paths of
+    /// the set, so evaluation walks each path once per user whatever the number of conditions
+    /// that read it.
+    Context { path: Box<[Box<str>]>, slot: u32 },
     /// `["result"]`: every result so far.
     AllResults,
     /// `["result", flag, path...]`; `flag` is `None` when no flag of the set has that key.
@@ -159,7 +163,10 @@ impl Selector {
     fn compile(raw: &[String], by_key: &FxHashMap<Box<str>, usize>) -> Selector {
         let path = |rest: &[String]| rest.iter().map(|s| s.as_str().into()).collect();
         match raw {
-            [root, rest @ ..] if root == "context" => Selector::Context(path(rest)),
+            [root, rest @ ..] if root == "context" => Selector::Context {
+                path: path(rest),
+                slot: 0,
+            },
             [root] if root == "result" => Selector::AllResults,
             [root, flag, rest @ ..] if root == "result" => Selector::Result {
                 flag: by_key.get(flag.as_str()).copied(),
@@ -172,6 +179,31 @@ impl Selector {
     pub fn reads_results(&self) -> bool {
         matches!(self, Selector::AllResults | Selector::Result { .. })
     }
+}
+
+/// Gives every `context` selector the slot of its path (equal paths, equal slots); returns the
+/// number of slots.
+fn number_context_paths(flags: &mut [Flag]) -> usize {
+    let mut slots: FxHashMap<Box<[Box<str>]>, u32> = FxHashMap::default();
+    let selectors = flags.iter_mut().flat_map(|f| {
+        f.segments.iter_mut().flat_map(|s| {
+            let buckets = s.bucket.iter_mut().map(|b| &mut b.selector);
+            let conditions = s
+                .conditions
+                .iter_mut()
+                .flatten()
+                .flatten()
+                .map(|c| &mut c.selector);
+            buckets.chain(conditions)
+        })
+    });
+    for selector in selectors {
+        if let Selector::Context { path, slot } = selector {
+            let next = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+            *slot = *slots.entry(path.clone()).or_insert(next);
+        }
+    }
+    slots.len()
 }
 
 impl FlagSet {
@@ -212,11 +244,12 @@ impl FlagSet {
             by_key.insert(config.key.as_str().into(), i);
         }
         let mut warnings = Vec::new();
-        let flags: Vec<Flag> = configs
+        let mut flags: Vec<Flag> = configs
             .into_iter()
             .enumerate()
             .map(|(i, config)| compile_flag(i, config, &by_key, &mut warnings))
             .collect();
+        let context_slots = number_context_paths(&mut flags);
         let reads_results = flags.iter().any(|f| {
             f.segments.iter().any(|s| {
                 s.bucket
@@ -234,6 +267,7 @@ impl FlagSet {
             by_key,
             full_order: Ok(Vec::new()),
             reads_results,
+            context_slots,
             warnings,
         };
         set.full_order = set.order(&[] as &[&str]);

@@ -486,6 +486,14 @@ fn is_bool_like(s: &str) -> bool {
 }
 
 fn matches_contains(p: &str, lower_values: &[String]) -> bool {
+    // ASCII (most props): compare ignoring case in place, without lowering a copy of `p`.
+    if p.is_ascii() {
+        let p = p.as_bytes();
+        return lower_values.iter().any(|v| {
+            let v = v.as_bytes();
+            v.is_empty() || p.windows(v.len()).any(|w| w.eq_ignore_ascii_case(v))
+        });
+    }
     let lower = p.to_lowercase();
     lower_values.iter().any(|v| lower.contains(v.as_str()))
 }

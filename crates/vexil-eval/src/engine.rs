@@ -3,6 +3,7 @@
 //! compiles the explanation away when it is not wanted.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use crate::coerce::coerce_string;
 use crate::compile::{
@@ -72,6 +73,7 @@ fn run_order<'a, T: Tracer>(
     let mut state = State {
         flags,
         context: context.as_value(),
+        paths: vec![Cell::new(Path::Unread); flags.context_slots],
         results: Results::with_capacity(flags, order.len()),
     };
     // A plan made on another set could name indexes this one lacks; they are skipped.
@@ -86,7 +88,18 @@ fn run_order<'a, T: Tracer>(
 struct State<'a, 'c> {
     flags: &'a FlagSet,
     context: &'c Value,
+    /// What each `context` path of the set (by slot) found, once read: the same paths recur
+    /// across the conditions of many flags.
+    paths: Vec<Cell<Path<'c>>>,
     results: Results<'a>,
+}
+
+/// What a `context` path found in this evaluation's context.
+#[derive(Debug, Clone, Copy)]
+enum Path<'c> {
+    Unread,
+    Null,
+    Found(&'c Value),
 }
 
 /// What a selector picked out of the target.
@@ -214,7 +227,23 @@ impl<'a> State<'a, '_> {
     fn select(&self, selector: &Selector) -> Prop<'_> {
         match selector {
             Selector::Null => Prop::Null,
-            Selector::Context(path) => walk(self.context, path),
+            Selector::Context { path, slot } => {
+                let Some(cell) = self.paths.get(*slot as usize) else {
+                    return walk(self.context, path);
+                };
+                match cell.get() {
+                    Path::Found(v) => Prop::Ref(v),
+                    Path::Null => Prop::Null,
+                    Path::Unread => {
+                        let found = walk(self.context, path);
+                        cell.set(match found {
+                            Prop::Ref(v) => Path::Found(v),
+                            _ => Path::Null,
+                        });
+                        found
+                    }
+                }
+            }
             Selector::AllResults => Prop::Owned(self.results.to_target_value()),
             Selector::Result { flag, path } => {
                 let Some(result) = flag.and_then(|f| self.results.get_index(f)) else {
