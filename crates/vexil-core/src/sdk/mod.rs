@@ -24,7 +24,7 @@ pub use tracking::DEFAULT_EVENT_RETENTION_DAYS;
 
 pub use enrich::referenced_cohort_ids;
 pub use memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
-pub use persist::{PersistError, Persister};
+pub use persist::{bundle, unbundle, Bundle, PersistError, Persister};
 pub use publisher::{PublishStats, Publisher, PublisherOptions, SnapshotSink, SnapshotSource};
 pub use snapshot::{
     group_kind, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions, ServedCounts,
@@ -32,7 +32,8 @@ pub use snapshot::{
 };
 pub use spool::{Spool, SpoolError, SpoolOptions, SpoolStats};
 pub use tracking::{
-    Accepted, IngestError, IngestReport, Source, Tracker, ASSIGNMENT_DEDUP_MS, INSERT_ID_WINDOW_MS,
+    remember_properties, remote_records, Accepted, AssignmentDedup, IngestError, IngestReport,
+    Source, Tracker, ASSIGNMENT_DEDUP_MS, INSERT_ID_WINDOW_MS,
 };
 
 use std::sync::Arc;

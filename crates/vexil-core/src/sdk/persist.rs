@@ -22,6 +22,11 @@
 //! or the new one, never a mix; leftover temporary files (names starting with `.`) are ignored
 //! and overwritten. The files hold SDK keys and the project API key: protect the directory like
 //! the database (they are created readable by their owner only).
+//!
+//! The same format travels between nodes: a [`Bundle`] is one deployment's entry with its
+//! project's shared data and the members of the cohorts its configs reference, in one JSON
+//! document. The SDK API's relay endpoint serves it ([`bundle`]) and `vexil edge` builds the
+//! same snapshot from it ([`unbundle`]), then persists it with a [`Persister`] like a node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -125,7 +130,7 @@ struct CohortOut<'a> {
     members: &'a [Box<str>],
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct CohortIn {
     members: Vec<String>,
 }
@@ -254,9 +259,9 @@ impl SnapshotSink for Persister {
 }
 
 /// The persisted form of a project's published snapshots.
-fn project_file(
+fn project_file<S: std::ops::Deref<Target = Snapshot>>(
     data: &ProjectData,
-    snapshots: &[Arc<Snapshot>],
+    snapshots: &[S],
 ) -> Result<ProjectFile, PersistError> {
     let cohorts = data
         .cohorts
@@ -310,11 +315,11 @@ fn project_file(
 }
 
 /// A project read back: its shared data and its deployments' snapshots.
-pub(crate) type Restored = (Arc<ProjectData>, Vec<Arc<Snapshot>>);
+pub type Restored = (Arc<ProjectData>, Vec<Arc<Snapshot>>);
 
 /// Reads every persisted project in `dir`, each with the property index `properties` gives
 /// it. A project that cannot be read is reported on its own; the others still load.
-pub(crate) fn read_all(
+pub fn read_all(
     dir: &Path,
     properties: &dyn Fn(&str) -> Arc<UserProperties>,
 ) -> Result<Vec<Result<Restored, PersistError>>, PersistError> {
@@ -385,41 +390,152 @@ fn read_project(
     });
     let mut snapshots = Vec::with_capacity(file.deployments.len());
     for d in file.deployments {
-        let configs: Vec<FlagConfig> =
-            serde_json::from_str(d.configs.get()).map_err(|source| PersistError::Format {
-                path: path.to_owned(),
-                source,
-            })?;
-        let modes = configs
-            .iter()
-            .map(|c| {
-                let mode = if d.local.contains(&c.key) {
-                    EvaluationMode::Local
-                } else {
-                    EvaluationMode::Remote
-                };
-                (c.key.clone(), mode)
-            })
-            .collect();
-        let deployment = d.deployment.key.clone();
-        let snapshot = Snapshot::build(SnapshotInput {
-            project: data.clone(),
-            deployment: d.deployment,
-            revision: d.revision,
-            changed_at: d.changed_at,
-            hash: d.hash,
-            configs,
-            modes,
-            attached: d.attached,
-        })
-        .map_err(|source| PersistError::Compile {
-            project: data.key.clone(),
-            deployment,
-            source,
-        })?;
-        snapshots.push(Arc::new(snapshot));
+        snapshots.push(build_deployment(&data, d, path)?);
     }
     Ok((data, snapshots))
+}
+
+/// Builds one persisted deployment's snapshot over its project's data.
+fn build_deployment(
+    data: &Arc<ProjectData>,
+    d: DeploymentFile,
+    path: &Path,
+) -> Result<Arc<Snapshot>, PersistError> {
+    let configs: Vec<FlagConfig> =
+        serde_json::from_str(d.configs.get()).map_err(|source| PersistError::Format {
+            path: path.to_owned(),
+            source,
+        })?;
+    let modes = configs
+        .iter()
+        .map(|c| {
+            let mode = if d.local.contains(&c.key) {
+                EvaluationMode::Local
+            } else {
+                EvaluationMode::Remote
+            };
+            (c.key.clone(), mode)
+        })
+        .collect();
+    let deployment = d.deployment.key.clone();
+    let snapshot = Snapshot::build(SnapshotInput {
+        project: data.clone(),
+        deployment: d.deployment,
+        revision: d.revision,
+        changed_at: d.changed_at,
+        hash: d.hash,
+        configs,
+        modes,
+        attached: d.attached,
+    })
+    .map_err(|source| PersistError::Compile {
+        project: data.key.clone(),
+        deployment,
+        source,
+    })?;
+    Ok(Arc::new(snapshot))
+}
+
+/// One deployment as the relay endpoint serves it: the project's file with this deployment
+/// only (its `cohorts` name the cohorts the configs reference), and those cohorts' members in
+/// the same order.
+#[derive(Serialize, Deserialize)]
+pub struct Bundle {
+    project: ProjectFile,
+    members: Vec<CohortIn>,
+}
+
+/// The relay document of `snapshot` (see [`Bundle`]). Only the cohorts its configs reference
+/// travel: the revision covers their members, so the document changes exactly when the
+/// revision does.
+pub fn bundle(snapshot: &Snapshot) -> Result<String, PersistError> {
+    let path = || PathBuf::from(&snapshot.deployment.key);
+    let configs: Vec<FlagConfig> =
+        serde_json::from_str(snapshot.configs_json()).map_err(|source| PersistError::Format {
+            path: path(),
+            source,
+        })?;
+    let referenced = super::enrich::referenced_cohort_ids(&configs);
+    let mut file = project_file(&snapshot.project, &[snapshot])?;
+    file.cohorts.retain(|c| referenced.contains(c.id.as_str()));
+    let members = file
+        .cohorts
+        .iter()
+        .map(|c| CohortIn {
+            members: snapshot
+                .project
+                .cohorts
+                .get(&c.id)
+                .map(|d| d.members().iter().map(|m| m.to_string()).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let bundle = Bundle {
+        project: file,
+        members,
+    };
+    serde_json::to_string(&bundle).map_err(|source| PersistError::Format {
+        path: path(),
+        source,
+    })
+}
+
+/// Builds the snapshot a [`bundle`] document describes, over a project data with the
+/// property index `properties` gives its project (kept by the caller across documents) and
+/// the document's cohorts.
+pub fn unbundle(
+    bytes: &[u8],
+    properties: &dyn Fn(&str) -> Arc<UserProperties>,
+) -> Result<(Arc<ProjectData>, Arc<Snapshot>), PersistError> {
+    let path = Path::new("relay");
+    let Bundle { project, members } =
+        serde_json::from_slice(bytes).map_err(|source| PersistError::Format {
+            path: path.to_owned(),
+            source,
+        })?;
+    if project.format != FORMAT {
+        return Err(PersistError::Version {
+            path: path.to_owned(),
+            found: project.format,
+        });
+    }
+    let cohorts = project
+        .cohorts
+        .into_iter()
+        .zip(members)
+        .map(|(c, m)| {
+            let data = CohortData::new(
+                c.id.clone(),
+                c.group_type,
+                c.version,
+                c.last_modified,
+                m.members,
+            );
+            (c.id, Arc::new(data))
+        })
+        .collect();
+    let data = Arc::new(ProjectData {
+        properties: properties(&project.key),
+        key: project.key,
+        api_key: project.api_key,
+        secret_key_hash: project.secret_key_hash,
+        previous_api_key: project.previous_api_key,
+        previous_secret_key_hash: project.previous_secret_key_hash,
+        previous_key_expires_at: project.previous_key_expires_at,
+        cohorts,
+        mutex_flags: project.mutex_flags,
+    });
+    let mut deployments = project.deployments.into_iter();
+    let (Some(d), None) = (deployments.next(), deployments.next()) else {
+        let source =
+            <serde_json::Error as serde::de::Error>::custom("a bundle holds one deployment");
+        return Err(PersistError::Format {
+            path: path.to_owned(),
+            source,
+        });
+    };
+    let snapshot = build_deployment(&data, d, path)?;
+    Ok((data, snapshot))
 }
 
 /// Publishes every project persisted in `dir` through `publisher` (see

@@ -112,7 +112,7 @@ pub struct SpoolStats {
 }
 
 /// What the caller of [`Spool::replay_one`] did with a record.
-pub(crate) enum Verdict {
+pub enum Verdict {
     Stored,
     /// The store could not take it now; keep it.
     Retry(IngestError),
@@ -122,10 +122,10 @@ pub(crate) enum Verdict {
 
 /// Stores one record for [`Spool::replay_one`]; the callback it is given records how many
 /// events of the record are stored, after each chunk.
-pub(crate) type Store<'a> = dyn FnMut(&Record, &mut dyn FnMut(usize)) -> Verdict + 'a;
+pub type Store<'a> = dyn FnMut(&Record, &mut dyn FnMut(usize)) -> Verdict + 'a;
 
 /// What one replay step came to.
-pub(crate) enum Step {
+pub enum Step {
     /// Nothing is spooled.
     Empty,
     /// A record was stored or quarantined, or a finished segment removed.
@@ -323,7 +323,7 @@ impl Spool {
 
     /// Hands the oldest record to `store` (with a callback that records how many of its events
     /// are stored, after each chunk), and acknowledges it when stored. Call from one thread.
-    pub(crate) fn replay_one(&self, store: &mut Store<'_>) -> Result<Step, SpoolError> {
+    pub fn replay_one(&self, store: &mut Store<'_>) -> Result<Step, SpoolError> {
         let (id, appending) = {
             let state = self.lock();
             let Some(&id) = state.segments.front() else {

@@ -73,6 +73,9 @@ pub enum IngestError {
     },
     #[error(transparent)]
     Failed(#[from] Error),
+    /// A node that forwards its batches (`vexil edge`) has no room left to keep them.
+    #[error("no room for the batch until the upstream takes the spooled ones")]
+    Full(#[source] super::spool::SpoolError),
 }
 
 /// What an accepted batch amounted to.
@@ -125,7 +128,7 @@ pub struct Tracker {
     store: Arc<dyn Store>,
     publisher: Publisher,
     queue: SyncSender<Option<Job>>,
-    dedup: Arc<Dedup>,
+    dedup: Arc<AssignmentDedup>,
     dropped: Arc<AtomicU64>,
     /// Evaluations queued for the writer now.
     queued: Arc<AtomicUsize>,
@@ -184,7 +187,7 @@ impl Tracker {
             store,
             publisher,
             queue,
-            dedup: Arc::new(Dedup::default()),
+            dedup: Arc::new(AssignmentDedup::default()),
             dropped: Arc::new(AtomicU64::new(0)),
             queued,
             writer: Arc::new(Mutex::new(Some(handle))),
@@ -483,6 +486,59 @@ impl Job {
     }
 }
 
+/// What one remote evaluation records, for a node without a store (`vexil edge`): the rows
+/// the writer would store, with the evaluation's `[Experiment]` property changes applied to
+/// the snapshot's in-memory index at once, as the writer applies them after storing.
+pub fn remote_records(
+    snapshot: &Arc<Snapshot>,
+    tracked: Tracked,
+    assignment: bool,
+    exposure: bool,
+    library: Option<&str>,
+) -> Vec<ExposureRow> {
+    let job = Job {
+        snapshot: snapshot.clone(),
+        tracked,
+        assignment,
+        exposure,
+        library: library.map(str::to_owned),
+        at: now_ms(),
+    };
+    let (rows, props) = job.rows();
+    let index = &snapshot.project.properties;
+    for p in props {
+        index.apply(p.kind, &p.id, &p.flag, p.variant.as_deref());
+    }
+    rows
+}
+
+/// Applies the `[Experiment]` properties a batch from `source` sets to `project`'s in-memory
+/// index, storing nothing: a node without a store (`vexil edge`) forwards the batch and keeps
+/// its own index as a node does after a restart. Only trusted sources set properties.
+pub fn remember_properties(
+    project: &super::snapshot::ProjectData,
+    source: &Source,
+    body: &[u8],
+) -> std::result::Result<usize, IngestError> {
+    let now = now_ms();
+    super::ingest::each_chunk(body, source, now, 0, &mut |chunk, _| {
+        if source.trusted {
+            let rows: Vec<ExposureRow> = chunk
+                .iter()
+                .flat_map(|r| r.exposures.iter().cloned())
+                .collect();
+            for p in property_rows(&source.project, &rows, &project.mutex_flags, now) {
+                if let Some(kind) = IdKind::parse(&p.id_kind) {
+                    project
+                        .properties
+                        .apply(kind, &p.id, &p.flag_key, p.variant.as_deref());
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 /// The string member `key` of an event.
 pub(super) fn text(event: &Json, key: &str) -> Option<String> {
     event
@@ -767,8 +823,10 @@ fn purge(store: &dyn Store, retention_days: &AtomicU64, last: &mut Instant) {
 /// Fingerprints of recent (user, device, results) assignments, in two generations so that
 /// memory stays bounded: when the current one is full or a window old it becomes the previous
 /// one and the old previous one is dropped.
+/// Remote assignments seen per user and results within [`ASSIGNMENT_DEDUP_MS`] (two
+/// generations of fingerprints, each at most [`DEDUP_CAPACITY`]).
 #[derive(Default)]
-struct Dedup {
+pub struct AssignmentDedup {
     state: Mutex<Generations>,
 }
 
@@ -779,9 +837,9 @@ struct Generations {
     started: i64,
 }
 
-impl Dedup {
+impl AssignmentDedup {
     /// True the first time these results are seen for this user within the window.
-    fn first_time(&self, snapshot: &Snapshot, tracked: &Tracked, now: i64) -> bool {
+    pub fn first_time(&self, snapshot: &Snapshot, tracked: &Tracked, now: i64) -> bool {
         let infos = snapshot.flag_infos();
         let mut pairs: Vec<(&str, &str)> = tracked
             .hits

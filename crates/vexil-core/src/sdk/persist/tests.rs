@@ -228,3 +228,59 @@ fn unsafe_keys_do_not_name_paths() {
         assert!(s.starts_with('_') && s.len() == 65, "{key} -> {s}");
     }
 }
+
+#[test]
+fn bundles_carry_one_deployment_and_its_referenced_cohorts() {
+    let other = Arc::new(CohortData::new(
+        "unused".into(),
+        "User".into(),
+        1,
+        5,
+        vec!["x".to_owned()],
+    ));
+    let data = project(&[cohort(2, &["u1"]), other]);
+    let published = snapshot(&data, 9, "blue");
+    let text = bundle(&published).unwrap();
+    let kept = Arc::new(UserProperties::default());
+    let (back, restored) = unbundle(text.as_bytes(), &|key| {
+        assert_eq!(key, "checkout");
+        kept.clone()
+    })
+    .unwrap();
+    // Only the cohort the configs reference travels, with its members and times.
+    assert_eq!(back.cohorts.keys().collect::<Vec<_>>(), ["beta"]);
+    assert_eq!(
+        (back.cohorts["beta"].version, back.cohorts["beta"].members()),
+        (2, &["u1".into()][..])
+    );
+    assert!(Arc::ptr_eq(&back.properties, &kept));
+    assert_eq!(
+        (&back.api_key, &back.secret_key_hash, &back.mutex_flags),
+        (&data.api_key, &data.secret_key_hash, &data.mutex_flags)
+    );
+    assert_eq!(
+        (restored.revision, &restored.hash, &restored.deployment),
+        (published.revision, &published.hash, &published.deployment)
+    );
+    for remote in [false, true] {
+        assert_eq!(restored.flags_json(remote), published.flags_json(remote));
+    }
+    for user in ["u1", "u3"] {
+        assert_eq!(
+            evaluate(&restored, user),
+            evaluate(&published, user),
+            "{user}"
+        );
+    }
+    assert!(evaluate(&restored, "u1").contains("blue"));
+    // Another format, or anything but one deployment, is refused, not guessed at.
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["project"]["format"] = json!(FORMAT + 1);
+    let err = unbundle(doc.to_string().as_bytes(), &|_| Arc::default()).unwrap_err();
+    assert!(matches!(err, PersistError::Version { .. }), "{err}");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["project"]["deployments"] = json!([]);
+    let err = unbundle(doc.to_string().as_bytes(), &|_| Arc::default()).unwrap_err();
+    assert!(matches!(err, PersistError::Format { .. }), "{err}");
+    assert!(unbundle(b"{", &|_| Arc::default()).is_err());
+}
