@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// The delay before retry `attempt` (0 for the first retry), given a random number.
-pub(crate) fn delay(min: Duration, max: Duration, attempt: u32, random: u64) -> Duration {
+pub fn delay(min: Duration, max: Duration, attempt: u32, random: u64) -> Duration {
     let min_ms = min.as_millis().min(u128::from(u64::MAX)) as u64;
     let max_ms = max.as_millis().min(u128::from(u64::MAX)) as u64;
     let factor = 1u64.checked_shl(attempt.min(62)).unwrap_or(u64::MAX);
@@ -21,7 +21,7 @@ pub(crate) fn delay(min: Duration, max: Duration, attempt: u32, random: u64) -> 
 
 /// A random number for jitter, from the standard library's per-process random hash keys, so
 /// jitter needs no random-number crate.
-pub(crate) fn random() -> u64 {
+pub fn random() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u128(
         std::time::SystemTime::now()
@@ -34,13 +34,14 @@ pub(crate) fn random() -> u64 {
 
 /// The attempts made since the last success.
 #[derive(Debug, Clone)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     min: Duration,
     max: Duration,
     attempt: u32,
 }
 
 impl Backoff {
+    /// Delays from `min` (the first retry) doubling up to `max`, with jitter.
     pub fn new(min: Duration, max: Duration) -> Backoff {
         Backoff {
             min,

@@ -63,14 +63,14 @@
 //! # }
 //! ```
 
-mod backoff;
+pub mod backoff;
 mod config;
 mod error;
 mod events;
 mod local;
 mod remote;
 mod snapshot;
-mod sse;
+pub mod sse;
 mod sync;
 mod user;
 mod variant;

@@ -2,10 +2,23 @@
 //! a response body. The flag stream (`sdk-protocol.md` §A4) sends one `data:` line per event,
 //! but the parser follows the format in full: `\n`, `\r\n` and `\r` line endings, comments,
 //! several `data:` lines joined by `\n`, `event:` and `id:` fields, chunks split anywhere.
+//!
+//! Public so that other followers of Vexil's streams (`vexil edge` follows its upstream's
+//! relay stream with it) parse them the same way:
+//!
+//! ```
+//! use vexil_sdk::sse::SseParser;
+//!
+//! let mut parser = SseParser::new(1 << 20);
+//! assert!(parser.push(b"event: revision\ndata: {\"rev").unwrap().is_empty());
+//! let events = parser.push(b"ision\":3}\n\n").unwrap();
+//! assert_eq!(events[0].event.as_deref(), Some("revision"));
+//! assert_eq!(events[0].data, r#"{"revision":3}"#);
+//! ```
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct SseEvent {
+pub struct SseEvent {
     /// The `event:` field, if any.
     pub event: Option<String>,
     /// The `data:` lines joined by `\n`.
@@ -17,11 +30,19 @@ pub(crate) struct SseEvent {
 /// A line longer than the parser accepts: the connection is dropped rather than buffering
 /// without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LineTooLong;
+pub struct LineTooLong;
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event-stream line is longer than the parser accepts")
+    }
+}
+
+impl std::error::Error for LineTooLong {}
 
 /// Incremental parser: feed it chunks, get the events they complete.
 #[derive(Debug)]
-pub(crate) struct SseParser {
+pub struct SseParser {
     /// Bytes of the current, unfinished line.
     line: Vec<u8>,
     /// The previous chunk ended in `\r`: a `\n` at the start of the next one ends nothing.
