@@ -87,6 +87,28 @@ async fn readyz(State(health): State<Health>) -> Response {
     answer(status, &body)
 }
 
+/// The probes of a node without a store (`vexil edge`): `/healthz` as above, `/readyz` as
+/// its backend reports it (`200` once a snapshot is loaded, `503` before).
+pub(crate) fn backend_router(backend: Arc<dyn crate::sdk::SdkBackend>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/readyz",
+            get(
+                |State(backend): State<Arc<dyn crate::sdk::SdkBackend>>| async move {
+                    let (ready, body) = backend.readiness();
+                    let status = if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    answer(status, &body)
+                },
+            ),
+        )
+        .with_state(backend)
+}
+
 /// Sets `X-Content-Type-Options: nosniff` on a response: no answer of Vexil's is to be
 /// reinterpreted by a browser as another type (an uploaded cohort as HTML, say).
 pub(crate) fn nosniff(mut response: Response) -> Response {

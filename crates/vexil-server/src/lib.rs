@@ -20,6 +20,7 @@ pub mod otlp;
 mod proxy;
 mod scheduler;
 mod sdk;
+mod sdk_app;
 mod state;
 mod throttle;
 mod trace;
@@ -39,6 +40,8 @@ pub use config::ServerConfig;
 use error::{ApiError, ApiResult};
 pub use listen::ConnectionLimits;
 pub use proxy::{InvalidNet, IpNet};
+pub use sdk::{NodeBackend, SdkBackend};
+pub use sdk_app::SdkApp;
 pub use webhooks::WebhookOptions;
 
 /// What management handlers share.
@@ -54,6 +57,7 @@ pub struct AppState {
 /// A started application: snapshots published, the tracker's writer running.
 pub struct App {
     state: AppState,
+    tracker: Tracker,
     sdk: Arc<sdk::Sdk>,
     console: Arc<console::Console>,
     /// Reloads the management keys and the server secret every sync interval.
@@ -105,8 +109,7 @@ impl App {
         let streams = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(metrics::Metrics::new(metrics::Live {
             registry: registry.clone(),
-            publisher: publisher.clone(),
-            tracker: tracker.clone(),
+            node: Some((publisher.clone(), tracker.clone())),
             streams: streams.clone(),
         }));
         let limiter = config.rate_limit.map(sdk::Limiter::new);
@@ -124,6 +127,7 @@ impl App {
         let scheduler =
             scheduler::Scheduler::start(services.clone(), config.publisher.sync_interval);
         Ok(App {
+            tracker: tracker.clone(),
             console,
             credentials,
             webhooks,
@@ -136,8 +140,7 @@ impl App {
             },
             sdk: Arc::new(sdk::Sdk {
                 registry,
-                publisher,
-                tracker,
+                backend: Arc::new(sdk::NodeBackend { publisher, tracker }),
                 config,
                 limiter,
                 streams,
@@ -151,8 +154,8 @@ impl App {
     pub fn router(&self) -> Router {
         let health = health::Health {
             store: self.state.services.store().clone(),
-            publisher: self.sdk.publisher.clone(),
-            tracker: self.sdk.tracker.clone(),
+            publisher: self.state.publisher.clone(),
+            tracker: self.tracker.clone(),
         };
         api::router(self.state.clone())
             .merge(sdk::router(self.sdk.clone()))
@@ -203,8 +206,8 @@ impl App {
         self.credentials.stop();
         self.scheduler.stop();
         self.webhooks.stop().await;
-        let publisher = self.sdk.publisher.clone();
-        let tracker = self.sdk.tracker.clone();
+        let publisher = self.state.publisher.clone();
+        let tracker = self.tracker.clone();
         let _ = tokio::task::spawn_blocking(move || {
             publisher.stop();
             tracker.stop();

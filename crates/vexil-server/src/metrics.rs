@@ -257,8 +257,8 @@ pub(crate) fn open_router(metrics: Arc<Metrics>) -> Router {
 /// Where the metrics read when scraped come from.
 pub(crate) struct Live {
     pub registry: Arc<SdkRegistry>,
-    pub publisher: Publisher,
-    pub tracker: Tracker,
+    /// A node's publisher and tracker; an edge has neither.
+    pub node: Option<(Publisher, Tracker)>,
     pub streams: Arc<AtomicUsize>,
 }
 
@@ -335,19 +335,22 @@ impl Collector for Live {
             None,
             MetricType::Gauge,
         )?)?;
-        ConstGauge::new(sdk.tracker.queue_depth() as i64).encode(encoder.encode_descriptor(
+        let Some((publisher, tracker)) = &sdk.node else {
+            return Ok(());
+        };
+        ConstGauge::new(tracker.queue_depth() as i64).encode(encoder.encode_descriptor(
             "vexil_tracker_queue_depth",
             "Remote evaluations waiting to be recorded",
             None,
             MetricType::Gauge,
         )?)?;
-        ConstCounter::new(sdk.tracker.dropped()).encode(encoder.encode_descriptor(
+        ConstCounter::new(tracker.dropped()).encode(encoder.encode_descriptor(
             "vexil_tracker_dropped",
             "Remote evaluations not recorded because the queue was full",
             None,
             MetricType::Counter,
         )?)?;
-        let (rebuilds, failed, seconds) = sdk.publisher.stats().read();
+        let (rebuilds, failed, seconds) = publisher.stats().read();
         ConstCounter::new(rebuilds).encode(encoder.encode_descriptor(
             "vexil_publish_rebuilds",
             "Project rebuilds (compile, settle revisions, publish)",
@@ -366,7 +369,7 @@ impl Collector for Live {
             None,
             MetricType::Counter,
         )?)?;
-        if let Some(spool) = sdk.tracker.spool_stats() {
+        if let Some(spool) = tracker.spool_stats() {
             ConstGauge::new(i64::try_from(spool.bytes).unwrap_or(i64::MAX)).encode(
                 encoder.encode_descriptor(
                     "vexil_spool_bytes",

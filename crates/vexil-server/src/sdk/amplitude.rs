@@ -175,7 +175,7 @@ fn answer(
         Ok(answer) => {
             if let Some(tracked) = answer.tracked {
                 let library = header_str(headers, &X_AMP_EXP_LIBRARY);
-                sdk.tracker
+                sdk.backend
                     .record_remote(&served.snapshot, tracked, assignment, exposure, library);
             }
             no_store(json_response(StatusCode::OK, answer.body))

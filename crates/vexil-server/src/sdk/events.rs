@@ -185,7 +185,7 @@ fn store(sdk: &SdkState, bytes: &[u8]) -> Response {
         // Before any snapshot is loaded (the store was unreachable at start and nothing was
         // persisted) no key is known yet: ask the client to come back rather than tell it the
         // key is invalid, which would make it drop the events.
-        if sdk.publisher.source().is_none() {
+        if !sdk.backend.loaded() {
             return unavailable();
         }
         let error = format!("Invalid API key: {}", head.api_key);
@@ -201,7 +201,7 @@ fn store(sdk: &SdkState, bytes: &[u8]) -> Response {
     }
     // With a spool, a batch the store cannot take is spooled and answered like a stored one:
     // it is on disk, and Amplitude's clients read only `code`.
-    let events = match sdk.tracker.accept(&source, bytes) {
+    let events = match sdk.backend.accept(&source, bytes) {
         Ok(Accepted::Stored(report)) => Ok(report.events_ingested),
         Ok(Accepted::Spooled) => Ok(head.events),
         Err(err) => Err(err),
@@ -225,6 +225,17 @@ fn store(sdk: &SdkState, bytes: &[u8]) -> Response {
         Err(IngestError::Failed(err)) if err.is_unavailable() => {
             tracing::warn!(error = %vexil_core::error::chain(&err), "the store cannot take events now");
             unavailable()
+        }
+        Err(IngestError::Full(err)) => {
+            tracing::warn!(error = %vexil_core::error::chain(&err), "no room to keep an event batch");
+            let mut response = answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"code": 503, "error": "the event spool is full until the upstream takes what it holds; retry"}),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
         }
         Err(err) => {
             tracing::error!(error = %vexil_core::error::chain(&err), "storing events failed");

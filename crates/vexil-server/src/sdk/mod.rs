@@ -11,10 +11,12 @@
 #![allow(clippy::result_large_err, reason = "see the comment above")]
 
 mod amplitude;
+pub(crate) mod backend;
 mod events;
 mod limit;
 mod ofrep;
 pub(crate) mod registry;
+mod relay;
 mod stream;
 
 use std::io::Read;
@@ -28,9 +30,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+pub use backend::{NodeBackend, SdkBackend};
 use base64::Engine;
 use bytes::Bytes;
-use vexil_core::sdk::{Publisher, Tracker};
 
 pub(crate) use events::ingest_buffer_kib;
 pub use limit::Limiter;
@@ -42,8 +44,9 @@ use crate::listen::{caused_by, BodyTimeout};
 /// What the SDK handlers share.
 pub(crate) struct Sdk {
     pub registry: Arc<Registry>,
-    pub publisher: Publisher,
-    pub tracker: Tracker,
+    /// Event batches, tracking, freshness and readiness: the store's on a node, the
+    /// upstream's on an edge.
+    pub backend: Arc<dyn SdkBackend>,
     pub config: ServerConfig,
     pub limiter: Option<Limiter>,
     /// Streams open now.
@@ -108,7 +111,9 @@ pub(crate) fn router(sdk: SdkState) -> Router {
         .route(
             "/sdk/ofrep/v1/events",
             get(stream::ofrep_events).options(preflight_handler),
-        );
+        )
+        .route("/sdk/relay/v1/deployment", get(relay::deployment))
+        .route("/sdk/relay/v1/stream", get(relay::stream));
     // With any origin allowed (the default) the CORS headers are constant: a plain response
     // map, without the boxing of a middleware.
     let routes = if sdk.config.cors_origins.is_empty() {

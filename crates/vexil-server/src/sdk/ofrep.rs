@@ -151,8 +151,8 @@ pub(crate) async fn bulk(State(sdk): State<SdkState>, request: Request) -> Respo
     let wanted = query_param(parts.uri.query(), "flagConfigEtag")
         .and_then(|e| e.trim_matches('"').parse::<i64>().ok());
     if wanted.is_some_and(|w| w > served.snapshot.revision) {
-        let publisher = sdk.publisher.clone();
-        let sync = tokio::task::spawn_blocking(move || publisher.sync());
+        let backend = sdk.backend.clone();
+        let sync = tokio::task::spawn_blocking(move || backend.refresh());
         let _ = tokio::time::timeout(FRESHNESS_WAIT, sync).await;
         if let Some(fresh) = sdk.registry.by_key(&served.snapshot.deployment.api_key) {
             served = fresh;

@@ -29,6 +29,8 @@ pub struct Served {
     /// What remote evaluation and OFREP served, per flag and variant (kept across publishes).
     pub counts: ServedCounts,
     gzipped: [OnceLock<Bytes>; 2],
+    /// The relay document (`GET /sdk/relay/v1/deployment`), made on first use.
+    relay: OnceLock<Bytes>,
 }
 
 impl Served {
@@ -44,6 +46,15 @@ impl Served {
                 Bytes::from(encoder.finish().unwrap_or_default())
             })
             .clone()
+    }
+
+    /// The relay document of this deployment ([`vexil_core::sdk::bundle`]), made once.
+    pub fn relay_bundle(&self) -> Result<Bytes, vexil_core::sdk::PersistError> {
+        if let Some(made) = self.relay.get() {
+            return Ok(made.clone());
+        }
+        let made = Bytes::from(vexil_core::sdk::bundle(&self.snapshot)?);
+        Ok(self.relay.get_or_init(|| made).clone())
     }
 
     /// `project/deployment`: names the deployment in tokens and ETags.
@@ -300,6 +311,7 @@ impl SnapshotSink for Registry {
                     sse_frame: Bytes::from(frame),
                     counts: self.counts_for(s),
                     gzipped: [OnceLock::new(), OnceLock::new()],
+                    relay: OnceLock::new(),
                 })
             })
             .collect();

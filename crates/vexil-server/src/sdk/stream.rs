@@ -44,7 +44,7 @@ impl Drop for Open {
     }
 }
 
-fn sse_response(body: Body) -> Response {
+pub(super) fn sse_response(body: Body) -> Response {
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
@@ -58,7 +58,7 @@ fn sse_response(body: Body) -> Response {
 
 /// What every stream waits on: its deployment's publications, the server's shutdown and its
 /// own age limit. Holding it counts the stream as open.
-struct Wait {
+pub(super) struct Wait {
     _open: Open,
     updates: watch::Receiver<Arc<Served>>,
     closing: watch::Receiver<bool>,
@@ -66,7 +66,7 @@ struct Wait {
 }
 
 /// Why a stream woke up.
-enum Wake {
+pub(super) enum Wake {
     /// The server is stopping, the stream is too old, or the deployment is gone.
     End,
     /// Its own timer (keep-alive, ping) fired.
@@ -76,7 +76,7 @@ enum Wake {
 }
 
 /// Why a stream could not open.
-enum Refused {
+pub(super) enum Refused {
     Publishing,
     TooMany,
 }
@@ -85,7 +85,7 @@ impl Wait {
     /// Subscribes to `served`'s deployment; returns the wait and the latest snapshot.
     /// The connection's place under the connection cap is given back: streams are counted
     /// apart, by `max_streams`.
-    fn open(
+    pub(super) fn open(
         sdk: &SdkState,
         served: &Served,
         slot: Option<Extension<ConnectionSlot>>,
@@ -105,7 +105,7 @@ impl Wait {
         Ok((wait, latest))
     }
 
-    async fn next(&mut self, timer: Instant) -> Wake {
+    pub(super) async fn next(&mut self, timer: Instant) -> Wake {
         if *self.closing.borrow() {
             return Wake::End;
         }
