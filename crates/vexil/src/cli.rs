@@ -39,6 +39,16 @@ pub enum Command {
     /// once. Stops gracefully on SIGINT or SIGTERM, finishing requests in flight.
     Serve(ServeArgs),
 
+    /// Relay deployments of an upstream Vexil without a database: follow them over the relay
+    /// protocol (`/sdk/relay/v1/...`) and serve the same SDK endpoints from memory
+    /// (`/sdk/v2/flags`, `/sdk/v2/vardata` and v1, the flag stream, cohorts, OFREP), with event
+    /// batches spooled and forwarded upstream.
+    ///
+    /// The upstream is a `vexil serve` node or another edge. While it is unreachable the edge
+    /// keeps serving the last snapshots (`/readyz` says `stale`); with `--data-dir` they also
+    /// survive a restart, and spooled events survive one. Stops on SIGINT or SIGTERM.
+    Edge(EdgeArgs),
+
     /// Manage the management API's keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -71,6 +81,60 @@ impl DbArgs {
     pub fn sqlite_path(&self) -> &str {
         self.db.strip_prefix("sqlite://").unwrap_or(&self.db)
     }
+}
+
+/// Options of `vexil edge`.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// The upstream's root URL: a `vexil serve` node or another edge.
+    #[arg(long, env = "VEXIL_UPSTREAM", value_name = "URL")]
+    pub upstream: String,
+
+    /// A server deployment key to follow and serve (repeat, or comma-separate in the
+    /// environment variable).
+    #[arg(
+        long,
+        env = "VEXIL_EDGE_KEYS",
+        value_delimiter = ',',
+        required = true,
+        hide_env_values = true,
+        value_name = "DEPLOYMENT_KEY"
+    )]
+    pub key: Vec<String>,
+
+    /// The address to listen on; port 0 picks a free port (the chosen address is printed).
+    #[arg(
+        long,
+        env = "VEXIL_LISTEN",
+        default_value = "127.0.0.1:8081",
+        value_name = "ADDR"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// A directory of the edge's own for the last snapshots (served at start while the
+    /// upstream is unreachable) and the spool of event batches not yet forwarded. Without
+    /// it both live only as long as the process.
+    #[arg(long, env = "VEXIL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Mebibytes of event batches the spool may hold; past it batches get 503 with
+    /// Retry-After until the upstream takes some.
+    #[arg(
+        long,
+        env = "VEXIL_SPOOL_MAX_MB",
+        default_value_t = 256,
+        value_name = "MIB"
+    )]
+    pub spool_max_mb: u64,
+
+    /// The URL SDKs reach this edge at, for the OFREP event-stream URLs; without it the
+    /// request's Host is used.
+    #[arg(long, env = "VEXIL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Log lines as text or as JSON objects.
+    #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Options of `vexil serve`.

@@ -4,6 +4,7 @@
 
 mod cli;
 mod deferred;
+mod edge;
 mod eval;
 mod serve;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Serve(args) => serve::serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Edge(args) => edge::edge(args).map(|()| ExitCode::SUCCESS),
         Command::Keys(command) => serve::keys(command).map(|()| ExitCode::SUCCESS),
         Command::Flags(command) => serve::flags(command).map(|()| ExitCode::SUCCESS),
     };

@@ -139,7 +139,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
 /// Logs to stderr at `VEXIL_LOG`'s level (default `info`), as text or as one JSON object a
 /// line (with the request span's fields: trace id, span id, method, path); with an OTLP
 /// endpoint, the spans the same filter enables are also exported as OpenTelemetry traces.
-fn init_logging(
+pub(crate) fn init_logging(
     format: LogFormat,
     otlp_endpoint: Option<&str>,
     runtime: &tokio::runtime::Handle,
@@ -174,7 +174,7 @@ fn init_logging(
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

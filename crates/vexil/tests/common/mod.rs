@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a part of the harness")]
 
+pub mod fixtures;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -98,6 +100,48 @@ pub fn start_on(db: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -
                 child,
                 addr: addr.to_string(),
                 key,
+                _stdout: stdout,
+            };
+        }
+    }
+}
+
+/// Starts `vexil edge` following `keys` of `upstream` on `listen` (`127.0.0.1:0` for any
+/// port), with `--data-dir` when given, and reads what it prints up to the listening line.
+#[allow(
+    clippy::zombie_processes,
+    reason = "if the edge exits before listening, the assert reports it and there is nothing to reap"
+)]
+pub fn start_edge(upstream: &str, keys: &[&str], data_dir: Option<&Path>, listen: &str) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vexil"));
+    command.args(["edge", "--upstream", upstream, "--listen", listen]);
+    for key in keys {
+        command.args(["--key", key]);
+    }
+    if let Some(dir) = data_dir {
+        command.arg("--data-dir").arg(dir);
+    }
+    let mut child = command
+        .env("VEXIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "vexil edge exited before listening"
+        );
+        if let Some(addr) = line
+            .trim()
+            .strip_prefix("Vexil edge is listening on http://")
+        {
+            return Server {
+                child,
+                addr: addr.to_string(),
+                key: None,
                 _stdout: stdout,
             };
         }
