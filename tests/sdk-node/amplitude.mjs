@@ -39,23 +39,23 @@ export async function start(fx) {
   const cohortSyncConfig = {
     apiKey: fx.projectApiKey,
     secretKey: fx.projectSecretKey,
-    cohortServerUrl: fx.base,
+    cohortServerUrl: fx.sdkBase,
   };
   // The analytics client batches; a short interval delivers the exposures promptly.
   const exposureConfig = {
     apiKey: fx.projectApiKey,
-    serverUrl: `${fx.base}/2/httpapi`,
+    serverUrl: `${fx.sdkBase}/2/httpapi`,
     flushIntervalMillis: 100,
     flushQueueSize: 50,
   };
   const remote = Experiment.initializeRemote(fx.serverKey, {
-    serverUrl: fx.base,
+    serverUrl: fx.sdkBase,
     fetchRetries: 0,
   });
   const pollingLog = recorder();
   const polling = Experiment.initializeLocal(fx.serverKey, {
     instanceName: 'polling',
-    serverUrl: fx.base,
+    serverUrl: fx.sdkBase,
     flagConfigPollingIntervalMillis: POLL_MS,
     cohortSyncConfig,
     exposureConfig,
@@ -67,9 +67,9 @@ export async function start(fx) {
   const streamingLog = recorder();
   const streaming = Experiment.initializeLocal(fx.serverKey, {
     instanceName: 'streaming',
-    serverUrl: fx.base,
+    serverUrl: fx.sdkBase,
     streamUpdates: true,
-    streamServerUrl: fx.base,
+    streamServerUrl: fx.sdkBase,
     flagConfigPollingIntervalMillis: 60000,
     cohortSyncConfig,
     exposureConfig,

@@ -96,7 +96,7 @@ function checkResolution(checks, section, who, config, result, hasKey, got, code
  * SDK's typed getters; then the errors.
  */
 export async function singleFlag(fx, checks, report) {
-  await OpenFeature.setProviderAndWait(new OFREPProvider({ baseUrl: fx.base, headers: bearer(fx) }));
+  await OpenFeature.setProviderAndWait(new OFREPProvider({ baseUrl: fx.sdkBase, headers: bearer(fx) }));
   const client = OpenFeature.getClient();
   const reasons = {};
   const codeDefaults = {};
@@ -147,7 +147,7 @@ async function singleFlagErrors(fx, client, checks) {
   const mismatch = await client.getNumberDetails('checkout-redesign', -1, context);
   checks.equal(SINGLE, 'string flag read as a number: error code', 'TYPE_MISMATCH', mismatch.errorCode);
   checks.equal(SINGLE, 'string flag read as a number: value', -1, mismatch.value);
-  const invalid = await fetch(`${fx.base}/ofrep/v1/evaluate/flags/checkout-redesign`, {
+  const invalid = await fetch(`${fx.sdkBase}/ofrep/v1/evaluate/flags/checkout-redesign`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${fx.serverKey}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ context: 'not an object' }),
@@ -161,7 +161,7 @@ async function bulk(fx, context, ifNoneMatch) {
   if (ifNoneMatch) {
     headers['If-None-Match'] = ifNoneMatch;
   }
-  const response = await fetch(`${fx.base}/ofrep/v1/evaluate/flags`, { method: 'POST', headers, body: JSON.stringify({ context }) });
+  const response = await fetch(`${fx.sdkBase}/ofrep/v1/evaluate/flags`, { method: 'POST', headers, body: JSON.stringify({ context }) });
   const text = await response.text();
   return { status: response.status, etag: response.headers.get('etag'), body: text ? JSON.parse(text) : undefined };
 }
@@ -188,7 +188,7 @@ export async function startWeb(fx, checks, report) {
   const changes = [];
   WebOpenFeature.addHandler(WebEvents.ConfigurationChanged, (event) => changes.push(event?.flagsChanged ?? []));
   const provider = new OFREPWebProvider({
-    baseUrl: fx.base,
+    baseUrl: fx.sdkBase,
     headers: bearer(fx),
     fetchImplementation,
     pollInterval: 100,

@@ -1,5 +1,7 @@
 // The Node SDK checks against a running Vexil, driven by crates/vexil/tests/sdk_node.rs.
-// VEXIL_FIXTURE names a JSON file with the server's base URL and keys, the served flag configs,
+// VEXIL_FIXTURE names a JSON file with the server's base URL (`base`, for the management API)
+// and the URL the SDKs are pointed at (`sdkBase`: the server itself, or a `vexil edge` following
+// it), the keys, the served flag configs,
 // the users and, per user, the result map `vexil eval` computed; VEXIL_REPORT is where the
 // measurements go. Exits 0 when every check passed, 1 otherwise (the failures are printed).
 

@@ -52,7 +52,7 @@ mod common;
 #[path = "sdk_node/groups.rs"]
 mod groups;
 
-use common::{missing_node, repo_dir, skip, start, wait_until, TempDir};
+use common::{missing_node, repo_dir, skip, start, start_edge, wait_until, TempDir};
 
 /// The management API, as the admin.
 struct Api {
@@ -741,7 +741,8 @@ impl Setup {
     /// What every script needs to reach the server, with `extra` fields.
     fn fixture(&self, extra: Value) -> Value {
         let mut body = json!({
-            "base": self.api.base, "adminKey": self.api.admin, "project": self.project.key,
+            "base": self.api.base, "sdkBase": self.api.base,
+            "adminKey": self.api.admin, "project": self.project.key,
             "serverKey": self.project.server_key, "projectApiKey": self.project.api_key,
             "projectSecretKey": self.project.secret_key,
         });
@@ -766,6 +767,52 @@ async fn node_sdks_agree_with_vexil_eval() {
     let expected = expected(&s.dir.0, &configs, &users);
     let fixture = s.fixture(
         json!({"configs": configs, "users": users, "expected": expected, "notFound": NOT_FOUND}),
+    );
+    run_script(&sdk_dir, &s.dir.0, "run.mjs", &fixture, s.started).await;
+}
+
+/// The same checks with every SDK pointed at a `vexil edge` that follows the server (the
+/// management API, and so the expectations and the change, stay on the server): remote and
+/// local evaluation, the flag stream, cohort sync, exposures forwarded upstream, and OFREP
+/// with its change notifications all pass through the edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdks_agree_through_an_edge() {
+    let sdk_dir = repo_dir("tests/sdk-node");
+    if let Some(reason) = missing_node(&sdk_dir) {
+        skip("the Node SDK edge test", &reason);
+        return;
+    }
+    let s = Setup::new("vexil-sdk-node-edge").await;
+    let versions = create_flags(&s.api, &s.project.key).await;
+    let configs = served_configs(&s.api, &s.project.server_key, &versions, &imported_keys()).await;
+    let edge = start_edge(&s.api.base, &[&s.project.server_key], None, "127.0.0.1:0");
+    // The edge serves the server's revision before the SDKs start.
+    let flags = |base: String| {
+        let http = s.api.http.clone();
+        let key = s.project.server_key.clone();
+        async move {
+            let response = http
+                .get(format!("{base}/sdk/v2/flags"))
+                .header("Authorization", format!("Api-Key {key}"))
+                .send()
+                .await
+                .unwrap();
+            response.headers().get("etag").cloned()
+        }
+    };
+    let deadline = Instant::now() + PUBLISH_DEADLINE;
+    while flags(edge.base()).await != flags(s.api.base.clone()).await {
+        assert!(
+            Instant::now() < deadline,
+            "the edge did not follow the server"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let users = users();
+    let expected = expected(&s.dir.0, &configs, &users);
+    let fixture = s.fixture(
+        json!({"configs": configs, "users": users, "expected": expected,
+        "notFound": NOT_FOUND, "sdkBase": edge.base()}),
     );
     run_script(&sdk_dir, &s.dir.0, "run.mjs", &fixture, s.started).await;
 }
