@@ -6,7 +6,13 @@
 # arguments) and prints both figures side by side. The flags are the `project-realistic`
 # engine vector (holdout, experiment, cohort release, prerequisite, group-level release).
 #
+# With --heavy it measures instead how close the command comes to the engine: the 50 heavy
+# flags and 16 users of vexil-eval's `heavy` bench (its `heavy_fixture` example), the users
+# repeated to 100,000 lines; it prints microseconds per user for the command (reading,
+# evaluating, writing each line) and for the engine alone on the same flags and users.
+#
 # Usage: bench/eval-stream.sh [USERS...]      (default: 10000 100000)
+#        bench/eval-stream.sh --heavy
 set -euo pipefail
 
 root=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
@@ -90,6 +96,18 @@ measure() {
     fi
     echo "$figures"
 }
+
+if [[ ${1:-} == --heavy ]]; then
+    cargo build --release -p vexil-eval --example heavy_fixture --manifest-path "$root/Cargo.toml"
+    engine=$("$CARGO_TARGET_DIR/release/examples/heavy_fixture" "$tmp/heavy.json" --sdk "$tmp")
+    for _ in $(seq 6250); do cat "$tmp/users.jsonl"; done >"$tmp/users100k.jsonl"
+    start=$(date +%s.%N)
+    "$bin" eval --flags "$tmp/flags.json" --users "$tmp/users100k.jsonl" >/dev/null
+    end=$(date +%s.%N)
+    echo "$engine"
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "vexil eval: %.2f µs per user (100,000 lines of the same 16 users, written to /dev/null)\n", (e - s) * 1e6 / 100000 }'
+    exit 0
+fi
 
 counts=("$@")
 [[ ${#counts[@]} -gt 0 ]] || counts=(10000 100000)

@@ -4,7 +4,9 @@
 //! heavy flags of `benches/evaluate.rs` (`fixtures::heavy_flags`), the 16 users' evaluation
 //! contexts, and the variant each user gets from each flag; then times this engine on them
 //! (whole passes over the users for about 3 s) and prints microseconds per user for 50 flags.
-//! `bench/engine-js.sh` runs Amplitude's JS engine on the same file.
+//! `bench/engine-js.sh` runs Amplitude's JS engine on the same file. With `--sdk DIR` it also
+//! writes `DIR/flags.json` and `DIR/users.jsonl` (the users as SDK user objects) for
+//! `vexil eval` (`bench/eval-stream.sh --heavy`).
 
 #![allow(
     clippy::unwrap_used,
@@ -20,10 +22,25 @@ use vexil_eval::{evaluate, FlagSet};
 mod fixtures;
 
 fn main() {
-    let out = std::env::args().nth(1).expect("usage: heavy_fixture FILE");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let out = args.first().expect("usage: heavy_fixture FILE [--sdk DIR]");
     let configs = fixtures::heavy_flags(50);
     let flags = FlagSet::compile(configs.clone()).unwrap();
     let users = fixtures::heavy_users(16);
+    if let [_, flag, dir] = args.as_slice() {
+        assert_eq!(flag, "--sdk", "usage: heavy_fixture FILE [--sdk DIR]");
+        let dir = std::path::Path::new(dir);
+        std::fs::write(
+            dir.join("flags.json"),
+            serde_json::to_string(&configs).unwrap(),
+        )
+        .unwrap();
+        let lines: Vec<String> = fixtures::heavy_sdk_users(16)
+            .iter()
+            .map(|u| serde_json::to_string(u).unwrap())
+            .collect();
+        std::fs::write(dir.join("users.jsonl"), lines.join("\n") + "\n").unwrap();
+    }
     let no_keys: &[&str] = &[];
     let variants: Vec<serde_json::Value> = users
         .iter()
@@ -38,7 +55,7 @@ fn main() {
         .collect();
     let contexts: Vec<&vexil_eval::Value> = users.iter().map(|u| u.as_value()).collect();
     let file = serde_json::json!({"flags": configs, "contexts": contexts, "variants": variants});
-    std::fs::write(&out, file.to_string()).unwrap();
+    std::fs::write(out, file.to_string()).unwrap();
 
     // Warm up, then whole passes for about 3 s.
     let pass = || {

@@ -29,6 +29,7 @@ mod explain;
 mod model;
 mod murmur;
 mod number;
+mod prepared;
 mod results;
 mod value;
 
@@ -48,6 +49,7 @@ pub use model::{
     SegmentConfig, VariantConfig,
 };
 pub use murmur::murmur3_x86_32;
+pub use prepared::{result_entry, PreparedResults};
 pub use results::{Detail, Results, VariantResult};
 pub use value::{Object, Value};
 

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use serde::Serialize;
-use vexil_eval::{evaluate, explain, Context, FlagExplanation, FlagSet, Object, Results, Value};
+use vexil_eval::{
+    evaluate, explain, Context, FlagExplanation, FlagSet, Object, PreparedResults, Results, Value,
+};
 
 use crate::cli::EvalArgs;
 
@@ -99,6 +101,9 @@ impl Summary {
 /// Evaluates users against one flag set and writes one JSON line per user.
 pub struct Evaluator<'a> {
     flags: &'a FlagSet,
+    /// Every result the flags can give, serialized once: a user's line is copied together from
+    /// them.
+    prepared: PreparedResults,
     /// `--flag-keys`, used by every user that does not bring its own.
     default_keys: Vec<Box<str>>,
     explain: bool,
@@ -125,6 +130,7 @@ impl<'a> Evaluator<'a> {
         let default_keys = flag_keys.iter().map(|k| k.as_str().into()).collect();
         Evaluator {
             flags,
+            prepared: PreparedResults::new(flags),
             default_keys,
             explain,
             line: Vec::new(),
@@ -193,6 +199,7 @@ impl<'a> Evaluator<'a> {
         let flag_keys = flag_keys.unwrap_or(&self.default_keys);
         let rendered = render(
             self.flags,
+            &self.prepared,
             &context,
             flag_keys,
             self.explain,
@@ -222,6 +229,7 @@ impl<'a> Evaluator<'a> {
 /// Evaluates and serializes one user's output into `line`.
 fn render(
     flags: &FlagSet,
+    prepared: &PreparedResults,
     context: &Context,
     flag_keys: &[Box<str>],
     explained: bool,
@@ -239,7 +247,7 @@ fn render(
         )?;
     } else {
         let results = evaluate(flags, context, flag_keys)?;
-        serde_json::to_writer(line, &results)?;
+        prepared.write_object(&results, line);
     }
     Ok(())
 }

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use vexil_eval::{
-    evaluate_plan, CompileError, Context, CycleError, FlagConfig, FlagSet, Object, Plan, Value,
-    VariantResult,
+    evaluate_plan, result_entry, CompileError, Context, CycleError, FlagConfig, FlagSet, Object,
+    Plan, Value, VariantResult,
 };
 
 use super::enrich::{enrich, referenced_cohort_ids, Cohorts};
@@ -542,7 +542,7 @@ fn flag_info(
         .into_iter()
         .filter_map(|(segment, variant)| {
             let r = flags.result_at(index, segment, variant)?;
-            Some(outcome(&key_json, &r, segment, variant))
+            Some(outcome(&r, segment, variant))
         })
         .collect();
     let says_not_deployed = is_false(config.metadata.as_ref().and_then(|m| m.get("deployed")))
@@ -586,7 +586,7 @@ fn segment_name(metadata: Option<&Object>) -> Option<&str> {
     metadata?.get("segmentName")?.as_str()
 }
 
-fn outcome(key_json: &str, r: &VariantResult<'_>, segment: usize, variant: usize) -> Outcome {
+fn outcome(r: &VariantResult<'_>, segment: usize, variant: usize) -> Outcome {
     let text = |k: &str| {
         r.metadata_value(k)
             .and_then(Value::as_str)
@@ -600,11 +600,7 @@ fn outcome(key_json: &str, r: &VariantResult<'_>, segment: usize, variant: usize
     Outcome {
         segment,
         variant,
-        json: format!(
-            "{key_json}:{}",
-            serde_json::to_string(r).unwrap_or_default()
-        )
-        .into(),
+        json: result_entry(r).into(),
         variant_key: r.key().into(),
         default: r.is_default(),
         deployed: !is_false(r.metadata_value("deployed")),
@@ -646,14 +642,6 @@ fn ofrep_metadata(r: &VariantResult<'_>) -> String {
         );
     }
     serde_json::to_string(&out).unwrap_or_else(|_| "{}".to_owned())
-}
-
-fn result_entry(r: &VariantResult<'_>) -> String {
-    format!(
-        "{}:{}",
-        serde_json::to_string(r.flag_key()).unwrap_or_default(),
-        serde_json::to_string(r).unwrap_or_default()
-    )
 }
 
 fn non_empty_str(user: &Object, field: &str) -> Option<String> {
