@@ -36,6 +36,7 @@ pub(crate) fn page(console: &ConsoleState, session: &Session, title: &str, body:
                 nav {
                     a href="/flags" { "Flags" }
                     a href="/projects" { "Projects" }
+                    @if session.actor.role >= vexil_core::Role::Admin { a #keys-link href="/keys" { "Keys" } }
                 }
                 span.who { (session.actor.name) " · " (session.actor.role.as_str()) }
                 form #logout method="post" action="/logout" {

@@ -30,6 +30,7 @@ mod form;
 mod group_page;
 mod groups;
 mod history;
+mod keys;
 mod layout;
 mod metrics;
 mod projects;
@@ -96,6 +97,8 @@ pub(crate) fn router(console: ConsoleState) -> Router {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/projects", get(projects::list).post(projects::create))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/projects/{project}", get(projects::show))
         .route(
             "/projects/{project}/deployments",

@@ -274,4 +274,33 @@ pub(crate) async fn console_drafts(srv: &Server) {
         .has("id=\"policy-summary\"")
         .lacks("form id=\"policy-form\"")
         .lacks("class=\"protect-deployment\"");
+
+    // Management keys in the console, for admins: create (the secret shown once), revoke
+    // (confirmed), and the writer's console has neither the link nor the page.
+    b.get("/flags").await.has("id=\"keys-link\"");
+    let created = b
+        .post("/keys", &[("name", "console-made"), ("role", "reader")])
+        .await;
+    created
+        .has("id=\"key-secret\"")
+        .has("vxm_")
+        .has("console-made");
+    let id = created
+        .html
+        .split("tr data-key=\"")
+        .filter(|rest| rest.contains("<td>console-made</td>"))
+        .find_map(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    b.post(&format!("/keys/{id}/revoke"), &[])
+        .await
+        .redirects_to("/keys");
+    b.get("/keys")
+        .await
+        .lacks("id=\"key-secret\"")
+        .has("revoked ");
+    let bad = b.post("/keys", &[("name", "x"), ("role", "owner")]).await;
+    assert_eq!(bad.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    w.get("/flags").await.lacks("id=\"keys-link\"");
+    assert_eq!(w.get("/keys").await.status, reqwest::StatusCode::FORBIDDEN);
 }
