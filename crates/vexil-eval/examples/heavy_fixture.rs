@@ -6,7 +6,8 @@
 //! (whole passes over the users for about 3 s) and prints microseconds per user for 50 flags.
 //! `bench/engine-js.sh` runs Amplitude's JS engine on the same file. With `--sdk DIR` it also
 //! writes `DIR/flags.json` and `DIR/users.jsonl` (the users as SDK user objects) for
-//! `vexil eval` (`bench/eval-stream.sh --heavy`).
+//! `vexil eval` (`bench/eval-stream.sh --heavy`). `heavy_fixture --realistic N FILE` writes
+//! only `fixtures::realistic_flags(N)` to `FILE` (`bench/memory.sh` imports 10,000 of them).
 
 #![allow(
     clippy::unwrap_used,
@@ -23,6 +24,13 @@ mod fixtures;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, n, file] = args.as_slice() {
+        if flag == "--realistic" {
+            let flags = fixtures::realistic_flags(n.parse().expect("--realistic N FILE"));
+            std::fs::write(file, serde_json::to_string(&flags).unwrap()).unwrap();
+            return;
+        }
+    }
     let out = args.first().expect("usage: heavy_fixture FILE [--sdk DIR]");
     let configs = fixtures::heavy_flags(50);
     let flags = FlagSet::compile(configs.clone()).unwrap();
