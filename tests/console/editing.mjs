@@ -1,15 +1,17 @@
 // Changing a flag safely: a refused save keeps every input with the reason next to the field;
 // a save from a second tab that is behind shows what changed meanwhile and keeps the edit;
 // edits collected in one draft are reviewed, scheduled, and later applied by the scheduler;
-// the layout holds at phone width and the keyboard reaches the content first. Screenshots of
+// the layout holds at phone width and the keyboard reaches the content first; a reader made on
+// the admin's Keys page sees no edit control and no secret. Screenshots of
 // the flag page, the list and the review step are saved in the fixture's `screenshots`
 // directory (kept after the run).
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { signIn } from './auth.mjs';
 import { createFlag } from './flags.mjs';
-import { at, eq, fieldValue, fill, flagPath, need, noError, ok, submit, text, until, visit, where } from './lib.mjs';
+import { at, eq, fieldValue, fill, flagPath, need, newContext, noError, ok, submit, text, until, visit, where } from './lib.mjs';
 
 const ALLOCATION = 'section#allocation form#allocation-form';
 const SETTINGS = 'section#configure form#settings';
@@ -165,6 +167,36 @@ export async function steps(runner, state) {
       eq('main', await until(() => phone.evaluate(() => document.activeElement?.id), 2000), 'the focus after the skip link');
     } finally {
       await phone.close();
+    }
+  });
+
+  await runner.step('reader-console', ['edit-refused-keeps-inputs'], async () => {
+    // The admin makes a reader key on the Keys page; its secret is shown once.
+    await visit(page, '/keys');
+    await fill(page, 'form#new-key', { name: 'Rita reads', role: 'reader' });
+    await submit(page, 'form#new-key');
+    await noError(page, 'creating a reader key');
+    const secret = await text(page, '#key-secret code.secret', 'the new key\'s secret');
+    ok(secret.startsWith('vxm_'), `${where(page)}: the secret shown must be a management key: ${secret}`);
+    const context = await newContext(state.browser, state.fx.base);
+    const reader = await context.newPage();
+    runner.watch(reader);
+    try {
+      await signIn(reader, secret);
+      for (const path of [flagPath(state, state.flags.careful), `/flags?project=${state.project}`, `/projects/${state.project}`]) {
+        await visit(reader, path);
+        // "Test a user" evaluates without changing anything; every other POST form changes.
+        const forms = await reader.locator('main form[method=post]:not(#qa-form)').count();
+        eq(0, forms, `${where(reader)}: forms that change something, as a reader sees the page`);
+        const keys = await reader.locator('code.deployment-key, code.secret').count();
+        eq(0, keys, `${where(reader)}: SDK keys or secrets a reader sees`);
+      }
+      await visit(reader, flagPath(state, state.flags.careful));
+      await need(reader, '#read-only', 'the read-only notice on the flag page');
+      eq(0, await reader.locator('a#keys-link').count(), 'the Keys link for a reader');
+      eq(403, await visit(reader, '/keys'), 'GET /keys as a reader: status');
+    } finally {
+      await context.close();
     }
   });
 }

@@ -184,7 +184,8 @@ async fn render(
         }
         @if selected("stale", "true") {
             p.hint { "Stale: unchanged for 30 days while serving one variant to everyone or nothing to anyone. Remove them from your code, then archive them." }
-            @if let Some(project) = q.text("project") {
+            @if !super::writes(session) {
+            } @else if let Some(project) = q.text("project") {
                 form #archive-stale method="post" action=(format!("/projects/{}/archive-stale", super::form::encode(&project))) data-confirm="Archive every stale flag of this project that nothing depends on?" {
                     (csrf(console, session))
                     button.danger type="submit" { "Archive the stale flags nothing depends on" }
@@ -226,7 +227,9 @@ async fn render(
                 }
             }
         }
-        (create_dialog(console, session, &projects, q.text("project"), draft.as_ref(), error.is_some()))
+        @if super::writes(session) {
+            (create_dialog(console, session, &projects, q.text("project"), draft.as_ref(), error.is_some()))
+        }
     };
     html(status, layout::page(console, session, "Flags", body))
 }

@@ -178,7 +178,16 @@ pub(crate) async fn console_drafts(srv: &Server) {
     ] {
         flag_page.lacks(control);
     }
-    reader.get("/flags").await.lacks("create-flag-open");
+    reader
+        .get("/flags?stale=true&project=reviewed-console")
+        .await
+        .lacks("create-flag-open")
+        .lacks("create-flag-form")
+        .lacks("archive-stale");
+    b.get("/flags?stale=true&project=reviewed-console")
+        .await
+        .has("create-flag-form")
+        .has("form id=\"archive-stale\"");
     reader.get(&draft_path).await.lacks("form id=\"review\"");
     reader
         .get(&format!("/projects/{p}"))
