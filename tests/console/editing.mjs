@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { signIn } from './auth.mjs';
 import { createFlag } from './flags.mjs';
-import { at, eq, fieldValue, fill, flagPath, need, newContext, noError, ok, submit, text, until, visit, where } from './lib.mjs';
+import { at, eq, fieldValue, fill, flagPath, need, newContext, noError, ok, submit, text, type, until, visit, where } from './lib.mjs';
 
 const ALLOCATION = 'section#allocation form#allocation-form';
 const SETTINGS = 'section#configure form#settings';
@@ -198,5 +198,19 @@ export async function steps(runner, state) {
     } finally {
       await context.close();
     }
+  });
+
+  await runner.step('live-filter', ['edit-refused-keeps-inputs'], async () => {
+    await visit(page, `/flags?project=${state.project}`);
+    const rows = page.locator('table#flags tr[data-flag]');
+    const all = await rows.count();
+    ok(all > 1, `${where(page)}: the live filter needs several flags to show, found ${all}`);
+    await type(page, 'form#filters input[name=q]', 'careful');
+    const visible = await rows.evaluateAll((rs) => rs.filter((r) => !r.hidden).map((r) => r.dataset.flag));
+    eq([state.flags.careful], visible, 'the rows shown while typing "careful"');
+    const count = await text(page, '#live-count', 'how many rows the filter shows');
+    ok(count.includes(`1 of ${all}`), `${where(page)}: the count must say 1 of ${all}: ${count}`);
+    await type(page, 'form#filters input[name=q]', '');
+    eq(all, await rows.evaluateAll((rs) => rs.filter((r) => !r.hidden).length), 'rows shown once the search is cleared');
   });
 }

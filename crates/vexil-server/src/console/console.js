@@ -43,6 +43,7 @@ document.addEventListener("input", (event) => {
   const slots = el.closest && el.closest("[data-slots]");
   if (slots) renumberSlots(slots);
   if (el.matches && el.matches(".condition textarea.values")) pickCohorts(el.closest(".condition"));
+  if (el.dataset && el.dataset.liveFilter) liveFilter(el);
   markUnsaved(el);
 });
 
@@ -58,6 +59,22 @@ window.addEventListener("beforeunload", (event) => {
     event.returnValue = "";
   }
 });
+
+// A search box with `data-live-filter` hides, as you type, the rows (its selector) whose text
+// does not contain what is typed; submitting the form still searches on the server, past this
+// page's rows.
+function liveFilter(input) {
+  const words = input.value.trim().toLowerCase();
+  let shown = 0;
+  const rows = document.querySelectorAll(input.dataset.liveFilter);
+  for (const row of rows) {
+    const match = words === "" || row.textContent.toLowerCase().includes(words);
+    row.hidden = !match;
+    if (match) shown++;
+  }
+  const count = document.getElementById(input.getAttribute("aria-describedby"));
+  if (count) count.textContent = words === "" ? "" : ` — ${shown} of ${rows.length} shown on this page`;
+}
 
 // The cohort picker and the values of a cohort condition (one cohort id per line) stay in
 // step: choosing names writes their ids, typing ids selects their names.

@@ -1,7 +1,7 @@
 //! The flags list (search by name or key; filters by project, state, type, tag, evaluation
 //! mode, archived; badges) and the "Create flag" dialog.
 //!
-//! Hooks: `form#filters` (with `stale`); `form#archive-stale`; `table#flags` with `th a.sort`
+//! Hooks: `form#filters` (with `stale`; its `q` box filters the rows live, `#live-count`); `form#archive-stale`; `table#flags` with `th a.sort`
 //! (by name, key, last change) and rows `tr[data-flag]` with a state `.badge`, `.badge.stale`
 //! (its reason in `title`), `.targeting`, `.deployments`, `.links` (`.badge.depends`,
 //! `.badge.grouped`); `p.empty` when nothing is listed;
@@ -157,7 +157,8 @@ async fn render(
         @if let Some(e) = &error { (e) }
         (super::layout::notice(q.text("notice").as_deref()))
         form #filters method="get" action="/flags" {
-            input type="search" name="q" placeholder="Search by name or key" value=(q.get("q").unwrap_or_default());
+            input type="search" name="q" placeholder="Search by name or key" value=(q.get("q").unwrap_or_default())
+                data-live-filter="table#flags tr[data-flag]" aria-describedby="live-count";
             select name="project" {
                 option value="" { "All projects" }
                 @for p in &projects { option value=(p.key) selected[selected("project", &p.key)] { (p.name) } }
@@ -192,7 +193,7 @@ async fn render(
                 }
             } @else { p.hint { "Choose a project to archive its stale flags at once." } }
         }
-        p.hint { (page.total) " flag" @if page.total != 1 { "s" } }
+        p.hint { (page.total) " flag" @if page.total != 1 { "s" } span #live-count aria-live="polite" {} }
         @if page.items.is_empty() {
             p.empty { @if q.text("q").is_some() || q.text("project").is_some() || q.text("tag").is_some() {
                 "No flag matches these filters. Clear them, or create one."
