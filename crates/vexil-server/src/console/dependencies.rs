@@ -109,15 +109,10 @@ fn prerequisites(data: &PageData, base: &str, hidden: &Markup) -> Markup {
     }
 }
 
-/// The draft of form `id`, when a refusal answered that form.
-fn draft_of<'a>(draft: Option<&'a Fields>, id: &str) -> Option<&'a Fields> {
-    draft.filter(|d| d.get("_form") == Some(id))
-}
-
 fn mutex_group(data: &PageData, base: &str, hidden: &Markup, draft: Option<&Fields>) -> Markup {
     let f = &data.flag;
     let current = data.dependencies.mutex_group.as_ref();
-    let draft = draft_of(draft, "join-mutex");
+    let draft = Fields::of_form(draft, "join-mutex");
     // The slot to show chosen: the one a refused form asked for, else the flag's own.
     let chosen = match draft {
         Some(d) => d.get("slot").map(str::to_owned),
@@ -193,7 +188,7 @@ fn mutex_group(data: &PageData, base: &str, hidden: &Markup, draft: Option<&Fiel
 
 fn holdouts(data: &PageData, base: &str, hidden: &Markup, draft: Option<&Fields>) -> Markup {
     let f = &data.flag;
-    let draft = draft_of(draft, "join-holdout");
+    let draft = Fields::of_form(draft, "join-holdout");
     let chosen = draft.and_then(|d| {
         d.all("holdouts")
             .into_iter()

@@ -33,7 +33,7 @@ pub(crate) fn card(
         return html! {};
     }
     let s = flag.experiment.clone().unwrap_or_default();
-    let draft = draft.filter(|d| d.get("_form") == Some(FORM));
+    let draft = Fields::of_form(draft, FORM);
     // What each control shows: the draft's values after a refusal, else the saved settings.
     let one = |name: &str, saved: Option<String>| match draft {
         Some(d) => d.text(name),

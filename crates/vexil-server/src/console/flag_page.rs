@@ -217,7 +217,7 @@ fn editing_banner(data: &PageData, draft_id: Option<&str>, base: &str) -> Markup
 
 /// The fields of the refused form `id` (its hidden `_form`), when it was the one refused.
 fn refused_form<'a>(extra: &'a Extra, id: &str) -> Option<&'a Fields> {
-    extra.draft.as_ref().filter(|d| d.get("_form") == Some(id))
+    Fields::of_form(extra.draft.as_ref(), id)
 }
 
 /// Under a refused form: each of its invalid fields with the reason.
@@ -475,10 +475,7 @@ fn payload_text(payload: Option<&Json>) -> String {
 fn variants(f: &Flag, base: &str, hidden: &Markup, extra: &Extra) -> Markup {
     // A refused form shows what was submitted, else the saved variant.
     let row_form = |v: &vexil_core::Variant| {
-        extra
-            .draft
-            .as_ref()
-            .filter(|d| d.get("_form") == Some("variant") && d.get("_variant") == Some(&v.key))
+        refused_form(extra, "variant").filter(|d| d.get("_variant") == Some(&v.key))
     };
     let created = refused_form(extra, "new-variant");
     let typed = |name: &str| {

@@ -41,10 +41,31 @@ impl Fields {
             .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
     }
 
+    /// These fields when they were submitted by form `id` (its hidden `_form`): a page shows a
+    /// refused form's fields in that form only.
+    pub fn of_form<'a>(fields: Option<&'a Fields>, id: &str) -> Option<&'a Fields> {
+        fields.filter(|f| f.get("_form") == Some(id))
+    }
+
     /// Replaces every value of `name` with `value`.
     pub fn set(&mut self, name: &str, value: String) {
         self.0.retain(|(k, _)| k != name);
         self.0.push((name.to_owned(), value));
+    }
+
+    /// The choice of select `name` (`default` when absent) as the enum whose serde name it is,
+    /// or an error naming the field, with `code` and the choices (`expected`).
+    pub fn choice<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        default: &str,
+        code: &'static str,
+        expected: &str,
+    ) -> vexil_core::Result<T> {
+        let value = self.get(name).unwrap_or(default);
+        serde_json::from_value(serde_json::Value::String(value.to_owned())).map_err(|_| {
+            vexil_core::Error::invalid(name, code, format!("{name} is {expected}, not {value:?}"))
+        })
     }
 
     /// The version a change is based on (`version` field).

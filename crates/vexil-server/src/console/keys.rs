@@ -96,18 +96,7 @@ fn row(console: &ConsoleState, session: &Session, k: &KeyInfo) -> Markup {
 pub(crate) async fn create(state: St, session: Session, request: Request) -> Response {
     let console = state.0;
     let submitted = submit(&console, &session, request, |s, who, f| {
-        let role = match f.get("role").unwrap_or("reader") {
-            "reader" => Role::Reader,
-            "writer" => Role::Writer,
-            "admin" => Role::Admin,
-            other => {
-                return Err(vexil_core::Error::invalid(
-                    "role",
-                    "invalid_role",
-                    format!("role is reader, writer or admin, not {other:?}"),
-                ))
-            }
-        };
+        let role: Role = f.choice("role", "reader", "invalid_role", "reader, writer or admin")?;
         s.keys
             .create(who, f.get("name").unwrap_or_default().trim(), role)
     })

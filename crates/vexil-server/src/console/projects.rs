@@ -274,16 +274,12 @@ pub(crate) async fn set_policy(
                 format!("required_approvals must be a whole number from 0 to 10, not {number:?}"),
             )
         })?;
-        let applies_to = serde_json::from_value(serde_json::Value::String(
-            f.get("applies_to").unwrap_or("all_flags").to_owned(),
-        ))
-        .map_err(|_| {
-            vexil_core::Error::invalid(
-                "applies_to",
-                "invalid_scope",
-                "applies_to is all_flags, active_flags, server_deployments or protected_deployments",
-            )
-        })?;
+        let applies_to = f.choice(
+            "applies_to",
+            "all_flags",
+            "invalid_scope",
+            "all_flags, active_flags, server_deployments or protected_deployments",
+        )?;
         let policy = vexil_core::service::ApprovalPolicy {
             required_approvals,
             allow_self_approval: f.get("allow_self_approval") == Some("true"),
