@@ -227,14 +227,25 @@ async fn edges_answer_as_the_server_does() {
 }
 
 /// Reads flag-stream events from `base` into `tx` with their arrival time.
+/// A 503 ("the deployment is being published", while a snapshot is being installed) is
+/// retried, as SDKs retry it.
 async fn listen(base: String, key: String, tx: mpsc::UnboundedSender<(Instant, String)>) {
-    let mut response = reqwest::Client::new()
-        .get(format!("{base}/sdk/stream/v1/flags"))
-        .header("Authorization", format!("Api-Key {key}"))
-        .header("Accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let http = reqwest::Client::new();
+    let mut attempts = 0;
+    let mut response = loop {
+        let response = http
+            .get(format!("{base}/sdk/stream/v1/flags"))
+            .header("Authorization", format!("Api-Key {key}"))
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        attempts += 1;
+        if response.status() != 503 || attempts == 100 {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(response.status(), 200);
     let mut parser = SseParser::new(1 << 24);
     while let Ok(Some(chunk)) = response.chunk().await {
