@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::condition::{Condition, Op};
+use crate::condition::{Condition, Op, Regexes};
 use crate::model::{ConditionConfig, FlagConfig, SegmentConfig};
 use crate::results::{Entry, VariantResult};
 use crate::value::Value;
@@ -244,10 +244,11 @@ impl FlagSet {
             by_key.insert(config.key.as_str().into(), i);
         }
         let mut warnings = Vec::new();
+        let mut regexes = Regexes::default();
         let mut flags: Vec<Flag> = configs
             .into_iter()
             .enumerate()
-            .map(|(i, config)| compile_flag(i, config, &by_key, &mut warnings))
+            .map(|(i, config)| compile_flag(i, config, &by_key, &mut regexes, &mut warnings))
             .collect();
         let context_slots = number_context_paths(&mut flags);
         let reads_results = flags.iter().any(|f| {
@@ -461,6 +462,7 @@ fn compile_flag(
     index: usize,
     config: FlagConfig,
     by_key: &FxHashMap<Box<str>, usize>,
+    regexes: &mut Regexes,
     warnings: &mut Vec<Warning>,
 ) -> Flag {
     let mut warn = |path: String, message: String| {
@@ -502,6 +504,7 @@ fn compile_flag(
                 &format!(".segments[{s}]"),
                 by_key,
                 &resolve,
+                regexes,
                 &mut warn,
             )
         })
@@ -519,6 +522,7 @@ fn compile_segment(
     path: &str,
     by_key: &FxHashMap<Box<str>, usize>,
     resolve: &dyn Fn(&str) -> VariantRef,
+    regexes: &mut Regexes,
     warn: &mut dyn FnMut(String, String),
 ) -> Segment {
     let mut check = |r: VariantRef, at: String| {
@@ -576,6 +580,7 @@ fn compile_segment(
                             cond,
                             &format!("{path}.conditions[{g}][{c}]"),
                             by_key,
+                            regexes,
                             warn,
                         )
                     })
@@ -601,6 +606,7 @@ fn compile_condition(
     config: &ConditionConfig,
     path: &str,
     by_key: &FxHashMap<Box<str>, usize>,
+    regexes: &mut Regexes,
     warn: &mut dyn FnMut(String, String),
 ) -> CompiledCondition {
     let op = Op::parse(&config.op);
@@ -610,7 +616,7 @@ fn compile_condition(
             format!("unknown operator {:?} never matches", config.op),
         );
     }
-    let (condition, bad_regexes) = Condition::new(op, config.values.clone());
+    let (condition, bad_regexes) = Condition::compile(op, config.values.clone(), regexes);
     for bad in bad_regexes {
         warn(
             format!("{path}.values"),

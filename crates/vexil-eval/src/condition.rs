@@ -4,9 +4,10 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::coerce::{coerce_string, coerce_string_list, string_list};
 use crate::number::{java_compare, java_string_compare, parse_java_double, Version};
@@ -143,7 +144,7 @@ enum Prepared {
     /// Version operators: the values that parse as versions.
     Versions(Vec<Version>),
     /// Regex operators: the values that compile (invalid patterns match nothing).
-    Regexes(Vec<Regex>),
+    Regexes(Vec<Arc<Regex>>),
     /// Unknown operators.
     Nothing,
 }
@@ -227,8 +228,38 @@ pub fn full_match_regex(pattern: &str) -> Result<Regex, RegexError> {
         })
 }
 
+/// The regexes of one flag set, compiled once per distinct pattern: a pattern repeated across
+/// conditions and flags (an email domain, a build prefix) shares one compiled program. A
+/// program is large (kilobytes, whatever the pattern), so a set of thousands of flags that
+/// repeat a few patterns would otherwise hold thousands of copies. Sharing is safe: a `Regex`
+/// keeps its per-thread search caches in a pool meant for concurrent use.
+#[derive(Default)]
+pub(crate) struct Regexes(FxHashMap<Box<str>, Result<Arc<Regex>, RegexError>>);
+
+impl Regexes {
+    /// The compiled `pattern` ([`full_match_regex`]), compiled on first use.
+    fn get(&mut self, pattern: &str) -> Result<Arc<Regex>, RegexError> {
+        if let Some(known) = self.0.get(pattern) {
+            return known.clone();
+        }
+        let made = full_match_regex(pattern).map(Arc::new);
+        self.0.insert(pattern.into(), made.clone());
+        made
+    }
+}
+
 impl Condition {
+    #[cfg(test)]
     pub fn new(op: Op, raw_values: Vec<String>) -> (Condition, Vec<BadRegex>) {
+        Condition::compile(op, raw_values, &mut Regexes::default())
+    }
+
+    /// The condition `op` over `raw_values`, its regexes taken from (and added to) `regexes`.
+    pub fn compile(
+        op: Op,
+        raw_values: Vec<String>,
+        regexes: &mut Regexes,
+    ) -> (Condition, Vec<BadRegex>) {
         let mut values: Vec<Box<str>> = Vec::with_capacity(raw_values.len());
         let mut seen = FxHashSet::default();
         for v in raw_values {
@@ -263,7 +294,7 @@ impl Condition {
             Op::RegexMatch | Op::RegexDoesNotMatch => Prepared::Regexes(
                 values
                     .iter()
-                    .filter_map(|v| match full_match_regex(v) {
+                    .filter_map(|v| match regexes.get(v) {
                         Ok(r) => Some(r),
                         Err(error) => {
                             bad.push(BadRegex {
@@ -625,6 +656,29 @@ mod tests {
         let (_, bad) = Condition::new(Op::RegexMatch, vec!["ok".into(), "(?<=x)y".into()]);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].pattern, "(?<=x)y");
+    }
+
+    #[test]
+    fn a_repeated_pattern_is_compiled_once_per_set() {
+        let mut regexes = Regexes::default();
+        let mut compile = |values: &[&str]| {
+            let values = values.iter().map(|v| v.to_string()).collect();
+            let (condition, bad) = Condition::compile(Op::RegexMatch, values, &mut regexes);
+            match condition.prepared {
+                Prepared::Regexes(r) => (r, bad.len()),
+                _ => panic!("a regex condition prepares regexes"),
+            }
+        };
+        let (first, _) = compile(&[".*@example\\.com", "a+"]);
+        let (second, _) = compile(&["a+", "b+", ".*@example\\.com"]);
+        assert!(Arc::ptr_eq(&first[0], &second[2]));
+        assert!(Arc::ptr_eq(&first[1], &second[0]));
+        assert!(!Arc::ptr_eq(&first[1], &second[1]));
+        // A bad pattern is refused every time it appears, not only the first.
+        assert_eq!(compile(&["(?<=x)y"]).1, 1);
+        assert_eq!(compile(&["(?<=x)y"]).1, 1);
+        // Sharing changes nothing of what matches.
+        assert!(second[2].is_match("ann@example.com") && !second[2].is_match("ann@example.org"));
     }
 
     #[test]
