@@ -10,6 +10,7 @@
 //! The HTTP server reads only snapshots on its SDK routes; the database is read when a snapshot
 //! is built and written when exposures are stored.
 
+mod counts;
 pub mod enrich;
 pub mod ingest;
 mod memory;
@@ -22,13 +23,14 @@ pub mod spool;
 mod tracking;
 pub use tracking::DEFAULT_EVENT_RETENTION_DAYS;
 
+pub use counts::{DeploymentCounts, ServedCounts};
 pub use enrich::referenced_cohort_ids;
 pub use memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
 pub use persist::{bundle, unbundle, Bundle, PersistError, Persister};
 pub use publisher::{PublishStats, Publisher, PublisherOptions, SnapshotSink, SnapshotSource};
 pub use snapshot::{
-    group_kind, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions, ServedCounts,
-    Snapshot, SnapshotInput, StripedCounter, Tracked,
+    group_kind, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions, Snapshot,
+    SnapshotInput, Tracked,
 };
 pub use spool::{Spool, SpoolError, SpoolOptions, SpoolStats};
 pub use tracking::{

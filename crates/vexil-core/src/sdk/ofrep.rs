@@ -6,7 +6,8 @@
 use sha2::{Digest, Sha256};
 use vexil_eval::{evaluate_plan, Context, Object, Results, Value};
 
-use super::snapshot::{FlagInfo, ServedCounts, Snapshot};
+use super::counts::ServedCounts;
+use super::snapshot::{FlagInfo, Snapshot};
 
 /// Names the engine and compiler in ETags, so that an upgrade that could change results also
 /// changes every tag.

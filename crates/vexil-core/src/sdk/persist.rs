@@ -623,4 +623,4 @@ fn sync_dir(dir: &Path) -> Result<(), PersistError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

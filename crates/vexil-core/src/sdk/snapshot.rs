@@ -7,7 +7,6 @@
 //! swaps it in whole.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use vexil_eval::{
@@ -15,6 +14,7 @@ use vexil_eval::{
     Plan, Value, VariantResult,
 };
 
+use super::counts::ServedCounts;
 use super::enrich::{enrich, referenced_cohort_ids, Cohorts};
 use super::memory::{CohortData, UserProperties};
 use crate::model::{Deployment, EvaluationMode, GroupKind};
@@ -196,59 +196,6 @@ pub struct RemoteOptions<'a> {
     pub counts: Option<&'a ServedCounts>,
 }
 
-/// One counter per (flag, variant) a snapshot can serve, indexed by flag and outcome. Several
-/// outcomes of a flag (one per segment) share their variant's counter. The server owns the
-/// counters and hands the same ones to every snapshot of a deployment, so counts survive
-/// publishes.
-#[derive(Debug, Default)]
-pub struct ServedCounts {
-    by_outcome: Vec<Vec<Arc<StripedCounter>>>,
-}
-
-/// Stripes of a [`StripedCounter`]: enough that the server's threads rarely share one.
-const STRIPES: usize = 8;
-
-/// A counter that many threads add to at once without contending for one cache line: each
-/// thread adds to its own stripe, and reading sums them. Remote evaluation adds to one per
-/// flag of every answer, where a shared atomic would bounce between cores.
-#[derive(Debug, Default)]
-pub struct StripedCounter {
-    stripes: [Stripe; STRIPES],
-}
-
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Stripe(AtomicU64);
-
-impl StripedCounter {
-    /// Adds one.
-    pub fn add(&self) {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local! {
-            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-        }
-        let stripe = STRIPE.with(|s| *s);
-        self.stripes[stripe].0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The count so far.
-    pub fn get(&self) -> u64 {
-        self.stripes
-            .iter()
-            .map(|s| s.0.load(Ordering::Relaxed))
-            .sum()
-    }
-}
-
-impl ServedCounts {
-    /// Counts one served result.
-    pub fn add(&self, flag: usize, outcome: usize) {
-        if let Some(counter) = self.by_outcome.get(flag).and_then(|f| f.get(outcome)) {
-            counter.add();
-        }
-    }
-}
-
 /// The answer of a remote evaluation.
 #[derive(Debug, Default)]
 pub struct RemoteAnswer {
@@ -372,26 +319,6 @@ impl Snapshot {
     /// referenced cohorts and the project's stored properties ([`super::enrich::enrich`]).
     pub fn enrich(&self, user: &mut Object) {
         enrich(user, &self.cohorts, &*self.project.properties);
-    }
-
-    /// Counters for every (flag, variant) this snapshot can serve, from `counter` (which should
-    /// give the same counter for the same deployment, flag and variant every time).
-    pub fn served_counts(
-        &self,
-        mut counter: impl FnMut(&str, &str) -> Arc<StripedCounter>,
-    ) -> ServedCounts {
-        ServedCounts {
-            by_outcome: self
-                .infos
-                .iter()
-                .map(|info| {
-                    info.outcomes
-                        .iter()
-                        .map(|o| counter(&info.key, &o.variant_key))
-                        .collect()
-                })
-                .collect(),
-        }
     }
 
     /// Remote evaluation (`/sdk/v2/vardata` and the v1 endpoints): enriches `user`, evaluates,

@@ -13,7 +13,7 @@ use vexil_eval::{Object, Value};
 
 use super::registry::Served;
 use super::{
-    amp_error, decode_base64, header_str, json_response, query_param, read_body, too_many,
+    amp_error, decode_base64, header_str, json_response, query_param, read_body, too_many, ArcStr,
     SdkState, EVAL_LIMIT,
 };
 
@@ -72,15 +72,6 @@ pub(crate) async fn flags(State(sdk): State<SdkState>, request: Request) -> Resp
         h.insert(header::ETAG, v);
     }
     response
-}
-
-/// Lets `Bytes` share a snapshot's body without copying it.
-struct ArcStr(Arc<str>);
-
-impl AsRef<[u8]> for ArcStr {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {

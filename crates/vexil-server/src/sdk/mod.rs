@@ -200,6 +200,15 @@ pub(crate) fn amp_error(status: StatusCode, message: &str) -> Response {
     json_response(status, body)
 }
 
+/// Lets `Bytes` share a snapshot's body without copying it.
+pub(crate) struct ArcStr(pub Arc<str>);
+
+impl AsRef<[u8]> for ArcStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;

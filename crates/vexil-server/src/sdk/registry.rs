@@ -17,15 +17,13 @@ use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::watch;
-use vexil_core::sdk::{ProjectData, ServedCounts, Snapshot, SnapshotSink, StripedCounter};
+use vexil_core::sdk::{DeploymentCounts, ProjectData, ServedCounts, Snapshot, SnapshotSink};
 use vexil_core::service::ServerSecrets;
 
 /// One deployment as served: its snapshot and what is derived from it once.
 #[derive(Debug)]
 pub struct Served {
     pub snapshot: Arc<Snapshot>,
-    /// `data: <flags>\n\n`: the SSE event of `/sdk/stream/v1/flags`.
-    pub sse_frame: Bytes,
     /// What remote evaluation and OFREP served, per flag and variant (kept across publishes).
     pub counts: ServedCounts,
     gzipped: [OnceLock<Bytes>; 2],
@@ -87,9 +85,9 @@ pub type CounterKey = (String, String, String, String);
 /// The snapshots the SDK routes read.
 pub struct Registry {
     index: RwLock<Arc<Index>>,
-    /// Evaluation counters by deployment, flag and variant, handed to every snapshot that can
-    /// serve them.
-    counters: Mutex<HashMap<CounterKey, Arc<StripedCounter>>>,
+    /// Evaluation counters by (project, deployment), handed to every snapshot of the
+    /// deployment.
+    counters: Mutex<HashMap<(String, String), DeploymentCounts>>,
     watches: RwLock<HashMap<String, watch::Sender<Arc<Served>>>>,
     secrets: RwLock<Arc<ServerSecrets>>,
     closed: watch::Sender<bool>,
@@ -245,30 +243,36 @@ impl Registry {
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out: Vec<(CounterKey, u64)> =
-            counters.iter().map(|(k, v)| (k.clone(), v.get())).collect();
+        let mut out: Vec<(CounterKey, u64)> = counters
+            .iter()
+            .flat_map(|((project, deployment), counts)| {
+                counts.counts().map(|(flag, variant, n)| {
+                    let key = (
+                        project.clone(),
+                        deployment.clone(),
+                        flag.to_owned(),
+                        variant.to_owned(),
+                    );
+                    (key, n)
+                })
+            })
+            .collect();
         out.sort();
         out
     }
 
-    /// The counters of what `snapshot` can serve; counters no snapshot can serve any more are
-    /// forgotten first, so that deleted flags do not accumulate.
+    /// The counters of what `snapshot` can serve; counters it cannot serve are forgotten, so
+    /// that deleted flags do not accumulate.
     fn counts_for(&self, snapshot: &Snapshot) -> ServedCounts {
         let mut counters = self
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        counters.retain(|_, c| Arc::strong_count(c) > 1);
-        let (project, deployment) = (&snapshot.project.key, &snapshot.deployment.key);
-        snapshot.served_counts(|flag, variant| {
-            let key = (
-                project.clone(),
-                deployment.clone(),
-                flag.to_owned(),
-                variant.to_owned(),
-            );
-            counters.entry(key).or_default().clone()
-        })
+        let key = (
+            snapshot.project.key.clone(),
+            snapshot.deployment.key.clone(),
+        );
+        counters.entry(key).or_default().serve(snapshot)
     }
 
     /// Follows a deployment's publications; `None` when it has none.
@@ -302,19 +306,19 @@ impl SnapshotSink for Registry {
         let served: Vec<Arc<Served>> = snapshots
             .iter()
             .map(|s| {
-                let mut frame = Vec::with_capacity(s.flags_json(false).len() + 8);
-                frame.extend_from_slice(b"data: ");
-                frame.extend_from_slice(s.flags_json(false).as_bytes());
-                frame.extend_from_slice(b"\n\n");
                 Arc::new(Served {
                     snapshot: s.clone(),
-                    sse_frame: Bytes::from(frame),
                     counts: self.counts_for(s),
                     gzipped: [OnceLock::new(), OnceLock::new()],
                     relay: OnceLock::new(),
                 })
             })
             .collect();
+        // The counters of deployments the project no longer has go with them.
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(p, d), _| p != project || snapshots.iter().any(|s| s.deployment.key == *d));
         {
             let mut guard = self
                 .index

@@ -6,6 +6,7 @@
 //! because a watch keeps only the latest value, a client that falls behind skips straight to
 //! the newest flags.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Duration, Instant};
 
 use super::registry::{now_ms, Served};
-use super::{amp_error, header_str, query_param, scheme_key, too_many, SdkState};
+use super::{amp_error, header_str, query_param, scheme_key, too_many, ArcStr, SdkState};
 use crate::listen::ConnectionSlot;
 
 /// The keep-alive event: data of one space, which is `data:` and two spaces on the wire.
@@ -136,10 +137,22 @@ struct FlagStream {
     /// The key the client authenticated with: the deployment's, or one a rotation replaced
     /// whose grace period was still running.
     key: String,
-    last: Bytes,
+    /// The flags last sent (`/sdk/v2/flags`, local mode).
+    last: Arc<str>,
     last_event: Instant,
     keepalive: Duration,
-    first: Option<Bytes>,
+    /// The parts of the event being sent.
+    pending: VecDeque<Bytes>,
+}
+
+/// `data: <flags>\n\n`, the event of `/sdk/stream/v1/flags`, in parts that share the
+/// snapshot's body instead of copying it.
+fn flags_event(flags: &Arc<str>) -> VecDeque<Bytes> {
+    VecDeque::from([
+        Bytes::from_static(b"data: "),
+        Bytes::from_owner(ArcStr(flags.clone())),
+        Bytes::from_static(b"\n\n"),
+    ])
 }
 
 /// `GET /sdk/stream/v1/flags`.
@@ -180,14 +193,14 @@ pub(crate) async fn flags(
     let state = FlagStream {
         wait,
         key: sent,
-        last: latest.sse_frame.clone(),
+        last: latest.snapshot.flags_json(false).clone(),
         last_event: Instant::now(),
         keepalive: sdk.config.keepalive,
-        first: Some(latest.sse_frame.clone()),
+        pending: flags_event(latest.snapshot.flags_json(false)),
     };
     let body = stream::unfold(state, |mut s| async move {
-        if let Some(first) = s.first.take() {
-            return Some((Ok::<_, Infallible>(first), s));
+        if let Some(part) = s.pending.pop_front() {
+            return Some((Ok::<_, Infallible>(part), s));
         }
         loop {
             match s.wait.next(s.last_event + s.keepalive).await {
@@ -213,10 +226,14 @@ pub(crate) async fn flags(
                     if deployment.archived || !deployment.accepts_key(&s.key, now_ms()) {
                         return None;
                     }
-                    if latest.sse_frame != s.last {
-                        s.last = latest.sse_frame.clone();
+                    let flags = latest.snapshot.flags_json(false);
+                    if !Arc::ptr_eq(flags, &s.last) && **flags != *s.last {
+                        s.last = flags.clone();
                         s.last_event = Instant::now();
-                        return Some((Ok(latest.sse_frame.clone()), s));
+                        s.pending = flags_event(flags);
+                        if let Some(part) = s.pending.pop_front() {
+                            return Some((Ok(part), s));
+                        }
                     }
                 }
             }

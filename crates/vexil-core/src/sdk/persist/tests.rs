@@ -42,7 +42,7 @@ fn cohort(version: i64, members: &[&str]) -> Arc<CohortData> {
     ))
 }
 
-fn project(cohorts: &[Arc<CohortData>]) -> Arc<ProjectData> {
+pub(crate) fn project(cohorts: &[Arc<CohortData>]) -> Arc<ProjectData> {
     Arc::new(ProjectData {
         key: "checkout".into(),
         api_key: "api-key".into(),
@@ -58,7 +58,7 @@ fn project(cohorts: &[Arc<CohortData>]) -> Arc<ProjectData> {
 
 /// A local flag `infra` (an ancestor, not attached) and a remote flag `beta-only` that
 /// depends on it and targets the cohort.
-fn configs(variant: &str) -> Vec<FlagConfig> {
+pub(crate) fn configs(variant: &str) -> Vec<FlagConfig> {
     serde_json::from_value(json!([
         {"key": "infra", "metadata": {"deployed": false, "evaluationMode": "local", "flagType": "release", "flagVersion": 1},
          "variants": {"on": {"key": "on", "value": "on"}},
@@ -77,6 +77,15 @@ fn configs(variant: &str) -> Vec<FlagConfig> {
 }
 
 fn snapshot(data: &Arc<ProjectData>, revision: i64, variant: &str) -> Arc<Snapshot> {
+    snapshot_of(data, revision, configs(variant))
+}
+
+/// The `prod` server deployment's snapshot of `configs` (`infra` local, the rest remote).
+pub(crate) fn snapshot_of(
+    data: &Arc<ProjectData>,
+    revision: i64,
+    configs: Vec<FlagConfig>,
+) -> Arc<Snapshot> {
     let deployment = Deployment {
         project: data.key.clone(),
         key: "prod".into(),
@@ -97,7 +106,7 @@ fn snapshot(data: &Arc<ProjectData>, revision: i64, variant: &str) -> Arc<Snapsh
         revision,
         changed_at: 1_700_000_000_000 + revision,
         hash: format!("hash-{revision}"),
-        configs: configs(variant),
+        configs,
         modes: BTreeMap::from([
             ("infra".to_owned(), EvaluationMode::Local),
             ("beta-only".to_owned(), EvaluationMode::Remote),
