@@ -107,6 +107,21 @@ async fn follows(http: &reqwest::Client, server: &str, edge: &str, key: &str) {
     .await;
 }
 
+/// Waits until the server serves the whole realistic scenario to `key`: `dormant`, the last
+/// flag it makes, is published after every change before it, so nothing changes after this.
+async fn published(http: &reqwest::Client, server: &str, key: &str) {
+    until("the server to publish every flag", || async {
+        let (status, body, _) = get(
+            http,
+            format!("{server}/sdk/v2/flags"),
+            format!("Api-Key {key}"),
+        )
+        .await;
+        (status == 200 && body.contains("\"key\":\"dormant\"")).then_some(())
+    })
+    .await;
+}
+
 fn setup(name: &str) -> (TempDir, Server, String) {
     let dir = TempDir::new(name);
     let (server, admin) = started(&dir.0.join("v.db"));
@@ -120,9 +135,10 @@ async fn edges_answer_as_the_server_does() {
     let api = Api::new(&server, &admin);
     let fx: Fixture = api.fixture("Edge").await;
     realistic_flags(&api, &fx).await;
+    let http = reqwest::Client::new();
+    published(&http, &server.base(), &fx.key).await;
     let edge = start_edge(&server.base(), &[&fx.key], None, "127.0.0.1:0");
     let chained = start_edge(&edge.base(), &[&fx.key], None, "127.0.0.1:0");
-    let http = reqwest::Client::new();
     follows(&http, &server.base(), &edge.base(), &fx.key).await;
     follows(&http, &server.base(), &chained.base(), &fx.key).await;
 
@@ -331,9 +347,10 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     let api = Api::new(&server, &admin);
     let fx = api.fixture("Outage").await;
     realistic_flags(&api, &fx).await;
+    let http = reqwest::Client::new();
+    published(&http, &server.base(), &fx.key).await;
     let data = dir.0.join("edge");
     let edge = start_edge(&server.base(), &[&fx.key], Some(&data), "127.0.0.1:0");
-    let http = reqwest::Client::new();
     follows(&http, &server.base(), &edge.base(), &fx.key).await;
     let people = users(40);
     let mut before = Vec::new();
