@@ -4,7 +4,8 @@
 //! reaches an SSE client of the edge quickly (p50/p99 printed); with the server stopped the
 //! edge keeps serving its last snapshot and says `stale`, accepts events that arrive upstream
 //! once the server is back on the same database, and a restarted edge serves from its data
-//! directory.
+//! directory; a client deployment is relayed with a server key of its project, through a
+//! chain of edges too, and refused without one.
 
 #![allow(
     clippy::unwrap_used,
@@ -442,4 +443,153 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     })
     .await;
     assert!(assigned <= 40, "{assigned} assignments for 40 users");
+}
+
+/// `(status, JSON body)` of a relay request at `base` with `Api-Key <auth>` and `query`.
+async fn relay(http: &reqwest::Client, base: &str, auth: &str, query: &str) -> (u16, Value) {
+    let (status, body, _) = get(
+        http,
+        format!("{base}/sdk/relay/v1/deployment{query}"),
+        format!("Api-Key {auth}"),
+    )
+    .await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// A client deployment (what browsers read) is relayed with a server key of its project: an
+/// edge following both keys, and an edge of that edge, serve it as the server does and pass
+/// its changes on; the wrong credentials are refused with their codes, and an edge without a
+/// server key of the project says why it cannot serve the client key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_deployments_are_relayed_with_a_server_key() {
+    let (_dir, server, admin) = setup("vexil-edge-client");
+    let api = Api::new(&server, &admin);
+    let mut fx = api.fixture("Browser").await;
+    let client = api.client_deployment(&mut fx).await;
+    realistic_flags(&api, &fx).await;
+    let other = api.fixture("Elsewhere").await;
+    let http = reqwest::Client::new();
+    let base = server.base();
+    published(&http, &base, &client).await;
+    until(
+        "the client and the other project's keys to be known",
+        || async {
+            let (a, _) = relay(&http, &base, &client, "").await;
+            let (b, _) = relay(&http, &base, &other.key, "").await;
+            (a == 403 && b == 200).then_some(())
+        },
+    )
+    .await;
+
+    // What the node says to each credential.
+    let named = format!("?deployment={client}");
+    let nope = "server-nope".to_owned();
+    // (Authorization key, query, status, code, whether the message names the parameter)
+    let cases = [
+        (&client, String::new(), 403, "relay_needs_server_key", true),
+        (&client, named.clone(), 403, "relay_needs_server_key", true),
+        (&other.key, named.clone(), 403, "relay_other_project", true),
+        (
+            &fx.key,
+            "?deployment=client-nope".to_owned(),
+            401,
+            "invalid_deployment_key",
+            true,
+        ),
+        (
+            &fx.key,
+            format!("{named}&deployment={client}"),
+            400,
+            "invalid_parameter",
+            true,
+        ),
+        (&nope, named.clone(), 401, "invalid_deployment_key", false),
+    ];
+    for (auth, query, status, code, names) in &cases {
+        let (have, body) = relay(&http, &base, auth, query).await;
+        assert_eq!(
+            (have, body["code"].as_str()),
+            (*status, Some(*code)),
+            "{query}: {body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert_eq!(message.contains("`deployment`"), *names, "{body}");
+    }
+    let (status, body) = relay(&http, &base, &fx.key, &named).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, own) = relay(&http, &base, &fx.key, "").await;
+    assert_ne!(
+        body, own,
+        "the client deployment's document, not the server key's own"
+    );
+
+    // The other project's key comes first: the edge moves on to the next server key.
+    let edge = start_edge(&base, &[&other.key, &client, &fx.key], None, "127.0.0.1:0");
+    let chained = start_edge(&edge.base(), &[&client, &fx.key], None, "127.0.0.1:0");
+    let lonely = start_edge(&base, &[&client, &other.key], None, "127.0.0.1:0");
+    follows(&http, &base, &edge.base(), &client).await;
+    follows(&http, &base, &chained.base(), &client).await;
+
+    let auth = format!("Api-Key {client}");
+    for path in ["/sdk/v2/flags", "/sdk/v2/flags?eval_mode=remote"] {
+        let want = get(&http, format!("{base}{path}"), auth.clone()).await;
+        assert_eq!(want.0, 200);
+        assert!(want.1.contains("checkout"), "{}", want.1);
+        for node in [&edge, &chained] {
+            let have = get(&http, format!("{}{path}", node.base()), auth.clone()).await;
+            assert_eq!(have, want, "{path} on {}", node.base());
+        }
+    }
+    for user in &users(60) {
+        let want = vardata(&http, &base, &client, user).await;
+        for node in [&edge, &chained] {
+            assert_eq!(
+                vardata(&http, &node.base(), &client, user).await,
+                want,
+                "{user}"
+            );
+        }
+    }
+    // The middle edge checks the credentials of the deployments it follows as the node does.
+    for (auth, query, status, code, _) in &cases[..3] {
+        let (have, body) = relay(&http, &edge.base(), auth, query).await;
+        assert_eq!(
+            (have, body["code"].as_str()),
+            (*status, Some(*code)),
+            "{query}: {body}"
+        );
+    }
+
+    // A change reaches a browser's stream on the chained edge.
+    let (tx, mut events) = mpsc::unbounded_channel();
+    tokio::spawn(listen(chained.base(), client.clone(), tx));
+    let first = events.recv().await.unwrap().1;
+    api.action("checkout", "deactivate").await;
+    let (_, changed) = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("the change reached the chained edge's stream")
+        .unwrap();
+    assert_ne!(changed, first);
+    follows(&http, &base, &chained.base(), &client).await;
+
+    // Without a server key of the project the edge cannot serve the client key, and says so.
+    let body = until("the edge to give up on the client key", || async {
+        let (_, body) = readyz(&http, &lonely.base()).await;
+        let error = body["deployments"][0]["error"].as_str().unwrap_or_default();
+        error.contains("client deployment").then_some(body)
+    })
+    .await;
+    let error = body["deployments"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("--key number 1") && error.contains("relay_other_project"),
+        "{body}"
+    );
+    assert_eq!(body["upstream"], "stale", "{body}");
+    let (status, _, _) = get(
+        &http,
+        format!("{}/sdk/v2/flags", lonely.base()),
+        auth.clone(),
+    )
+    .await;
+    assert_eq!(status, 401);
 }

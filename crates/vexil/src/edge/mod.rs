@@ -8,6 +8,9 @@
 //! persisted (`Persister`) and restored at start, and accepted event batches are spooled
 //! (`Spool`) and forwarded upstream in the background, so none is lost while it is away.
 //!
+//! A client deployment's key is followed with a server key of its project among the `--key`s
+//! (see `follow.rs`).
+//!
 //! This is the binary's glue, like `serve.rs`: the pieces it assembles live in the libraries
 //! (`vexil-server` serves, `vexil-core` builds and persists snapshots and spools batches,
 //! `vexil-sdk` parses the stream and spaces the retries).
@@ -30,7 +33,8 @@ use crate::cli::EdgeArgs;
 pub struct EdgeConfig {
     /// The upstream's root URL, without a trailing `/`.
     pub upstream: String,
-    /// Server deployment keys to follow.
+    /// Deployment keys to follow: server keys, and client keys relayed with one of the server
+    /// keys of their project.
     pub keys: Vec<vexil_sdk::Secret>,
     /// Snapshots (`snapshots/`) and the event spool (`spool/`); without it, both stay in
     /// memory only (the spool then lives in a temporary directory removed at exit).
@@ -304,13 +308,19 @@ pub fn edge(args: &EdgeArgs) -> Result<()> {
             tokio::runtime::Handle::current(),
         )?;
         for (i, key) in config.keys.iter().enumerate() {
+            let others = (config.keys.iter().enumerate())
+                .filter(|&(j, _)| j != i)
+                .map(|(_, k)| k.clone())
+                .collect();
             let follower = follow::Follower {
                 edge: edge.clone(),
                 http: http.clone(),
                 upstream: config.upstream.clone(),
                 key: key.clone(),
+                others,
                 index: i,
                 timeout: config.stream_timeout,
+                via: None,
             };
             tokio::spawn(follower.run());
         }
