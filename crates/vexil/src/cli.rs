@@ -137,6 +137,13 @@ pub struct EdgeArgs {
     #[arg(long, env = "VEXIL_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// Also serve Prometheus metrics at `/metrics` on this address, without a key (for an
+    /// internal network; the edge has no management keys, so only here): the SDK routes'
+    /// requests as a node counts them, each followed deployment's revision and link to the
+    /// upstream, the spool and forwarding.
+    #[arg(long, env = "VEXIL_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Log lines as text or as JSON objects.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

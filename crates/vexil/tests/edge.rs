@@ -2,10 +2,11 @@
 //! an edge) answers remote evaluation, OFREP, flag downloads and cohort downloads exactly as
 //! the server does for a few hundred users over realistic flags; a change at the server
 //! reaches an SSE client of the edge quickly (p50/p99 printed); with the server stopped the
-//! edge keeps serving its last snapshot and says `stale`, accepts events that arrive upstream
-//! once the server is back on the same database, and a restarted edge serves from its data
-//! directory; a client deployment is relayed with a server key of its project, through a
-//! chain of edges too, and refused without one.
+//! edge keeps serving its last snapshot and says `stale` (in `/readyz` and on its metrics
+//! listener), accepts events that arrive upstream once the server is back on the same
+//! database, and a restarted edge serves from its data directory; a client deployment is
+//! relayed with a server key of its project, through a chain of edges too, and refused
+//! without one.
 
 #![allow(
     clippy::unwrap_used,
@@ -25,7 +26,7 @@ use vexil_sdk::sse::SseParser;
 mod common;
 
 use common::fixtures::{realistic_flags, started, stop, users, Api, Fixture, DEADLINE};
-use common::{start_edge, start_on, Server, TempDir};
+use common::{start_edge, start_edge_with, start_on, Server, TempDir};
 
 /// `/sdk/v2/vardata` for `user` at `base` (GET, user in the header).
 async fn vardata(http: &reqwest::Client, base: &str, key: &str, user: &Value) -> Value {
@@ -121,6 +122,32 @@ async fn published(http: &reqwest::Client, server: &str, key: &str) {
         (status == 200 && body.contains("\"key\":\"dormant\"")).then_some(())
     })
     .await;
+}
+
+/// The value of the first sample of `name` whose labels include `labels`, in OpenMetrics text.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let matches = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            matches.then(|| value.parse().ok()).flatten()
+        })
+}
+
+/// Scrapes the edge's metrics listener.
+async fn scrape(http: &reqwest::Client, edge: &Server) -> String {
+    let url = edge
+        .metrics
+        .as_deref()
+        .expect("the edge has a metrics listener");
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
 }
 
 fn setup(name: &str) -> (TempDir, Server, String) {
@@ -351,7 +378,14 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     let http = reqwest::Client::new();
     published(&http, &server.base(), &fx.key).await;
     let data = dir.0.join("edge");
-    let edge = start_edge(&server.base(), &[&fx.key], Some(&data), "127.0.0.1:0");
+    let with_metrics = ["--metrics-listen", "127.0.0.1:0"];
+    let edge = start_edge_with(
+        &server.base(),
+        &[&fx.key],
+        Some(&data),
+        "127.0.0.1:0",
+        &with_metrics,
+    );
     follows(&http, &server.base(), &edge.base(), &fx.key).await;
     let people = users(40);
     let mut before = Vec::new();
@@ -363,6 +397,38 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
         (status == 200 && body["upstream"] == "connected").then_some(())
     })
     .await;
+    // The edge's metrics: the SDK requests as a node counts them, and its link upstream.
+    let prod = [("project", fx.project.as_str()), ("deployment", "prod")];
+    let text = scrape(&http, &edge).await;
+    let vardata_ok = [("family", "sdk_vardata"), ("status", "200")];
+    let served = sample(&text, "vexil_http_requests_total", &vardata_ok);
+    assert!(served >= Some(40.0), "{text}");
+    assert!(
+        sample(&text, "vexil_snapshot_revision", &prod) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "vexil_snapshot_age_seconds", &prod).is_some(),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "vexil_edge_upstream_connected", &prod),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "vexil_edge_keys_unserved", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(sample(&text, "vexil_spool_bytes", &[]).is_some(), "{text}");
+    assert!(
+        sample(&text, "vexil_edge_forwarded_batches_total", &[]).is_some(),
+        "{text}"
+    );
+    let contact = sample(&text, "vexil_edge_upstream_contact_age_seconds", &prod).unwrap();
+    let retried = [("kind", "retried")];
+    let failures = sample(&text, "vexil_edge_forward_failures_total", &retried).unwrap();
 
     stop(server);
     let (status, body) = until("readyz to say stale", || async {
@@ -372,6 +438,21 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["stale_seconds"].is_u64(), "{body}");
+    let text = scrape(&http, &edge).await;
+    assert_eq!(
+        sample(&text, "vexil_edge_upstream_connected", &prod),
+        Some(0.0),
+        "{text}"
+    );
+    until(
+        "the seconds since the upstream's last answer to grow",
+        || async {
+            let text = scrape(&http, &edge).await;
+            let age = sample(&text, "vexil_edge_upstream_contact_age_seconds", &prod).unwrap();
+            (age > contact).then_some(())
+        },
+    )
+    .await;
     for (user, want) in people.iter().zip(&before) {
         assert_eq!(&vardata(&http, &edge.base(), &fx.key, user).await, want);
     }
@@ -392,14 +473,37 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["code"], 200, "{answer}");
+    until(
+        "the spooled batch and its failed forward to show",
+        || async {
+            let text = scrape(&http, &edge).await;
+            let bytes = sample(&text, "vexil_spool_bytes", &[]).unwrap();
+            let failed = sample(&text, "vexil_edge_forward_failures_total", &retried).unwrap();
+            (bytes > 0.0 && failed > failures).then_some(())
+        },
+    )
+    .await;
 
     // An edge restarted while the upstream is down serves from its data directory.
     drop(edge);
-    let edge = start_edge(
+    let edge = start_edge_with(
         &format!("http://{addr}"),
         &[&fx.key],
         Some(&data),
         "127.0.0.1:0",
+        &with_metrics,
+    );
+    // It knows the restored deployment before the upstream answers.
+    let text = scrape(&http, &edge).await;
+    assert_eq!(
+        sample(&text, "vexil_edge_upstream_connected", &prod),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "vexil_edge_keys_unserved", &[]),
+        Some(0.0),
+        "{text}"
     );
     let (status, body) = readyz(&http, &edge.base()).await;
     assert_eq!(
@@ -423,6 +527,13 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     until("readyz to say connected", || async {
         let (_, body) = readyz(&http, &edge.base()).await;
         (body["upstream"] == "connected").then_some(())
+    })
+    .await;
+    until("the metrics to show the upstream back", || async {
+        let text = scrape(&http, &edge).await;
+        let connected = sample(&text, "vexil_edge_upstream_connected", &prod);
+        let forwarded = sample(&text, "vexil_edge_forwarded_batches_total", &[]).unwrap();
+        (connected == Some(1.0) && forwarded >= 1.0).then_some(())
     })
     .await;
     let counts = api.exposures("checkout").await;
