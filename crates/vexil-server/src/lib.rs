@@ -40,7 +40,7 @@ pub use config::ServerConfig;
 use error::{ApiError, ApiResult};
 pub use listen::ConnectionLimits;
 pub use proxy::{InvalidNet, IpNet};
-pub use sdk::{NodeBackend, SdkBackend};
+pub use sdk::{BackendMetric, MetricKind, NodeBackend, SdkBackend};
 pub use sdk_app::SdkApp;
 pub use webhooks::WebhookOptions;
 
@@ -110,6 +110,7 @@ impl App {
         let metrics = Arc::new(metrics::Metrics::new(metrics::Live {
             registry: registry.clone(),
             node: Some((publisher.clone(), tracker.clone())),
+            backend: None,
             streams: streams.clone(),
         }));
         let limiter = config.rate_limit.map(sdk::Limiter::new);

@@ -12,7 +12,10 @@
 //!   counted with one relaxed atomic add per result by the snapshot itself);
 //! - each deployment's snapshot revision and the age of its content, streams open, event
 //!   ingestion (events accepted, batches refused, told to retry or failed), and the tracker's
-//!   queue depth and drops, read when scraped.
+//!   queue depth and drops, read when scraped;
+//! - whatever the [`SdkBackend`] reports ([`BackendMetric`]s): `vexil edge`'s link to its
+//!   upstream, spool and forwarding. An edge has no management keys, so it serves `/metrics`
+//!   only on its metrics listener (`SdkApp::serve_metrics`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,6 +41,7 @@ use vexil_core::sdk::{Publisher, Tracker};
 use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::sdk::registry::{Registry as SdkRegistry, Served};
+use crate::sdk::{BackendMetric, MetricKind, SdkBackend};
 use crate::AppState;
 
 /// Request labels: the endpoint family and the status code.
@@ -182,6 +186,7 @@ pub(crate) fn family(path: &str) -> &'static str {
         ("/v1/vardata", "sdk_vardata"),
         ("/sdk/stream/", "sdk_stream"),
         ("/sdk/v1/cohort/", "sdk_cohort"),
+        ("/sdk/relay/", "sdk_relay"),
         ("/sdk/ofrep/", "ofrep"),
         ("/ofrep/", "ofrep"),
         ("/2/httpapi", "events"),
@@ -259,6 +264,8 @@ pub(crate) struct Live {
     pub registry: Arc<SdkRegistry>,
     /// A node's publisher and tracker; an edge has neither.
     pub node: Option<(Publisher, Tracker)>,
+    /// An edge's backend, for what it reports; a node's metrics come from `node`.
+    pub backend: Option<Arc<dyn SdkBackend>>,
     pub streams: Arc<AtomicUsize>,
 }
 
@@ -283,6 +290,28 @@ fn per_deployment(
             ("deployment", s.snapshot.deployment.key.as_str()),
         ];
         ConstGauge::new(value(s)).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A backend's metric family, as the server's own are encoded.
+fn encode_backend(
+    encoder: &mut DescriptorEncoder,
+    metric: &BackendMetric,
+) -> Result<(), std::fmt::Error> {
+    let kind = match metric.kind {
+        MetricKind::Gauge => MetricType::Gauge,
+        MetricKind::Counter => MetricType::Counter,
+    };
+    let mut family = encoder.encode_descriptor(metric.name, metric.help, None, kind)?;
+    for (labels, value) in &metric.samples {
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let sample = family.encode_family(&labels)?;
+        match metric.kind {
+            MetricKind::Gauge => ConstGauge::new(*value).encode(sample)?,
+            // Counters count whole things.
+            MetricKind::Counter => ConstCounter::new(value.max(0.0) as u64).encode(sample)?,
+        }
     }
     Ok(())
 }
@@ -335,6 +364,11 @@ impl Collector for Live {
             None,
             MetricType::Gauge,
         )?)?;
+        if let Some(backend) = &sdk.backend {
+            for metric in backend.metrics() {
+                encode_backend(&mut encoder, &metric)?;
+            }
+        }
         let Some((publisher, tracker)) = &sdk.node else {
             return Ok(());
         };
@@ -404,6 +438,7 @@ mod tests {
             ("/v1/vardata", "sdk_vardata"),
             ("/sdk/stream/v1/flags", "sdk_stream"),
             ("/sdk/v1/cohort/abc", "sdk_cohort"),
+            ("/sdk/relay/v1/stream", "sdk_relay"),
             ("/ofrep/v1/evaluate/flags", "ofrep"),
             ("/sdk/ofrep/v1/events", "ofrep"),
             ("/batch", "events"),

@@ -1,7 +1,9 @@
 //! An application that serves only the SDK API, from snapshots handed to it, with no store:
 //! what `vexil edge` runs. The routes, the registry and the connection layer are the ones a
 //! `vexil serve` node uses; only the [`SdkBackend`] differs (the edge's forwards event batches
-//! and tracking upstream), so an edge cannot answer differently from a node.
+//! and tracking upstream), so an edge cannot answer differently from a node. Its `/metrics` is
+//! the node's exporter over the same routes, plus what the backend reports, on a listener of
+//! its own.
 
 use std::future::Future;
 use std::sync::atomic::AtomicUsize;
@@ -33,6 +35,7 @@ impl SdkApp {
         let metrics = Arc::new(metrics::Metrics::new(metrics::Live {
             registry: registry.clone(),
             node: None,
+            backend: Some(backend.clone()),
             streams: streams.clone(),
         }));
         let limiter = config.rate_limit.map(sdk::Limiter::new);
@@ -68,6 +71,22 @@ impl SdkApp {
                 metrics::track,
             ))
             .layer(axum::middleware::from_fn(trace::context))
+    }
+
+    /// Serves `/metrics` on `listener`, without a key (meant for an internal network), until
+    /// `shutdown` resolves: the SDK routes' metrics, as a node reports them, and the
+    /// backend's ([`SdkBackend::metrics`]).
+    pub fn serve_metrics(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+        let router = metrics::open_router(self.sdk.metrics.clone());
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
     }
 
     /// Serves until `shutdown` resolves; open streams end then.

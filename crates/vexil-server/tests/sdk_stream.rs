@@ -1,8 +1,9 @@
 //! Server-sent events end to end: the flag stream of the server SDKs (first event at once, a
 //! new full payload on every change, keep-alives of one space, the end of the stream when the
 //! deployment is archived, a client that does not read never holding others back) and OFREP's
-//! change notifications; and a second node on the same PostgreSQL database that picks up and
-//! pushes changes made through the first.
+//! change notifications; the relay stream and document of a client deployment, asked for with
+//! a server key of its project, and the refusals of the wrong credentials; and a second node
+//! on the same PostgreSQL database that picks up and pushes changes made through the first.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -154,6 +155,98 @@ async fn flag_stream_pushes_every_change(srv: &Server) {
         .send(srv.sdk(Method::GET, "/sdk/stream/v1/flags", &fx.server))
         .await;
     assert_eq!(r.status, 401);
+}
+
+/// A client deployment is relayed with a server key of its project (`?deployment=`), on the
+/// document and the stream alike; every other pairing is refused with its code and a message
+/// that names the parameter. The relay reads snapshots only, so one backend covers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaying_a_client_deployment_takes_a_server_key_of_its_project() {
+    let srv = Server::sqlite().await;
+    let fx = srv.sdk_fixture("Relay").await;
+    let other = srv.sdk_fixture("Relay elsewhere").await;
+    let mut body = aou(10);
+    body["deployments"] = json!(["prod", "web"]);
+    srv.live_flag(&fx, "rollout", body).await;
+    let named = format!("deployment={}", fx.client);
+    let refused = [
+        (&fx.client, String::new(), 403, "relay_needs_server_key"),
+        (&fx.client, named.clone(), 403, "relay_needs_server_key"),
+        (&other.server, named.clone(), 403, "relay_other_project"),
+        (
+            &fx.server,
+            "deployment=web-nope".to_owned(),
+            401,
+            "invalid_deployment_key",
+        ),
+        (
+            &fx.server,
+            "deployment=".to_owned(),
+            401,
+            "invalid_deployment_key",
+        ),
+        (
+            &fx.server,
+            format!("{named}&{named}"),
+            400,
+            "invalid_parameter",
+        ),
+    ];
+    let relay =
+        |path: &str, key: &str, query: &str| srv.sdk(Method::GET, &format!("{path}?{query}"), key);
+    for path in ["/sdk/relay/v1/deployment", "/sdk/relay/v1/stream"] {
+        for (key, query, status, code) in &refused {
+            let r = srv.send(relay(path, key, query)).await;
+            assert_eq!((r.status, r.code()), (*status, *code), "{path}?{query}");
+            assert!(r.message().contains("`deployment`"), "{}", r.message());
+        }
+    }
+
+    let document = srv
+        .send(relay("/sdk/relay/v1/deployment", &fx.server, &named))
+        .await
+        .ok(200);
+    assert_eq!(
+        document.json["project"]["deployments"][0]["deployment"]["key"], "web",
+        "{}",
+        document.json
+    );
+    let response = relay("/sdk/relay/v1/stream", &fx.server, &named)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = Events::new(response);
+    let first = stream.next(Duration::from_secs(2)).await.unwrap();
+    assert!(first.starts_with("event: revision"), "{first}");
+    srv.update("rollout", &aou(30)).await.ok(200);
+    let next = loop {
+        let event = stream.next(Duration::from_secs(2)).await.unwrap();
+        if event.starts_with("event: revision") {
+            break event;
+        }
+    };
+    assert_ne!(next, first);
+
+    // An archived deployment's key relays only its own deployment.
+    let path = format!("/api/v1/projects/{}/deployments/prod", fx.project);
+    let d = srv.get(&path).await.ok(200);
+    srv.patch(&path, d.etag(), &json!({"archived": true}))
+        .await
+        .ok(200);
+    let archived = srv
+        .eventually("the archive to be published", || async {
+            let r = srv
+                .send(relay("/sdk/relay/v1/deployment", &fx.server, &named))
+                .await;
+            (r.status == 403).then_some(r)
+        })
+        .await;
+    assert_eq!(archived.code(), "relay_key_archived");
+    let own = format!("deployment={}", fx.server);
+    srv.send(relay("/sdk/relay/v1/deployment", &fx.server, &own))
+        .await
+        .ok(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

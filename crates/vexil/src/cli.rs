@@ -46,7 +46,9 @@ pub enum Command {
     ///
     /// The upstream is a `vexil serve` node or another edge. While it is unreachable the edge
     /// keeps serving the last snapshots (`/readyz` says `stale`); with `--data-dir` they also
-    /// survive a restart, and spooled events survive one. Stops on SIGINT or SIGTERM.
+    /// survive a restart, and spooled events survive one. A client deployment (browsers,
+    /// mobile apps) is relayed with a server key of its project, given as another --key.
+    /// Stops on SIGINT or SIGTERM.
     Edge(EdgeArgs),
 
     /// Manage the management API's keys directly in the database.
@@ -90,8 +92,11 @@ pub struct EdgeArgs {
     #[arg(long, env = "VEXIL_UPSTREAM", value_name = "URL")]
     pub upstream: String,
 
-    /// A server deployment key to follow and serve (repeat, or comma-separate in the
-    /// environment variable).
+    /// A deployment key to follow and serve (repeat, or comma-separate in the environment
+    /// variable). A server key relays by itself. A client key (for browsers and mobile apps)
+    /// is relayed with a server key of its project, which must be among the --key options too:
+    /// each is tried in order until the upstream takes one; `/readyz` and the log say so when
+    /// none does.
     #[arg(
         long,
         env = "VEXIL_EDGE_KEYS",
@@ -131,6 +136,13 @@ pub struct EdgeArgs {
     /// request's Host is used.
     #[arg(long, env = "VEXIL_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// Also serve Prometheus metrics at `/metrics` on this address, without a key (for an
+    /// internal network; the edge has no management keys, so only here): the SDK routes'
+    /// requests as a node counts them, each followed deployment's revision and link to the
+    /// upstream, the spool and forwarding.
+    #[arg(long, env = "VEXIL_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 
     /// Log lines as text or as JSON objects.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -410,4 +410,20 @@ fn help_documents_every_option() {
     ] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
+    let out = vexil().args(["edge", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for option in [
+        "--upstream <URL>",
+        "--key <DEPLOYMENT_KEY>",
+        "--listen <ADDR>",
+        "--data-dir <DIR>",
+        "--spool-max-mb <MIB>",
+        "--public-url <URL>",
+        "--metrics-listen <ADDR>",
+        "--log-format",
+        "A client key (for browsers and mobile apps)",
+    ] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
 }

@@ -2,9 +2,11 @@
 //! an edge) answers remote evaluation, OFREP, flag downloads and cohort downloads exactly as
 //! the server does for a few hundred users over realistic flags; a change at the server
 //! reaches an SSE client of the edge quickly (p50/p99 printed); with the server stopped the
-//! edge keeps serving its last snapshot and says `stale`, accepts events that arrive upstream
-//! once the server is back on the same database, and a restarted edge serves from its data
-//! directory.
+//! edge keeps serving its last snapshot and says `stale` (in `/readyz` and on its metrics
+//! listener), accepts events that arrive upstream once the server is back on the same
+//! database, and a restarted edge serves from its data directory; a client deployment is
+//! relayed with a server key of its project, through a chain of edges too, and refused
+//! without one.
 
 #![allow(
     clippy::unwrap_used,
@@ -24,7 +26,7 @@ use vexil_sdk::sse::SseParser;
 mod common;
 
 use common::fixtures::{realistic_flags, started, stop, users, Api, Fixture, DEADLINE};
-use common::{start_edge, start_on, Server, TempDir};
+use common::{start_edge, start_edge_with, start_on, Server, TempDir};
 
 /// `/sdk/v2/vardata` for `user` at `base` (GET, user in the header).
 async fn vardata(http: &reqwest::Client, base: &str, key: &str, user: &Value) -> Value {
@@ -107,6 +109,47 @@ async fn follows(http: &reqwest::Client, server: &str, edge: &str, key: &str) {
     .await;
 }
 
+/// Waits until the server serves the whole realistic scenario to `key`: `dormant`, the last
+/// flag it makes, is published after every change before it, so nothing changes after this.
+async fn published(http: &reqwest::Client, server: &str, key: &str) {
+    until("the server to publish every flag", || async {
+        let (status, body, _) = get(
+            http,
+            format!("{server}/sdk/v2/flags"),
+            format!("Api-Key {key}"),
+        )
+        .await;
+        (status == 200 && body.contains("\"key\":\"dormant\"")).then_some(())
+    })
+    .await;
+}
+
+/// The value of the first sample of `name` whose labels include `labels`, in OpenMetrics text.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let matches = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            matches.then(|| value.parse().ok()).flatten()
+        })
+}
+
+/// Scrapes the edge's metrics listener.
+async fn scrape(http: &reqwest::Client, edge: &Server) -> String {
+    let url = edge
+        .metrics
+        .as_deref()
+        .expect("the edge has a metrics listener");
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
 fn setup(name: &str) -> (TempDir, Server, String) {
     let dir = TempDir::new(name);
     let (server, admin) = started(&dir.0.join("v.db"));
@@ -120,9 +163,10 @@ async fn edges_answer_as_the_server_does() {
     let api = Api::new(&server, &admin);
     let fx: Fixture = api.fixture("Edge").await;
     realistic_flags(&api, &fx).await;
+    let http = reqwest::Client::new();
+    published(&http, &server.base(), &fx.key).await;
     let edge = start_edge(&server.base(), &[&fx.key], None, "127.0.0.1:0");
     let chained = start_edge(&edge.base(), &[&fx.key], None, "127.0.0.1:0");
-    let http = reqwest::Client::new();
     follows(&http, &server.base(), &edge.base(), &fx.key).await;
     follows(&http, &server.base(), &chained.base(), &fx.key).await;
 
@@ -331,9 +375,17 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     let api = Api::new(&server, &admin);
     let fx = api.fixture("Outage").await;
     realistic_flags(&api, &fx).await;
-    let data = dir.0.join("edge");
-    let edge = start_edge(&server.base(), &[&fx.key], Some(&data), "127.0.0.1:0");
     let http = reqwest::Client::new();
+    published(&http, &server.base(), &fx.key).await;
+    let data = dir.0.join("edge");
+    let with_metrics = ["--metrics-listen", "127.0.0.1:0"];
+    let edge = start_edge_with(
+        &server.base(),
+        &[&fx.key],
+        Some(&data),
+        "127.0.0.1:0",
+        &with_metrics,
+    );
     follows(&http, &server.base(), &edge.base(), &fx.key).await;
     let people = users(40);
     let mut before = Vec::new();
@@ -345,6 +397,38 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
         (status == 200 && body["upstream"] == "connected").then_some(())
     })
     .await;
+    // The edge's metrics: the SDK requests as a node counts them, and its link upstream.
+    let prod = [("project", fx.project.as_str()), ("deployment", "prod")];
+    let text = scrape(&http, &edge).await;
+    let vardata_ok = [("family", "sdk_vardata"), ("status", "200")];
+    let served = sample(&text, "vexil_http_requests_total", &vardata_ok);
+    assert!(served >= Some(40.0), "{text}");
+    assert!(
+        sample(&text, "vexil_snapshot_revision", &prod) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "vexil_snapshot_age_seconds", &prod).is_some(),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "vexil_edge_upstream_connected", &prod),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "vexil_edge_keys_unserved", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(sample(&text, "vexil_spool_bytes", &[]).is_some(), "{text}");
+    assert!(
+        sample(&text, "vexil_edge_forwarded_batches_total", &[]).is_some(),
+        "{text}"
+    );
+    let contact = sample(&text, "vexil_edge_upstream_contact_age_seconds", &prod).unwrap();
+    let retried = [("kind", "retried")];
+    let failures = sample(&text, "vexil_edge_forward_failures_total", &retried).unwrap();
 
     stop(server);
     let (status, body) = until("readyz to say stale", || async {
@@ -354,6 +438,21 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["stale_seconds"].is_u64(), "{body}");
+    let text = scrape(&http, &edge).await;
+    assert_eq!(
+        sample(&text, "vexil_edge_upstream_connected", &prod),
+        Some(0.0),
+        "{text}"
+    );
+    until(
+        "the seconds since the upstream's last answer to grow",
+        || async {
+            let text = scrape(&http, &edge).await;
+            let age = sample(&text, "vexil_edge_upstream_contact_age_seconds", &prod).unwrap();
+            (age > contact).then_some(())
+        },
+    )
+    .await;
     for (user, want) in people.iter().zip(&before) {
         assert_eq!(&vardata(&http, &edge.base(), &fx.key, user).await, want);
     }
@@ -374,14 +473,37 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["code"], 200, "{answer}");
+    until(
+        "the spooled batch and its failed forward to show",
+        || async {
+            let text = scrape(&http, &edge).await;
+            let bytes = sample(&text, "vexil_spool_bytes", &[]).unwrap();
+            let failed = sample(&text, "vexil_edge_forward_failures_total", &retried).unwrap();
+            (bytes > 0.0 && failed > failures).then_some(())
+        },
+    )
+    .await;
 
     // An edge restarted while the upstream is down serves from its data directory.
     drop(edge);
-    let edge = start_edge(
+    let edge = start_edge_with(
         &format!("http://{addr}"),
         &[&fx.key],
         Some(&data),
         "127.0.0.1:0",
+        &with_metrics,
+    );
+    // It knows the restored deployment before the upstream answers.
+    let text = scrape(&http, &edge).await;
+    assert_eq!(
+        sample(&text, "vexil_edge_upstream_connected", &prod),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "vexil_edge_keys_unserved", &[]),
+        Some(0.0),
+        "{text}"
     );
     let (status, body) = readyz(&http, &edge.base()).await;
     assert_eq!(
@@ -407,6 +529,13 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
         (body["upstream"] == "connected").then_some(())
     })
     .await;
+    until("the metrics to show the upstream back", || async {
+        let text = scrape(&http, &edge).await;
+        let connected = sample(&text, "vexil_edge_upstream_connected", &prod);
+        let forwarded = sample(&text, "vexil_edge_forwarded_batches_total", &[]).unwrap();
+        (connected == Some(1.0) && forwarded >= 1.0).then_some(())
+    })
+    .await;
     let counts = api.exposures("checkout").await;
     assert_eq!(counts.get("treatment").map(|c| c.0), Some(5), "{counts:?}");
     // Remote evaluation on the edge recorded assignments, forwarded as assignment events:
@@ -425,4 +554,153 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
     })
     .await;
     assert!(assigned <= 40, "{assigned} assignments for 40 users");
+}
+
+/// `(status, JSON body)` of a relay request at `base` with `Api-Key <auth>` and `query`.
+async fn relay(http: &reqwest::Client, base: &str, auth: &str, query: &str) -> (u16, Value) {
+    let (status, body, _) = get(
+        http,
+        format!("{base}/sdk/relay/v1/deployment{query}"),
+        format!("Api-Key {auth}"),
+    )
+    .await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// A client deployment (what browsers read) is relayed with a server key of its project: an
+/// edge following both keys, and an edge of that edge, serve it as the server does and pass
+/// its changes on; the wrong credentials are refused with their codes, and an edge without a
+/// server key of the project says why it cannot serve the client key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_deployments_are_relayed_with_a_server_key() {
+    let (_dir, server, admin) = setup("vexil-edge-client");
+    let api = Api::new(&server, &admin);
+    let mut fx = api.fixture("Browser").await;
+    let client = api.client_deployment(&mut fx).await;
+    realistic_flags(&api, &fx).await;
+    let other = api.fixture("Elsewhere").await;
+    let http = reqwest::Client::new();
+    let base = server.base();
+    published(&http, &base, &client).await;
+    until(
+        "the client and the other project's keys to be known",
+        || async {
+            let (a, _) = relay(&http, &base, &client, "").await;
+            let (b, _) = relay(&http, &base, &other.key, "").await;
+            (a == 403 && b == 200).then_some(())
+        },
+    )
+    .await;
+
+    // What the node says to each credential.
+    let named = format!("?deployment={client}");
+    let nope = "server-nope".to_owned();
+    // (Authorization key, query, status, code, whether the message names the parameter)
+    let cases = [
+        (&client, String::new(), 403, "relay_needs_server_key", true),
+        (&client, named.clone(), 403, "relay_needs_server_key", true),
+        (&other.key, named.clone(), 403, "relay_other_project", true),
+        (
+            &fx.key,
+            "?deployment=client-nope".to_owned(),
+            401,
+            "invalid_deployment_key",
+            true,
+        ),
+        (
+            &fx.key,
+            format!("{named}&deployment={client}"),
+            400,
+            "invalid_parameter",
+            true,
+        ),
+        (&nope, named.clone(), 401, "invalid_deployment_key", false),
+    ];
+    for (auth, query, status, code, names) in &cases {
+        let (have, body) = relay(&http, &base, auth, query).await;
+        assert_eq!(
+            (have, body["code"].as_str()),
+            (*status, Some(*code)),
+            "{query}: {body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert_eq!(message.contains("`deployment`"), *names, "{body}");
+    }
+    let (status, body) = relay(&http, &base, &fx.key, &named).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, own) = relay(&http, &base, &fx.key, "").await;
+    assert_ne!(
+        body, own,
+        "the client deployment's document, not the server key's own"
+    );
+
+    // The other project's key comes first: the edge moves on to the next server key.
+    let edge = start_edge(&base, &[&other.key, &client, &fx.key], None, "127.0.0.1:0");
+    let chained = start_edge(&edge.base(), &[&client, &fx.key], None, "127.0.0.1:0");
+    let lonely = start_edge(&base, &[&client, &other.key], None, "127.0.0.1:0");
+    follows(&http, &base, &edge.base(), &client).await;
+    follows(&http, &base, &chained.base(), &client).await;
+
+    let auth = format!("Api-Key {client}");
+    for path in ["/sdk/v2/flags", "/sdk/v2/flags?eval_mode=remote"] {
+        let want = get(&http, format!("{base}{path}"), auth.clone()).await;
+        assert_eq!(want.0, 200);
+        assert!(want.1.contains("checkout"), "{}", want.1);
+        for node in [&edge, &chained] {
+            let have = get(&http, format!("{}{path}", node.base()), auth.clone()).await;
+            assert_eq!(have, want, "{path} on {}", node.base());
+        }
+    }
+    for user in &users(60) {
+        let want = vardata(&http, &base, &client, user).await;
+        for node in [&edge, &chained] {
+            assert_eq!(
+                vardata(&http, &node.base(), &client, user).await,
+                want,
+                "{user}"
+            );
+        }
+    }
+    // The middle edge checks the credentials of the deployments it follows as the node does.
+    for (auth, query, status, code, _) in &cases[..3] {
+        let (have, body) = relay(&http, &edge.base(), auth, query).await;
+        assert_eq!(
+            (have, body["code"].as_str()),
+            (*status, Some(*code)),
+            "{query}: {body}"
+        );
+    }
+
+    // A change reaches a browser's stream on the chained edge.
+    let (tx, mut events) = mpsc::unbounded_channel();
+    tokio::spawn(listen(chained.base(), client.clone(), tx));
+    let first = events.recv().await.unwrap().1;
+    api.action("checkout", "deactivate").await;
+    let (_, changed) = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("the change reached the chained edge's stream")
+        .unwrap();
+    assert_ne!(changed, first);
+    follows(&http, &base, &chained.base(), &client).await;
+
+    // Without a server key of the project the edge cannot serve the client key, and says so.
+    let body = until("the edge to give up on the client key", || async {
+        let (_, body) = readyz(&http, &lonely.base()).await;
+        let error = body["deployments"][0]["error"].as_str().unwrap_or_default();
+        error.contains("client deployment").then_some(body)
+    })
+    .await;
+    let error = body["deployments"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("--key number 1") && error.contains("relay_other_project"),
+        "{body}"
+    );
+    assert_eq!(body["upstream"], "stale", "{body}");
+    let (status, _, _) = get(
+        &http,
+        format!("{}/sdk/v2/flags", lonely.base()),
+        auth.clone(),
+    )
+    .await;
+    assert_eq!(status, 401);
 }

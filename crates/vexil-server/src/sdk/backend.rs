@@ -35,6 +35,49 @@ pub trait SdkBackend: Send + Sync + 'static {
 
     /// `/readyz`: whether the node can serve SDKs, and the body that says why.
     fn readiness(&self) -> (bool, serde_json::Value);
+
+    /// What the backend reports on `/metrics` beside the SDK routes' own metrics, read when
+    /// scraped. Must not block for long.
+    fn metrics(&self) -> Vec<BackendMetric> {
+        Vec::new()
+    }
+}
+
+/// Whether a [`BackendMetric`] is a gauge or a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+    /// Encoded with the `_total` suffix and whole values.
+    Counter,
+}
+
+/// One metric family a backend reports, in Prometheus terms: the server encodes it with its
+/// own, so there is one exporter.
+#[derive(Debug, Clone)]
+pub struct BackendMetric {
+    /// `vexil_...`, without `_total` for a counter.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    /// Each sample's labels and value; a family without labels has one sample.
+    pub samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+impl BackendMetric {
+    /// A family of one unlabelled sample.
+    pub fn single(
+        name: &'static str,
+        help: &'static str,
+        kind: MetricKind,
+        value: f64,
+    ) -> BackendMetric {
+        BackendMetric {
+            name,
+            help,
+            kind,
+            samples: vec![(Vec::new(), value)],
+        }
+    }
 }
 
 /// A `vexil serve` node's backend: its store through the tracker, its publisher.

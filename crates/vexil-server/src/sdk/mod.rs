@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-pub use backend::{NodeBackend, SdkBackend};
+pub use backend::{BackendMetric, MetricKind, NodeBackend, SdkBackend};
 use base64::Engine;
 use bytes::Bytes;
 

@@ -13,16 +13,32 @@
 //!   publish that changes what the deployment serves, and a `: ping` comment every keep-alive
 //!   interval. It carries no data: the follower fetches the document with `If-None-Match`.
 //!
-//! Only server deployment keys may relay: the document holds remote-mode configs and cohort
-//! members, which client keys (public by design) must not reveal. A client key gets `403`
-//! `relay_needs_server_key`; an unknown key `401` `invalid_deployment_key`. Errors are
-//! `{"code": "...", "message": "..."}`.
+//! Only server deployment keys authorize relaying: the document holds remote-mode configs and
+//! cohort members, which client keys (public by design) must not reveal. A client deployment
+//! (what browsers and mobile apps read) is relayed with a server key of the same project:
+//! `Authorization: Api-Key <server deployment key>` and the query parameter
+//! `deployment=<client deployment key>`, on both endpoints; the parameter may name any
+//! deployment of the server key's project. An archived deployment's key relays only its own
+//! deployment. Refusals, as `{"code": "...", "message": "..."}`:
+//!
+//! - `401` `invalid_deployment_key`: the `Authorization` key, or the deployment the
+//!   `deployment` parameter names, is unknown;
+//! - `403` `relay_needs_server_key`: the `Authorization` key is a client deployment's;
+//! - `403` `relay_other_project`: the `deployment` parameter names a deployment of another
+//!   project than the server key's;
+//! - `403` `relay_key_archived`: an archived deployment's key names another deployment;
+//! - `400` `invalid_parameter`: `deployment` is given more than once;
+//! - `429` `rate_limited`, per `Authorization` key.
+//!
+//! An edge serves these endpoints from its own registry, so it relays (and checks) only the
+//! deployments it follows: to relay a client deployment it must follow a server key of the
+//! project too, which it needs anyway to follow the client deployment from its upstream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
@@ -41,27 +57,80 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, body)
 }
 
-/// The deployment of a server key, archived or not, within its rate limit.
-fn admit(sdk: &SdkState, headers: &HeaderMap) -> Result<Arc<Served>, Response> {
-    let Some(served) = scheme_key(headers, "Api-Key").and_then(|k| sdk.registry.by_key(k)) else {
+/// The deployment a relay request is for, archived or not, within its key's rate limit: the
+/// one of the server key in `Authorization`, or the one the `deployment` query parameter names
+/// when it belongs to that key's project.
+fn admit(
+    sdk: &SdkState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<Served>, Response> {
+    let Some(authority) = scheme_key(headers, "Api-Key").and_then(|k| sdk.registry.by_key(k))
+    else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "invalid_deployment_key",
-            "Authorization must be `Api-Key <deployment key>` of a known deployment",
+            "Authorization must be `Api-Key <deployment key>` of a known server deployment",
         ));
     };
-    if served.snapshot.deployment.kind != DeploymentType::Server {
+    let named = named_deployment(query)?;
+    if authority.snapshot.deployment.kind != DeploymentType::Server {
         return Err(refuse(
             StatusCode::FORBIDDEN,
             "relay_needs_server_key",
-            "only a server deployment's key may relay it",
+            "only a server deployment's key may relay: to relay a client deployment, give \
+             `Authorization: Api-Key <server deployment key>` of its project and the client \
+             deployment's key in the `deployment` query parameter",
         ));
     }
-    if let Err(retry) = sdk.limit(&served.snapshot.deployment.api_key) {
+    if let Err(retry) = sdk.limit(&authority.snapshot.deployment.api_key) {
         let body = serde_json::json!({"code": "rate_limited", "message": "Too many requests"});
         return Err(too_many(retry, body.to_string()));
     }
-    Ok(served)
+    let Some(key) = named else {
+        return Ok(authority);
+    };
+    let Some(target) = sdk.registry.by_key(&key) else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_deployment_key",
+            "the `deployment` query parameter must be the key of a known deployment",
+        ));
+    };
+    let (a, t) = (&authority.snapshot, &target.snapshot);
+    if a.project.key != t.project.key {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "relay_other_project",
+            "the `deployment` query parameter names a deployment of another project than the \
+             server key's: relay it with a server key of its own project",
+        ));
+    }
+    if a.deployment.archived && a.deployment.key != t.deployment.key {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "relay_key_archived",
+            "an archived deployment's key relays only that deployment, not the one the \
+             `deployment` query parameter names",
+        ));
+    }
+    Ok(target)
+}
+
+/// The `deployment` query parameter, when given once.
+fn named_deployment(query: Option<&str>) -> Result<Option<String>, Response> {
+    let mut named = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "deployment")
+        .map(|(_, v)| v.into_owned());
+    let first = named.next();
+    if named.next().is_some() {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "give the `deployment` query parameter at most once",
+        ));
+    }
+    Ok(first)
 }
 
 /// The relay ETag of what `served` serves.
@@ -72,8 +141,12 @@ pub(crate) fn etag(served: &Served) -> String {
 }
 
 /// `GET /sdk/relay/v1/deployment`.
-pub(crate) async fn deployment(State(sdk): State<SdkState>, headers: HeaderMap) -> Response {
-    let served = match admit(&sdk, &headers) {
+pub(crate) async fn deployment(
+    State(sdk): State<SdkState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let served = match admit(&sdk, &headers, query.as_deref()) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -122,9 +195,10 @@ struct RelayStream {
 pub(crate) async fn stream(
     State(sdk): State<SdkState>,
     slot: Option<Extension<ConnectionSlot>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let served = match admit(&sdk, &headers) {
+    let served = match admit(&sdk, &headers, query.as_deref()) {
         Ok(s) => s,
         Err(r) => return r,
     };

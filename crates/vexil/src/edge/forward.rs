@@ -26,6 +26,7 @@ use vexil_core::sdk::{
     Spool, SpoolError, Tracked,
 };
 use vexil_sdk::backoff::Backoff;
+use vexil_server::{BackendMetric, MetricKind};
 use vexil_store::ExposureRow;
 
 use super::Edge;
@@ -55,6 +56,12 @@ pub(super) struct EdgeBackend {
     spool: Arc<Spool>,
     pending: Mutex<Pending>,
     dropped: AtomicU64,
+    /// Spooled batches the upstream took.
+    forwarded: AtomicU64,
+    /// Forwards that failed and are retried (the upstream unreachable, or answering 5xx or
+    /// 429), and batches the upstream refused for good (kept in quarantine).
+    retried: AtomicU64,
+    rejected: AtomicU64,
     dedup: AssignmentDedup,
     /// Wakes the forwarder: something was spooled, or it should stop.
     wake: (Mutex<bool>, Condvar),
@@ -68,6 +75,9 @@ impl EdgeBackend {
             spool,
             pending: Mutex::default(),
             dropped: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             dedup: AssignmentDedup::default(),
             wake: (Mutex::new(false), Condvar::new()),
             stop: AtomicBool::new(false),
@@ -88,6 +98,16 @@ impl EdgeBackend {
             .wait_timeout_while(guard, timeout, |w| !*w)
             .unwrap_or_else(PoisonError::into_inner);
         *woken = false;
+    }
+
+    /// Counts what the upstream said to one forwarded batch.
+    fn count(&self, verdict: &Verdict) {
+        let counter = match verdict {
+            Verdict::Stored => &self.forwarded,
+            Verdict::Retry(_) => &self.retried,
+            Verdict::Reject(_) => &self.rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Spools remote evaluation's pending events, one batch per key.
@@ -190,6 +210,52 @@ impl vexil_server::SdkBackend for EdgeBackend {
         });
         body["tracking_dropped"] = json!(self.dropped.load(Ordering::Relaxed));
         (ready, body)
+    }
+
+    fn metrics(&self) -> Vec<BackendMetric> {
+        let mut metrics = self.edge.get().map(|e| e.metrics()).unwrap_or_default();
+        let stats = self.spool.stats();
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        let failures = |kind: &str, c: &AtomicU64| (vec![("kind", kind.to_owned())], count(c));
+        metrics.extend([
+            BackendMetric::single(
+                "vexil_spool_bytes",
+                "Bytes of event batches spooled on disk, waiting to be forwarded upstream",
+                MetricKind::Gauge,
+                stats.bytes as f64,
+            ),
+            BackendMetric::single(
+                "vexil_spool_segments",
+                "Segment files of the spool on disk (a segment goes once all its batches are forwarded)",
+                MetricKind::Gauge,
+                stats.segments as f64,
+            ),
+            BackendMetric::single(
+                "vexil_spool_quarantined_bytes",
+                "Bytes of spooled records that could not be read back or that the upstream refused, kept in quarantine",
+                MetricKind::Gauge,
+                stats.quarantined_bytes as f64,
+            ),
+            BackendMetric::single(
+                "vexil_edge_forwarded_batches",
+                "Spooled event batches the upstream took",
+                MetricKind::Counter,
+                count(&self.forwarded),
+            ),
+            BackendMetric {
+                name: "vexil_edge_forward_failures",
+                help: "Forwards of a spooled batch that failed: retried (upstream unreachable, 5xx, 429) or rejected (400 or 413: quarantined)",
+                kind: MetricKind::Counter,
+                samples: vec![failures("retried", &self.retried), failures("rejected", &self.rejected)],
+            },
+            BackendMetric::single(
+                "vexil_edge_tracking_dropped",
+                "Remote evaluations' events not spooled because the queue was full",
+                MetricKind::Counter,
+                count(&self.dropped),
+            ),
+        ]);
+        metrics
     }
 }
 
@@ -342,7 +408,11 @@ fn forward_loop(
     let mut waiting = false;
     loop {
         backend.flush_pending();
-        let step = spool.replay_one(&mut |record, _progress| post(http, &url, record, runtime));
+        let step = spool.replay_one(&mut |record, _progress| {
+            let verdict = post(http, &url, record, runtime);
+            backend.count(&verdict);
+            verdict
+        });
         let pause = match step {
             Ok(Step::Empty) => {
                 if waiting {

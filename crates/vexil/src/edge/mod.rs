@@ -8,6 +8,10 @@
 //! persisted (`Persister`) and restored at start, and accepted event batches are spooled
 //! (`Spool`) and forwarded upstream in the background, so none is lost while it is away.
 //!
+//! A client deployment's key is followed with a server key of its project among the `--key`s
+//! (see `follow.rs`). With `--metrics-listen` the SDK app's `/metrics` is served there, with
+//! what [`Edge::metrics`] and the backend report.
+//!
 //! This is the binary's glue, like `serve.rs`: the pieces it assembles live in the libraries
 //! (`vexil-server` serves, `vexil-core` builds and persists snapshots and spools batches,
 //! `vexil-sdk` parses the stream and spaces the retries).
@@ -22,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use vexil_core::sdk::{persist, ProjectData, Snapshot, SnapshotSink, SpoolOptions, UserProperties};
+use vexil_server::{BackendMetric, MetricKind};
 
 use crate::cli::EdgeArgs;
 
@@ -30,7 +35,8 @@ use crate::cli::EdgeArgs;
 pub struct EdgeConfig {
     /// The upstream's root URL, without a trailing `/`.
     pub upstream: String,
-    /// Server deployment keys to follow.
+    /// Deployment keys to follow: server keys, and client keys relayed with one of the server
+    /// keys of their project.
     pub keys: Vec<vexil_sdk::Secret>,
     /// Snapshots (`snapshots/`) and the event spool (`spool/`); without it, both stay in
     /// memory only (the spool then lives in a temporary directory removed at exit).
@@ -39,6 +45,8 @@ pub struct EdgeConfig {
     /// How long the relay stream may stay silent (the upstream pings every keep-alive
     /// interval) before it is taken for dead.
     pub stream_timeout: Duration,
+    /// Where `/metrics` is served, without a key; none without it.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub server: vexil_server::ServerConfig,
 }
 
@@ -55,6 +63,7 @@ impl EdgeArgs {
             data_dir: self.data_dir.clone(),
             spool_max_bytes: self.spool_max_mb.saturating_mul(1 << 20),
             stream_timeout: Duration::from_secs(35),
+            metrics_listen: self.metrics_listen,
             server,
         }
     }
@@ -63,7 +72,7 @@ impl EdgeArgs {
 /// One followed deployment's link to the upstream.
 #[derive(Debug, Default, Clone)]
 struct Link {
-    /// `project/deployment`, once a snapshot of it is known.
+    /// `project/deployment`, once a snapshot of it is known (fetched or restored).
     id: Option<String>,
     /// The relay stream is open and the last fetch succeeded.
     connected: bool,
@@ -209,13 +218,61 @@ impl Edge {
         (ready, body)
     }
 
-    /// Serves what an earlier run persisted for the followed keys.
+    /// `/metrics`: each followed deployment's link to the upstream, and the keys that serve
+    /// nothing yet. The revision and age of what each deployment serves are the SDK app's own
+    /// (`vexil_snapshot_revision`, `vexil_snapshot_age_seconds`).
+    pub(crate) fn metrics(&self) -> Vec<BackendMetric> {
+        let links: Vec<Link> = self.links.iter().map(|l| lock(l).clone()).collect();
+        let mut connected = Vec::new();
+        let mut contact = Vec::new();
+        let mut unserved = 0.0;
+        for link in &links {
+            let Some((project, deployment)) = link.id.as_deref().and_then(|id| id.split_once('/'))
+            else {
+                unserved += 1.0;
+                continue;
+            };
+            let labels = vec![
+                ("project", project.to_owned()),
+                ("deployment", deployment.to_owned()),
+            ];
+            let age = link.last_contact.unwrap_or(self.started).elapsed();
+            connected.push((labels.clone(), if link.connected { 1.0 } else { 0.0 }));
+            contact.push((labels, age.as_secs_f64()));
+        }
+        vec![
+            BackendMetric {
+                name: "vexil_edge_upstream_connected",
+                help: "Whether the edge follows each deployment's relay stream now (1) or serves its last snapshot (0)",
+                kind: MetricKind::Gauge,
+                samples: connected,
+            },
+            BackendMetric {
+                name: "vexil_edge_upstream_contact_age_seconds",
+                help: "Seconds since the upstream last answered for each deployment (since the start, when never)",
+                kind: MetricKind::Gauge,
+                samples: contact,
+            },
+            BackendMetric::single(
+                "vexil_edge_keys_unserved",
+                "Followed keys with no snapshot yet: not reached, unknown upstream, or a client key without a server key of its project",
+                MetricKind::Gauge,
+                unserved,
+            ),
+        ]
+    }
+
+    /// Serves what an earlier run persisted for the followed keys, and names their links.
     fn restore(&self, dir: &Path, keys: &[vexil_sdk::Secret]) -> Result<usize> {
         let followed = |s: &Snapshot| {
-            keys.iter().any(|k| {
+            let link = keys.iter().position(|k| {
                 s.deployment.api_key == k.expose()
                     || s.deployment.previous_api_key.as_deref() == Some(k.expose())
-            })
+            });
+            if let Some(i) = link {
+                self.link(i).id = Some(format!("{}/{}", s.project.key, s.deployment.key));
+            }
+            link.is_some()
         };
         let mut restored = 0;
         for project in persist::read_all(dir, &|key| self.properties(key))
@@ -304,13 +361,19 @@ pub fn edge(args: &EdgeArgs) -> Result<()> {
             tokio::runtime::Handle::current(),
         )?;
         for (i, key) in config.keys.iter().enumerate() {
+            let others = (config.keys.iter().enumerate())
+                .filter(|&(j, _)| j != i)
+                .map(|(_, k)| k.clone())
+                .collect();
             let follower = follow::Follower {
                 edge: edge.clone(),
                 http: http.clone(),
                 upstream: config.upstream.clone(),
                 key: key.clone(),
+                others,
                 index: i,
                 timeout: config.stream_timeout,
+                via: None,
             };
             tokio::spawn(follower.run());
         }
@@ -318,9 +381,33 @@ pub fn edge(args: &EdgeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        // One signal stops both listeners.
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            crate::serve::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Some(at) = config.metrics_listen {
+            let metrics_listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening for metrics on {at}"))?;
+            let at = metrics_listener
+                .local_addr()
+                .context("reading the metrics address")?;
+            println!("Metrics are at http://{at}/metrics");
+            let metrics = app.serve_metrics(metrics_listener, stopped(stop.clone()));
+            tokio::spawn(async move {
+                if let Err(err) = metrics.await {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            });
+        }
         println!("Vexil edge is listening on http://{addr}");
         tracing::info!(%addr, upstream = %config.upstream, "listening");
-        let served = app.serve(listener, crate::serve::shutdown_signal()).await;
+        let served = app.serve(listener, stopped(stop)).await;
         let stopping = forwarder.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
         served.context("serving")

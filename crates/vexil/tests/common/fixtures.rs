@@ -27,6 +27,8 @@ pub struct Fixture {
     pub key: String,
     pub api_key: String,
     pub secret_key: String,
+    /// Where new flags are served: `prod`, and `web` once [`Api::client_deployment`] made it.
+    pub deployments: Vec<&'static str>,
 }
 
 impl Api {
@@ -91,14 +93,26 @@ impl Api {
             api_key: p["api_key"].as_str().unwrap().to_owned(),
             secret_key: p["secret_key"].as_str().unwrap().to_owned(),
             project,
+            deployments: vec!["prod"],
         }
     }
 
-    /// Creates a local-mode flag in `prod` with the fields of `body`, active unless it says
-    /// `"inactive": true`.
+    /// Adds a client deployment `web` to the project, where the flags made after it are
+    /// served too; returns its key.
+    pub async fn client_deployment(&self, fx: &mut Fixture) -> String {
+        let path = format!("/api/v1/projects/{}/deployments", fx.project);
+        let body = json!({"label": "web", "type": "client"});
+        let (status, d, _) = self.call(Method::POST, &path, None, Some(&body)).await;
+        assert_eq!(status, 201, "{d}");
+        fx.deployments.push("web");
+        d["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a local-mode flag in the fixture's deployments with the fields of `body`,
+    /// active unless it says `"inactive": true`.
     pub async fn flag(&self, fx: &Fixture, key: &str, body: Value) {
         let mut full = json!({"project": fx.project, "name": key, "key": key,
-            "deployments": ["prod"], "evaluation_mode": "local"});
+            "deployments": fx.deployments, "evaluation_mode": "local"});
         let mut body = body.as_object().unwrap().clone();
         let inactive = body.remove("inactive").is_some();
         full.as_object_mut().unwrap().extend(body);

@@ -36,6 +36,8 @@ pub struct Server {
     pub addr: String,
     /// The admin key, when this start created one.
     pub key: Option<String>,
+    /// `http://127.0.0.1:PORT/metrics`, when a metrics listener was asked for.
+    pub metrics: Option<String>,
     _stdout: BufReader<ChildStdout>,
 }
 
@@ -100,6 +102,7 @@ pub fn start_on(db: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -
                 child,
                 addr: addr.to_string(),
                 key,
+                metrics: None,
                 _stdout: stdout,
             };
         }
@@ -108,11 +111,23 @@ pub fn start_on(db: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -
 
 /// Starts `vexil edge` following `keys` of `upstream` on `listen` (`127.0.0.1:0` for any
 /// port), with `--data-dir` when given, and reads what it prints up to the listening line.
+pub fn start_edge(upstream: &str, keys: &[&str], data_dir: Option<&Path>, listen: &str) -> Server {
+    start_edge_with(upstream, keys, data_dir, listen, &[])
+}
+
+/// [`start_edge`] with `extra` options; the metrics address is read back when it prints one
+/// (`--metrics-listen`).
 #[allow(
     clippy::zombie_processes,
     reason = "if the edge exits before listening, the assert reports it and there is nothing to reap"
 )]
-pub fn start_edge(upstream: &str, keys: &[&str], data_dir: Option<&Path>, listen: &str) -> Server {
+pub fn start_edge_with(
+    upstream: &str,
+    keys: &[&str],
+    data_dir: Option<&Path>,
+    listen: &str,
+    extra: &[&str],
+) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vexil"));
     command.args(["edge", "--upstream", upstream, "--listen", listen]);
     for key in keys {
@@ -122,26 +137,30 @@ pub fn start_edge(upstream: &str, keys: &[&str], data_dir: Option<&Path>, listen
         command.arg("--data-dir").arg(dir);
     }
     let mut child = command
+        .args(extra)
         .env("VEXIL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut metrics = None;
     loop {
         let mut line = String::new();
         assert!(
             stdout.read_line(&mut line).unwrap() > 0,
             "vexil edge exited before listening"
         );
-        if let Some(addr) = line
-            .trim()
-            .strip_prefix("Vexil edge is listening on http://")
-        {
+        let line = line.trim();
+        if let Some(url) = line.strip_prefix("Metrics are at ") {
+            metrics = Some(url.to_owned());
+        }
+        if let Some(addr) = line.strip_prefix("Vexil edge is listening on http://") {
             return Server {
                 child,
                 addr: addr.to_string(),
                 key: None,
+                metrics,
                 _stdout: stdout,
             };
         }
