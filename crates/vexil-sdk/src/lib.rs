@@ -7,6 +7,9 @@
 //!   flags target (`GET /sdk/v1/cohort/{id}`) and sends exposure events to `POST /batch` from a
 //!   bounded queue in the background. Evaluation reads an immutable snapshot swapped atomically
 //!   on every change: it never waits for the network and never panics.
+//! - [`Evaluation`] (from [`LocalClient::evaluation`]) prepares a user once for the engine and
+//!   reads any number of flags for it against the same configs: the fast way to serve a
+//!   request that reads several flags.
 //! - [`RemoteClient`] asks the server (`POST /sdk/v2/vardata`) with a timeout and retries.
 //! - With the `openfeature` feature, `openfeature::VexilProvider` is an OpenFeature
 //!   `FeatureProvider` over a [`LocalClient`], with OFREP's reasons and error codes.
@@ -66,6 +69,7 @@
 pub mod backoff;
 mod config;
 mod error;
+mod evaluation;
 mod events;
 mod local;
 mod remote;
@@ -80,6 +84,7 @@ pub mod openfeature;
 
 pub use config::{CohortSyncConfig, EventsConfig, LocalConfig, RemoteConfig, Secret};
 pub use error::Error;
+pub use evaluation::Evaluation;
 pub use events::EventStats;
 pub use local::{LocalClient, Status};
 pub use remote::RemoteClient;
