@@ -60,6 +60,14 @@ impl LocalClient {
     /// events on the current tokio runtime. Returns at once: use
     /// [`LocalClient::wait_until_ready`] to wait for the first download.
     pub fn start(config: LocalConfig) -> Result<LocalClient, Error> {
+        LocalClient::start_on(config, None)
+    }
+
+    /// [`LocalClient::start`] with its tasks on `runtime` (`None`: the current one).
+    pub(crate) fn start_on(
+        config: LocalConfig,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<LocalClient, Error> {
         let base = base_url(&config.server_url)?;
         let flags = config
             .bootstrap
@@ -67,10 +75,10 @@ impl LocalClient {
             .map(|text| Flags::parse(text, None))
             .transpose()
             .map_err(Error::Flags)?;
-        let runtime = if !config.offline {
-            Some(tokio::runtime::Handle::try_current().map_err(Error::NoRuntime)?)
-        } else {
-            None
+        let runtime = match runtime {
+            _ if config.offline => None,
+            Some(runtime) => Some(runtime),
+            None => Some(tokio::runtime::Handle::try_current().map_err(Error::NoRuntime)?),
         };
         let http = reqwest::Client::builder()
             .connect_timeout(config.request_timeout)
