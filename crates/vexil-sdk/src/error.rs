@@ -40,8 +40,9 @@ pub enum Error {
     /// A user given as JSON is not a JSON object.
     #[error("a user must be a JSON object")]
     InvalidUser,
-    /// `wait_until_ready` gave up.
-    #[error("not ready after {0:?}")]
+    /// A wait gave up: `wait_until_ready`, a request, or a blocking client's `flush` or
+    /// `shutdown`.
+    #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// The client needs a tokio runtime to run its background tasks.
     #[error("no tokio runtime: start the client from inside one")]
@@ -49,6 +50,12 @@ pub enum Error {
     /// The HTTP client could not be built (TLS backend initialisation).
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// A blocking client could not start its runtime (its thread, or the runtime's drivers).
+    #[error("cannot start the blocking client's runtime")]
+    Runtime(#[source] std::io::Error),
+    /// A blocking client was shut down: what needs its runtime cannot run any more.
+    #[error("the blocking client was shut down")]
+    ShutDown,
 }
 
 impl Error {

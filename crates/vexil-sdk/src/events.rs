@@ -7,14 +7,20 @@
 //! [`crate::LocalClient::flush`] and [`crate::LocalClient::close`]. Like Amplitude's SDKs, an
 //! exposure of the same user, flag and variant is sent once per de-duplication window, and
 //! its `insert_id` names the window so that the server drops a retried duplicate too.
+//!
+//! The de-duplication check runs on every evaluation, so it is kept cheap: the cache holds a
+//! 64-bit keyed hash of user, flag and variant (the user's part hashed once per
+//! [`crate::Evaluation`]), not their text; strings are built only for an event that is sent.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
+use vexil_eval::{Context, VariantResult};
 
 use crate::backoff::Backoff;
 use crate::config::{EventsConfig, LIBRARY};
@@ -41,12 +47,36 @@ struct Counters {
     deduplicated: AtomicU64,
 }
 
-/// Remembers what was sent within a window. Pure: the caller passes the time.
+/// A `Hasher` for keys that are hashes already: the map uses them as they are.
+#[derive(Debug, Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with it; this keeps any other use correct, if slower.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Remembers what was sent within a window, by the key's hash. Pure: the caller passes the
+/// time. Two keys with the same 64-bit hash count as one; with a keyed hash and a bounded
+/// cache that is about as likely as not happening at all, and costs one missing duplicate
+/// exposure at worst.
 #[derive(Debug)]
 pub(crate) struct Dedup {
     window_ms: u64,
     capacity: usize,
-    seen: HashMap<String, u64>,
+    seen: HashMap<u64, u64, BuildHasherDefault<PreHashed>>,
 }
 
 impl Dedup {
@@ -54,21 +84,21 @@ impl Dedup {
         Dedup {
             window_ms: window.as_millis().min(u128::from(u64::MAX)) as u64,
             capacity: capacity.max(1),
-            seen: HashMap::new(),
+            seen: HashMap::default(),
         }
     }
 
-    /// Whether `key` is new at `now_ms` (and remembers it if so).
-    pub fn first(&mut self, key: &str, now_ms: u64) -> bool {
-        if let Some(&at) = self.seen.get(key) {
+    /// Whether `key` (a hash) is new at `now_ms` (and remembers it if so).
+    pub fn first(&mut self, key: u64, now_ms: u64) -> bool {
+        if let Some(&at) = self.seen.get(&key) {
             if now_ms.saturating_sub(at) < self.window_ms {
                 return false;
             }
         }
-        if self.seen.len() >= self.capacity && !self.seen.contains_key(key) {
+        if self.seen.len() >= self.capacity && !self.seen.contains_key(&key) {
             self.evict(now_ms);
         }
-        self.seen.insert(key.to_owned(), now_ms);
+        self.seen.insert(key, now_ms);
         true
     }
 
@@ -98,8 +128,35 @@ pub(crate) struct Tracker {
     tx: mpsc::Sender<Message>,
     counters: Arc<Counters>,
     dedup: Mutex<Dedup>,
+    /// The keys of the de-duplication hash, random per tracker: nobody can choose ids that
+    /// collide with another user's.
+    keys: RandomState,
     window_ms: u64,
     assignments: bool,
+}
+
+/// Who events are about, as far as it is not in the evaluation's context: the user's groups
+/// as events carry them, and the hash of the user's ids that de-duplication keys start from.
+/// Made once per [`crate::Evaluation`] without copying the ids, which an event that is sent
+/// reads from the context.
+#[derive(Debug, Clone)]
+pub(crate) struct Unit {
+    groups: Option<vexil_eval::Value>,
+    hash: u64,
+}
+
+/// The `user_id` and `device_id` of an SDK user's fields, when they are strings.
+fn ids(fields: Option<&vexil_eval::Object>) -> (Option<&str>, Option<&str>) {
+    let id = |field: &str| fields?.get(field)?.as_str();
+    (id("user_id"), id("device_id"))
+}
+
+/// The ids of the user in `context` (its `user` holds the user's own fields).
+fn context_ids(context: &Context) -> (Option<&str>, Option<&str>) {
+    ids(context
+        .as_value()
+        .get("user")
+        .and_then(vexil_eval::Value::as_object))
 }
 
 impl std::fmt::Debug for Message {
@@ -114,6 +171,17 @@ fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
 }
+
+/// Whether evaluating `result` is an exposure: not a default, not an ancestor served with
+/// `deployed: false`, not opted out with `trackExposure: false`.
+pub(crate) fn records_exposure(result: &VariantResult<'_>) -> bool {
+    let no = |k: &str| result.metadata_value(k) == Some(&vexil_eval::Value::Bool(false));
+    !(result.is_default() || no("deployed") || no("trackExposure"))
+}
+
+/// A byte no UTF-8 text contains: separates the strings of a hashed key, so that `("ab", "c")`
+/// and `("a", "bc")` differ.
+const SEPARATOR: u8 = 0xff;
 
 impl Tracker {
     /// Starts the sender task on `runtime`.
@@ -138,6 +206,7 @@ impl Tracker {
             tx,
             counters,
             dedup: Mutex::new(Dedup::new(config.dedup_window, config.dedup_capacity)),
+            keys: RandomState::new(),
             window_ms: config
                 .dedup_window
                 .as_millis()
@@ -163,7 +232,7 @@ impl Tracker {
         }
     }
 
-    fn first(&self, key: &str, now: u64) -> bool {
+    fn first(&self, key: u64, now: u64) -> bool {
         let first = self
             .dedup
             .lock()
@@ -175,58 +244,85 @@ impl Tracker {
         first
     }
 
-    /// Records that `user` was exposed to `variant` of `flag_key`, unless it is a default, not
-    /// deployed, opted out of exposure tracking, or a duplicate within the window.
-    pub fn exposure(&self, user: &User, flag_key: &str, variant: &Variant) {
-        let no = |k: &str| variant.meta(k) == Some(&Value::Bool(false));
-        if variant.is_default() || no("deployed") || no("trackExposure") {
-            return;
-        }
-        let (user_id, device_id) = (user.user_id().unwrap_or(""), user.device_id().unwrap_or(""));
+    /// The unit events of `user` are about; `None` when it has neither a `user_id` nor a
+    /// `device_id` (non-empty), which no event can be recorded for.
+    pub fn unit(&self, user: &User) -> Option<Unit> {
+        let (user_id, device_id) = ids(Some(&user.fields));
+        let (user_id, device_id) = (user_id.unwrap_or(""), device_id.unwrap_or(""));
         if user_id.is_empty() && device_id.is_empty() {
-            return;
+            return None;
         }
+        let mut hasher = self.keys.build_hasher();
+        hasher.write(user_id.as_bytes());
+        hasher.write_u8(SEPARATOR);
+        hasher.write(device_id.as_bytes());
+        Some(Unit {
+            groups: user.fields.get("groups").cloned(),
+            hash: hasher.finish(),
+        })
+    }
+
+    /// Records that `unit` (with `context`, its user's evaluation context) was exposed to the
+    /// variant of `result`, a result that [`records_exposure`] (the caller knows it from the
+    /// configs), unless it is a duplicate within the window. Only a first exposure builds
+    /// strings and metadata.
+    pub fn exposure(&self, unit: &Unit, context: &Context, result: &VariantResult<'_>) {
+        let (flag_key, variant_key) = (result.flag_key(), result.key());
+        let mut hasher = self.keys.build_hasher();
+        hasher.write_u64(unit.hash);
+        hasher.write(flag_key.as_bytes());
+        hasher.write_u8(SEPARATOR);
+        hasher.write(variant_key.as_bytes());
         let now = now_ms();
-        let key = format!(
-            "{user_id}\u{0}{device_id}\u{0}{flag_key}\u{0}{}",
-            variant.key
-        );
-        if !self.first(&key, now) {
+        if !self.first(hasher.finish(), now) {
             return;
         }
         let mut properties = Map::new();
         properties.insert("[Experiment] Flag Key".into(), json!(flag_key));
-        properties.insert("[Experiment] Variant".into(), json!(variant.key));
-        if let Some(experiment) = variant.meta("experimentKey") {
-            properties.insert("[Experiment] Experiment Key".into(), experiment.clone());
+        properties.insert("[Experiment] Variant".into(), json!(variant_key));
+        if let Some(experiment) = result.metadata_value("experimentKey") {
+            properties.insert(
+                "[Experiment] Experiment Key".into(),
+                experiment.clone().into(),
+            );
         }
-        if let Some(metadata) = &variant.metadata {
-            properties.insert("metadata".into(), Value::Object(metadata.clone()));
+        if let Some(metadata) = result.metadata() {
+            properties.insert(
+                "metadata".into(),
+                vexil_eval::Value::Object(metadata).into(),
+            );
         }
+        let (user_id, device_id) = context_ids(context);
         let insert_id = format!(
-            "{user_id} {device_id} {flag_key} {} {}",
-            variant.key,
+            "{} {} {flag_key} {variant_key} {}",
+            user_id.unwrap_or(""),
+            device_id.unwrap_or(""),
             now / self.window_ms
         );
-        let mut event = base_event("[Experiment] Exposure", user, now, insert_id);
+        let mut event = base_event("[Experiment] Exposure", unit, context, now, insert_id);
         event.insert("event_properties".into(), Value::Object(properties));
         event.insert(
             "user_properties".into(),
-            json!({"$set": {format!("[Experiment] {flag_key}"): variant.key}}),
+            json!({"$set": {format!("[Experiment] {flag_key}"): variant_key}}),
         );
         self.enqueue(Value::Object(event));
     }
 
     /// Records an `[Experiment] Assignment` of every result, once per window for the same
-    /// user and results (when assignment tracking is on).
-    pub fn assignment(&self, user: &User, results: &std::collections::BTreeMap<String, Variant>) {
+    /// unit and results (when assignment tracking is on).
+    pub fn assignment(
+        &self,
+        unit: &Unit,
+        context: &Context,
+        results: &std::collections::BTreeMap<String, Variant>,
+    ) {
         if !self.assignments || results.is_empty() {
             return;
         }
-        let (user_id, device_id) = (user.user_id().unwrap_or(""), user.device_id().unwrap_or(""));
-        if user_id.is_empty() && device_id.is_empty() {
-            return;
-        }
+        let (user_id, device_id) = context_ids(context);
+        let (user_id, device_id) = (user_id.unwrap_or(""), device_id.unwrap_or(""));
+        // The text names the assignment across restarts (its `insert_id`); it is built for
+        // every call, but assignments are off by default and made once per `all_variants`.
         let mut key = format!("assignment\u{0}{user_id}\u{0}{device_id}");
         for (flag, v) in results {
             key.push('\u{0}');
@@ -235,7 +331,7 @@ impl Tracker {
             key.push_str(&v.key);
         }
         let now = now_ms();
-        if !self.first(&key, now) {
+        if !self.first(self.keys.hash_one(&key), now) {
             return;
         }
         let mut properties = Map::new();
@@ -256,7 +352,7 @@ impl Tracker {
             fnv(&key),
             now / self.window_ms
         );
-        let mut event = base_event("[Experiment] Assignment", user, now, insert_id);
+        let mut event = base_event("[Experiment] Assignment", unit, context, now, insert_id);
         event.insert("event_properties".into(), Value::Object(properties));
         self.enqueue(Value::Object(event));
     }
@@ -284,15 +380,22 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-fn base_event(event_type: &str, user: &User, now: u64, insert_id: String) -> Map<String, Value> {
+fn base_event(
+    event_type: &str,
+    unit: &Unit,
+    context: &Context,
+    now: u64,
+    insert_id: String,
+) -> Map<String, Value> {
     let mut event = Map::new();
     event.insert("event_type".into(), json!(event_type));
-    for field in ["user_id", "device_id"] {
-        if let Some(id) = user.fields.get(field).and_then(vexil_eval::Value::as_str) {
+    let (user_id, device_id) = context_ids(context);
+    for (field, id) in [("user_id", user_id), ("device_id", device_id)] {
+        if let Some(id) = id {
             event.insert(field.into(), json!(id));
         }
     }
-    if let Some(groups) = user.fields.get("groups") {
+    if let Some(groups) = &unit.groups {
         event.insert("groups".into(), groups.clone().into());
     }
     event.insert("time".into(), json!(now));
@@ -428,11 +531,14 @@ impl Sender {
 mod tests {
     use super::*;
 
-    /// Steps of (key, time in ms, expected "first?") through one `Dedup`.
+    /// Steps of (key, time in ms, expected "first?") through one `Dedup`, the keys hashed as
+    /// the tracker hashes them.
     fn check(window_ms: u64, capacity: usize, steps: &[(&str, u64, bool)]) {
         let mut dedup = Dedup::new(Duration::from_millis(window_ms), capacity);
+        let keys = RandomState::new();
         for (i, (key, at, expected)) in steps.iter().enumerate() {
-            assert_eq!(dedup.first(key, *at), *expected, "step {i}: {key} at {at}");
+            let hash = keys.hash_one(key);
+            assert_eq!(dedup.first(hash, *at), *expected, "step {i}: {key} at {at}");
             assert!(
                 dedup.seen.len() <= capacity.max(1),
                 "step {i}: over capacity"
@@ -499,51 +605,130 @@ mod tests {
         }
     }
 
+    /// Flags whose results the tracker tests expose: keys and variants that run together when
+    /// concatenated, one opted out of exposures, one not deployed.
+    fn flags() -> vexil_eval::FlagSet {
+        let flag = |key: &str, variant: &str, metadata: serde_json::Value| {
+            json!({"key": key, "metadata": metadata,
+                "variants": {variant: {"key": variant, "value": variant},
+                             "off": {"key": "off", "metadata": {"default": true}}},
+                "segments": [{"variant": variant}]})
+        };
+        let text = json!([
+            flag("f", "on", json!({})),
+            flag("a", "bc", json!({})),
+            flag("ab", "c", json!({})),
+            flag("quiet", "on", json!({"trackExposure": false})),
+            flag("ancestor", "on", json!({"deployed": false})),
+        ]);
+        vexil_eval::FlagSet::from_json(&text.to_string()).unwrap()
+    }
+
+    fn context(user: &User) -> Context {
+        Context::from_sdk_user(vexil_eval::Value::Object(user.fields.clone()))
+    }
+
+    fn tracker(config: &EventsConfig) -> Tracker {
+        Tracker::start(
+            &tokio::runtime::Handle::current(),
+            reqwest::Client::new(),
+            // Refuses connections: every batch fails, and `failed` counts what was queued.
+            "http://127.0.0.1:9/batch".into(),
+            "k".into(),
+            config,
+        )
+        .0
+    }
+
     #[tokio::test]
-    async fn exposures_are_deduplicated_and_the_queue_drops_when_full() {
+    async fn exposures_are_deduplicated_by_user_flag_and_variant() {
         let config = EventsConfig {
-            queue_capacity: 2,
-            // The sender's first tick is immediate; after it nothing is sent for an hour, and
-            // the URL refuses connections anyway.
             flush_interval: Duration::from_secs(3600),
             flush_at: 1_000,
             max_attempts: 1,
             ..EventsConfig::default()
         };
-        let (tracker, _task) = Tracker::start(
-            &tokio::runtime::Handle::current(),
-            reqwest::Client::new(),
-            "http://127.0.0.1:9/batch".into(),
-            "k".into(),
-            &config,
-        );
-        let on = Variant {
-            key: "on".into(),
-            value: Some(json!("on")),
-            payload: None,
-            metadata: None,
-        };
-        let off = Variant {
-            key: "off".into(),
-            value: None,
-            payload: None,
-            metadata: serde_json::from_value(json!({"default": true})).ok(),
-        };
-        let u1 = User::new().with_user_id("u1");
-        tracker.exposure(&u1, "f", &on);
-        tracker.exposure(&u1, "f", &on);
-        tracker.exposure(&u1, "f", &off);
-        tracker.exposure(&User::new(), "f", &on);
+        let tracker = tracker(&config);
+        let set = flags();
+        // (flag index, variant index): variant 0 is the flag's own, 1 is `off`.
+        let result = |flag: usize, variant: usize| set.result_at(flag, 0, variant).unwrap();
+        let unit = |user: User| Some((tracker.unit(&user)?, context(&user)));
+        assert!(unit(User::new()).is_none());
+        assert!(unit(User::new().with_user_id("").with_device_id("")).is_none());
+        let u1 = unit(User::new().with_user_id("u1")).unwrap();
+        // The default is no exposure, nor are opted-out and undeployed results.
+        for (flag, variant, expected) in [(0, 0, true), (0, 1, false), (3, 0, false), (4, 0, false)]
+        {
+            let r = result(flag, variant);
+            assert_eq!(
+                records_exposure(&r),
+                expected,
+                "{}/{}",
+                r.flag_key(),
+                r.key()
+            );
+        }
+        // (unit, flag, variant, queued?)
+        let steps = [
+            (&u1, 0, 0, true),
+            (&u1, 0, 0, false),
+            // `a`/`bc` and `ab`/`c` are different exposures.
+            (&u1, 1, 0, true),
+            (&u1, 2, 0, true),
+            (&u1, 2, 0, false),
+        ];
+        // The test's runtime has one thread and the sender runs only when the test awaits, so
+        // the queue's free room says whether a step queued an event.
+        let mut queued = 0;
+        for (step, (unit, flag, variant, expected)) in steps.into_iter().enumerate() {
+            let room = tracker.tx.capacity();
+            tracker.exposure(&unit.0, &unit.1, &result(flag, variant));
+            assert_eq!(tracker.tx.capacity() < room, expected, "step {step}");
+            queued += u64::from(expected);
+        }
+        // Ids that run together are different users too; the same ids are the same user.
+        for (user_id, device_id) in [("ab", "c"), ("a", "bc"), ("u1", "d")] {
+            let user = User::new().with_user_id(user_id).with_device_id(device_id);
+            let room = tracker.tx.capacity();
+            let (unit, context) = unit(user).unwrap();
+            tracker.exposure(&unit, &context, &result(0, 0));
+            assert!(tracker.tx.capacity() < room, "{user_id}/{device_id}");
+            queued += 1;
+        }
+        let (again, context) = unit(User::new().with_user_id("u1")).unwrap();
+        let room = tracker.tx.capacity();
+        tracker.exposure(&again, &context, &result(0, 0));
+        assert_eq!(tracker.tx.capacity(), room, "the same user again");
         let stats = tracker.stats();
-        assert_eq!((stats.deduplicated, stats.dropped), (1, 0), "{stats:?}");
+        assert_eq!((stats.deduplicated, stats.dropped), (3, 0), "{stats:?}");
+        tracker.close().await;
+        assert_eq!(tracker.stats().failed, queued, "{:?}", tracker.stats());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts() {
+        let config = EventsConfig {
+            queue_capacity: 2,
+            // The sender's first tick is immediate; after it nothing is sent for an hour.
+            flush_interval: Duration::from_secs(3600),
+            flush_at: 1_000,
+            max_attempts: 1,
+            ..EventsConfig::default()
+        };
+        let tracker = tracker(&config);
+        let set = flags();
+        let on = set.result_at(0, 0, 0).unwrap();
         // Past the queue's capacity (the sender may hold one event already): dropped, counted.
         for i in 0..5 {
-            tracker.exposure(&User::new().with_user_id(format!("x{i}")), "f", &on);
+            let user = User::new().with_user_id(format!("x{i}"));
+            let unit = tracker.unit(&user).unwrap();
+            tracker.exposure(&unit, &context(&user), &on);
         }
         assert!(tracker.stats().dropped >= 2, "{:?}", tracker.stats());
         tracker.close().await;
         let stats = tracker.stats();
         assert_eq!(stats.sent, 0);
         assert!(stats.failed >= 1, "{stats:?}");
+        assert_eq!(stats.failed + stats.dropped, 5, "{stats:?}");
     }
 }

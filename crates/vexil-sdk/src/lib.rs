@@ -7,9 +7,22 @@
 //!   flags target (`GET /sdk/v1/cohort/{id}`) and sends exposure events to `POST /batch` from a
 //!   bounded queue in the background. Evaluation reads an immutable snapshot swapped atomically
 //!   on every change: it never waits for the network and never panics.
+//! - [`Evaluation`] (from [`LocalClient::evaluation`]) prepares a user once for the engine and
+//!   reads any number of flags for it against the same configs: the fast way to serve a
+//!   request that reads several flags.
 //! - [`RemoteClient`] asks the server (`POST /sdk/v2/vardata`) with a timeout and retries.
+//! - With the `blocking` feature (on by default), `blocking::LocalClient` and
+//!   `blocking::RemoteClient` are the same clients for code without an async runtime: each
+//!   runs its tasks on a small runtime of its own, and none panics inside a tokio runtime.
 //! - With the `openfeature` feature, `openfeature::VexilProvider` is an OpenFeature
 //!   `FeatureProvider` over a [`LocalClient`], with OFREP's reasons and error codes.
+//!
+//! Why `blocking` is on by default: it costs nothing the async clients do not cost already.
+//! It adds no dependency (its runtime is tokio's current-thread runtime, with the time and I/O
+//! drivers the async clients use anyway) and no thread until a blocking client is started.
+//! The applications it serves, a plain `fn main` or a synchronous web framework, are the ones
+//! least likely to go looking for a feature. An async application that wants the smallest
+//! build can depend on the SDK with `default-features = false`.
 //!
 //! A service starts even when Vexil is unreachable: give [`LocalConfig::bootstrap`] (or
 //! [`LocalConfig::bootstrap_file`]) the configs `/sdk/v2/flags` served last, and every typed
@@ -64,8 +77,11 @@
 //! ```
 
 pub mod backoff;
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod config;
 mod error;
+mod evaluation;
 mod events;
 mod local;
 mod remote;
@@ -80,6 +96,7 @@ pub mod openfeature;
 
 pub use config::{CohortSyncConfig, EventsConfig, LocalConfig, RemoteConfig, Secret};
 pub use error::Error;
+pub use evaluation::Evaluation;
 pub use events::EventStats;
 pub use local::{LocalClient, Status};
 pub use remote::RemoteClient;

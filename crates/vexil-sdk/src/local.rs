@@ -13,10 +13,13 @@ use crate::events::{EventStats, Tracker};
 use crate::snapshot::Flags;
 use crate::sync::{self, Shared};
 use crate::variant::Detail;
-use crate::{Error, User, Variant};
+use crate::{Error, Evaluation, User, Variant};
 
 /// The local evaluation client. Cheap to clone (clones share everything); evaluation reads the
 /// current snapshot and never waits for the network.
+///
+/// Each accessor prepares the user for the engine, which copies it; to read several flags for
+/// one user, prepare it once with [`LocalClient::evaluation`].
 ///
 /// Dropping the last clone stops the background tasks; call [`LocalClient::close`] first to
 /// send the events still queued.
@@ -57,6 +60,14 @@ impl LocalClient {
     /// events on the current tokio runtime. Returns at once: use
     /// [`LocalClient::wait_until_ready`] to wait for the first download.
     pub fn start(config: LocalConfig) -> Result<LocalClient, Error> {
+        LocalClient::start_on(config, None)
+    }
+
+    /// [`LocalClient::start`] with its tasks on `runtime` (`None`: the current one).
+    pub(crate) fn start_on(
+        config: LocalConfig,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<LocalClient, Error> {
         let base = base_url(&config.server_url)?;
         let flags = config
             .bootstrap
@@ -64,10 +75,10 @@ impl LocalClient {
             .map(|text| Flags::parse(text, None))
             .transpose()
             .map_err(Error::Flags)?;
-        let runtime = if !config.offline {
-            Some(tokio::runtime::Handle::try_current().map_err(Error::NoRuntime)?)
-        } else {
-            None
+        let runtime = match runtime {
+            _ if config.offline => None,
+            Some(runtime) => Some(runtime),
+            None => Some(tokio::runtime::Handle::try_current().map_err(Error::NoRuntime)?),
         };
         let http = reqwest::Client::builder()
             .connect_timeout(config.request_timeout)
@@ -161,81 +172,56 @@ impl LocalClient {
             .map(|f| f.text.clone())
     }
 
+    /// Prepares `user` for evaluating several flags against the configs current now: the
+    /// fast way to read many flags for one request (see [`Evaluation`]). The accessors below
+    /// make one per call.
+    pub fn evaluation(&self, user: &User) -> Evaluation {
+        Evaluation::new(&self.inner.shared, user)
+    }
+
     /// Every flag's variant for `user`, as remote evaluation answers (`off` results and
     /// ancestors served with `deployed: false` included). Records an assignment event when
     /// assignment tracking is on; no exposures.
     pub fn all_variants(&self, user: &User) -> BTreeMap<String, Variant> {
-        let results = self.shared().snapshot().all(user);
-        if let Some(tracker) = &self.shared().tracker {
-            tracker.assignment(user, &results);
-        }
-        results
+        self.evaluation(user).all_variants()
     }
 
     /// One flag's variant for `user` (`None`: unknown flag or no configs yet), and an exposure.
     pub fn variant(&self, user: &User, flag_key: &str) -> Option<Variant> {
-        let variant = self.shared().snapshot().variant(user, flag_key)?;
-        self.expose(user, flag_key, &variant);
-        Some(variant)
+        self.evaluation(user).variant(flag_key)
     }
 
     /// One flag with its OFREP reason and error code (the OpenFeature provider's answer), and
     /// an exposure.
     pub fn detail(&self, user: &User, flag_key: &str) -> Detail {
-        let detail = self.shared().snapshot().detail(user, flag_key);
-        if let (Some(variant), None) = (&detail.variant, detail.error) {
-            self.expose(user, flag_key, variant);
-        }
-        detail
-    }
-
-    fn expose(&self, user: &User, flag_key: &str, variant: &Variant) {
-        if let Some(tracker) = &self.shared().tracker {
-            tracker.exposure(user, flag_key, variant);
-        }
+        self.evaluation(user).detail(flag_key)
     }
 
     /// Whether `user` gets a variant other than the default (`off`): the usual test of a
     /// release flag.
     pub fn is_enabled(&self, user: &User, flag_key: &str) -> bool {
-        let detail = self.detail(user, flag_key);
-        detail.error.is_none() && detail.value.is_some()
-    }
-
-    fn typed<T>(
-        &self,
-        user: &User,
-        flag_key: &str,
-        fallback: T,
-        convert: impl FnOnce(&serde_json::Value) -> Option<T>,
-    ) -> T {
-        match self.detail(user, flag_key).typed(convert) {
-            Ok(Some(value)) => value,
-            Ok(None) | Err(_) => fallback,
-        }
+        self.evaluation(user).is_enabled(flag_key)
     }
 
     /// The flag's value as a boolean (a JSON `true`/`false` value); `fallback` for the default,
     /// another type, or an error.
     pub fn bool_variation(&self, user: &User, flag_key: &str, fallback: bool) -> bool {
-        self.typed(user, flag_key, fallback, serde_json::Value::as_bool)
+        self.evaluation(user).bool_variation(flag_key, fallback)
     }
 
     /// The flag's value as a string; `fallback` for the default, another type, or an error.
     pub fn string_variation(&self, user: &User, flag_key: &str, fallback: &str) -> String {
-        self.typed(user, flag_key, fallback.to_owned(), |v| {
-            v.as_str().map(str::to_owned)
-        })
+        self.evaluation(user).string_variation(flag_key, fallback)
     }
 
     /// The flag's value as an integer; `fallback` otherwise.
     pub fn int_variation(&self, user: &User, flag_key: &str, fallback: i64) -> i64 {
-        self.typed(user, flag_key, fallback, serde_json::Value::as_i64)
+        self.evaluation(user).int_variation(flag_key, fallback)
     }
 
     /// The flag's value as a number; `fallback` otherwise.
     pub fn float_variation(&self, user: &User, flag_key: &str, fallback: f64) -> f64 {
-        self.typed(user, flag_key, fallback, serde_json::Value::as_f64)
+        self.evaluation(user).float_variation(flag_key, fallback)
     }
 
     /// The flag's value as any JSON; `fallback` for the default or an error.
@@ -245,7 +231,7 @@ impl LocalClient {
         flag_key: &str,
         fallback: serde_json::Value,
     ) -> serde_json::Value {
-        self.typed(user, flag_key, fallback, |v| Some(v.clone()))
+        self.evaluation(user).json_variation(flag_key, fallback)
     }
 
     /// Counters of the exposure pipeline (zero when events are off).

@@ -30,6 +30,17 @@ impl RemoteClient {
         Ok(RemoteClient { config, url, http })
     }
 
+    /// The longest [`RemoteClient::fetch_flags`] can take: every attempt timing out, with the
+    /// longest wait between attempts.
+    #[cfg(feature = "blocking")]
+    pub(crate) fn longest_fetch(&self) -> std::time::Duration {
+        let c = &self.config;
+        let attempts = c.retries.saturating_add(1);
+        c.timeout
+            .saturating_mul(attempts)
+            .saturating_add(c.retry_max.max(c.retry_min).saturating_mul(c.retries))
+    }
+
     /// Every flag's variant for `user` (`off` results included).
     pub async fn fetch(&self, user: &User) -> Result<BTreeMap<String, Variant>, Error> {
         self.fetch_flags(user, &[]).await

@@ -14,6 +14,7 @@ use vexil_eval::{
     VariantResult,
 };
 
+use crate::events;
 use crate::variant::{Detail, ErrorCode, Reason, Variant};
 use crate::User;
 
@@ -22,11 +23,42 @@ const ALL_OTHER_USERS: &str = "All Other Users";
 /// The group type of user cohorts in cohort downloads (§A9).
 pub(crate) const USER_GROUP_TYPE: &str = "User";
 
-/// What OFREP reasons need to know of a segment.
-#[derive(Debug, Clone, Copy)]
+/// What OFREP reasons need to know of a segment, and what its possible results' metadata say.
+#[derive(Debug)]
 struct SegmentInfo {
     user_id_bucket: bool,
     has_conditions: bool,
+    /// By variant index, each result the segment can give: read once here rather than from
+    /// three metadata layers on every evaluation.
+    results: Vec<(usize, ResultTraits)>,
+}
+
+/// What a result's merged metadata says, for typed accessors and exposures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ResultTraits {
+    /// `metadata.default = true`: the `off` convention; the code's default applies.
+    pub default: bool,
+    /// Evaluating it records an exposure ([`events::records_exposure`]).
+    pub exposed: bool,
+}
+
+impl ResultTraits {
+    fn of(r: &VariantResult<'_>) -> ResultTraits {
+        ResultTraits {
+            default: r.is_default(),
+            exposed: events::records_exposure(r),
+        }
+    }
+}
+
+impl FlagInfo {
+    /// The traits of `r`, a result of this flag.
+    fn traits(&self, r: &VariantResult<'_>, segment: Option<&SegmentInfo>) -> ResultTraits {
+        let variant = r.variant_index();
+        segment
+            .and_then(|s| s.results.iter().find(|(v, _)| *v == variant))
+            .map_or_else(|| ResultTraits::of(r), |(_, traits)| *traits)
+    }
 }
 
 /// What is computed once per flag when configs arrive.
@@ -104,7 +136,7 @@ fn flag_info(set: &FlagSet, index: usize, config: &FlagConfig) -> FlagInfo {
         .collect();
     let not_deployed = flag_meta("deployed") == Some(&Value::Bool(false))
         || (!outcomes.is_empty() && outcomes.iter().all(|&not| not));
-    let segments = config
+    let mut segments: Vec<SegmentInfo> = config
         .segments
         .iter()
         .map(|s| SegmentInfo {
@@ -114,8 +146,17 @@ fn flag_info(set: &FlagSet, index: usize, config: &FlagConfig) -> FlagInfo {
                 .is_some_and(|b| b.selector == ["context", "user", "user_id"]),
             has_conditions: s.conditions.is_some()
                 && segment_name(s.metadata.as_ref()) != Some(ALL_OTHER_USERS),
+            results: Vec::new(),
         })
         .collect();
+    for (segment, variant) in set.possible_results(index) {
+        if let (Some(info), Some(r)) = (
+            segments.get_mut(segment),
+            set.result_at(index, segment, variant),
+        ) {
+            info.results.push((variant, ResultTraits::of(&r)));
+        }
+    }
     FlagInfo {
         plan: set.plan(&[config.key.as_str()]),
         inactive,
@@ -163,9 +204,48 @@ pub(crate) struct Snapshot {
     pub cohort_sync: bool,
 }
 
+/// One flag's evaluation, borrowed from the snapshot: what typed accessors, [`Detail`] and
+/// exposures read. Nothing is copied out of the compiled flags until a caller asks for an
+/// owned [`Variant`] or [`Detail`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome<'a> {
+    /// The variant the flag gave (also `off`); `None` with an error, or when no segment gave one.
+    pub result: Option<VariantResult<'a>>,
+    /// What the result's metadata say (all false without a result).
+    pub traits: ResultTraits,
+    /// The value to use: the variant's value, or `None` when the code's default applies (`off`,
+    /// an inactive flag, an error).
+    pub value: Option<&'a Value>,
+    pub reason: Reason,
+    pub error: Option<ErrorCode>,
+}
+
+impl Outcome<'_> {
+    fn error(code: ErrorCode) -> Self {
+        Outcome {
+            result: None,
+            traits: ResultTraits::default(),
+            value: None,
+            reason: Reason::Error,
+            error: Some(code),
+        }
+    }
+
+    /// The owned [`Detail`] (variant and value copied, metadata merged).
+    pub fn detail(&self, flag_key: &str) -> Detail {
+        Detail {
+            flag_key: flag_key.to_owned(),
+            variant: self.result.as_ref().map(variant_of),
+            value: self.value.cloned().map(Into::into),
+            reason: self.reason,
+            error: self.error,
+        }
+    }
+}
+
 impl Snapshot {
     /// The evaluation context of `user`, enriched with the synced cohorts.
-    fn context(&self, user: &User) -> Context {
+    pub fn context(&self, user: &User) -> Context {
         let mut fields = user.fields.clone();
         if self.cohort_sync {
             enrich(&mut fields, &self.cohorts);
@@ -173,28 +253,27 @@ impl Snapshot {
         Context::from_sdk_user(Value::Object(fields))
     }
 
-    /// Every flag's variant for `user`, as `/sdk/v2/vardata` answers (default and
+    /// Every flag's variant for `context`, as `/sdk/v2/vardata` answers (default and
     /// `deployed: false` results included, groups left out).
-    pub fn all(&self, user: &User) -> BTreeMap<String, Variant> {
+    pub fn all(&self, context: &Context) -> BTreeMap<String, Variant> {
         let mut out = BTreeMap::new();
         let Some(flags) = &self.flags else {
             return out;
         };
-        let context = self.context(user);
         let mut add = |r: VariantResult<'_>| {
             if !flags.infos[r.flag_index()].group {
                 out.insert(r.flag_key().to_owned(), variant_of(&r));
             }
         };
         match &flags.plan_all {
-            Ok(plan) => evaluate_plan(&flags.set, &context, plan)
+            Ok(plan) => evaluate_plan(&flags.set, context, plan)
                 .iter()
                 .for_each(&mut add),
             // A cycle in imported configs: every flag that does not reach it still evaluates.
             Err(_) => {
                 for (index, info) in flags.infos.iter().enumerate() {
                     if let Ok(plan) = &info.plan {
-                        let results = evaluate_plan(&flags.set, &context, plan);
+                        let results = evaluate_plan(&flags.set, context, plan);
                         results
                             .iter()
                             .filter(|r| r.flag_index() == index)
@@ -206,55 +285,70 @@ impl Snapshot {
         out
     }
 
-    /// The raw variant of one flag (as in [`Snapshot::all`]); `None` when it is unknown, a
-    /// group, or reaches a cycle.
-    pub fn variant(&self, user: &User, flag_key: &str) -> Option<Variant> {
+    /// Evaluates flag `index` (and, first, only its ancestors) and gives its result.
+    fn evaluate<'a>(
+        flags: &'a Flags,
+        plan: &Plan,
+        context: &Context,
+        index: usize,
+    ) -> Option<VariantResult<'a>> {
+        let results = evaluate_plan(&flags.set, context, plan);
+        // By index: `Results::get` would look the key up again. A plan holds the flag and its
+        // few ancestors, so the scan is short.
+        let found = results.iter().find(|r| r.flag_index() == index);
+        found
+    }
+
+    /// The raw result of one flag (as in [`Snapshot::all`]) and its traits; `None` when it is
+    /// unknown, a group, or reaches a cycle.
+    pub fn result(
+        &self,
+        context: &Context,
+        flag_key: &str,
+    ) -> Option<(VariantResult<'_>, ResultTraits)> {
         let flags = self.flags.as_ref()?;
         let index = flags.set.index_of(flag_key)?;
         let info = &flags.infos[index];
         let plan = info.plan.as_ref().ok().filter(|_| !info.group)?;
-        let results = evaluate_plan(&flags.set, &self.context(user), plan);
-        results.get(flag_key).map(|r| variant_of(&r))
+        let r = Snapshot::evaluate(flags, plan, context, index)?;
+        let segment = info.segments.get(r.detail().segment_index);
+        Some((r, info.traits(&r, segment)))
     }
 
     /// One flag with OFREP's reason, value and error code (§B5, §B6).
-    pub fn detail(&self, user: &User, flag_key: &str) -> Detail {
+    pub fn outcome(&self, context: &Context, flag_key: &str) -> Outcome<'_> {
         let Some(flags) = &self.flags else {
-            return Detail::error(flag_key, ErrorCode::ProviderNotReady);
+            return Outcome::error(ErrorCode::ProviderNotReady);
         };
         let Some(index) = flags.set.index_of(flag_key) else {
-            return Detail::error(flag_key, ErrorCode::FlagNotFound);
+            return Outcome::error(ErrorCode::FlagNotFound);
         };
         let info = &flags.infos[index];
         if info.group || info.not_deployed {
-            return Detail::error(flag_key, ErrorCode::FlagNotFound);
+            return Outcome::error(ErrorCode::FlagNotFound);
         }
         let Ok(plan) = &info.plan else {
-            return Detail::error(flag_key, ErrorCode::General);
+            return Outcome::error(ErrorCode::General);
         };
-        let results = evaluate_plan(&flags.set, &self.context(user), plan);
-        let Some(r) = results.get(flag_key) else {
-            return Detail {
-                flag_key: flag_key.to_owned(),
-                variant: None,
+        let Some(r) = Snapshot::evaluate(flags, plan, context, index) else {
+            return Outcome {
+                result: None,
+                traits: ResultTraits::default(),
                 value: None,
                 reason: Reason::Default,
                 error: None,
             };
         };
         let detail = r.detail();
-        let segment = info.segments.get(detail.segment_index).copied();
+        let segment = info.segments.get(detail.segment_index);
         if !info.inactive
             && detail.missing_bucket_value
             && segment.is_some_and(|s| s.user_id_bucket)
         {
-            return Detail::error(flag_key, ErrorCode::TargetingKeyMissing);
+            return Outcome::error(ErrorCode::TargetingKeyMissing);
         }
-        let variant = variant_of(&r);
-        let value = variant
-            .value
-            .clone()
-            .filter(|_| !info.inactive && !variant.is_default());
+        let traits = info.traits(&r, segment);
+        let value = r.value().filter(|_| !info.inactive && !traits.default);
         let reason = match (&value, segment) {
             _ if info.inactive => Reason::Disabled,
             (None, _) => Reason::Default,
@@ -263,9 +357,9 @@ impl Snapshot {
             _ if info.segments.len() == 1 => Reason::Static,
             _ => Reason::Default,
         };
-        Detail {
-            flag_key: flag_key.to_owned(),
-            variant: Some(variant),
+        Outcome {
+            result: Some(r),
+            traits,
             value,
             reason,
             error: None,
@@ -273,7 +367,8 @@ impl Snapshot {
     }
 }
 
-fn variant_of(r: &VariantResult<'_>) -> Variant {
+/// The owned [`Variant`] of a result: key, value and payload copied, metadata merged.
+pub(crate) fn variant_of(r: &VariantResult<'_>) -> Variant {
     Variant {
         key: r.key().to_owned(),
         value: r.value().cloned().map(Into::into),

@@ -109,16 +109,6 @@ pub struct Detail {
 }
 
 impl Detail {
-    pub(crate) fn error(flag_key: &str, code: ErrorCode) -> Detail {
-        Detail {
-            flag_key: flag_key.to_owned(),
-            variant: None,
-            value: None,
-            reason: Reason::Error,
-            error: Some(code),
-        }
-    }
-
     /// The variant key, if any.
     pub fn variant_key(&self) -> Option<&str> {
         self.variant.as_ref().map(|v| v.key.as_str())

@@ -88,6 +88,20 @@ fn bootstrap_texts_parse_or_fail_cleanly() {
     assert_eq!(flags.etag.as_deref(), Some("W/\"1\""));
 }
 
+/// The detail of one flag; checks on the way that the traits looked up for the result are
+/// the ones its metadata give.
+fn detail(s: &Snapshot, user: &User, flag_key: &str) -> Detail {
+    let outcome = s.outcome(&s.context(user), flag_key);
+    if let Some(r) = &outcome.result {
+        assert_eq!(outcome.traits, ResultTraits::of(r), "{flag_key}");
+    }
+    outcome.detail(flag_key)
+}
+
+fn all(s: &Snapshot, user: &User) -> BTreeMap<String, Variant> {
+    s.all(&s.context(user))
+}
+
 /// (flag, user, reason or error code, variant, value)
 #[test]
 fn reasons_follow_ofrep() {
@@ -95,8 +109,9 @@ fn reasons_follow_ofrep() {
     let in_split = (0..100)
         .map(|i| format!("u{i}"))
         .find(|u| {
-            s.variant(&User::new().with_user_id(u.as_str()), "split")
-                .is_some_and(|v| v.key == "on")
+            let user = User::new().with_user_id(u.as_str());
+            s.result(&s.context(&user), "split")
+                .is_some_and(|(r, _)| r.key() == "on")
         })
         .unwrap();
     type Case = (
@@ -183,7 +198,7 @@ fn reasons_follow_ofrep() {
         ("payload", json!({}), "STATIC", Some("t"), Some(json!("t"))),
     ];
     for (flag, user, reason, variant, value) in cases {
-        let d = s.detail(&User::from_json(user.clone()).unwrap(), flag);
+        let d = detail(&s, &User::from_json(user.clone()).unwrap(), flag);
         let got = d.error.map_or(d.reason.as_str(), ErrorCode::as_str);
         assert_eq!(
             (got, d.variant_key(), d.value.clone()),
@@ -191,18 +206,108 @@ fn reasons_follow_ofrep() {
             "{flag} {user}"
         );
     }
-    let d = s.detail(&User::new(), "payload");
+    let d = detail(&s, &User::new(), "payload");
     assert_eq!(d.flag_metadata()["payload"], json!(r#"{"a":[1]}"#));
     assert_eq!(d.flag_metadata()["flagVersion"], json!(7));
     // Before any configs: not ready.
     let empty = Snapshot::default();
     assert_eq!(
-        empty.detail(&User::new(), "static").error,
+        detail(&empty, &User::new(), "static").error,
         Some(ErrorCode::ProviderNotReady)
     );
-    assert!(empty.all(&User::new()).is_empty());
+    assert!(all(&empty, &User::new()).is_empty());
     // All results, ancestors included.
-    let all = s.all(&User::new().with_user_id("u1"));
-    assert_eq!(all.len(), 8);
-    assert_eq!(all["parent"].key, "on");
+    let every = all(&s, &User::new().with_user_id("u1"));
+    assert_eq!(every.len(), 8);
+    assert_eq!(every["parent"].key, "on");
+}
+
+/// What a typed accessor gives for `Detail::typed`'s answer.
+fn or<T>(typed: Result<Option<T>, ErrorCode>, fallback: T) -> T {
+    typed.ok().flatten().unwrap_or(fallback)
+}
+
+/// The typed accessors read values where the compiled flags hold them, without building a
+/// `Detail`; flag by flag, for users reaching every outcome and for values of every JSON type,
+/// they give what `Detail::typed` gives, through an `Evaluation` and per call.
+#[test]
+fn typed_accessors_agree_with_details() {
+    let mut flags = configs();
+    let typed = |key: &str, value: serde_json::Value| json!({"key": key, "variants": {"v": {"key": "v", "value": value}}, "segments": [{"variant": "v"}]});
+    let values = [
+        json!(true),
+        json!(7),
+        json!(-0.0),
+        json!(2.5),
+        json!(18_446_744_073_709_551_615_u64),
+        json!({"a": [1]}),
+    ];
+    for (i, value) in values.into_iter().enumerate() {
+        flags
+            .as_array_mut()
+            .unwrap()
+            .push(typed(&format!("typed-{i}"), value));
+    }
+    let client = crate::LocalClient::start(crate::LocalConfig::offline(flags.to_string())).unwrap();
+    let mut keys: Vec<String> = flags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.push("ghost".to_owned());
+    let mut users = vec![
+        json!({}),
+        json!({"country": "CA"}),
+        json!({"device_id": "d"}),
+    ];
+    users.extend((0..20).map(|i| json!({"user_id": format!("u{i}")})));
+    let fallback = json!("fallback");
+    let mut seen = BTreeSet::new();
+    for json in users {
+        let user = User::from_json(json.clone()).unwrap();
+        let eval = client.evaluation(&user);
+        for key in &keys {
+            let d = client.detail(&user, key);
+            let what = format!("{key} {json}");
+            seen.insert(d.value.is_some());
+            assert_eq!(eval.detail(key), d, "{what}");
+            assert_eq!(
+                eval.is_enabled(key),
+                d.error.is_none() && d.value.is_some(),
+                "{what}"
+            );
+            let s = or(d.typed(|v| v.as_str().map(str::to_owned)), "fb".to_owned());
+            assert_eq!(eval.string_variation(key, "fb"), s, "{what}");
+            assert_eq!(client.string_variation(&user, key, "fb"), s, "{what}");
+            let b = or(d.typed(serde_json::Value::as_bool), false);
+            assert_eq!(eval.bool_variation(key, false), b, "{what}");
+            assert_eq!(client.bool_variation(&user, key, false), b, "{what}");
+            let i = or(d.typed(serde_json::Value::as_i64), -1);
+            assert_eq!(eval.int_variation(key, -1), i, "{what}");
+            assert_eq!(client.int_variation(&user, key, -1), i, "{what}");
+            let f = or(d.typed(serde_json::Value::as_f64), -1.5);
+            assert_eq!(
+                eval.float_variation(key, -1.5).to_bits(),
+                f.to_bits(),
+                "{what}"
+            );
+            assert_eq!(
+                client.float_variation(&user, key, -1.5).to_bits(),
+                f.to_bits(),
+                "{what}"
+            );
+            let j = or(d.typed(|v| Some(v.clone())), fallback.clone());
+            assert_eq!(eval.json_variation(key, fallback.clone()), j, "{what}");
+            assert_eq!(
+                client.json_variation(&user, key, fallback.clone()),
+                j,
+                "{what}"
+            );
+            assert_eq!(eval.variant(key), client.variant(&user, key), "{what}");
+        }
+        assert_eq!(eval.all_variants(), client.all_variants(&user), "{json}");
+    }
+    // Both values and fallbacks were compared.
+    assert_eq!(seen.len(), 2);
 }
