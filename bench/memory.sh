@@ -4,7 +4,7 @@
 # prerequisite), then with 10,000 flag streams open on top, on a second project's deployment
 # of 51 flags (the `sse_fanout` example, which also times a change reaching all of them).
 # Prints VmRSS and VmHWM at each step.
-# Usage: bench/memory.sh [FLAGS] [STREAMS]      (default: 10000 10000)
+# Usage: bench/memory.sh [FLAGS] [STREAMS]      (default: 10000 10000; BIN=DIR, see below)
 set -euo pipefail
 
 root=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
@@ -13,10 +13,16 @@ flags=${1:-10000}
 streams=${2:-10000}
 ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --quiet -p vexil --manifest-path "$root/Cargo.toml"
-cargo build --release --quiet -p vexil-server --example sse_fanout --manifest-path "$root/Cargo.toml"
-cargo build --release --quiet -p vexil-eval --example heavy_fixture --manifest-path "$root/Cargo.toml"
-bin=$CARGO_TARGET_DIR/release
+# BIN=DIR runs the binaries in DIR (vexil, examples/sse_fanout, examples/heavy_fixture)
+# instead of building this checkout: a baseline built earlier, measured in the same session.
+if [[ -n ${BIN:-} ]]; then
+    bin=$BIN
+else
+    cargo build --release --quiet -p vexil --manifest-path "$root/Cargo.toml"
+    cargo build --release --quiet -p vexil-server --example sse_fanout --manifest-path "$root/Cargo.toml"
+    cargo build --release --quiet -p vexil-eval --example heavy_fixture --manifest-path "$root/Cargo.toml"
+    bin=$CARGO_TARGET_DIR/release
+fi
 
 tmp=$(mktemp -d)
 pid=
