@@ -47,7 +47,9 @@ async fn main() -> Result<(), Error> {
                 Ok::<_, Error>(())
             };
             if let Err(err) = run.await {
-                eprintln!("stream failed: {err}");
+                // The others would wait for it forever: the fan-out cannot be timed.
+                eprintln!("error: a stream failed: {err}");
+                std::process::exit(1);
             }
         });
     }
