@@ -260,6 +260,13 @@ async fn exposures_arrive_deduplicated() {
     let run = |client: LocalClient| async move {
         client.wait_until_ready(DEADLINE).await.unwrap();
         serves(&client, &["exp", "never"]).await;
+        // `exp` is created, then activated, and the server may publish the two apart. Asked
+        // through `all_variants`, which records no exposure.
+        eventually("the client to serve `exp` activated", || {
+            let variants = client.all_variants(&User::new().with_user_id("probe"));
+            (variants.get("exp")?.key != "off").then_some(())
+        })
+        .await;
         let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
         for i in 0..10 {
             let user = User::new().with_user_id(format!("u{i}"));
