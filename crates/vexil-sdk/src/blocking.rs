@@ -123,8 +123,18 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        // Once stopped, refused here: the runtime's thread may still be winding down and would
+        // run the task.
+        let stopped = self
+            .stop
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none();
+        if stopped {
+            return Err(Error::ShutDown);
+        }
         let (tx, rx) = mpsc::sync_channel(1);
-        // On a runtime that stopped, the task is dropped at once and `tx` with it.
+        // On a runtime that stopped meanwhile, the task is dropped at once and `tx` with it.
         let task = self.handle.spawn(async move {
             let _ = tx.send(future.await);
         });
