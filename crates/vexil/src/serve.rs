@@ -81,11 +81,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let metrics_listener = match args.metrics_listen {
-            Some(at) => Some(
-                tokio::net::TcpListener::bind(at)
-                    .await
-                    .with_context(|| format!("listening for metrics on {at}"))?,
-            ),
+            Some(at) => Some(bind_metrics(at).await?),
             None => None,
         };
         let mut config = args.config();
@@ -98,26 +94,12 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(vexil_server::error::chain(&e)))
             .context("starting the server")?;
-        // One signal stops both listeners.
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        });
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
+        let stop = stop_on_signal();
         if let Some(metrics_listener) = metrics_listener {
-            let at = metrics_listener
-                .local_addr()
-                .context("reading the metrics address")?;
-            println!("Metrics are at http://{at}/metrics");
-            let metrics = app.serve_metrics(metrics_listener, stopped(stop.clone()));
-            tokio::spawn(async move {
-                if let Err(err) = metrics.await {
-                    tracing::error!(error = %err, "the metrics listener failed");
-                }
-            });
+            announce_metrics(&metrics_listener)?;
+            tokio::spawn(log_failure(
+                app.serve_metrics(metrics_listener, stopped(stop.clone())),
+            ));
         }
         println!("Vexil is listening on http://{addr}");
         tracing::info!(%addr, "listening");
@@ -171,6 +153,44 @@ pub(crate) fn init_logging(
         tracing::info!(endpoint, "exporting traces over OTLP/HTTP");
     }
     Ok(traces)
+}
+
+/// A receiver that turns `true` on SIGINT or SIGTERM: one signal stops every listener.
+pub(crate) fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    stop
+}
+
+/// Resolves once `stop` turns `true` (or its sender is gone).
+pub(crate) async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Binds `--metrics-listen`.
+pub(crate) async fn bind_metrics(at: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("listening for metrics on {at}"))
+}
+
+/// Prints where `/metrics` is served.
+pub(crate) fn announce_metrics(listener: &tokio::net::TcpListener) -> Result<()> {
+    let at = listener
+        .local_addr()
+        .context("reading the metrics address")?;
+    println!("Metrics are at http://{at}/metrics");
+    Ok(())
+}
+
+/// Runs the metrics listener, logging why it stopped if it failed.
+pub(crate) async fn log_failure(serving: impl std::future::Future<Output = std::io::Result<()>>) {
+    if let Err(err) = serving.await {
+        tracing::error!(error = %err, "the metrics listener failed");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -27,21 +27,14 @@ use vexil_sdk::{
 mod common;
 
 use common::fixtures::{
-    eventually, realistic_flags, started, stop, users, Api, DEADLINE, REALISTIC,
+    self, eventually, realistic_flags, started, stop, users, Api, DEADLINE, REALISTIC,
 };
 use common::{start, start_on, TempDir};
 
 /// Waits until `client` serves every flag of `keys`.
 async fn serves(client: &LocalClient, keys: &[&str]) {
     eventually("the client to serve the flags", || {
-        let text = client.flags_json()?;
-        let configs: Value = serde_json::from_str(&text).ok()?;
-        let served: Vec<&str> = configs
-            .as_array()?
-            .iter()
-            .filter_map(|c| c["key"].as_str())
-            .collect();
-        keys.iter().all(|k| served.contains(k)).then_some(())
+        fixtures::serves(client.flags_json().as_deref(), keys)
     })
     .await;
 }

@@ -29,6 +29,7 @@ use vexil_core::sdk::{persist, ProjectData, Snapshot, SnapshotSink, SpoolOptions
 use vexil_server::{BackendMetric, MetricKind};
 
 use crate::cli::EdgeArgs;
+use crate::serve;
 
 /// What `vexil edge` runs with, resolved once from the command line.
 #[derive(Debug, Clone)]
@@ -382,32 +383,17 @@ pub fn edge(args: &EdgeArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         // One signal stops both listeners.
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            crate::serve::shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        });
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
+        let stop = serve::stop_on_signal();
         if let Some(at) = config.metrics_listen {
-            let metrics_listener = tokio::net::TcpListener::bind(at)
-                .await
-                .with_context(|| format!("listening for metrics on {at}"))?;
-            let at = metrics_listener
-                .local_addr()
-                .context("reading the metrics address")?;
-            println!("Metrics are at http://{at}/metrics");
-            let metrics = app.serve_metrics(metrics_listener, stopped(stop.clone()));
-            tokio::spawn(async move {
-                if let Err(err) = metrics.await {
-                    tracing::error!(error = %err, "the metrics listener failed");
-                }
-            });
+            let metrics_listener = serve::bind_metrics(at).await?;
+            serve::announce_metrics(&metrics_listener)?;
+            tokio::spawn(serve::log_failure(
+                app.serve_metrics(metrics_listener, serve::stopped(stop.clone())),
+            ));
         }
         println!("Vexil edge is listening on http://{addr}");
         tracing::info!(%addr, upstream = %config.upstream, "listening");
-        let served = app.serve(listener, stopped(stop)).await;
+        let served = app.serve(listener, serve::stopped(stop)).await;
         let stopping = forwarder.clone();
         let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
         served.context("serving")

@@ -186,6 +186,18 @@ pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> 
     }
 }
 
+/// `Some` once `flags_json` (an SDK's configs, as `/sdk/v2/flags` gives them) has every flag of
+/// `keys` (for [`eventually`]).
+pub fn serves(flags_json: Option<&str>, keys: &[&str]) -> Option<()> {
+    let configs: Value = serde_json::from_str(flags_json?).ok()?;
+    let served: Vec<&str> = configs
+        .as_array()?
+        .iter()
+        .filter_map(|c| c["key"].as_str())
+        .collect();
+    keys.iter().all(|k| served.contains(k)).then_some(())
+}
+
 pub fn started(db: &std::path::Path) -> (Server, String) {
     let server = start(db, &["--sync-interval-ms", "100"]);
     let admin = server
