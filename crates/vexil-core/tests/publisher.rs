@@ -61,7 +61,7 @@ impl SnapshotSink for Sink {
         }
         let (revision, json) = snapshots
             .first()
-            .map(|s| (s.revision, s.flags_json(true).to_string()))
+            .map(|s| (s.revision, s.flags_json(true).to_text()))
             .unwrap_or_default();
         let send = |e: Event| self.events.lock().unwrap().send(e).unwrap();
         send(Event::Started(project.to_owned(), revision, json));

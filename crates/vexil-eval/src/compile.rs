@@ -275,6 +275,23 @@ impl FlagSet {
         Ok(set)
     }
 
+    /// Drops from the kept configs what evaluation reads only in compiled form: each
+    /// segment's `conditions` and `bucket`. Results still borrow values, payloads and metadata
+    /// from the configs, and evaluate the same; what changes is that [`FlagSet::configs`] and
+    /// [`FlagSet::get`] then give configs without conditions or buckets, and [`crate::explain`]
+    /// explains no condition or bucket. For a set that is only evaluated and kept for long (a
+    /// server's snapshot, which keeps the JSON it serves apart): with realistic flags the
+    /// configs are most of a compiled set's memory, and half of that is these two parts.
+    pub fn shed_rules(&mut self) {
+        for flag in &mut self.flags {
+            for segment in &mut flag.config.segments {
+                segment.conditions = None;
+                segment.bucket = None;
+            }
+            flag.config.segments.shrink_to_fit();
+        }
+    }
+
     /// Things in the configs that evaluate but are probably mistakes.
     pub fn warnings(&self) -> &[Warning] {
         &self.warnings

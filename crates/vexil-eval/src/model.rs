@@ -201,6 +201,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
                         None => entries.push((key, value)),
                     }
                 }
+                entries.shrink_to_fit();
                 Ok(OrderedMap(entries))
             }
         }

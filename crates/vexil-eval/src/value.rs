@@ -348,6 +348,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(v) = seq.next_element()? {
             out.push(v);
         }
+        // Configs are kept for as long as they are served: no spare capacity.
+        out.shrink_to_fit();
         Ok(Value::Array(out))
     }
 
@@ -366,6 +368,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         if object.len() > 32 {
             dedup_large(&mut object);
         }
+        object.members.shrink_to_fit();
         Ok(Value::Object(object))
     }
 }

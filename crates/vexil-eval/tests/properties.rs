@@ -516,6 +516,36 @@ proptest! {
         }
     }
 
+    /// A set that has shed its rules (`FlagSet::shed_rules`, what a server keeps) gives the
+    /// same results as the set it was, with every accessor, and its configs keep everything
+    /// but conditions and buckets.
+    #[test]
+    fn shedding_rules_keeps_results(configs in any_configs(), context in context(), keys in flag_keys()) {
+        let full = compile(configs);
+        let mut lean = full.clone();
+        lean.shed_rules();
+        prop_assert_eq!(evaluate_to_json(&full, &context, &keys), evaluate_to_json(&lean, &context, &keys));
+        let detail = |set: &FlagSet| -> Vec<String> {
+            evaluate(set, &context, &keys)
+                .map(|r| r.iter().map(|r| format!("{:?} {:?}", r.detail(), r.metadata())).collect())
+                .unwrap_or_default()
+        };
+        prop_assert_eq!(detail(&full), detail(&lean));
+        for (a, b) in full.configs().zip(lean.configs()) {
+            prop_assert!(b.segments.iter().all(|s| s.conditions.is_none() && s.bucket.is_none()));
+            let rules_gone = |c: &FlagConfig| {
+                let mut c = c.clone();
+                for s in &mut c.segments {
+                    s.conditions = None;
+                    s.bucket = None;
+                }
+                c
+            };
+            // Compared as text: a NaN payload is not equal to itself.
+            prop_assert_eq!(format!("{:?}", rules_gone(a)), format!("{b:?}"));
+        }
+    }
+
     /// The same config and user always give the same results: twice on one set, on a clone,
     /// and on a second compilation of the same configs. `bucket_values` is murmur3 of
     /// `salt/id`, split into allocation and distribution values.

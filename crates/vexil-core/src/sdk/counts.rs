@@ -109,12 +109,13 @@ impl DeploymentCounts {
         let mut kept: HashMap<(Box<str>, Box<str>), u32> = HashMap::new();
         let mut flag_start = Vec::with_capacity(snapshot.flag_infos().len() + 1);
         let mut outcome_slots = Vec::new();
-        for info in snapshot.flag_infos() {
+        for (flag, info) in snapshot.flag_infos().iter().enumerate() {
             flag_start.push(outcome_slots.len() as u32);
             for outcome in &info.outcomes {
+                let variant = snapshot.labels(flag, outcome).map_or("", |l| l.variant_key);
                 let label = (
                     Box::<str>::from(info.key.as_str()),
-                    outcome.variant_key.clone(),
+                    Box::<str>::from(variant),
                 );
                 let slot = match kept.get(&label) {
                     Some(&slot) => slot,
@@ -218,7 +219,7 @@ mod tests {
             s.flag_infos()[beta]
                 .outcomes
                 .iter()
-                .position(|o| &*o.variant_key == variant)
+                .position(|o| s.labels(beta, o).unwrap().variant_key == variant)
                 .unwrap()
         };
         for _ in 0..3 {

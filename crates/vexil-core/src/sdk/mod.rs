@@ -12,6 +12,7 @@
 
 mod counts;
 pub mod enrich;
+mod flags_body;
 pub mod ingest;
 mod memory;
 pub mod ofrep;
@@ -25,12 +26,13 @@ pub use tracking::DEFAULT_EVENT_RETENTION_DAYS;
 
 pub use counts::{DeploymentCounts, ServedCounts};
 pub use enrich::referenced_cohort_ids;
+pub use flags_body::FlagsBody;
 pub use memory::{CohortData, IdKind, UserProperties, USER_GROUP_TYPE};
 pub use persist::{bundle, unbundle, Bundle, PersistError, Persister};
 pub use publisher::{PublishStats, Publisher, PublisherOptions, SnapshotSink, SnapshotSource};
 pub use snapshot::{
-    group_kind, FlagInfo, Outcome, ProjectData, RemoteAnswer, RemoteOptions, Snapshot,
-    SnapshotInput, Tracked,
+    group_kind, FlagInfo, Outcome, OutcomeLabels, ProjectData, RemoteAnswer, RemoteOptions,
+    Snapshot, SnapshotInput, Tracked,
 };
 pub use spool::{Spool, SpoolError, SpoolOptions, SpoolStats};
 pub use tracking::{
@@ -41,6 +43,15 @@ pub use tracking::{
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+
+/// Lets `Bytes` share a snapshot's text (a body, a cohort download) without copying it.
+pub struct ArcStr(pub Arc<str>);
+
+impl AsRef<[u8]> for ArcStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
 
 /// The setting that holds the server secret.
 const SECRET_SETTING: &str = "server_secret";

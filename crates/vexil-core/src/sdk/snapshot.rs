@@ -16,6 +16,7 @@ use vexil_eval::{
 
 use super::counts::ServedCounts;
 use super::enrich::{enrich, referenced_cohort_ids, Cohorts};
+use super::flags_body::{FlagsBodies, FlagsBody};
 use super::memory::{CohortData, UserProperties};
 use crate::model::{Deployment, EvaluationMode, GroupKind};
 
@@ -66,27 +67,37 @@ impl ProjectData {
     }
 }
 
-/// One possible result of one flag, prepared.
+/// One possible result of one flag, prepared: what serving reads on every request. What only
+/// tracking and metrics read (the variant key, segment name, experiment key and flag version)
+/// comes from the compiled flags, through [`Snapshot::labels`].
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub segment: usize,
     pub variant: usize,
     /// `"flag-key":{...}`: this result as an entry of the `/sdk/v2/vardata` object.
     json: Box<str>,
-    pub variant_key: Box<str>,
     /// Merged metadata has `default: true`.
     pub default: bool,
     /// Merged metadata does not have `deployed: false`.
     pub deployed: bool,
     /// Merged metadata does not have `trackExposure: false`.
     pub track_exposure: bool,
-    pub flag_version: Option<i64>,
-    pub segment_name: Option<Box<str>>,
-    pub experiment_key: Option<Box<str>>,
     /// `,"value":<json>` for OFREP, when the variant has a value.
     ofrep_value: Option<Box<str>>,
     /// `,"variant":"k","metadata":{...}}`: the end of an OFREP success item.
     ofrep_tail: Box<str>,
+}
+
+/// How tracking and metrics name one [`Outcome`], borrowed from the compiled flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeLabels<'a> {
+    pub variant_key: &'a str,
+    /// Merged metadata's `segmentName`.
+    pub segment_name: Option<&'a str>,
+    /// Merged metadata's `experimentKey`.
+    pub experiment_key: Option<&'a str>,
+    /// Merged metadata's `flagVersion`, when an integer.
+    pub flag_version: Option<i64>,
 }
 
 /// How a segment decides, for OFREP reasons (`sdk-protocol.md` §B5).
@@ -154,8 +165,7 @@ pub struct Snapshot {
     pub hash: String,
     pub(crate) flags: FlagSet,
     pub(crate) infos: Vec<FlagInfo>,
-    flags_local: Arc<str>,
-    flags_all: Arc<str>,
+    bodies: FlagsBodies,
     pub(crate) plan_all: Result<Plan, CycleError>,
     plan_local: Result<Plan, CycleError>,
     /// Flags deployed as OFREP sees them ([`FlagInfo::deployed`]), in ascending key order.
@@ -233,7 +243,6 @@ impl Snapshot {
         } = input;
         let local = |key: &str| modes.get(key) == Some(&EvaluationMode::Local);
         let attached: Vec<bool> = configs.iter().map(|c| attached.contains(&c.key)).collect();
-        let flags_all: Arc<str> = to_json(&configs).into();
         // Local-mode flags attached here, plus whatever they depend on, in served order.
         let local_roots: Vec<String> = configs
             .iter()
@@ -243,21 +252,20 @@ impl Snapshot {
             .collect();
         let root_refs: Vec<&str> = local_roots.iter().map(String::as_str).collect();
         let local_keys = closure(&configs, &root_refs);
-        let local_configs: Vec<&FlagConfig> = configs
-            .iter()
-            .filter(|c| local_keys.contains(c.key.as_str()))
-            .collect();
-        let flags_local: Arc<str> = to_json(&local_configs).into();
+        let bodies = FlagsBodies::build(&configs, |i| local_keys.contains(configs[i].key.as_str()));
         let cohorts = Cohorts::new(
             referenced_cohort_ids(&configs)
                 .into_iter()
                 .filter_map(|id| project.cohorts.get(id).cloned()),
         );
 
-        let flags = FlagSet::compile(configs)?;
+        let mut flags = FlagSet::compile(configs)?;
         let infos: Vec<FlagInfo> = (0..flags.len())
             .map(|i| flag_info(&flags, i, attached[i], local, &project))
             .collect();
+        // Serving evaluates the compiled rules and answers from the prepared outcomes; the
+        // rules' sources are in the served JSON already.
+        flags.shed_rules();
         let plan_all = flags.plan(&[] as &[&str]);
         let local_indexes: Vec<usize> = local_roots
             .iter()
@@ -279,8 +287,7 @@ impl Snapshot {
             hash,
             flags,
             infos,
-            flags_local,
-            flags_all,
+            bodies,
             plan_all,
             plan_local,
             max_body,
@@ -291,23 +298,41 @@ impl Snapshot {
 
     /// The `/sdk/v2/flags` body: local-mode flags and their ancestors, or (`remote`) every
     /// flag. Client keys never see remote-mode configs (`sdk-protocol.md` §A3).
-    pub fn flags_json(&self, remote: bool) -> &Arc<str> {
+    pub fn flags_json(&self, remote: bool) -> &FlagsBody {
         if remote && self.deployment.kind == crate::model::DeploymentType::Server {
-            &self.flags_all
+            &self.bodies.all
         } else {
-            &self.flags_local
+            &self.bodies.local
         }
     }
 
     /// Every config the deployment serves, as JSON in served order, whatever its kind (what
     /// [`super::persist`] keeps to build the snapshot again).
-    pub(crate) fn configs_json(&self) -> &Arc<str> {
-        &self.flags_all
+    pub(crate) fn configs_json(&self) -> &str {
+        &self.bodies.all_text
     }
 
     /// The compiled flags.
     pub fn flag_set(&self) -> &FlagSet {
         &self.flags
+    }
+
+    /// How tracking and metrics name outcome `outcome` of flag `flag` (an index in
+    /// [`Snapshot::flag_infos`]).
+    pub fn labels(&self, flag: usize, outcome: &Outcome) -> Option<OutcomeLabels<'_>> {
+        let r = self
+            .flags
+            .result_at(flag, outcome.segment, outcome.variant)?;
+        let text = |k: &str| r.metadata_value(k).and_then(Value::as_str);
+        Some(OutcomeLabels {
+            variant_key: r.key(),
+            segment_name: text("segmentName"),
+            experiment_key: text("experimentKey"),
+            flag_version: match r.metadata_value("flagVersion") {
+                Some(Value::Int(v)) => Some(*v),
+                _ => None,
+            },
+        })
     }
 
     /// What the snapshot knows of each flag, by index in [`Snapshot::flag_set`].
@@ -398,11 +423,6 @@ impl Snapshot {
 
 fn is_false(v: Option<&Value>) -> bool {
     v == Some(&Value::Bool(false))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Flag configs are plain data; serializing them cannot fail.
-    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// `roots` and every flag they depend on, transitively, among `configs`.
@@ -514,27 +534,14 @@ fn segment_name(metadata: Option<&Object>) -> Option<&str> {
 }
 
 fn outcome(r: &VariantResult<'_>, segment: usize, variant: usize) -> Outcome {
-    let text = |k: &str| {
-        r.metadata_value(k)
-            .and_then(Value::as_str)
-            .map(|s| s.to_owned().into_boxed_str())
-    };
-    let flag_version = match r.metadata_value("flagVersion") {
-        Some(Value::Int(v)) => Some(*v),
-        _ => None,
-    };
     let variant_key_json = serde_json::to_string(r.key()).unwrap_or_default();
     Outcome {
         segment,
         variant,
         json: result_entry(r).into(),
-        variant_key: r.key().into(),
         default: r.is_default(),
         deployed: !is_false(r.metadata_value("deployed")),
         track_exposure: !is_false(r.metadata_value("trackExposure")),
-        flag_version,
-        segment_name: text("segmentName"),
-        experiment_key: text("experimentKey"),
         ofrep_value: r.value().map(|v| {
             format!(
                 ",\"value\":{}",

@@ -447,16 +447,19 @@ impl Job {
             let Some(o) = info.outcomes.get(outcome as usize) else {
                 continue;
             };
-            let variant = (!o.default).then(|| o.variant_key.to_string());
+            let Some(labels) = snapshot.labels(flag as usize, o) else {
+                continue;
+            };
+            let variant = (!o.default).then(|| labels.variant_key.to_owned());
             let row = |kind: &str| ExposureRow {
                 project: snapshot.project.key.clone(),
                 deployment: snapshot.deployment.key.clone(),
                 kind: kind.to_owned(),
                 flag_key: info.key.clone(),
                 variant: variant.clone(),
-                experiment_key: o.experiment_key.as_deref().map(str::to_owned),
-                flag_version: o.flag_version,
-                segment_name: o.segment_name.as_deref().map(str::to_owned),
+                experiment_key: labels.experiment_key.map(str::to_owned),
+                flag_version: labels.flag_version,
+                segment_name: labels.segment_name.map(str::to_owned),
                 user_id: tracked.user_id.clone(),
                 device_id: tracked.device_id.clone(),
                 groups: tracked.groups.clone(),
@@ -847,7 +850,10 @@ impl AssignmentDedup {
             .filter_map(|&(f, o)| {
                 let info = infos.get(f as usize)?;
                 let o = info.outcomes.get(o as usize)?;
-                Some((info.key.as_str(), &*o.variant_key))
+                Some((
+                    info.key.as_str(),
+                    snapshot.labels(f as usize, o)?.variant_key,
+                ))
             })
             .collect();
         pairs.sort_unstable();

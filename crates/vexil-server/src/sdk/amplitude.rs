@@ -13,8 +13,8 @@ use vexil_eval::{Object, Value};
 
 use super::registry::Served;
 use super::{
-    amp_error, decode_base64, header_str, json_response, query_param, read_body, too_many, ArcStr,
-    SdkState, EVAL_LIMIT,
+    amp_error, decode_base64, flags_body, header_str, json_response, query_param, read_body,
+    too_many, ArcStr, SdkState, EVAL_LIMIT,
 };
 
 static X_AMP_EXP_USER: HeaderName = HeaderName::from_static("x-amp-exp-user");
@@ -62,8 +62,7 @@ pub(crate) async fn flags(State(sdk): State<SdkState>, request: Request) -> Resp
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
-        let json = snapshot.flags_json(remote).clone();
-        json_response(StatusCode::OK, Bytes::from_owner(ArcStr(json)))
+        json_response(StatusCode::OK, flags_body(snapshot.flags_json(remote)))
     };
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

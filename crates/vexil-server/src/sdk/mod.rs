@@ -200,12 +200,43 @@ pub(crate) fn amp_error(status: StatusCode, message: &str) -> Response {
     json_response(status, body)
 }
 
-/// Lets `Bytes` share a snapshot's body without copying it.
-pub(crate) struct ArcStr(pub Arc<str>);
+pub(crate) use vexil_core::sdk::ArcStr;
 
-impl AsRef<[u8]> for ArcStr {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
+/// A snapshot's `/sdk/v2/flags` body as a response body: its parts, shared and sent in order,
+/// with the exact length (`Content-Length`).
+pub(crate) fn flags_body(flags: &vexil_core::sdk::FlagsBody) -> Body {
+    Body::new(Parts {
+        parts: flags.parts().iter().cloned().collect(),
+        remaining: flags.len() as u64,
+    })
+}
+
+struct Parts {
+    parts: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let part = self.parts.pop_front();
+        if let Some(p) = &part {
+            self.remaining = self.remaining.saturating_sub(p.len() as u64);
+        }
+        std::task::Poll::Ready(part.map(|p| Ok(http_body::Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 

@@ -38,9 +38,10 @@ impl Served {
             .get_or_init(|| {
                 let mut encoder =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                let json = self.snapshot.flags_json(remote);
                 // Writing to a Vec cannot fail.
-                let _ = encoder.write_all(json.as_bytes());
+                for part in self.snapshot.flags_json(remote).parts() {
+                    let _ = encoder.write_all(part);
+                }
                 Bytes::from(encoder.finish().unwrap_or_default())
             })
             .clone()

@@ -20,9 +20,10 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Duration, Instant};
+use vexil_core::sdk::FlagsBody;
 
 use super::registry::{now_ms, Served};
-use super::{amp_error, header_str, query_param, scheme_key, too_many, ArcStr, SdkState};
+use super::{amp_error, header_str, query_param, scheme_key, too_many, SdkState};
 use crate::listen::ConnectionSlot;
 
 /// The keep-alive event: data of one space, which is `data:` and two spaces on the wire.
@@ -137,8 +138,8 @@ struct FlagStream {
     /// The key the client authenticated with: the deployment's, or one a rotation replaced
     /// whose grace period was still running.
     key: String,
-    /// The flags last sent (`/sdk/v2/flags`, local mode).
-    last: Arc<str>,
+    /// Digest of the flags last sent (`/sdk/v2/flags`, local mode).
+    last: [u8; 32],
     last_event: Instant,
     keepalive: Duration,
     /// The parts of the event being sent.
@@ -147,12 +148,12 @@ struct FlagStream {
 
 /// `data: <flags>\n\n`, the event of `/sdk/stream/v1/flags`, in parts that share the
 /// snapshot's body instead of copying it.
-fn flags_event(flags: &Arc<str>) -> VecDeque<Bytes> {
-    VecDeque::from([
-        Bytes::from_static(b"data: "),
-        Bytes::from_owner(ArcStr(flags.clone())),
-        Bytes::from_static(b"\n\n"),
-    ])
+fn flags_event(flags: &FlagsBody) -> VecDeque<Bytes> {
+    let mut event = VecDeque::with_capacity(flags.parts().len() + 2);
+    event.push_back(Bytes::from_static(b"data: "));
+    event.extend(flags.parts().iter().cloned());
+    event.push_back(Bytes::from_static(b"\n\n"));
+    event
 }
 
 /// `GET /sdk/stream/v1/flags`.
@@ -193,7 +194,7 @@ pub(crate) async fn flags(
     let state = FlagStream {
         wait,
         key: sent,
-        last: latest.snapshot.flags_json(false).clone(),
+        last: latest.snapshot.flags_json(false).digest(),
         last_event: Instant::now(),
         keepalive: sdk.config.keepalive,
         pending: flags_event(latest.snapshot.flags_json(false)),
@@ -227,8 +228,8 @@ pub(crate) async fn flags(
                         return None;
                     }
                     let flags = latest.snapshot.flags_json(false);
-                    if !Arc::ptr_eq(flags, &s.last) && **flags != *s.last {
-                        s.last = flags.clone();
+                    if flags.digest() != s.last {
+                        s.last = flags.digest();
                         s.last_event = Instant::now();
                         s.pending = flags_event(flags);
                         if let Some(part) = s.pending.pop_front() {
