@@ -109,8 +109,18 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 /// The stored form of a secret: hex SHA-256. The secrets are long random strings, so a fast
 /// hash is enough; there is nothing to brute-force.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Lower-case hex of `bytes` (digests, signatures, ETags).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -130,6 +140,25 @@ mod tests {
             assert_eq!(key_from_name(name), key, "{name}");
         }
         assert_eq!(key_from_name(&"a".repeat(300)).len(), 128);
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        for (bytes, want) in [
+            (&[][..], ""),
+            (&[0x00, 0x0f, 0xa0, 0xff][..], "000fa0ff"),
+            (
+                &[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde][..],
+                "123456789abcde",
+            ),
+        ] {
+            assert_eq!(hex(bytes), want);
+        }
+        // The stored secret hash, as before.
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

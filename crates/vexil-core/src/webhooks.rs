@@ -163,12 +163,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> Result<String> {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::keys::hex(&mac.finalize().into_bytes()))
 }
 
 /// The `Vexil-Signature` header: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.

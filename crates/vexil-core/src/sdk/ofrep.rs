@@ -104,8 +104,7 @@ pub fn etag(snapshot: &Snapshot, context: &Value) -> String {
     write_canonical(context, &mut canonical);
     hasher.update(canonical.as_bytes());
     let digest = hasher.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("W/\"{hex}\"")
+    format!("W/\"{}\"", crate::keys::hex(&digest[..16]))
 }
 
 /// JSON with object members sorted by key (code point order) at every level, no whitespace,
@@ -311,12 +310,13 @@ fn write_item(
     };
     out.push_str(&info.ofrep_head);
     if let Some(value) = value {
+        out.push_str(",\"value\":");
         out.push_str(value);
     }
     out.push_str(",\"reason\":\"");
     out.push_str(reason);
     out.push('"');
-    out.push_str(outcome.ofrep_tail());
+    outcome.write_ofrep_tail(out);
     Ok(position)
 }
 

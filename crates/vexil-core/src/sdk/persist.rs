@@ -570,8 +570,7 @@ fn stem(key: &str) -> String {
         key.to_owned()
     } else {
         let digest = Sha256::digest(key.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("_{hex}")
+        format!("_{}", crate::keys::hex(&digest))
     }
 }
 

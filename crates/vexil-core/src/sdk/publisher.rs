@@ -581,7 +581,7 @@ fn digest(
             h.update(format!("\0{id}\0{}\0{}", c.version, c.last_modified).as_bytes());
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::keys::hex(&h.finalize())
 }
 
 /// One deployment before its revision is settled.

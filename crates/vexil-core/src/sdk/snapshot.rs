@@ -82,10 +82,38 @@ pub struct Outcome {
     pub deployed: bool,
     /// Merged metadata does not have `trackExposure: false`.
     pub track_exposure: bool,
-    /// `,"value":<json>` for OFREP, when the variant has a value.
-    ofrep_value: Option<Box<str>>,
-    /// `,"variant":"k","metadata":{...}}`: the end of an OFREP success item.
-    ofrep_tail: Box<str>,
+    /// The variant's value as JSON, for OFREP.
+    value: Option<Piece>,
+    /// The end of an OFREP success item.
+    ofrep_tail: OfrepTail,
+}
+
+/// A part of an OFREP item: where it is in the outcome's `json`, or written out.
+#[derive(Debug, Clone)]
+enum Piece {
+    Span(Span),
+    Text(Box<str>),
+}
+
+/// A byte range of an [`Outcome`]'s `json`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// `,"variant":"k","metadata":{...}}`, the end of an OFREP success item (`sdk-protocol.md` §B5).
+#[derive(Debug, Clone)]
+enum OfrepTail {
+    /// Read from the outcome's `json`: the variant key's JSON, and the merged metadata's (none:
+    /// `{}`), when OFREP's metadata is that same object (every member a boolean, string or
+    /// number, and no payload to add).
+    Spans {
+        variant: Span,
+        metadata: Option<Span>,
+    },
+    /// Written out: the metadata drops members or adds the payload.
+    Text(Box<str>),
 }
 
 /// How tracking and metrics name one [`Outcome`], borrowed from the compiled flags.
@@ -534,27 +562,115 @@ fn segment_name(metadata: Option<&Object>) -> Option<&str> {
 }
 
 fn outcome(r: &VariantResult<'_>, segment: usize, variant: usize) -> Outcome {
-    let variant_key_json = serde_json::to_string(r.key()).unwrap_or_default();
+    let json = result_entry(r);
+    // Where OFREP's parts are in the entry, trusted only when the entry written part by part is
+    // the one served (always; otherwise the parts are written out).
+    let spans = entry_spans(r)
+        .filter(|(text, _)| *text == json)
+        .map(|(_, spans)| spans);
+    let value = match (&spans, r.value()) {
+        (_, None) => None,
+        (Some(s), Some(_)) => s.value.map(Piece::Span),
+        (None, Some(v)) => Some(Piece::Text(to_json(v).into())),
+    };
+    let same_metadata = r.payload().is_none()
+        && r.metadata()
+            .iter()
+            .flat_map(Object::iter)
+            .all(|(_, v)| is_scalar(v));
+    let ofrep_tail = match spans.filter(|_| same_metadata) {
+        Some(s) => OfrepTail::Spans {
+            variant: s.variant,
+            metadata: s.metadata,
+        },
+        None => OfrepTail::Text(
+            format!(
+                ",\"variant\":{},\"metadata\":{}}}",
+                to_json(r.key()),
+                ofrep_metadata(r)
+            )
+            .into(),
+        ),
+    };
     Outcome {
         segment,
         variant,
-        json: result_entry(r).into(),
+        json: json.into(),
         default: r.is_default(),
         deployed: !is_false(r.metadata_value("deployed")),
         track_exposure: !is_false(r.metadata_value("trackExposure")),
-        ofrep_value: r.value().map(|v| {
-            format!(
-                ",\"value\":{}",
-                serde_json::to_string(v).unwrap_or_default()
-            )
-            .into()
-        }),
-        ofrep_tail: format!(
-            ",\"variant\":{variant_key_json},\"metadata\":{}}}",
-            ofrep_metadata(r)
-        )
-        .into(),
+        value,
+        ofrep_tail,
     }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(
+        v,
+        Value::Bool(_) | Value::String(_) | Value::Int(_) | Value::UInt(_) | Value::Double(_)
+    )
+}
+
+fn span(start: usize, end: usize) -> Option<Span> {
+    Some(Span {
+        start: u32::try_from(start).ok()?,
+        end: u32::try_from(end).ok()?,
+    })
+}
+
+/// Where the parts OFREP reuses are in a result's vardata entry.
+struct EntrySpans {
+    variant: Span,
+    value: Option<Span>,
+    metadata: Option<Span>,
+}
+
+/// The vardata entry of `r` written part by part (`"flag-key":{"key":…,"value":…,
+/// "payload":…,"metadata":…}`, as [`result_entry`] writes it), with where the parts are. The
+/// caller checks the text equals `result_entry`'s before trusting the spans.
+fn entry_spans(r: &VariantResult<'_>) -> Option<(String, EntrySpans)> {
+    let mut out = to_json(r.flag_key());
+    out.push_str(":{\"key\":");
+    let start = out.len();
+    out.push_str(&to_json(r.key()));
+    let variant = span(start, out.len())?;
+    let value = match r.value() {
+        Some(v) => {
+            out.push_str(",\"value\":");
+            let start = out.len();
+            out.push_str(&to_json(v));
+            Some(span(start, out.len())?)
+        }
+        None => None,
+    };
+    if let Some(p) = r.payload() {
+        out.push_str(",\"payload\":");
+        out.push_str(&to_json(p));
+    }
+    let metadata = match r.metadata() {
+        Some(m) => {
+            out.push_str(",\"metadata\":");
+            let start = out.len();
+            out.push_str(&to_json(&m));
+            Some(span(start, out.len())?)
+        }
+        None => None,
+    };
+    out.push('}');
+    Some((
+        out,
+        EntrySpans {
+            variant,
+            value,
+            metadata,
+        },
+    ))
+}
+
+/// JSON text of a part of an entry.
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    // Keys, values and metadata are plain data; serializing them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// The merged metadata restricted to booleans, strings and numbers, plus `payload` as compact
@@ -562,18 +678,12 @@ fn outcome(r: &VariantResult<'_>, segment: usize, variant: usize) -> Outcome {
 fn ofrep_metadata(r: &VariantResult<'_>) -> String {
     let mut out = Object::new();
     for (k, v) in r.metadata().iter().flat_map(Object::iter) {
-        if matches!(
-            v,
-            Value::Bool(_) | Value::String(_) | Value::Int(_) | Value::UInt(_) | Value::Double(_)
-        ) {
+        if is_scalar(v) {
             out.insert(k, v.clone());
         }
     }
     if let Some(payload) = r.payload() {
-        out.insert(
-            "payload",
-            Value::from(serde_json::to_string(payload).unwrap_or_default()),
-        );
+        out.insert("payload", Value::from(to_json(payload)));
     }
     serde_json::to_string(&out).unwrap_or_else(|_| "{}".to_owned())
 }
@@ -591,11 +701,77 @@ impl Outcome {
         &self.json
     }
 
-    pub(crate) fn ofrep_value(&self) -> Option<&str> {
-        self.ofrep_value.as_deref()
+    fn text(&self, span: Span) -> &str {
+        self.json
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or_default()
     }
 
-    pub(crate) fn ofrep_tail(&self) -> &str {
-        &self.ofrep_tail
+    /// The variant's value as JSON, for OFREP; `None` when the variant has none.
+    pub(crate) fn ofrep_value(&self) -> Option<&str> {
+        match self.value.as_ref()? {
+            Piece::Span(s) => Some(self.text(*s)),
+            Piece::Text(text) => Some(text),
+        }
+    }
+
+    /// Appends `,"variant":"k","metadata":{...}}`, the end of an OFREP success item.
+    pub(crate) fn write_ofrep_tail(&self, out: &mut String) {
+        match &self.ofrep_tail {
+            OfrepTail::Spans { variant, metadata } => {
+                out.push_str(",\"variant\":");
+                out.push_str(self.text(*variant));
+                out.push_str(",\"metadata\":");
+                out.push_str(metadata.map_or("{}", |m| self.text(m)));
+                out.push('}');
+            }
+            OfrepTail::Text(text) => out.push_str(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::sdk::persist::tests::{project, snapshot_of};
+
+    /// Every outcome's OFREP parts read from its vardata entry are what writing them out gives:
+    /// the value, and the variant and metadata (scalars only, payload as text), whether the
+    /// metadata is the entry's own object or differs from it.
+    #[test]
+    fn ofrep_parts_read_from_the_entry_equal_the_written_ones() {
+        let configs: Vec<FlagConfig> = serde_json::from_value(json!([
+            {"key": "plain", "metadata": {"flagVersion": 3, "flagType": "release", "deployed": true},
+             "variants": {"on": {"key": "on", "value": "on"}, "off": {"key": "off", "metadata": {"default": true}}},
+             "segments": [{"metadata": {"segmentName": "Beta \"q\""}, "variant": "on"}, {"variant": "off"}]},
+            {"key": "payload \"ü\"", "variants": {"a": {"key": "a", "value": {"n": [1, 2.5]}, "payload": {"x": "y"}}},
+             "segments": [{"variant": "a"}]},
+            {"key": "nested", "metadata": {"tags": ["a"], "owner": {"team": "t"}, "n": 1},
+             "variants": {"v": {"key": "v", "value": true}}, "segments": [{"variant": "v"}]},
+            {"key": "bare", "variants": {"k": {}}, "segments": [{"variant": "k"}]}
+        ]))
+        .unwrap();
+        let snapshot = snapshot_of(&project(&[]), 1, configs);
+        let mut spans = 0;
+        for (flag, info) in snapshot.flag_infos().iter().enumerate() {
+            for o in &info.outcomes {
+                let r = snapshot.flags.result_at(flag, o.segment, o.variant).unwrap();
+                assert_eq!(o.entry_json(), result_entry(&r), "{}", info.key);
+                assert_eq!(o.ofrep_value(), r.value().map(to_json).as_deref(), "{}", info.key);
+                let mut tail = String::new();
+                o.write_ofrep_tail(&mut tail);
+                let written = format!(
+                    ",\"variant\":{},\"metadata\":{}}}",
+                    to_json(r.key()),
+                    ofrep_metadata(&r)
+                );
+                assert_eq!(tail, written, "{}", info.key);
+                spans += usize::from(matches!(o.ofrep_tail, OfrepTail::Spans { .. }));
+            }
+        }
+        // "plain" (two outcomes) and "bare" read theirs from the entry.
+        assert_eq!(spans, 3);
     }
 }

@@ -60,11 +60,7 @@ fn mac(secret: &[u8], parts: &[&str]) -> String {
         }
         mac.update(part.as_bytes());
     }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    vexil_core::keys::hex(&mac.finalize().into_bytes())
 }
 
 /// Compares without stopping at the first difference.

@@ -197,5 +197,7 @@ fn event_streams(sdk: &SdkState, headers: &HeaderMap, served: &Served) -> String
     // Made with the current server secret, so a rotated one stops being handed out at once.
     let token = sdk.registry.token(&served.id());
     let url = format!("{base}/sdk/ofrep/v1/events?token={token}");
-    serde_json::json!([{ "type": "sse", "url": url, "inactivityDelaySec": 120 }]).to_string()
+    // The URL is the only part that needs escaping.
+    let url = serde_json::to_string(&url).unwrap_or_default();
+    format!(r#"[{{"type":"sse","url":{url},"inactivityDelaySec":120}}]"#)
 }

@@ -72,6 +72,9 @@ struct Index {
     by_key: HashMap<Box<str>, Arc<Served>>,
     /// By stream token made with the current server secret.
     by_token: HashMap<Box<str>, Arc<Served>>,
+    /// The current stream token of each deployment (`project/deployment`): made once, not per
+    /// OFREP answer.
+    tokens: HashMap<String, Arc<str>>,
     /// By stream token made with the previous server secret, during its grace period.
     by_previous_token: HashMap<Box<str>, Arc<Served>>,
     /// By API key, and by the API key a rotation replaced (checked against its expiry).
@@ -122,12 +125,13 @@ impl Index {
             self.by_key.insert(previous.as_str().into(), s.clone());
         }
         let id = s.id();
-        self.by_token
-            .insert(token_with(secrets.current(), &id).into(), s.clone());
+        let token = token_with(secrets.current(), &id);
+        self.by_token.insert(token.as_str().into(), s.clone());
         if let Some((previous, _)) = secrets.previous() {
             self.by_previous_token
                 .insert(token_with(previous, &id).into(), s.clone());
         }
+        self.tokens.insert(id, token.into());
     }
 
     /// Removes a deployment from under its keys and tokens.
@@ -144,6 +148,7 @@ impl Index {
             self.by_previous_token
                 .remove(token_with(previous, &id).as_str());
         }
+        self.tokens.remove(&id);
     }
 }
 
@@ -181,6 +186,7 @@ impl Registry {
         let mut next = (**guard).clone();
         next.by_token.clear();
         next.by_previous_token.clear();
+        next.tokens.clear();
         for s in guard.by_project.values().flatten() {
             next.add(s, secrets);
         }
@@ -297,8 +303,11 @@ impl Registry {
 
     /// The OFREP stream token of a deployment (`project/deployment`): base64url of
     /// HMAC-SHA256(current server secret, `ofrep-sse:<deployment>`).
-    pub fn token(&self, deployment_id: &str) -> String {
-        token_with(self.secrets().current(), deployment_id)
+    pub fn token(&self, deployment_id: &str) -> Arc<str> {
+        if let Some(token) = self.index().tokens.get(deployment_id) {
+            return token.clone();
+        }
+        token_with(self.secrets().current(), deployment_id).into()
     }
 }
 
