@@ -5,6 +5,9 @@
 # of 51 flags (the `sse_fanout` example, which also times a change reaching all of them).
 # Prints VmRSS and VmHWM at each step.
 # Usage: bench/memory.sh [FLAGS] [STREAMS]      (default: 10000 10000; BIN=DIR, see below)
+# To see where the memory goes, build `vexil` with `--features system-allocator` (heaptrack
+# hooks malloc, which jemalloc's allocations bypass), run it under `heaptrack`, and stop it
+# with SIGKILL at the step of interest: what was live then is reported as leaked.
 set -euo pipefail
 
 root=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
@@ -61,6 +64,11 @@ for i in $(seq 20); do
     curl -sf -H "Authorization: Api-Key $key" "$base/sdk/v2/vardata?user_id=u$i" >/dev/null
 done
 grep -E 'VmRSS|VmHWM' "/proc/$pid/status"
+# The allocator's background threads give freed pages back after its decay time (10 s): what
+# stays resident after that is what the node holds.
+sleep 12
+echo "== settled"
+grep -E 'VmRSS|RssAnon|RssFile' "/proc/$pid/status"
 
 # The streams follow a deployment of 50 imported flags and one managed flag that changes.
 api POST /api/v1/projects '{"name": "Streams"}' >/dev/null

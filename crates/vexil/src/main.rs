@@ -18,7 +18,7 @@ use crate::cli::{Cli, Command};
 /// jemalloc with background threads that purge freed pages after a few seconds: a snapshot
 /// rebuild frees a whole deployment's snapshot at once, and glibc's allocator kept that memory
 /// resident (10,000 flags: 195 MB with glibc, 142 MB settled with this; `bench/memory.sh`).
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(not(target_env = "msvc"), not(feature = "system-allocator")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
