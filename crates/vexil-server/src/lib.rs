@@ -158,17 +158,12 @@ impl App {
             publisher: self.state.publisher.clone(),
             tracker: self.tracker.clone(),
         };
-        api::router(self.state.clone())
+        let router = api::router(self.state.clone())
             .merge(sdk::router(self.sdk.clone()))
             .merge(console::router(self.console.clone()))
             .merge(health::router(health))
-            .merge(metrics::router(self.state.clone()))
-            .layer(tower::util::MapResponseLayer::new(health::nosniff))
-            .layer(axum::middleware::from_fn_with_state(
-                self.state.metrics.clone(),
-                metrics::track,
-            ))
-            .layer(axum::middleware::from_fn(trace::context))
+            .merge(metrics::router(self.state.clone()));
+        outer_layers(router, &self.state.metrics)
     }
 
     /// Serves `/metrics` without a management key on `listener` (meant for an internal
@@ -178,12 +173,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-        let router = metrics::open_router(self.state.metrics.clone());
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        metrics::serve_open(self.state.metrics.clone(), listener, shutdown)
     }
 
     /// Serves until `shutdown` resolves; open streams end then, and the requests in flight
@@ -193,13 +183,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let registry = self.sdk.registry.clone();
-        let limits = self.sdk.config.connections.clone();
-        listen::serve(listener, self.router(), limits, async move {
-            shutdown.await;
-            registry.close();
-        })
-        .await
+        serve_until(&self.sdk, listener, self.router(), shutdown).await
     }
 
     /// Stores the queued tracking records and stops the background threads.
@@ -240,4 +224,33 @@ pub(crate) async fn blocking<R: Send + 'static>(
         Ok(result) => result.map_err(ApiError::from),
         Err(join) => Err(ApiError::from(vexil_core::Error::Internal(Box::new(join)))),
     }
+}
+
+/// What every router of a server (a node's, an edge's) is wrapped in: the trace context, the
+/// request metrics, and `nosniff` on every answer.
+fn outer_layers(router: Router, metrics: &Arc<metrics::Metrics>) -> Router {
+    router
+        .layer(tower::util::MapResponseLayer::new(health::nosniff))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn(trace::context))
+}
+
+/// Serves `router` on `listener` with the connection limits of `sdk` until `shutdown`
+/// resolves; open streams end then, and the requests in flight finish.
+async fn serve_until(
+    sdk: &sdk::SdkState,
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let registry = sdk.registry.clone();
+    let limits = sdk.config.connections.clone();
+    listen::serve(listener, router, limits, async move {
+        shutdown.await;
+        registry.close();
+    })
+    .await
 }

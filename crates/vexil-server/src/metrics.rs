@@ -259,6 +259,20 @@ pub(crate) fn open_router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
+/// Serves [`open_router`] on `listener` until `shutdown` resolves.
+pub(crate) fn serve_open(
+    metrics: Arc<Metrics>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+    let router = open_router(metrics);
+    async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
 /// Where the metrics read when scraped come from.
 pub(crate) struct Live {
     pub registry: Arc<SdkRegistry>,

@@ -15,7 +15,7 @@ use vexil_core::sdk::SnapshotSink;
 use vexil_core::service::ServerSecrets;
 
 use crate::sdk::{self, SdkBackend};
-use crate::{health, listen, metrics, trace, ServerConfig};
+use crate::{health, metrics, ServerConfig};
 
 /// The SDK API over snapshots published into [`SdkApp::sink`].
 pub struct SdkApp {
@@ -63,14 +63,9 @@ impl SdkApp {
 
     /// The SDK routes, `/healthz` and `/readyz` (from [`SdkBackend::readiness`]).
     pub fn router(&self) -> Router {
-        sdk::router(self.sdk.clone())
-            .merge(health::backend_router(self.sdk.backend.clone()))
-            .layer(tower::util::MapResponseLayer::new(health::nosniff))
-            .layer(axum::middleware::from_fn_with_state(
-                self.sdk.metrics.clone(),
-                metrics::track,
-            ))
-            .layer(axum::middleware::from_fn(trace::context))
+        let router =
+            sdk::router(self.sdk.clone()).merge(health::backend_router(self.sdk.backend.clone()));
+        crate::outer_layers(router, &self.sdk.metrics)
     }
 
     /// Serves `/metrics` on `listener`, without a key (meant for an internal network), until
@@ -81,12 +76,7 @@ impl SdkApp {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-        let router = metrics::open_router(self.sdk.metrics.clone());
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        metrics::serve_open(self.sdk.metrics.clone(), listener, shutdown)
     }
 
     /// Serves until `shutdown` resolves; open streams end then.
@@ -95,12 +85,6 @@ impl SdkApp {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let registry = self.sdk.registry.clone();
-        let limits = self.sdk.config.connections.clone();
-        listen::serve(listener, self.router(), limits, async move {
-            shutdown.await;
-            registry.close();
-        })
-        .await
+        crate::serve_until(&self.sdk, listener, self.router(), shutdown).await
     }
 }
