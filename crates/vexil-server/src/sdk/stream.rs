@@ -117,10 +117,16 @@ impl Wait {
         if *self.closing.borrow() {
             return Wake::End;
         }
+        // One timer, of the stream's own wake-up or its age limit, whichever comes first: a
+        // sleep is 112 bytes in every open stream, and a registration in tokio's timer wheel.
+        let (until, aged) = if self.ends <= timer {
+            (self.ends, true)
+        } else {
+            (timer, false)
+        };
         tokio::select! {
             _ = self.closing.changed() => Wake::End,
-            () = sleep_until(self.ends) => Wake::End,
-            () = sleep_until(timer) => Wake::Timer,
+            () = sleep_until(until) => if aged { Wake::End } else { Wake::Timer },
             changed = self.updates.changed() => match changed {
                 Ok(()) => Wake::Changed(self.updates.borrow_and_update().clone()),
                 Err(_) => Wake::End,
