@@ -76,10 +76,20 @@ skey=$(api POST /api/v1/projects/streams/deployments '{"label": "Edge", "type": 
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
 "$bin/examples/heavy_fixture" --realistic 50 "$tmp/fifty.json"
 "$bin/vexil" flags import --db "$tmp/m.db" --file "$tmp/fifty.json" --deployment Edge --project streams >/dev/null
-version=$(api POST /api/v1/flags '{"project": "streams", "key": "fanout", "name": "Fanout", "deployments": ["edge"], "variants": [{"key": "on"}], "all_other_users": {"percentage": 50, "weights": {"on": 1}}}' \
+version=$(api POST /api/v1/flags '{"project": "streams", "key": "fanout", "name": "Fanout", "evaluation_mode": "local", "deployments": ["edge"], "variants": [{"key": "on"}], "all_other_users": {"percentage": 50, "weights": {"on": 1}}}' \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
 curl -sf -X POST -H "Authorization: Bearer $admin" -H "If-Match: \"$version\"" "$base/api/v1/flags/fanout/activate" >/dev/null
 sleep 1
-echo "== $streams flag streams open on 51 flags, then a change"
-"$bin/examples/sse_fanout" "$base" "$skey" "$admin" fanout "$streams"
+echo "== $streams flag streams open on 51 flags"
+"$bin/examples/sse_fanout" "$base" "$skey" "$admin" fanout "$streams" >"$tmp/fanout" &
+fanout=$!
+# Sampled once every stream is open (the fan-out then changes the flag at once).
+open=0
+while kill -0 "$fanout" 2>/dev/null && [[ $open -lt $streams ]]; do
+    sleep 0.2
+    open=$(curl -sf -H "Authorization: Bearer $admin" "$base/metrics" | awk '$1 == "vexil_sse_streams_open" { print $2 }' || true)
+done
+grep -E 'VmRSS' "/proc/$pid/status"
+wait "$fanout"
+echo "== after a change reached them: $(cat "$tmp/fanout")"
 grep -E 'VmRSS|VmHWM' "/proc/$pid/status"

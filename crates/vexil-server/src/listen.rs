@@ -14,15 +14,23 @@
 //!   nobody consumes) is cut off once a write has been stalled that long, so what the server
 //!   holds for it is bounded by one pending frame and the socket's buffers.
 //!
+//! An event stream leaves hyper once hyper has written its head (`detach`): the connection task
+//! writes its chunks itself and hands the socket back to hyper when it ends, so the thousands of
+//! streams a node holds keep none of hyper's per-connection state (an 8 KiB read and an 8 KiB
+//! write buffer among it) through hours of keep-alives.
+//!
 //! The client's address is handed to handlers as `ConnectInfo<SocketAddr>`, as axum's own
 //! `serve` does, for the sign-in throttle.
+
+mod detach;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -141,6 +149,9 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
+/// The hyper connection of [`connection`], boxed: an event stream that leaves hyper frees it.
+type Http<S> = Box<hyper::server::conn::http1::Connection<TokioIo<Stalling<TcpStream>>, S>>;
+
 async fn connection(
     stream: TcpStream,
     addr: SocketAddr,
@@ -149,36 +160,110 @@ async fn connection(
     place: Place,
     mut closing: watch::Receiver<bool>,
 ) {
-    let slot = ConnectionSlot(Arc::new(Mutex::new(Some(place))));
+    let slot = ConnectionSlot::new(place);
     let body_timeout = limits.body_timeout;
+    let request_slot = slot.clone();
     let service = app.map_request(move |request: Request<Incoming>| {
+        request_slot.begin(&request);
         let deadline = Instant::now() + body_timeout;
         let mut request = request.map(|body| Body::new(Deadline::new(body, deadline)));
         request.extensions_mut().insert(ConnectInfo(addr));
-        request.extensions_mut().insert(slot.clone());
+        request.extensions_mut().insert(request_slot.clone());
         crate::sdk::normalize_path(request)
     });
-    let io = TokioIo::new(Stalling::new(stream, limits.write_timeout));
+    let mut service = TowerToHyperService::new(service);
+    let mut io = Stalling::new(stream, limits.write_timeout);
+    io.report_to(slot.clone());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(64 * 1024);
-    let conn = builder.serve_connection(io, TowerToHyperService::new(service));
-    let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(err) = result {
-                tracing::debug!(error = %err, %addr, "connection ended with an error");
-            }
+    loop {
+        let conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+        let Some((parts, body)) = serve_http(conn, &slot, &mut closing, addr).await else {
             return;
+        };
+        // An event stream's head is on the wire: the connection task writes the rest.
+        (io, service) = take_apart(parts);
+        let keep_alive = slot.keep_alive();
+        match detach::write_chunked(&mut io, body).await {
+            // Like hyper after a response: the next request on a kept-alive connection, or
+            // closing it.
+            Ok(()) if keep_alive && !*closing.borrow() => {}
+            Ok(()) => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, %addr, "event stream ended with an error");
+                return;
+            }
         }
-        _ = closing.wait_for(|c| *c) => {}
     }
-    conn.as_mut().graceful_shutdown();
-    if let Err(err) = conn.await {
-        tracing::debug!(error = %err, %addr, "connection ended with an error");
+}
+
+/// Serves HTTP/1.1 on `conn` until the connection ends (`None`) or a response's event stream
+/// is handed over with its head written (the connection's parts and the stream's body).
+/// Shuts down gracefully once `closing` is set: requests in flight finish, keep-alive ends.
+async fn serve_http<S>(
+    mut conn: Http<S>,
+    slot: &ConnectionSlot,
+    closing: &mut watch::Receiver<bool>,
+    addr: SocketAddr,
+) -> Option<(
+    hyper::server::conn::http1::Parts<TokioIo<Stalling<TcpStream>>, S>,
+    Body,
+)>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = Body> + Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut shutting_down = false;
+    loop {
+        let closed = async {
+            if shutting_down {
+                std::future::pending::<()>().await;
+            }
+            let _ = closing.wait_for(|c| *c).await;
+        };
+        let served = std::future::poll_fn(|cx| match Pin::new(&mut *conn).poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Err(result)),
+            Poll::Pending => match slot.take_stream() {
+                Some(body) => Poll::Ready(Ok(body)),
+                None => Poll::Pending,
+            },
+        });
+        tokio::select! {
+            served = served => match served {
+                Ok(body) => return Some((conn.into_parts(), body)),
+                Err(result) => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, %addr, "connection ended with an error");
+                    }
+                    // A stream handed over as the connection failed ends with it.
+                    drop(slot.take_handed());
+                    return None;
+                }
+            },
+            () = closed => {}
+        }
+        Pin::new(&mut *conn).graceful_shutdown();
+        shutting_down = true;
     }
+}
+
+/// The socket and the service of a hyper connection that an event stream left, with what the
+/// client sent beyond its request kept to be read first by the next hyper connection. It is
+/// copied: hyper's read buffer is 8 KiB however little it holds.
+fn take_apart<S>(
+    parts: hyper::server::conn::http1::Parts<TokioIo<Stalling<TcpStream>>, S>,
+) -> (Stalling<TcpStream>, S) {
+    let mut io = parts.io.into_inner();
+    if !parts.read_buf.is_empty() {
+        io.unread = [&parts.read_buf[..], &io.unread[..]].concat().into();
+    }
+    (io, parts.service)
 }
 
 /// A connection's place under the caps; given back when dropped.
@@ -248,21 +333,111 @@ impl Places {
     }
 }
 
-/// A request's handle on its connection's place, in the request's extensions: an event stream
-/// gives the place back, since streams are counted apart.
+/// A request's handle on its connection, in the request's extensions: an event stream gives
+/// the connection's place back, since streams are counted apart, and hands its body over to
+/// the connection task (`stream_body`).
 #[derive(Clone)]
-pub(crate) struct ConnectionSlot(Arc<Mutex<Option<Place>>>);
+pub(crate) struct ConnectionSlot(Arc<Slot>);
+
+struct Slot {
+    place: Mutex<Option<Place>>,
+    request: Mutex<Current>,
+    /// Whether a write to the client is stalled (hyper still holds bytes to send).
+    write_pending: AtomicBool,
+}
+
+/// What the connection task needs to know of the request being answered.
+#[derive(Default)]
+struct Current {
+    /// Whether its answer's body may be written by the connection task: HTTP/1.1 (chunked, as
+    /// hyper writes it), not `HEAD`, and without a request body that hyper would still read.
+    detachable: bool,
+    /// Whether the connection stays open after the answer (no `Connection: close`).
+    keep_alive: bool,
+    /// An event stream's body, handed over once hyper has written the head.
+    handed: Option<Body>,
+}
 
 impl ConnectionSlot {
+    fn new(place: Place) -> ConnectionSlot {
+        ConnectionSlot(Arc::new(Slot {
+            place: Mutex::new(Some(place)),
+            request: Mutex::new(Current::default()),
+            write_pending: AtomicBool::new(false),
+        }))
+    }
+
     /// Gives the connection's place back: it now serves a long-lived stream.
     pub(crate) fn release(&self) {
         let place = self
             .0
+            .place
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .take();
         drop(place);
     }
+
+    /// The body of an event stream's answer: written by the connection task once hyper has
+    /// written the head, so that the connection holds none of hyper's buffers while the stream
+    /// lasts. Answers it cannot take over (`HEAD`, HTTP/1.0) keep their body as it is.
+    pub(crate) fn stream_body(&self, body: Body) -> Body {
+        if self.current().detachable {
+            Body::new(detach::Handover::new(body, self.clone()))
+        } else {
+            body
+        }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.0
+            .request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records what the connection task needs of a new request.
+    fn begin(&self, request: &Request<Incoming>) {
+        let keep_alive = !request
+            .headers()
+            .get_all(axum::http::header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v, "close"));
+        *self.current() = Current {
+            detachable: request.version() == axum::http::Version::HTTP_11
+                && request.method() != axum::http::Method::HEAD
+                && request.body().is_end_stream(),
+            keep_alive,
+            handed: None,
+        };
+    }
+
+    fn hand_over(&self, body: Body) {
+        self.current().handed = Some(body);
+    }
+
+    fn take_handed(&self) -> Option<Body> {
+        self.current().handed.take()
+    }
+
+    /// The stream handed over, once everything hyper wrote has been sent.
+    fn take_stream(&self) -> Option<Body> {
+        if self.0.write_pending.load(Ordering::Acquire) {
+            return None;
+        }
+        self.take_handed()
+    }
+
+    fn keep_alive(&self) -> bool {
+        self.current().keep_alive
+    }
+}
+
+/// Whether a `Connection` header value lists `token`, as hyper reads it.
+fn has_token(value: &axum::http::HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 /// The error of a body that did not arrive in time.
@@ -340,6 +515,12 @@ struct Stalling<T> {
     inner: T,
     limit: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Bytes the client sent that were read but not yet parsed, read again first: what hyper
+    /// had buffered when an event stream left it.
+    unread: Bytes,
+    /// Told whether a write is stalled, so that a stream leaves hyper only once hyper has
+    /// nothing left to send.
+    report: Option<ConnectionSlot>,
 }
 
 impl<T> Stalling<T> {
@@ -348,7 +529,13 @@ impl<T> Stalling<T> {
             inner,
             limit,
             stalled: None,
+            unread: Bytes::new(),
+            report: None,
         }
+    }
+
+    fn report_to(&mut self, slot: ConnectionSlot) {
+        self.report = Some(slot);
     }
 
     /// Passes a ready write through (ending any stall); on a pending one, starts or checks
@@ -358,7 +545,7 @@ impl<T> Stalling<T> {
         cx: &mut Context<'_>,
         polled: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        match polled {
+        let polled = match polled {
             Poll::Ready(result) => {
                 self.stalled = None;
                 Poll::Ready(result)
@@ -376,7 +563,13 @@ impl<T> Stalling<T> {
                     Poll::Pending => Poll::Pending,
                 }
             }
+        };
+        if let Some(slot) = &self.report {
+            slot.0
+                .write_pending
+                .store(polled.is_pending(), Ordering::Release);
         }
+        polled
     }
 }
 
@@ -386,6 +579,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Stalling<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

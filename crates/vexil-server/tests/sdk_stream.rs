@@ -1,9 +1,10 @@
 //! Server-sent events end to end: the flag stream of the server SDKs (first event at once, a
 //! new full payload on every change, keep-alives of one space, the end of the stream when the
-//! deployment is archived, a client that does not read never holding others back) and OFREP's
-//! change notifications; the relay stream and document of a client deployment, asked for with
-//! a server key of its project, and the refusals of the wrong credentials; and a second node
-//! on the same PostgreSQL database that picks up and pushes changes made through the first.
+//! deployment is archived or the stream reaches its maximum age, a client that does not read
+//! never holding others back) and OFREP's change notifications; the relay stream and document
+//! of a client deployment, asked for with a server key of its project, and the refusals of the
+//! wrong credentials; and a second node on the same PostgreSQL database that picks up and
+//! pushes changes made through the first.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -284,6 +285,24 @@ async fn keepalives_and_disabled_streaming() {
         .send(off.sdk(Method::GET, "/sdk/stream/v1/flags", &fx.server))
         .await;
     assert_eq!(r.status, 501);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_at_its_maximum_age() {
+    let mut config = fast_config();
+    config.keepalive = Duration::from_millis(150);
+    config.stream_max_age = Duration::from_millis(500);
+    let srv = Server::start_with(Backend::Sqlite, config).await.unwrap();
+    let fx = srv.sdk_fixture("Age").await;
+    let started = Instant::now();
+    let mut stream = open_stream(&srv, &fx.server).await;
+    let mut keepalives = 0;
+    while let Some(event) = stream.next(Duration::from_secs(2)).await {
+        keepalives += usize::from(event == "data:  ");
+    }
+    // Keep-alives until the age limit, then the end of the stream (and the SDK reconnects).
+    assert!(keepalives >= 2, "{keepalives} keep-alives");
+    assert!(started.elapsed() >= Duration::from_millis(500));
 }
 
 async fn bulk_stream_url(srv: &Server, key: &str) -> String {

@@ -202,7 +202,7 @@ pub(crate) async fn stream(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (wait, latest) = match Wait::open(&sdk, &served, slot) {
+    let (wait, latest) = match Wait::open(&sdk, &served, slot.as_deref()) {
         Ok(opened) => opened,
         Err(Refused::Publishing) => {
             return refuse(
@@ -248,5 +248,5 @@ pub(crate) async fn stream(
             }
         }
     });
-    sse_response(Body::from_stream(body))
+    sse_response(Body::from_stream(body), slot.as_deref())
 }
