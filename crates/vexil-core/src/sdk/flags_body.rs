@@ -114,16 +114,30 @@ impl FlagsBodies {
         }
         let local = if kept == ranges.len() {
             all.clone()
+        } else if runs.is_empty() {
+            FlagsBody::new(vec![Bytes::from_static(b"[]")])
         } else {
-            let mut parts = Vec::with_capacity(runs.len() * 2 + 1);
-            parts.push(Bytes::from_static(b"["));
+            // Each run takes the punctuation before it from the text: the comma ahead of its
+            // first config, or the opening bracket for the first config of all; the last run
+            // takes the closing bracket when it ends the text's configs.
+            let text_end = shared.len() - 1;
+            let last = runs.len() - 1;
+            let mut parts = Vec::with_capacity(runs.len() + 2);
             for (n, run) in runs.into_iter().enumerate() {
-                if n > 0 {
-                    parts.push(Bytes::from_static(b","));
+                if n == 0 && run.start > 1 {
+                    parts.push(Bytes::from_static(b"["));
                 }
-                parts.push(shared.slice(run));
+                let start = if n == 0 && run.start > 1 {
+                    run.start
+                } else {
+                    run.start - 1
+                };
+                let closes = n == last && run.end == text_end;
+                parts.push(shared.slice(start..run.end + usize::from(closes)));
+                if n == last && !closes {
+                    parts.push(Bytes::from_static(b"]"));
+                }
             }
-            parts.push(Bytes::from_static(b"]"));
             FlagsBody::new(parts)
         };
         FlagsBodies {
@@ -184,6 +198,18 @@ mod tests {
                 kept.len() == all.len(),
                 "{kept:?}"
             );
+            // One part per run of consecutive configs, plus a bracket where a run cannot take
+            // it from the text.
+            let runs = kept
+                .iter()
+                .enumerate()
+                .filter(|&(n, &i)| n == 0 || kept[n - 1] + 1 != i)
+                .count();
+            let brackets = usize::from(kept.first().is_some_and(|&i| i > 0))
+                + usize::from(kept.last().is_some_and(|&i| i + 1 < all.len()));
+            if !kept.is_empty() && kept.len() < all.len() {
+                assert_eq!(bodies.local.parts().len(), runs + brackets, "{kept:?}");
+            }
         }
         assert_eq!(FlagsBodies::build(&[], |_| true).local.to_text(), "[]");
     }
