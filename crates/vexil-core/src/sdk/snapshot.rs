@@ -757,9 +757,17 @@ mod tests {
         let mut spans = 0;
         for (flag, info) in snapshot.flag_infos().iter().enumerate() {
             for o in &info.outcomes {
-                let r = snapshot.flags.result_at(flag, o.segment, o.variant).unwrap();
+                let r = snapshot
+                    .flags
+                    .result_at(flag, o.segment, o.variant)
+                    .unwrap();
                 assert_eq!(o.entry_json(), result_entry(&r), "{}", info.key);
-                assert_eq!(o.ofrep_value(), r.value().map(to_json).as_deref(), "{}", info.key);
+                assert_eq!(
+                    o.ofrep_value(),
+                    r.value().map(to_json).as_deref(),
+                    "{}",
+                    info.key
+                );
                 let mut tail = String::new();
                 o.write_ofrep_tail(&mut tail);
                 let written = format!(
