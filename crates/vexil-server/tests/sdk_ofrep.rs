@@ -1,6 +1,7 @@
 //! OFREP end to end (`sdk-protocol.md` Part B): the reason of every kind of result, errors and
-//! their status codes (the cases of `ofrep_scenario/scenario.json`), authentication in its three
-//! forms, bulk evaluation with partial failures, the ETag over revision and canonical context with its 304, agreement with
+//! their status codes (the cases of `ofrep_scenario/scenario.json`, which the Rust SDK's
+//! OpenFeature test runs too), authentication in its three forms, bulk evaluation with partial
+//! failures, the ETag over revision and canonical context with its 304, agreement with
 //! `/sdk/v2/vardata`, and the configs that say `deployed: false` (groups, imported ones), which
 //! OFREP does not know even when the deployment carries them.
 

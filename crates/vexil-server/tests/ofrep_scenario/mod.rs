@@ -1,7 +1,9 @@
 //! The OFREP scenario in `scenario.json`: flags and what OFREP answers for them, case by case.
-//! The server's OFREP tests (`tests/sdk_ofrep.rs`) run it, and add what only the HTTP answer
-//! shows (headers, error details, metadata); [`Case::check`] is what any client of OFREP can
-//! check.
+//! Two suites run it: the server's OFREP tests (`tests/sdk_ofrep.rs`), which add what only the
+//! HTTP answer shows (headers, error details, metadata), and the Rust SDK's OpenFeature test
+//! (`crates/vexil/tests/sdk_rust.rs`, which includes this module by path), which checks that
+//! the provider answers what OFREP answers. Each creates the flags with its own management-API
+//! helper and asks with its own client; they share the data and [`Case::check`].
 
 use std::collections::BTreeSet;
 
