@@ -1,6 +1,7 @@
 //! OFREP end to end (`sdk-protocol.md` Part B): the reason of every kind of result, errors and
-//! their status codes, authentication in its three forms, bulk evaluation with partial failures,
-//! the ETag over revision and canonical context with its 304, agreement with
+//! their status codes (the cases of `ofrep_scenario/scenario.json`, which the Rust SDK's
+//! OpenFeature test runs too), authentication in its three forms, bulk evaluation with partial
+//! failures, the ETag over revision and canonical context with its 304, agreement with
 //! `/sdk/v2/vardata`, and the configs that say `deployed: false` (groups, imported ones), which
 //! OFREP does not know even when the deployment carries them.
 
@@ -8,9 +9,13 @@
 
 #[macro_use]
 mod common;
+mod ofrep_scenario;
+
+use std::collections::BTreeSet;
 
 use common::sdk::{imported_groups, Fixture};
 use common::{fast_config, Backend, Resp, Server};
+use ofrep_scenario::{scenario, Scenario};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -20,82 +25,34 @@ on_both_backends!(
     not_deployed_configs_are_not_found
 );
 
-async fn flags(srv: &Server, fx: &Fixture) {
-    let all_on = json!({"percentage": 100, "weights": {"on": 1}});
-    let canada = json!([{"name": "Canada", "conditions": [{"type": "user_field", "field": "country", "op": "is", "values": ["CA"]}],
-                         "percentage": 100, "weights": {"on": 1}}]);
-    srv.live_flag(fx, "static-flag", json!({"all_other_users": all_on}))
-        .await;
-    srv.live_flag(
-        fx,
-        "split-flag",
-        json!({"variants": [{"key": "a"}, {"key": "b"}],
-        "all_other_users": {"percentage": 50, "weights": {"a": 1, "b": 1}}}),
-    )
-    .await;
-    srv.live_flag(
-        fx,
-        "targeted",
-        json!({"segments": canada, "all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
-    )
-    .await;
-    srv.live_flag(
-        fx,
-        "fallback-value",
-        json!({"segments": canada, "all_other_users": all_on}),
-    )
-    .await;
-    srv.live_flag(
-        fx,
-        "included",
-        json!({"inclusions": {"on": {"ids": ["vip"]}},
-        "all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
-    )
-    .await;
-    srv.live_flag(
-        fx,
-        "device-split",
-        json!({"bucketing_unit": "device_id",
-        "all_other_users": {"percentage": 50, "weights": {"on": 1}}}),
-    )
-    .await;
-    srv.live_flag(
-        fx,
-        "json-payload",
-        json!({"type": "experiment",
-        "variants": [{"key": "treatment", "value": "t", "payload": {"a": 1, "list": [true]}}],
-        "all_other_users": {"percentage": 100, "weights": {"treatment": 1}}}),
-    )
-    .await;
-    srv.create_flag(
-        json!({"project": fx.project, "name": "disabled", "key": "disabled",
-        "deployments": ["prod"], "all_other_users": all_on}),
-    )
-    .await;
-    // Not attached: an ancestor of `child`, and a flag of nobody's.
-    srv.create_flag(json!({"project": fx.project, "name": "parent", "key": "parent", "all_other_users": all_on})).await;
-    srv.action("parent", "activate").await.ok(200);
-    srv.create_flag(json!({"project": fx.project, "name": "loner", "key": "loner"}))
-        .await;
-    srv.live_flag(fx, "child", json!({"prerequisites": [{"flag": "parent", "variants": ["on"]}], "all_other_users": all_on})).await;
-    srv.eventually("the inactive flag to be served", || async {
+/// Creates the scenario's flags and waits until the server deployment `prod` serves them all.
+async fn flags(srv: &Server, fx: &Fixture, scenario: &Scenario) {
+    for flag in &scenario.flags {
+        if flag.attached && flag.active {
+            srv.live_flag(fx, &flag.key, flag.body.clone()).await;
+            continue;
+        }
+        let mut body = flag.body.clone();
+        if flag.attached {
+            body["deployments"] = json!(["prod"]);
+        }
+        srv.flag_in(&fx.project, &flag.key, body).await;
+        if flag.active {
+            srv.action(&flag.key, "activate").await.ok(200);
+        }
+    }
+    // `live_flag` waited for its flag; the others are waited for here.
+    let served = scenario.served();
+    srv.eventually("every flag to be served", || async {
         let c = srv.download(&fx.server, "?eval_mode=remote").await;
-        common::keys(&c)
-            .contains(&"disabled".to_owned())
+        let keys = common::keys(&c);
+        served
+            .iter()
+            .all(|k| keys.iter().any(|s| s == k))
             .then_some(())
     })
     .await;
 }
-
-/// (flag, context, status, reason or error code, variant, value)
-type Case = (
-    &'static str,
-    Value,
-    u16,
-    &'static str,
-    Option<&'static str>,
-    Option<Value>,
-);
 
 fn ofrep(srv: &Server, path: &str, key: &str, context: Value) -> reqwest::RequestBuilder {
     srv.http
@@ -114,195 +71,39 @@ async fn one(srv: &Server, key: &str, flag: &str, context: Value) -> Resp {
     .await
 }
 
+/// The scenario's cases, with what only the HTTP answer shows: the headers, flat metadata that
+/// says `deployed`, and an error's details.
 async fn reasons_values_and_errors(srv: &Server) {
     let fx = srv.sdk_fixture("Ofrep").await;
-    flags(srv, &fx).await;
+    let scenario = scenario();
+    flags(srv, &fx, &scenario).await;
     let key = &fx.server;
-    let cases: &[Case] = &[
-        (
-            "static-flag",
-            json!({"targetingKey": "u1"}),
-            200,
-            "STATIC",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "targeted",
-            json!({"targetingKey": "u1", "country": "CA"}),
-            200,
-            "TARGETING_MATCH",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "targeted",
-            json!({"targetingKey": "u1", "country": "US"}),
-            200,
-            "DEFAULT",
-            Some("off"),
-            None,
-        ),
-        (
-            "fallback-value",
-            json!({"targetingKey": "u1", "country": "US"}),
-            200,
-            "DEFAULT",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "fallback-value",
-            json!({"country": "CA"}),
-            200,
-            "TARGETING_MATCH",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "included",
-            json!({"targetingKey": "vip"}),
-            200,
-            "TARGETING_MATCH",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "included",
-            json!({"targetingKey": "other"}),
-            200,
-            "DEFAULT",
-            Some("off"),
-            None,
-        ),
-        (
-            "disabled",
-            json!({"targetingKey": "u1"}),
-            200,
-            "DISABLED",
-            Some("off"),
-            None,
-        ),
-        (
-            "device-split",
-            json!({"targetingKey": "u1"}),
-            200,
-            "DEFAULT",
-            Some("off"),
-            None,
-        ),
-        // Past the prerequisite gate, All Other Users is not the only segment (§B5).
-        (
-            "child",
-            json!({"targetingKey": "u1"}),
-            200,
-            "DEFAULT",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "split-flag",
-            json!({}),
-            400,
-            "TARGETING_KEY_MISSING",
-            None,
-            None,
-        ),
-        (
-            "split-flag",
-            json!({"targetingKey": ""}),
-            400,
-            "TARGETING_KEY_MISSING",
-            None,
-            None,
-        ),
-        (
-            "parent",
-            json!({"targetingKey": "u1"}),
-            404,
-            "FLAG_NOT_FOUND",
-            None,
-            None,
-        ),
-        (
-            "loner",
-            json!({"targetingKey": "u1"}),
-            404,
-            "FLAG_NOT_FOUND",
-            None,
-            None,
-        ),
-        (
-            "ghost",
-            json!({"targetingKey": "u1"}),
-            404,
-            "FLAG_NOT_FOUND",
-            None,
-            None,
-        ),
-    ];
-    for (flag, context, status, reason, variant, value) in cases {
-        let r = one(srv, key, flag, context.clone()).await;
-        let what = format!("{flag} {context}: {}", r.text);
-        assert_eq!(r.status, *status, "{what}");
-        assert_eq!(r.json["key"], *flag, "{what}");
-        assert_eq!(r.headers["cache-control"], "private, no-cache", "{what}");
-        assert_eq!(r.headers["vary"], "Authorization, X-API-Key", "{what}");
-        if *status == 200 {
-            assert_eq!(r.json["reason"], *reason, "{what}");
-            assert_eq!(r.json["variant"].as_str(), *variant, "{what}");
-            assert_eq!(r.json.get("value"), value.as_ref(), "{what}");
-            let m = r.json["metadata"].as_object().unwrap();
-            assert!(
-                m.values().all(|v| !v.is_object() && !v.is_array()),
-                "{what}"
-            );
-            assert_eq!(m["deployed"], true, "{what}");
-        } else {
-            assert_eq!(r.json["errorCode"], *reason, "{what}");
-            assert!(
-                r.json["errorDetails"]
-                    .as_str()
-                    .is_some_and(|d| !d.is_empty()),
-                "{what}"
-            );
+    for case in &scenario.cases {
+        let mut given = BTreeSet::new();
+        for context in case.contexts() {
+            let r = one(srv, key, &case.flag, context.clone()).await;
+            let what = format!("{}: {}", case.what(&context), r.text);
+            given.insert(case.check(r.status, &r.json, &what));
+            assert_eq!(r.headers["cache-control"], "private, no-cache", "{what}");
+            assert_eq!(r.headers["vary"], "Authorization, X-API-Key", "{what}");
+            if r.status == 200 {
+                let m = r.json["metadata"].as_object().unwrap();
+                assert!(
+                    m.values().all(|v| !v.is_object() && !v.is_array()),
+                    "{what}"
+                );
+                assert_eq!(m["deployed"], true, "{what}");
+            } else {
+                assert!(
+                    r.json["errorDetails"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{what}"
+                );
+            }
         }
+        case.check_all_given(&given);
     }
-    // A split: SPLIT with the variant's value for users who are in, DEFAULT for the others.
-    let mut seen = std::collections::BTreeSet::new();
-    for i in 0..60 {
-        let r = one(
-            srv,
-            key,
-            "split-flag",
-            json!({"targetingKey": format!("user-{i}")}),
-        )
-        .await
-        .ok(200);
-        let reason = r.json["reason"].as_str().unwrap().to_owned();
-        match reason.as_str() {
-            "SPLIT" => assert_eq!(r.json["value"], r.json["variant"]),
-            "DEFAULT" => assert!(r.json.get("value").is_none() && r.json["variant"] == "off"),
-            other => panic!("unexpected reason {other}"),
-        }
-        seen.insert(format!("{reason}/{}", r.json["variant"]));
-    }
-    assert_eq!(
-        seen.len(),
-        3,
-        "both variants and the rollout's off: {seen:?}"
-    );
-    // Payloads travel as JSON text in metadata, with the experiment's metadata.
-    let r = one(srv, key, "json-payload", json!({"targetingKey": "u1"}))
-        .await
-        .ok(200);
-    assert_eq!(r.json["metadata"]["payload"], r#"{"a":1,"list":[true]}"#);
-    assert_eq!(r.json["metadata"]["flagType"], "experiment");
-    assert_eq!(r.json["metadata"]["experimentKey"], "json-payload");
-    assert_eq!(
-        (r.json["reason"].as_str(), r.json["value"].as_str()),
-        (Some("STATIC"), Some("t"))
-    );
 
     // Invalid contexts.
     for body in [
@@ -363,7 +164,7 @@ async fn reasons_values_and_errors(srv: &Server) {
 
 async fn bulk_etags_and_agreement(srv: &Server) {
     let fx = srv.sdk_fixture("Bulk").await;
-    flags(srv, &fx).await;
+    flags(srv, &fx, &scenario()).await;
     let key = &fx.server;
     let bulk = |context: Value| ofrep(srv, "/ofrep/v1/evaluate/flags", key, context);
     let r = srv
@@ -563,7 +364,7 @@ async fn not_deployed_configs_are_not_found(srv: &Server) {
         bulk.text
     );
     // The members agree with remote evaluation, which evaluates them through their groups.
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for i in 0..60 {
         let user = format!("user-{i}");
         let vardata = srv.vardata(key, &json!({ "user_id": user })).await;

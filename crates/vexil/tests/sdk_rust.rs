@@ -13,7 +13,7 @@
     reason = "a panic in a test helper is a failed test with its location; tests print figures"
 )]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use open_feature::provider::FeatureProvider;
@@ -25,6 +25,8 @@ use vexil_sdk::{
 };
 
 mod common;
+#[path = "../../vexil-server/tests/ofrep_scenario/mod.rs"]
+mod ofrep_scenario;
 
 use common::fixtures::{
     self, eventually, realistic_flags, started, stop, users, Api, DEADLINE, REALISTIC,
@@ -297,17 +299,6 @@ async fn exposures_arrive_deduplicated() {
     );
 }
 
-/// (flag, context, OFREP status, reason or error code, variant, value), as in the server's
-/// OFREP tests (`crates/vexil-server/tests/sdk_ofrep.rs`).
-type Case = (
-    &'static str,
-    Value,
-    u16,
-    &'static str,
-    Option<&'static str>,
-    Option<Value>,
-);
-
 fn context_of(json: &Value) -> EvaluationContext {
     let mut context = EvaluationContext::default();
     for (k, v) in json.as_object().unwrap() {
@@ -322,96 +313,32 @@ fn context_of(json: &Value) -> EvaluationContext {
 }
 
 /// The OpenFeature provider gives the value, variant, reason, error code and metadata the
-/// server's OFREP endpoint gives, case by case, on the OFREP tests' table.
+/// server's OFREP endpoint gives, case by case, on the scenario of the server's OFREP tests
+/// (`crates/vexil-server/tests/ofrep_scenario/`), whose answers the server must still give.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openfeature_provider_answers_as_ofrep() {
     let dir = TempDir::new("vexil-sdk-ofrep");
     let (server, admin) = started(&dir.0.join("v.db"));
     let api = Api::new(&server, &admin);
     let fx = api.fixture("Ofrep").await;
-    let all_on = json!({"percentage": 100, "weights": {"on": 1}});
-    let canada = json!([{"name": "Canada", "conditions": [{"type": "user_field", "field": "country", "op": "is", "values": ["CA"]}],
-                         "percentage": 100, "weights": {"on": 1}}]);
-    api.flag(&fx, "static-flag", json!({"all_other_users": all_on}))
-        .await;
-    api.flag(
-        &fx,
-        "split-flag",
-        json!({"variants": [{"key": "a"}, {"key": "b"}],
-        "all_other_users": {"percentage": 50, "weights": {"a": 1, "b": 1}}}),
-    )
-    .await;
-    api.flag(
-        &fx,
-        "targeted",
-        json!({"segments": canada, "all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
-    )
-    .await;
-    api.flag(
-        &fx,
-        "fallback-value",
-        json!({"segments": canada, "all_other_users": all_on}),
-    )
-    .await;
-    api.flag(
-        &fx,
-        "included",
-        json!({"inclusions": {"on": {"ids": ["vip"]}},
-        "all_other_users": {"percentage": 0, "weights": {"on": 1}}}),
-    )
-    .await;
-    api.flag(
-        &fx,
-        "device-split",
-        json!({"bucketing_unit": "device_id",
-        "all_other_users": {"percentage": 50, "weights": {"on": 1}}}),
-    )
-    .await;
-    api.flag(
-        &fx,
-        "json-payload",
-        json!({"type": "experiment",
-        "variants": [{"key": "treatment", "value": "t", "payload": {"a": 1, "list": [true]}}],
-        "all_other_users": {"percentage": 100, "weights": {"treatment": 1}}}),
-    )
-    .await;
-    api.flag(
-        &fx,
-        "disabled",
-        json!({"inactive": true, "all_other_users": all_on}),
-    )
-    .await;
-    api.flag(
-        &fx,
-        "parent",
-        json!({"deployments": [], "all_other_users": all_on}),
-    )
-    .await;
-    api.flag(&fx, "loner", json!({"deployments": [], "inactive": true}))
-        .await;
-    api.flag(&fx, "child", json!({"prerequisites": [{"flag": "parent", "variants": ["on"]}], "all_other_users": all_on})).await;
+    let scenario = ofrep_scenario::scenario();
+    for flag in &scenario.flags {
+        let mut body = flag.body.clone();
+        if !flag.attached {
+            body["deployments"] = json!([]);
+        }
+        if !flag.active {
+            body["inactive"] = json!(true);
+        }
+        api.flag(&fx, &flag.key, body).await;
+    }
 
     let client = LocalClient::start(no_events(LocalConfig::new(server.base(), &fx.key))).unwrap();
     client.wait_until_ready(DEADLINE).await.unwrap();
-    serves(
-        &client,
-        &[
-            "static-flag",
-            "split-flag",
-            "targeted",
-            "fallback-value",
-            "included",
-            "device-split",
-            "json-payload",
-            "disabled",
-            "parent",
-            "child",
-        ],
-    )
-    .await;
+    serves(&client, &scenario.served()).await;
     let provider = VexilProvider::new(client.clone());
     let http = reqwest::Client::new();
-    let ofrep = |flag: String, context: Value| {
+    let ofrep = |flag: &str, context: &Value| {
         let request = http
             .post(format!("{}/ofrep/v1/evaluate/flags/{flag}", server.base()))
             .bearer_auth(&fx.key)
@@ -422,234 +349,19 @@ async fn openfeature_provider_answers_as_ofrep() {
             (status, response.json::<Value>().await.unwrap())
         }
     };
-
-    let cases: &[Case] = &[
-        (
-            "static-flag",
-            json!({"targetingKey": "u1"}),
-            200,
-            "STATIC",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "targeted",
-            json!({"targetingKey": "u1", "country": "CA"}),
-            200,
-            "TARGETING_MATCH",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "targeted",
-            json!({"targetingKey": "u1", "country": "US"}),
-            200,
-            "DEFAULT",
-            Some("off"),
-            None,
-        ),
-        (
-            "fallback-value",
-            json!({"targetingKey": "u1", "country": "US"}),
-            200,
-            "DEFAULT",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "fallback-value",
-            json!({"country": "CA"}),
-            200,
-            "TARGETING_MATCH",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "included",
-            json!({"targetingKey": "vip"}),
-            200,
-            "TARGETING_MATCH",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "included",
-            json!({"targetingKey": "other"}),
-            200,
-            "DEFAULT",
-            Some("off"),
-            None,
-        ),
-        (
-            "disabled",
-            json!({"targetingKey": "u1"}),
-            200,
-            "DISABLED",
-            Some("off"),
-            None,
-        ),
-        (
-            "device-split",
-            json!({"targetingKey": "u1"}),
-            200,
-            "DEFAULT",
-            Some("off"),
-            None,
-        ),
-        (
-            "child",
-            json!({"targetingKey": "u1"}),
-            200,
-            "DEFAULT",
-            Some("on"),
-            Some(json!("on")),
-        ),
-        (
-            "json-payload",
-            json!({"targetingKey": "u1"}),
-            200,
-            "STATIC",
-            Some("treatment"),
-            Some(json!("t")),
-        ),
-        (
-            "split-flag",
-            json!({}),
-            400,
-            "TARGETING_KEY_MISSING",
-            None,
-            None,
-        ),
-        (
-            "split-flag",
-            json!({"targetingKey": ""}),
-            400,
-            "TARGETING_KEY_MISSING",
-            None,
-            None,
-        ),
-        (
-            "parent",
-            json!({"targetingKey": "u1"}),
-            404,
-            "FLAG_NOT_FOUND",
-            None,
-            None,
-        ),
-        (
-            "loner",
-            json!({"targetingKey": "u1"}),
-            404,
-            "FLAG_NOT_FOUND",
-            None,
-            None,
-        ),
-        (
-            "ghost",
-            json!({"targetingKey": "u1"}),
-            404,
-            "FLAG_NOT_FOUND",
-            None,
-            None,
-        ),
-    ];
-    let mut all: Vec<Case> = cases.to_vec();
-    // The split over 60 users, whatever each gets: the provider must say what OFREP says.
-    for i in 0..60 {
-        all.push((
-            "split-flag",
-            json!({"targetingKey": format!("user-{i}")}),
-            200,
-            "",
-            None,
-            None,
-        ));
-    }
-    let mut split_seen = std::collections::BTreeSet::new();
-    for (flag, context, status, reason, variant, value) in all {
-        let (got_status, answer) = ofrep(flag.to_owned(), context.clone()).await;
-        let what = format!("{flag} {context}: OFREP {answer}");
-        assert_eq!(got_status, status, "{what}");
-        if !reason.is_empty() {
-            // The server still answers the OFREP tests' table.
-            let code = answer
-                .get("reason")
-                .or(answer.get("errorCode"))
-                .and_then(Value::as_str);
-            assert_eq!(code, Some(reason), "{what}");
-            assert_eq!(answer["variant"].as_str(), variant, "{what}");
-            assert_eq!(answer.get("value"), value.as_ref(), "{what}");
-        }
-        let resolved = provider
-            .resolve_string_value(flag, &context_of(&context))
+    for case in &scenario.cases {
+        let mut given = BTreeSet::new();
+        for context in case.contexts() {
+            let (status, answer) = ofrep(&case.flag, &context).await;
+            let what = format!("{}: OFREP {answer}", case.what(&context));
+            given.insert(case.check(status, &answer, &what));
+            resolves_as_ofrep(
+                &provider, &client, &case.flag, &context, status, &answer, &what,
+            )
             .await;
-        match (status, answer.get("value")) {
-            (200, Some(ofrep_value)) => {
-                let r = resolved.unwrap_or_else(|e| panic!("{what}: {e:?}"));
-                assert_eq!(json!(r.value), *ofrep_value, "{what}");
-                assert_eq!(r.variant.as_deref(), answer["variant"].as_str(), "{what}");
-                assert_eq!(
-                    r.reason.unwrap().to_string(),
-                    answer["reason"].as_str().unwrap(),
-                    "{what}"
-                );
-                let metadata = r.flag_metadata.unwrap();
-                for (k, v) in answer["metadata"].as_object().unwrap() {
-                    let got = match metadata
-                        .values
-                        .get(k)
-                        .unwrap_or_else(|| panic!("{what}: no {k}"))
-                    {
-                        open_feature::FlagMetadataValue::Bool(b) => json!(b),
-                        open_feature::FlagMetadataValue::Int(i) => json!(i),
-                        open_feature::FlagMetadataValue::Float(f) => json!(f),
-                        open_feature::FlagMetadataValue::String(s) => json!(s),
-                    };
-                    assert_eq!(&got, v, "{what}: metadata {k}");
-                }
-                assert_eq!(
-                    metadata.values.len(),
-                    answer["metadata"].as_object().unwrap().len(),
-                    "{what}"
-                );
-                if flag == "split-flag" {
-                    split_seen.insert(format!("{}/{}", answer["reason"], answer["variant"]));
-                }
-            }
-            (200, None) => {
-                // No value: the application's default applies; the provider says why.
-                let e = resolved.err().unwrap_or_else(|| panic!("{what}: a value"));
-                assert_eq!(
-                    e.code,
-                    EvaluationErrorCode::General(answer["reason"].as_str().unwrap().to_owned()),
-                    "{what}"
-                );
-                let d = client.detail(&User::from_json(user_json(&context)).unwrap(), flag);
-                assert_eq!(d.variant_key(), answer["variant"].as_str(), "{what}");
-                assert_eq!(
-                    d.reason.as_str(),
-                    answer["reason"].as_str().unwrap(),
-                    "{what}"
-                );
-                if flag == "split-flag" {
-                    split_seen.insert(format!("{}/{}", answer["reason"], answer["variant"]));
-                }
-            }
-            _ => {
-                let e = resolved.err().unwrap_or_else(|| panic!("{what}: a value"));
-                assert_eq!(
-                    e.code.to_string(),
-                    answer["errorCode"].as_str().unwrap(),
-                    "{what}"
-                );
-            }
         }
+        case.check_all_given(&given);
     }
-    assert_eq!(
-        split_seen.len(),
-        3,
-        "both variants and the rollout's off: {split_seen:?}"
-    );
     // Types are checked by the provider (OFREP leaves it to providers).
     let context = context_of(&json!({"targetingKey": "u1"}));
     let e = provider
@@ -664,6 +376,77 @@ async fn openfeature_provider_answers_as_ofrep() {
         .unwrap();
     assert_eq!(r.reason, Some(EvaluationReason::Static));
     client.close().await;
+}
+
+/// Checks that the provider resolves `flag` for `context` as OFREP answered (`status`,
+/// `answer`); where the answer has no value, the client's own detail says why.
+async fn resolves_as_ofrep(
+    provider: &VexilProvider,
+    client: &LocalClient,
+    flag: &str,
+    context: &Value,
+    status: u16,
+    answer: &Value,
+    what: &str,
+) {
+    let resolved = provider
+        .resolve_string_value(flag, &context_of(context))
+        .await;
+    match (status, answer.get("value")) {
+        (200, Some(ofrep_value)) => {
+            let r = resolved.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+            assert_eq!(json!(r.value), *ofrep_value, "{what}");
+            assert_eq!(r.variant.as_deref(), answer["variant"].as_str(), "{what}");
+            assert_eq!(
+                r.reason.unwrap().to_string(),
+                answer["reason"].as_str().unwrap(),
+                "{what}"
+            );
+            let metadata = r.flag_metadata.unwrap();
+            for (k, v) in answer["metadata"].as_object().unwrap() {
+                let got = match metadata
+                    .values
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{what}: no {k}"))
+                {
+                    open_feature::FlagMetadataValue::Bool(b) => json!(b),
+                    open_feature::FlagMetadataValue::Int(i) => json!(i),
+                    open_feature::FlagMetadataValue::Float(f) => json!(f),
+                    open_feature::FlagMetadataValue::String(s) => json!(s),
+                };
+                assert_eq!(&got, v, "{what}: metadata {k}");
+            }
+            assert_eq!(
+                metadata.values.len(),
+                answer["metadata"].as_object().unwrap().len(),
+                "{what}"
+            );
+        }
+        (200, None) => {
+            // No value: the application's default applies; the provider says why.
+            let e = resolved.err().unwrap_or_else(|| panic!("{what}: a value"));
+            assert_eq!(
+                e.code,
+                EvaluationErrorCode::General(answer["reason"].as_str().unwrap().to_owned()),
+                "{what}"
+            );
+            let d = client.detail(&User::from_json(user_json(context)).unwrap(), flag);
+            assert_eq!(d.variant_key(), answer["variant"].as_str(), "{what}");
+            assert_eq!(
+                d.reason.as_str(),
+                answer["reason"].as_str().unwrap(),
+                "{what}"
+            );
+        }
+        _ => {
+            let e = resolved.err().unwrap_or_else(|| panic!("{what}: a value"));
+            assert_eq!(
+                e.code.to_string(),
+                answer["errorCode"].as_str().unwrap(),
+                "{what}"
+            );
+        }
+    }
 }
 
 /// The SDK user an OFREP context stands for, in this test's simple contexts.
