@@ -88,8 +88,10 @@ impl Api {
         let body = json!({"label": "prod", "type": "server"});
         let (status, d, _) = self.call(Method::POST, &path, None, Some(&body)).await;
         assert_eq!(status, 201, "{d}");
+        let key = d["api_key"].as_str().unwrap().to_owned();
+        self.until_served(&key).await;
         Fixture {
-            key: d["api_key"].as_str().unwrap().to_owned(),
+            key,
             api_key: p["api_key"].as_str().unwrap().to_owned(),
             secret_key: p["secret_key"].as_str().unwrap().to_owned(),
             project,
@@ -105,7 +107,34 @@ impl Api {
         let (status, d, _) = self.call(Method::POST, &path, None, Some(&body)).await;
         assert_eq!(status, 201, "{d}");
         fx.deployments.push("web");
-        d["api_key"].as_str().unwrap().to_owned()
+        let key = d["api_key"].as_str().unwrap().to_owned();
+        self.until_served(&key).await;
+        key
+    }
+
+    /// Waits until the server answers SDKs with deployment key `key`: a new deployment is
+    /// served once the server has published it, and an SDK asking before gets 401 (which it
+    /// keeps as its last error).
+    async fn until_served(&self, key: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let status = self
+                .http
+                .get(format!("{}/sdk/v2/flags", self.base))
+                .header("Authorization", format!("Api-Key {key}"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the deployment key is not served: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Creates a local-mode flag in the fixture's deployments with the fields of `body`,
