@@ -244,6 +244,11 @@ async fn relaying_a_client_deployment_takes_a_server_key_of_its_project() {
         })
         .await;
     assert_eq!(archived.code(), "relay_key_archived");
+    // The stream it opened for the client deployment ends with it.
+    let ended = async { while stream.next(Duration::from_secs(5)).await.is_some() {} };
+    tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the relay stream of an archived key to end");
     let own = format!("deployment={}", fx.server);
     srv.send(relay("/sdk/relay/v1/deployment", &fx.server, &own))
         .await

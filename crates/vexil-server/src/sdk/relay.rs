@@ -44,10 +44,11 @@ use axum::response::Response;
 use axum::Extension;
 use bytes::Bytes;
 use futures_util::stream;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use vexil_core::model::DeploymentType;
 
-use super::registry::Served;
+use super::registry::{now_ms, Served};
 use super::stream::{sse_response, Refused, Wait, Wake};
 use super::{header_str, json_response, scheme_key, too_many, SdkState};
 use crate::listen::ConnectionSlot;
@@ -115,6 +116,18 @@ fn admit(
         ));
     }
     Ok(target)
+}
+
+/// Whether `key` still relays deployments of `project` other than its own: the current key (or
+/// one in its rotation's grace period) of a live server deployment of that project.
+fn still_relays(sdk: &SdkState, key: &str, project: &str) -> bool {
+    sdk.registry.by_key(key).is_some_and(|a| {
+        let d = &a.snapshot.deployment;
+        d.kind == DeploymentType::Server
+            && !d.archived
+            && d.accepts_key(key, now_ms())
+            && a.snapshot.project.key == project
+    })
 }
 
 /// The `deployment` query parameter, when given once.
@@ -185,6 +198,10 @@ fn revision_event(served: &Served) -> Bytes {
 
 struct RelayStream {
     wait: Wait,
+    /// The key that relays another deployment than its own, and its deployment's updates: the
+    /// key is checked again whenever either deployment changes, and at every ping.
+    authority: Option<(String, watch::Receiver<Arc<Served>>)>,
+    sdk: SdkState,
     last: String,
     ping: tokio::time::Duration,
     next_ping: Instant,
@@ -219,8 +236,19 @@ pub(crate) async fn stream(
             )
         }
     };
+    // A server key relaying another deployment of its project does so while it stays a live
+    // key of a live deployment: archiving that deployment ends the stream when it is published,
+    // the end of a rotation's grace period at the next ping.
+    let authority = scheme_key(&headers, "Api-Key")
+        .filter(|key| !latest.snapshot.deployment.accepts_key(key, now_ms()))
+        .and_then(|key| {
+            let updates = sdk.registry.watch(&*sdk.registry.by_key(key)?)?;
+            Some((key.to_owned(), updates))
+        });
     let state = RelayStream {
         wait,
+        authority,
+        sdk: sdk.clone(),
         last: etag(&latest),
         ping: sdk.config.keepalive,
         next_ping: Instant::now() + sdk.config.keepalive,
@@ -231,7 +259,23 @@ pub(crate) async fn stream(
             return Some((Ok::<_, Infallible>(first), s));
         }
         loop {
-            match s.wait.next(s.next_ping).await {
+            let wake = match &mut s.authority {
+                Some((_, updates)) => tokio::select! {
+                    wake = s.wait.next(s.next_ping) => Some(wake),
+                    changed = updates.changed() => match changed {
+                        Ok(()) => None,
+                        Err(_) => Some(Wake::End),
+                    },
+                },
+                None => Some(s.wait.next(s.next_ping).await),
+            };
+            if let Some((key, _)) = &s.authority {
+                if !still_relays(&s.sdk, key, &s.wait.peek().snapshot.project.key) {
+                    return None;
+                }
+            }
+            let Some(wake) = wake else { continue };
+            match wake {
                 Wake::End => return None,
                 Wake::Timer => {
                     s.next_ping = Instant::now() + s.ping;

@@ -136,7 +136,7 @@ impl Wait {
     }
 
     /// The newest snapshot, without marking it seen.
-    fn peek(&self) -> Arc<Served> {
+    pub(super) fn peek(&self) -> Arc<Served> {
         self.updates.borrow().clone()
     }
 
