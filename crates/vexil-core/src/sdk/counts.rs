@@ -112,7 +112,7 @@ impl DeploymentCounts {
         for (flag, info) in snapshot.flag_infos().iter().enumerate() {
             flag_start.push(outcome_slots.len() as u32);
             for outcome in &info.outcomes {
-                let variant = snapshot.labels(flag, outcome).map_or("", |l| l.variant_key);
+                let variant = snapshot.variant_key(flag, outcome).unwrap_or_default();
                 let label = (
                     Box::<str>::from(info.key.as_str()),
                     Box::<str>::from(variant),
@@ -219,7 +219,7 @@ mod tests {
             s.flag_infos()[beta]
                 .outcomes
                 .iter()
-                .position(|o| s.labels(beta, o).unwrap().variant_key == variant)
+                .position(|o| s.variant_key(beta, o) == Some(variant))
                 .unwrap()
         };
         for _ in 0..3 {

@@ -49,12 +49,8 @@ impl FlagsBody {
         self.len == 0
     }
 
-    /// Whether `other` has the same text (compared by digest).
-    pub fn same_text(&self, other: &FlagsBody) -> bool {
-        self.digest == other.digest
-    }
-
-    /// SHA-256 of the text.
+    /// SHA-256 of the text: two bodies are equal exactly when their digests are (what a
+    /// stream compares to know whether the body changed).
     pub fn digest(&self) -> [u8; 32] {
         self.digest
     }
@@ -185,16 +181,15 @@ mod tests {
             let want = serde_json::to_string(&picked).unwrap();
             assert_eq!(bodies.local.to_text(), want, "{kept:?}");
             assert_eq!(bodies.local.len(), want.len(), "{kept:?}");
-            assert!(
-                bodies
-                    .local
-                    .same_text(&FlagsBody::new(vec![Bytes::from(want)])),
+            assert_eq!(
+                bodies.local.digest(),
+                FlagsBody::new(vec![Bytes::from(want)]).digest(),
                 "{kept:?}"
             );
             assert_eq!(&*bodies.all_text, serde_json::to_string(&all).unwrap());
             assert_eq!(bodies.all.to_text(), &*bodies.all_text);
             assert_eq!(
-                bodies.local.same_text(&bodies.all),
+                bodies.local.digest() == bodies.all.digest(),
                 kept.len() == all.len(),
                 "{kept:?}"
             );

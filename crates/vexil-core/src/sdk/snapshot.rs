@@ -345,8 +345,19 @@ impl Snapshot {
         &self.flags
     }
 
-    /// How tracking and metrics name outcome `outcome` of flag `flag` (an index in
-    /// [`Snapshot::flag_infos`]).
+    /// The variant key of outcome `outcome` of flag `flag` (an index in
+    /// [`Snapshot::flag_infos`]), from the compiled flags: what the counters and the
+    /// assignment de-duplication name it by.
+    pub fn variant_key(&self, flag: usize, outcome: &Outcome) -> Option<&str> {
+        Some(
+            self.flags
+                .result_at(flag, outcome.segment, outcome.variant)?
+                .key(),
+        )
+    }
+
+    /// How tracking records name outcome `outcome` of flag `flag`: its variant key, segment
+    /// name, experiment key and flag version.
     pub fn labels(&self, flag: usize, outcome: &Outcome) -> Option<OutcomeLabels<'_>> {
         let r = self
             .flags

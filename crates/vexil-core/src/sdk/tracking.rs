@@ -850,10 +850,7 @@ impl AssignmentDedup {
             .filter_map(|&(f, o)| {
                 let info = infos.get(f as usize)?;
                 let o = info.outcomes.get(o as usize)?;
-                Some((
-                    info.key.as_str(),
-                    snapshot.labels(f as usize, o)?.variant_key,
-                ))
+                Some((info.key.as_str(), snapshot.variant_key(f as usize, o)?))
             })
             .collect();
         pairs.sort_unstable();
