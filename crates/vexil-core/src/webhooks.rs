@@ -166,12 +166,20 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> Result<String> {
     Ok(crate::keys::hex(&mac.finalize().into_bytes()))
 }
 
-/// The `Vexil-Signature` header: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
-pub fn signature_header(secret: &str, timestamp: i64, body: &[u8]) -> Result<String> {
-    Ok(format!(
-        "t={timestamp},v1={}",
-        sign(secret, timestamp, body)?
-    ))
+/// The `Vexil-Signature` header: `t=<unix seconds>,v1=<hex HMAC-SHA256>`, with one `v1`
+/// per secret, the current one first. A webhook has two secrets during a rotation's grace
+/// period, so a receiver that still knows only the replaced one keeps verifying.
+pub fn signature_header<S: AsRef<str>>(
+    secrets: &[S],
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String> {
+    let mut header = format!("t={timestamp}");
+    for secret in secrets {
+        header.push_str(",v1=");
+        header.push_str(&sign(secret.as_ref(), timestamp, body)?);
+    }
+    Ok(header)
 }
 
 /// What a receiver does: whether `header` signs `body` under `secret` with a timestamp within

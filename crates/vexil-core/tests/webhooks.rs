@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vexil_core::service::{Attempt, NewProject, NewWebhook, Outcome};
+use vexil_core::service::{Attempt, NewProject, NewWebhook, Outcome, RotateWebhookSecret};
 use vexil_core::webhooks::RetrySchedule;
 use vexil_core::{Actor, Services};
 use vexil_store::SqliteStore;
@@ -85,7 +85,8 @@ fn changes_queue_their_events_in_their_transaction() {
     let event = &due[0];
     assert_eq!(event.event.webhook, flags);
     assert_eq!(event.event.event_type, "flag.created");
-    assert!(event.secret.starts_with("whsec_"));
+    assert_eq!(event.secrets.len(), 1, "no rotation, one secret");
+    assert!(event.secrets[0].starts_with("whsec_"));
     let body: Value = serde_json::from_str(&event.event.payload).unwrap();
     assert_eq!(body["id"], event.event.id.as_str());
     assert_eq!(body["type"], "flag.created");
@@ -237,4 +238,94 @@ fn group_changes_are_delivered_with_before_and_after() {
     let body: Value = serde_json::from_str(&updated.event.payload).unwrap();
     assert_eq!(body["before"]["slots"][0]["percentage"], 50);
     assert_eq!(body["after"]["slots"][1]["key"], "slot-2");
+}
+
+/// A rotation with a grace period keeps the replaced secret signing beside the new one until
+/// it expires; the view says until when. A rotation without one, or the next rotation, drops
+/// it at once; a grace period past 7 days is refused, naming the field.
+#[test]
+fn rotations_keep_the_old_secret_signing_for_the_grace_period() {
+    let (services, _scratch) = services("rotate");
+    let id = hook(&services, &["*"], true);
+    let cli = Actor::cli();
+    let secrets_of_next_event = |now: i64| {
+        services.webhooks.send_test(&cli, "shop", &id).unwrap();
+        // Leased for longer than the test looks ahead, so that each claim takes only the new
+        // event.
+        let due = services.webhooks.claim_due(now, 1 << 40, 100).unwrap();
+        assert_eq!(due.len(), 1);
+        due[0].secrets.clone()
+    };
+    let version = |services: &Services| services.webhooks.get(&cli, "shop", &id).unwrap().version;
+
+    let first = services
+        .webhooks
+        .rotate_secret(
+            &cli,
+            "shop",
+            &id,
+            Some(version(&services)),
+            RotateWebhookSecret { grace_seconds: 0 },
+        )
+        .unwrap();
+    assert_eq!(first.webhook.previous_secret_expires_at, None);
+    let now = vexil_core::service::now_ms;
+    let start = now();
+    assert_eq!(secrets_of_next_event(now()), vec![first.secret.clone()]);
+
+    let second = services
+        .webhooks
+        .rotate_secret(
+            &cli,
+            "shop",
+            &id,
+            Some(version(&services)),
+            RotateWebhookSecret { grace_seconds: 60 },
+        )
+        .unwrap();
+    let until = second.webhook.previous_secret_expires_at.expect("in grace");
+    assert!((start + 60_000..start + 70_000).contains(&until), "{until}");
+    let listed = services.webhooks.list(&cli, "shop").unwrap();
+    assert_eq!(listed[0].previous_secret_expires_at, Some(until));
+    assert_eq!(
+        secrets_of_next_event(until - 1),
+        vec![second.secret.clone(), first.secret.clone()],
+        "both sign during the grace period, the new one first"
+    );
+    assert_eq!(
+        secrets_of_next_event(until),
+        vec![second.secret.clone()],
+        "the old one stops when it ends"
+    );
+
+    let third = services
+        .webhooks
+        .rotate_secret(
+            &cli,
+            "shop",
+            &id,
+            Some(version(&services)),
+            RotateWebhookSecret::default(),
+        )
+        .unwrap();
+    assert_eq!(third.webhook.previous_secret_expires_at, None);
+    assert_eq!(
+        secrets_of_next_event(now()),
+        vec![third.secret],
+        "a rotation without grace ends the one before"
+    );
+
+    let err = services
+        .webhooks
+        .rotate_secret(
+            &cli,
+            "shop",
+            &id,
+            Some(version(&services)),
+            RotateWebhookSecret {
+                grace_seconds: 604_801,
+            },
+        )
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("grace_seconds"), "{err:?}");
 }

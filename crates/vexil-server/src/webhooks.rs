@@ -2,6 +2,9 @@
 //! the outbox, posts each one signed to its webhook (a few at a time), and records every
 //! attempt, which settles the event as delivered, due again after a backoff, or failed.
 //!
+//! Deliveries reach only public addresses unless the operator allows more (`guard`: no
+//! loopback, private or metadata addresses by default), and never follow redirects.
+//!
 //! Delivery is at least once: an event is marked delivered only after a 2xx, and a claim is a
 //! lease, so the events of a node that dies mid-delivery are taken up again when their lease
 //! lapses. Receivers deduplicate by `Vexil-Webhook-Id`. The request path never waits for a
@@ -15,6 +18,12 @@ use tokio::sync::{watch, Notify};
 use vexil_core::service::{Attempt, ChangeListener, DueEvent, Outcome};
 use vexil_core::webhooks::{signature_header, RetrySchedule};
 use vexil_core::Services;
+
+mod guard;
+
+use guard::{Destinations, GuardedResolver};
+
+use crate::proxy::IpNet;
 
 /// The wait before claiming again after a claim failed.
 const CLAIM_RETRY: Duration = Duration::from_secs(5);
@@ -41,6 +50,10 @@ pub struct WebhookOptions {
     /// Certificate authorities (PEM) trusted besides the public ones, for receivers behind an
     /// internal CA (`vexil serve --webhook-ca`).
     pub extra_roots: Vec<Vec<u8>>,
+    /// Networks deliveries may reach although their addresses are loopback, private,
+    /// link-local or otherwise special, which are refused otherwise (`vexil serve
+    /// --webhook-allow-network`).
+    pub allowed_networks: Vec<IpNet>,
 }
 
 impl Default for WebhookOptions {
@@ -53,6 +66,7 @@ impl Default for WebhookOptions {
             concurrency: 8,
             retention: Duration::from_secs(7 * 24 * 3600),
             extra_roots: Vec::new(),
+            allowed_networks: Vec::new(),
         }
     }
 }
@@ -81,7 +95,9 @@ impl Worker {
                 .map_err(|e| vexil_core::Error::Internal(Box::new(e)))?;
             builder = builder.add_root_certificate(certificate);
         }
+        let destinations = Arc::new(Destinations::new(options.allowed_networks.clone()));
         let client = builder
+            .dns_resolver(Arc::new(GuardedResolver::new(destinations.clone())))
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
             // Each delivery opens its own connection: receivers come and go (and move behind
@@ -93,8 +109,12 @@ impl Worker {
         let wake = Arc::new(Notify::new());
         services.subscribe(Arc::new(Waker(wake.clone())));
         let (stop, stopped) = watch::channel(false);
+        let sender = Sender {
+            client,
+            destinations,
+        };
         let task =
-            tokio::runtime::Handle::current().spawn(run(services, options, client, wake, stopped));
+            tokio::runtime::Handle::current().spawn(run(services, options, sender, wake, stopped));
         Ok(Worker {
             stop,
             task: Mutex::new(Some(task)),
@@ -125,10 +145,17 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// What posts the deliveries: the client, whose resolver applies the destinations policy to
+/// host names, and the policy for addresses written in URLs.
+struct Sender {
+    client: reqwest::Client,
+    destinations: Arc<Destinations>,
+}
+
 async fn run(
     services: Services,
     options: WebhookOptions,
-    client: reqwest::Client,
+    sender: Sender,
     wake: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -180,7 +207,7 @@ async fn run(
         }
         let batch = futures_util::stream::iter(due)
             .for_each_concurrent(options.concurrency, |due| {
-                deliver_and_record(&services, &options, &client, due)
+                deliver_and_record(&services, &options, &sender, due)
             });
         tokio::select! {
             _ = batch => {}
@@ -205,10 +232,10 @@ async fn purge(services: &Services, options: &WebhookOptions) {
 async fn deliver_and_record(
     services: &Services,
     options: &WebhookOptions,
-    client: &reqwest::Client,
+    sender: &Sender,
     due: DueEvent,
 ) {
-    let attempt = deliver(client, &due).await;
+    let attempt = deliver(sender, &due).await;
     let services = services.clone();
     let retry = options.retry.clone();
     let (id, url) = (due.event.id.clone(), due.url.clone());
@@ -235,8 +262,8 @@ async fn deliver_and_record(
 }
 
 /// Posts one event and reports what came back, reading at most [`RESPONSE_EXCERPT`] bytes of
-/// the answer.
-async fn deliver(client: &reqwest::Client, due: &DueEvent) -> Attempt {
+/// the answer. A refused destination is an attempt that got no answer.
+async fn deliver(sender: &Sender, due: &DueEvent) -> Attempt {
     let at = now_ms();
     let started = Instant::now();
     let timestamp = at / 1000;
@@ -248,11 +275,15 @@ async fn deliver(client: &reqwest::Client, due: &DueEvent) -> Attempt {
         error,
         duration_ms: millis(started.elapsed()),
     };
-    let signature = match signature_header(&due.secret, timestamp, body) {
+    if let Err(refused) = guard::check_url(&sender.destinations, &due.url) {
+        return finish(None, String::new(), Some(refused.to_string()));
+    }
+    let signature = match signature_header(&due.secrets, timestamp, body) {
         Ok(s) => s,
         Err(err) => return finish(None, String::new(), Some(vexil_core::error::chain(&err))),
     };
-    let sent = client
+    let sent = sender
+        .client
         .post(&due.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("Vexil-Webhook-Id", &due.event.id)

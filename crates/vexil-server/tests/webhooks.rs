@@ -1,7 +1,9 @@
 //! Signed webhooks end to end: a receiver in the test gets `flag.created` and `flag.activated`
 //! with the documents before and after and the actor, checks the signature, fails once and
 //! sees the retry; the delivery log shows every attempt; the test endpoint delivers
-//! `webhook.test`; and a change made while the receiver is down arrives once it is up.
+//! `webhook.test`; a change made while the receiver is down arrives once it is up; a rotation
+//! with a grace period signs with both secrets; and deliveries to loopback, private or
+//! metadata addresses are refused unless an allowed network holds them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -116,7 +118,15 @@ async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnM
     }
 }
 
+/// Fast retries; deliveries may reach the receivers on loopback (`--webhook-allow-network`).
 fn config() -> vexil_server::ServerConfig {
+    let mut config = guarded_config();
+    config.webhooks.allowed_networks = vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
+    config
+}
+
+/// Fast retries, and the default destinations: no loopback, private or metadata address.
+fn guarded_config() -> vexil_server::ServerConfig {
     let mut config = fast_config();
     config.webhooks.poll = Duration::from_millis(20);
     config.webhooks.retry = RetrySchedule {
@@ -289,6 +299,46 @@ async fn console_section(srv: &Server, project: &str, hook_id: &str, receiver: &
         (receiver.of_type("webhook.test").len() > tests_before).then_some(())
     })
     .await;
+
+    // The rotation form: a grace period, the new secret shown once, the page saying until when
+    // the replaced one signs.
+    let listed = srv
+        .get(&format!("/api/v1/projects/{project}/webhooks"))
+        .await
+        .ok(200);
+    let made = listed.json.as_array().unwrap().iter();
+    let made = made
+        .filter(|h| h["events"] == json!(["cohort.*", "deployment.created"]))
+        .collect::<Vec<_>>();
+    let (made_id, made_version) = (
+        made[0]["id"].as_str().unwrap(),
+        made[0]["version"].as_i64().unwrap(),
+    );
+    let rotate = format!("{page}/webhooks/{made_id}/rotate-secret");
+    let stale = (made_version + 1).to_string();
+    let (status, html) = console
+        .post(
+            srv,
+            &rotate,
+            &[("version", stale.as_str()), ("grace_seconds", "3600")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    let version = made_version.to_string();
+    let (status, html) = console
+        .post(
+            srv,
+            &rotate,
+            &[("version", version.as_str()), ("grace_seconds", "3600")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"webhook-secret\">whsec_"), "{html}");
+    assert!(html.contains("also signs every delivery until"), "{html}");
+    let (_, html) = console.get(srv, &page).await;
+    assert!(html.contains("class=\"hint previous-secret\""), "{html}");
+    assert!(html.contains("form class=\"rotate-webhook\""), "{html}");
+    assert!(!html.contains("whsec_"), "the secret is shown once");
 }
 
 async fn scenario(backend: Backend) {
@@ -450,22 +500,55 @@ async fn scenario(backend: Backend) {
     .await;
     assert_signed(&late, &secret);
 
-    // Rotation: a new secret signs from then on; deletion needs the version.
+    // Rotation with a grace period: both secrets sign, the new one first, until it ends.
     let version = srv.get(&hook).await.ok(200).etag();
-    let rotated = srv
-        .post_if(&format!("{hook}/rotate-secret"), version)
+    let rotate = |version: i64, body: Option<Value>| {
+        let mut request = srv.req(Method::POST, &format!("{hook}/rotate-secret"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        srv.send(Server::with_version(request, Some(version)))
+    };
+    rotate(version, Some(json!({"grace_seconds": 604_801})))
+        .await
+        .err(422, "grace_too_long", Some("grace_seconds"));
+    let graced = rotate(version, Some(json!({"grace_seconds": 3600})))
         .await
         .ok(200);
+    let graced_secret = graced.json["secret"].as_str().unwrap().to_owned();
+    let until_ms = graced.json["previous_secret_expires_at"].as_i64().unwrap();
+    assert!(until_ms > now_secs() * 1000 + 3_500_000, "{}", graced.json);
+    assert_eq!(
+        srv.get(&hook).await.ok(200).json["previous_secret_expires_at"],
+        until_ms
+    );
+    let next_test = || async {
+        let tests_before = receiver.of_type("webhook.test").len();
+        srv.post(&format!("{hook}/test"), &json!({})).await.ok(202);
+        until("a test event", || async {
+            let got = receiver.of_type("webhook.test");
+            (got.len() > tests_before).then(|| got[got.len() - 1].clone())
+        })
+        .await
+    };
+    let during = next_test().await;
+    assert_signed(&during, &graced_secret);
+    assert_signed(&during, &secret);
+    let signature = header(&during, "vexil-signature");
+    assert_eq!(signature.matches("v1=").count(), 2, "{signature}");
+
+    // Rotation without a body: the replaced secret stops at once, the grace period too.
+    let rotated = rotate(version + 1, None).await.ok(200);
+    assert!(rotated.json.get("previous_secret_expires_at").is_none());
     let new_secret = rotated.json["secret"].as_str().unwrap().to_owned();
-    assert_ne!(new_secret, secret);
-    let tests_before = receiver.of_type("webhook.test").len();
-    srv.post(&format!("{hook}/test"), &json!({})).await.ok(202);
-    let latest = until("a test event signed with the new secret", || async {
-        let got = receiver.of_type("webhook.test");
-        (got.len() > tests_before).then(|| got[got.len() - 1].clone())
-    })
-    .await;
+    assert_ne!(new_secret, graced_secret);
+    let latest = next_test().await;
     assert_signed(&latest, &new_secret);
+    for old in [&secret, &graced_secret] {
+        let signature = header(&latest, "vexil-signature");
+        assert!(!verify(old, signature, &latest.body, now_secs(), 300));
+    }
+    let version = version + 1;
     let patched = srv
         .patch(&hook, version + 1, &json!({"active": false}))
         .await
@@ -555,5 +638,65 @@ async fn https_receivers_are_reached_through_their_ca() {
     assert_signed(&delivered, &secret);
     assert_eq!(delivered.json["after"]["key"], "over-tls");
     server.abort();
+    srv.assert_no_server_errors();
+}
+
+/// With the default destinations, deliveries to loopback, link-local (metadata) and private
+/// addresses are refused, whether the URL names the address or a host name resolves to it:
+/// the receiver gets nothing and the delivery log says why and how to allow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_to_internal_addresses_are_refused() {
+    let srv = Server::start_with(Backend::Sqlite, guarded_config())
+        .await
+        .unwrap();
+    let inbox = Arc::new(Mutex::new(Inbox::default()));
+    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), inbox.clone()).await;
+    let port = receiver.addr.port();
+    let project = srv.create_project("Guarded hooks").await;
+    for (url, why) in [
+        (
+            format!("http://127.0.0.1:{port}/hook"),
+            "127.0.0.1 is a loopback address",
+        ),
+        (
+            format!("http://localhost:{port}/hook"),
+            "localhost resolves to",
+        ),
+        (
+            format!("http://[::1]:{port}/hook"),
+            "::1 is a loopback address",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data".to_owned(),
+            "link-local",
+        ),
+        ("http://10.20.30.40/hook".to_owned(), "a private address"),
+    ] {
+        let created = srv
+            .post(
+                &format!("/api/v1/projects/{project}/webhooks"),
+                &json!({"url": url, "events": ["*"]}),
+            )
+            .await
+            .ok(201);
+        let hook = format!(
+            "/api/v1/projects/{project}/webhooks/{}",
+            created.json["id"].as_str().unwrap()
+        );
+        srv.post(&format!("{hook}/test"), &json!({})).await.ok(202);
+        let error = until("a refused attempt", || async {
+            let log = deliveries(&srv, &hook).await;
+            log.first()
+                .and_then(|d| d["error"].as_str().map(str::to_owned))
+        })
+        .await;
+        assert!(error.contains("refused"), "{url}: {error}");
+        assert!(error.contains(why), "{url}: {error}");
+        assert!(error.contains("--webhook-allow-network"), "{error}");
+    }
+    assert!(
+        inbox.lock().unwrap().received.is_empty(),
+        "nothing reached the receiver"
+    );
     srv.assert_no_server_errors();
 }

@@ -74,6 +74,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: V7_POSTGRES,
         data: None,
     },
+    Migration {
+        version: 8,
+        sqlite: V8_SQLITE,
+        postgres: V8_POSTGRES,
+        data: None,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -679,4 +685,17 @@ ALTER TABLE history ADD COLUMN comment TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE history ADD COLUMN role TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE history ADD COLUMN changes TEXT COLLATE "C" NOT NULL DEFAULT '';
 CREATE INDEX history_at ON history (at);
+"#;
+
+// Version 8: webhook secret rotation with a grace period. The replaced secret keeps signing
+// beside the new one until it expires; '' stands for none, as in the other optional text
+// columns.
+const V8_SQLITE: &str = "
+ALTER TABLE webhooks ADD COLUMN previous_secret TEXT NOT NULL DEFAULT '';
+ALTER TABLE webhooks ADD COLUMN previous_secret_expires_at INTEGER;
+";
+
+const V8_POSTGRES: &str = r#"
+ALTER TABLE webhooks ADD COLUMN previous_secret TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE webhooks ADD COLUMN previous_secret_expires_at BIGINT;
 "#;

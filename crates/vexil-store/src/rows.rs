@@ -371,6 +371,11 @@ pub struct WebhookRow {
     pub events: Vec<String>,
     /// The signing secret, in clear: the server signs every delivery with it.
     pub secret: String,
+    /// The secret a rotation replaced, which still signs every delivery beside `secret` until
+    /// `previous_secret_expires_at` (Unix milliseconds), so receivers can switch without
+    /// refusing a delivery. Both are set or neither.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
     pub active: bool,
     pub version: i64,
     pub created_at: i64,

@@ -108,7 +108,7 @@ fn tables_live_in_the_schema_and_migrations_run_once() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(versions, 7, "each migration recorded once");
+    assert_eq!(versions, 8, "each migration recorded once");
     let tables: i64 = client
         .query_one(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1",

@@ -290,6 +290,18 @@ pub struct ServeArgs {
     )]
     pub webhook_ca: Vec<PathBuf>,
 
+    /// A network webhook deliveries may reach although it is loopback, private, link-local
+    /// or otherwise special (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`; repeat for several,
+    /// comma-separate in the environment variable). Deliveries to such addresses, the node's
+    /// own services and the cloud's metadata endpoint among them, are refused otherwise.
+    #[arg(
+        long = "webhook-allow-network",
+        env = "VEXIL_WEBHOOK_ALLOW_NETWORK",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub webhook_allow_network: Vec<vexil_server::IpNet>,
+
     /// Also serve Prometheus metrics at `/metrics` on this address, without a management key
     /// (for an internal network); on the main address `/metrics` always asks for one.
     #[arg(long, env = "VEXIL_METRICS_LISTEN", value_name = "ADDR")]

@@ -90,6 +90,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
                 .with_context(|| format!("reading the webhook CA {}", path.display()))?;
             config.webhooks.extra_roots.push(pem);
         }
+        config.webhooks.allowed_networks = args.webhook_allow_network.clone();
         let app = vexil_server::App::start(services, config)
             .await
             .map_err(|e| anyhow::anyhow!(vexil_server::error::chain(&e)))

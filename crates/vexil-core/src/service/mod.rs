@@ -56,8 +56,8 @@ pub use results::{DayUnits, ExperimentResults, VariantUnits};
 pub use secrets::{SecretRotation, ServerSecrets, MAX_GRACE_SECONDS};
 pub use sessions::NewSession;
 pub use webhooks::{
-    Attempt, DeliveryView, DueEvent, NewWebhook, Outcome, QueuedEvent, WebhookPatch,
-    WebhookService, WebhookView, WebhookWithSecret, LOG_SIZE,
+    Attempt, DeliveryView, DueEvent, NewWebhook, Outcome, QueuedEvent, RotateWebhookSecret,
+    WebhookPatch, WebhookService, WebhookView, WebhookWithSecret, LOG_SIZE,
 };
 
 use crate::error::{Error, Result};

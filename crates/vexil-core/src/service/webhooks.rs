@@ -65,6 +65,10 @@ pub struct WebhookView {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// While a rotation's grace period runs: until when (Unix milliseconds) the replaced
+    /// secret still signs every delivery beside the new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<i64>,
     /// The newest delivery attempt, when there is one (in listings and `GET`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_delivery: Option<DeliveryView>,
@@ -127,12 +131,25 @@ pub struct QueuedEvent {
     pub event_type: String,
 }
 
+/// How to replace a webhook's signing secret: the replaced secret keeps signing every
+/// delivery beside the new one for `grace_seconds` (0, the default, stops it at once; at most
+/// 604800, 7 days), so receivers can switch without refusing a delivery. A rotation ends the
+/// grace period of the one before.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateWebhookSecret {
+    #[serde(default)]
+    pub grace_seconds: u32,
+}
+
 /// An event a worker claimed, with what it needs to deliver it.
 #[derive(Debug, Clone)]
 pub struct DueEvent {
     pub event: OutboxRow,
     pub url: String,
-    pub secret: String,
+    /// The secrets that sign it: the current one, then the replaced one while its grace
+    /// period runs.
+    pub secrets: Vec<String>,
 }
 
 /// What one delivery attempt got.
@@ -166,8 +183,17 @@ pub struct WebhookService {
     pub(crate) core: Core,
 }
 
+/// The replaced secret while it still signs, as of `now` (Unix milliseconds).
+fn previous_secret(row: &WebhookRow, now: i64) -> Option<(&str, i64)> {
+    match (&row.previous_secret, row.previous_secret_expires_at) {
+        (Some(secret), Some(until)) if until > now => Some((secret, until)),
+        _ => None,
+    }
+}
+
 fn view(row: WebhookRow, last_delivery: Option<DeliveryView>) -> WebhookView {
     WebhookView {
+        previous_secret_expires_at: previous_secret(&row, now_ms()).map(|(_, until)| until),
         project: row.project,
         id: row.id,
         url: row.url,
@@ -240,6 +266,8 @@ impl WebhookService {
             version: 1,
             created_at: now,
             updated_at: now,
+            previous_secret: None,
+            previous_secret_expires_at: None,
         };
         self.core.write(|tx| {
             super::projects::lock(tx, project)?;
@@ -313,19 +341,25 @@ impl WebhookService {
         .map(|row| view(row, None))
     }
 
-    /// Replaces a webhook's secret; the old one stops signing at once. The answer holds the
-    /// new secret, shown this once.
+    /// Replaces a webhook's secret. The old one keeps signing beside it for the grace period
+    /// (and stops at once without one); a rotation ends the grace period of the one before.
+    /// The answer holds the new secret, shown this once.
     pub fn rotate_secret(
         &self,
         actor: &Actor,
         project: &str,
         id: &str,
         expected: Option<i64>,
+        req: RotateWebhookSecret,
     ) -> Result<WebhookWithSecret> {
         actor.require(Role::Writer)?;
+        let grace = super::secrets::grace_ms(req.grace_seconds)?;
         let new_secret = secret()?;
         let row = self.change(actor, project, id, expected, |row| {
-            row.secret = new_secret.clone();
+            let in_grace = grace > 0;
+            let replaced = std::mem::replace(&mut row.secret, new_secret.clone());
+            row.previous_secret = in_grace.then_some(replaced);
+            row.previous_secret_expires_at = in_grace.then(|| now_ms().saturating_add(grace));
             Ok(())
         })?;
         Ok(WebhookWithSecret {
@@ -443,7 +477,7 @@ impl WebhookService {
     // -- the delivery side ----------------------------------------------------------------
 
     /// Claims at most `limit` due events for `lease_ms` (a worker that dies loses them when
-    /// the lease lapses, and another takes them over), with each one's URL and secret.
+    /// the lease lapses, and another takes them over), with each one's URL and secrets.
     pub fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<DueEvent>> {
         self.core.write(|tx| {
             let claimed = tx.claim_outbox(now, now.saturating_add(lease_ms), limit)?;
@@ -452,10 +486,12 @@ impl WebhookService {
                 // The cascade of a deleted webhook removes its events in the same
                 // transaction, so a missing webhook here means a row of an older build.
                 if let Some(hook) = tx.get_webhook(&event.project, &event.webhook)? {
+                    let mut secrets = vec![hook.secret.clone()];
+                    secrets.extend(previous_secret(&hook, now).map(|(s, _)| s.to_owned()));
                     due.push(DueEvent {
                         event,
                         url: hook.url,
-                        secret: hook.secret,
+                        secrets,
                     });
                 }
             }

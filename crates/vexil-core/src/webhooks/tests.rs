@@ -109,7 +109,7 @@ fn urls_are_http_or_https_with_a_host() {
 #[test]
 fn signatures_match_a_fixed_vector_and_verify() {
     let body = br#"{"id":"evt_1"}"#;
-    let header = signature_header("whsec_test", 1_700_000_000, body).unwrap();
+    let header = signature_header(&["whsec_test"], 1_700_000_000, body).unwrap();
     assert_eq!(
         header,
         "t=1700000000,v1=c89214b5b5da833daed6f0b8c5bb6bd58cea9022bd80ccc78230f3942d632925"
@@ -122,6 +122,28 @@ fn signatures_match_a_fixed_vector_and_verify() {
     assert!(!verify("whsec_other", &header, body, 1_700_000_000, 300));
     assert!(!verify("whsec_test", &header, b"{}", 1_700_000_000, 300));
     assert!(!verify("whsec_test", "v1=abc", body, 1_700_000_000, 300));
+}
+
+/// During a rotation's grace period a delivery carries one `v1` per secret, the new one
+/// first; a receiver holding either verifies it, one holding neither does not.
+#[test]
+fn a_rotating_webhook_signs_with_both_secrets() {
+    let body = br#"{"id":"evt_1"}"#;
+    let header = signature_header(&["whsec_new", "whsec_test"], 1_700_000_000, body).unwrap();
+    assert_eq!(
+        header,
+        format!(
+            "t=1700000000,v1={},v1=c89214b5b5da833daed6f0b8c5bb6bd58cea9022bd80ccc78230f3942d632925",
+            sign("whsec_new", 1_700_000_000, body).unwrap()
+        )
+    );
+    for secret in ["whsec_new", "whsec_test"] {
+        assert!(
+            verify(secret, &header, body, 1_700_000_000, 300),
+            "{secret}"
+        );
+    }
+    assert!(!verify("whsec_other", &header, body, 1_700_000_000, 300));
 }
 
 #[test]

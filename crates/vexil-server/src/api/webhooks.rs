@@ -10,7 +10,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vexil_core::service::{
-    DeliveryView, NewWebhook, QueuedEvent, WebhookPatch, WebhookView, WebhookWithSecret, LOG_SIZE,
+    DeliveryView, NewWebhook, QueuedEvent, RotateWebhookSecret, WebhookPatch, WebhookView,
+    WebhookWithSecret, LOG_SIZE,
 };
 
 use super::doc::{
@@ -19,7 +20,7 @@ use super::doc::{
 };
 use super::tagged;
 use crate::error::ApiResult;
-use crate::extract::{Auth, IfMatch, Json, Path, Query};
+use crate::extract::{Auth, IfMatch, Json, OptionalJson, Path, Query};
 use crate::{blocking, AppState};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -117,23 +118,29 @@ async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Replace a webhook's signing secret (`If-Match` required); the old one stops signing at
-/// once. The answer holds the new secret, shown this once.
+/// Replace a webhook's signing secret (`If-Match` required). The body may be left out: the old
+/// secret then stops signing at once. With `grace_seconds` (at most 7 days) every delivery is
+/// signed with both until then (two `v1=` in `Vexil-Signature`, the new one first), and the
+/// webhook shows until when (`previous_secret_expires_at`). The answer holds the new secret,
+/// shown this once.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/webhooks/{id}/rotate-secret", tag = "webhooks",
+    request_body(content = Option<RotateWebhookSecret>, description = "optional; no body is `{\"grace_seconds\": 0}`"),
     params(("project" = String, Path, description = "project key"), ("id" = String, Path, description = "webhook id"), IfMatchHeader),
     responses(
         (status = 200, body = WebhookWithSecret, headers(("ETag" = String, description = "The version; send it as If-Match to change this"))),
-        BadRequest, Forbidden, NotFound, Conflict, PreconditionRequired, Common), security(("bearer" = [])))]
+        BadRequest, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge, UnsupportedMediaType,
+        Unprocessable, PreconditionRequired, Common), security(("bearer" = [])))]
 async fn rotate_webhook_secret(
     State(s): State<AppState>,
     Auth(actor): Auth,
     Path((project, id)): Path<(String, String)>,
     IfMatch(version): IfMatch,
+    OptionalJson(req): OptionalJson<RotateWebhookSecret>,
 ) -> ApiResult<Response> {
     let w = blocking(move || {
         s.services
             .webhooks
-            .rotate_secret(&actor, &project, &id, version)
+            .rotate_secret(&actor, &project, &id, version, req)
     })
     .await?;
     Ok(tagged(StatusCode::OK, w.webhook.version, &w))

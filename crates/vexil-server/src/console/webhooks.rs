@@ -1,17 +1,21 @@
 //! The Webhooks section of a project's page: each webhook with its event types, state and
 //! newest delivery, its delivery log (the last attempts with their answers), a "Send test
-//! event" button and a delete button; and the form that creates one, whose answer shows the
-//! signing secret once. Readers see the list and the logs, never a secret.
+//! event" button, a secret rotation with a grace period and a delete button; and the form that
+//! creates one. Creation and rotation answer with the signing secret, shown once. Readers see
+//! the list and the logs, never a secret.
 //!
 //! Hooks: `section#webhooks`, `table#webhooks` rows `tr[data-webhook]` with `.last-delivery`,
-//! `form.test-webhook`, `form.delete-webhook`; `details.delivery-log` with `tr[data-attempt]`;
-//! `form#new-webhook` with checkboxes `input[name=events]`; `#webhook-secret`.
+//! `.previous-secret`, `form.test-webhook`, `form.rotate-webhook` (select `grace_seconds`),
+//! `form.delete-webhook`; `details.delivery-log` with `tr[data-attempt]`; `form#new-webhook`
+//! with checkboxes `input[name=events]`; `#webhook-secret`.
 
 use axum::extract::{Path, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
-use vexil_core::service::{DeliveryView, NewWebhook, WebhookView};
+use vexil_core::service::{
+    DeliveryView, NewWebhook, RotateWebhookSecret, WebhookView, WebhookWithSecret,
+};
 use vexil_core::webhooks::{ACTIONS, ENTITIES};
 use vexil_core::{Actor, Services};
 
@@ -20,6 +24,14 @@ use super::{form, html, see_other, submit, ConsoleState, Session, St};
 
 /// Attempts shown in each webhook's log on the page.
 const LOG_ROWS: u32 = 20;
+
+/// The grace periods the rotation form offers, in seconds, with their labels.
+const GRACE_PERIODS: &[(u32, &str)] = &[
+    (0, "the old secret stops now"),
+    (3600, "the old one also signs for 1 hour"),
+    (86_400, "the old one also signs for 1 day"),
+    (604_800, "the old one also signs for 7 days"),
+];
 
 /// A webhook with its newest attempts.
 pub(crate) type Listed = (WebhookView, Vec<DeliveryView>);
@@ -129,12 +141,27 @@ fn row(
                     Some(d) => { (outcome(d)) " " span.hint { (d.event_type) ", " (layout::when(d.at)) } },
                     None => span.hint { "none yet" },
                 }
+                @if let Some(until) = hook.previous_secret_expires_at {
+                    br; span.hint.previous-secret { "The replaced secret also signs until " (layout::when(until)) "." }
+                }
             }
             td {
                 @if super::writes(session) {
                     form.test-webhook method="post" action=(format!("{href}/test")) {
                         (csrf(console, session))
                         button type="submit" { "Send test event" }
+                    }
+                }
+                @if super::writes(session) {
+                    form.rotate-webhook method="post" action=(format!("{href}/rotate-secret")) {
+                        (csrf(console, session))
+                        input type="hidden" name="version" value=(hook.version);
+                        select name="grace_seconds" aria-label="Grace period" {
+                            @for (seconds, label) in GRACE_PERIODS {
+                                option value=(seconds) { (label) }
+                            }
+                        }
+                        button type="submit" { "Rotate secret" }
                     }
                 }
                 @if super::writes(session) {
@@ -199,16 +226,77 @@ pub(crate) async fn create(
             html! {
                 h1 { "Webhook created" }
                 p { "Events are posted to " code { (created.webhook.url) } "." }
-                p { "Signing secret: " code #webhook-secret { (created.secret) } " "
-                    button.copy type="button" data-copy=(created.secret) { "Copy" } }
-                p.hint.once { "Copy it now: it is shown only this once. Receivers check "
-                    code { "Vexil-Signature" } " with it (see the README)." }
+                (secret_once(&created))
                 (back)
             },
         ),
         Ok((_, Err(e))) => (
             super::status_of(&e),
             html! { h1 { "Webhook not created" } (error_box(&e, Some(&project))) (back) },
+        ),
+    };
+    html(status, layout::page(&console, &session, "Webhook", body))
+}
+
+/// The signing secret of a creation or a rotation, shown this once.
+fn secret_once(hook: &WebhookWithSecret) -> Markup {
+    html! {
+        p { "Signing secret: " code #webhook-secret { (hook.secret) } " "
+            button.copy type="button" data-copy=(hook.secret) { "Copy" } }
+        p.hint.once { "Copy it now: it is shown only this once. Receivers check "
+            code { "Vexil-Signature" } " with it (see the README)." }
+    }
+}
+
+/// `POST /projects/{project}/webhooks/{id}/rotate-secret`: replaces the signing secret (the
+/// old one signing beside it for the chosen grace period) and shows the new one, once.
+pub(crate) async fn rotate(
+    state: St,
+    session: Session,
+    Path((project, id)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let console = state.0;
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, f| {
+        let grace = f.get("grace_seconds").unwrap_or("0").trim();
+        let grace_seconds = grace.parse().map_err(|_| {
+            vexil_core::Error::invalid(
+                "grace_seconds",
+                "invalid_number",
+                format!("grace_seconds is a number of seconds, not {grace:?}"),
+            )
+        })?;
+        s.webhooks.rotate_secret(
+            who,
+            &p,
+            &id,
+            f.version(),
+            RotateWebhookSecret { grace_seconds },
+        )
+    })
+    .await;
+    let base = format!("/projects/{}", form::encode(&project));
+    let back = html! { p { a href=(format!("{base}#webhooks")) { "Back to the project" } } };
+    let (status, body) = match submitted {
+        Err(refusal) => return refusal,
+        Ok((_, Ok(rotated))) => (
+            StatusCode::OK,
+            html! {
+                h1 { "Secret rotated" }
+                p { "Events posted to " code { (rotated.webhook.url) } " are signed with the new secret." }
+                @match rotated.webhook.previous_secret_expires_at {
+                    Some(until) => p.previous-secret { "The replaced secret also signs every delivery until "
+                        (layout::when(until)) ": update the receiver before then." },
+                    None => p.previous-secret { "The replaced secret no longer signs." },
+                }
+                (secret_once(&rotated))
+                (back)
+            },
+        ),
+        Ok((_, Err(e))) => (
+            super::status_of(&e),
+            html! { h1 { "Secret not rotated" } (error_box(&e, Some(&project))) (back) },
         ),
     };
     html(status, layout::page(&console, &session, "Webhook", body))

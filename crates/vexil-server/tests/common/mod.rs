@@ -478,7 +478,7 @@ impl Server {
         assert!(errors.is_empty(), "the server answered 5xx: {errors:?}");
     }
 
-    fn with_version(request: RequestBuilder, version: Option<i64>) -> RequestBuilder {
+    pub fn with_version(request: RequestBuilder, version: Option<i64>) -> RequestBuilder {
         match version {
             Some(v) => request.header("If-Match", format!("\"{v}\"")),
             None => request,

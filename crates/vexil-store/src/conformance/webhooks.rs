@@ -19,6 +19,8 @@ fn webhook(project: &str, id: &str) -> WebhookRow {
         version: 1,
         created_at: T0,
         updated_at: T0,
+        previous_secret: None,
+        previous_secret_expires_at: None,
     }
 }
 
@@ -89,6 +91,9 @@ pub fn webhooks_round_trip(store: &dyn Store) {
     let mut changed = a.clone();
     changed.active = false;
     changed.events = vec![];
+    changed.secret = "whsec_new".to_owned();
+    changed.previous_secret = Some("whsec_a".to_owned());
+    changed.previous_secret_expires_at = Some(T0 + 60_000);
     changed.version = 2;
     write_ok(store, "update", |tx| {
         tx.update_webhook(&changed, 1)?;

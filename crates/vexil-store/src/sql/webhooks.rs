@@ -1,13 +1,13 @@
 //! The queries of webhook subscriptions, their outbox and their delivery log. `SqlTx`
 //! delegates its webhook methods here.
 
-use super::codec::{json_list, text, Cells};
+use super::codec::{json_list, none_if_empty, opt_text, text, Cells};
 use super::{SqlTx, Val};
 use crate::rows::{DeliveryRow, OutboxRow, WebhookRow};
 use crate::{Result, StoreError};
 
-const WEBHOOK_COLS: &str =
-    "project, id, url, description, events, secret, active, version, created_at, updated_at";
+const WEBHOOK_COLS: &str = "project, id, url, description, events, secret, active, version, \
+     created_at, updated_at, previous_secret, previous_secret_expires_at";
 const OUTBOX_COLS: &str = "id, project, webhook, event_type, payload, attempts, \
      next_attempt_at, created_at, delivered_at, failed_at";
 const DELIVERY_COLS: &str = "project, webhook, event_id, event_type, attempt, at, status, \
@@ -29,6 +29,8 @@ fn webhook_row(c: &mut Cells) -> Result<WebhookRow> {
         version: c.int()?,
         created_at: c.int()?,
         updated_at: c.int()?,
+        previous_secret: none_if_empty(c.text()?),
+        previous_secret_expires_at: c.opt_int()?,
     })
 }
 
@@ -44,6 +46,8 @@ fn webhook_params(row: &WebhookRow) -> Result<Vec<Val>> {
         Val::Int(row.version),
         Val::Int(row.created_at),
         Val::Int(row.updated_at),
+        opt_text(&row.previous_secret),
+        opt(row.previous_secret_expires_at),
     ])
 }
 
@@ -80,8 +84,8 @@ fn delivery_row(c: &mut Cells) -> Result<DeliveryRow> {
 pub(super) fn insert_webhook(tx: &mut SqlTx<'_>, row: &WebhookRow) -> Result<()> {
     tx.writable()?;
     let sql = format!(
-        "INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT DO NOTHING"
+        "INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12) ON CONFLICT DO NOTHING"
     );
     tx.insert_new(&sql, &webhook_params(row)?, ("webhook", &row.id, "id"), &[])
 }
@@ -107,8 +111,9 @@ pub(super) fn update_webhook(
 ) -> Result<()> {
     tx.writable()?;
     let sql = "UPDATE webhooks SET url = $3, description = $4, events = $5, secret = $6, \
-               active = $7, version = $8, created_at = $9, updated_at = $10 \
-               WHERE project = $1 AND id = $2 AND version = $11";
+               active = $7, version = $8, created_at = $9, updated_at = $10, \
+               previous_secret = $11, previous_secret_expires_at = $12 \
+               WHERE project = $1 AND id = $2 AND version = $13";
     let mut params = webhook_params(row)?;
     params.push(Val::Int(expected_version));
     if tx.conn.execute(sql, &params)? > 0 {
