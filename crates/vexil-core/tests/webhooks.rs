@@ -256,33 +256,21 @@ fn rotations_keep_the_old_secret_signing_for_the_grace_period() {
         assert_eq!(due.len(), 1);
         due[0].secrets.clone()
     };
-    let version = |services: &Services| services.webhooks.get(&cli, "shop", &id).unwrap().version;
+    let rotate = |grace_seconds: u32| {
+        let version = services.webhooks.get(&cli, "shop", &id).unwrap().version;
+        let req = RotateWebhookSecret { grace_seconds };
+        services
+            .webhooks
+            .rotate_secret(&cli, "shop", &id, Some(version), req)
+    };
 
-    let first = services
-        .webhooks
-        .rotate_secret(
-            &cli,
-            "shop",
-            &id,
-            Some(version(&services)),
-            RotateWebhookSecret { grace_seconds: 0 },
-        )
-        .unwrap();
+    let first = rotate(0).unwrap();
     assert_eq!(first.webhook.previous_secret_expires_at, None);
     let now = vexil_core::service::now_ms;
     let start = now();
     assert_eq!(secrets_of_next_event(now()), vec![first.secret.clone()]);
 
-    let second = services
-        .webhooks
-        .rotate_secret(
-            &cli,
-            "shop",
-            &id,
-            Some(version(&services)),
-            RotateWebhookSecret { grace_seconds: 60 },
-        )
-        .unwrap();
+    let second = rotate(60).unwrap();
     let until = second.webhook.previous_secret_expires_at.expect("in grace");
     assert!((start + 60_000..start + 70_000).contains(&until), "{until}");
     let listed = services.webhooks.list(&cli, "shop").unwrap();
@@ -298,16 +286,7 @@ fn rotations_keep_the_old_secret_signing_for_the_grace_period() {
         "the old one stops when it ends"
     );
 
-    let third = services
-        .webhooks
-        .rotate_secret(
-            &cli,
-            "shop",
-            &id,
-            Some(version(&services)),
-            RotateWebhookSecret::default(),
-        )
-        .unwrap();
+    let third = rotate(0).unwrap();
     assert_eq!(third.webhook.previous_secret_expires_at, None);
     assert_eq!(
         secrets_of_next_event(now()),
@@ -315,17 +294,6 @@ fn rotations_keep_the_old_secret_signing_for_the_grace_period() {
         "a rotation without grace ends the one before"
     );
 
-    let err = services
-        .webhooks
-        .rotate_secret(
-            &cli,
-            "shop",
-            &id,
-            Some(version(&services)),
-            RotateWebhookSecret {
-                grace_seconds: 604_801,
-            },
-        )
-        .unwrap_err();
+    let err = rotate(604_801).unwrap_err();
     assert!(format!("{err:?}").contains("grace_seconds"), "{err:?}");
 }

@@ -217,34 +217,52 @@ pub(crate) async fn create(
         s.webhooks.create(who, &p, req)
     })
     .await;
-    let base = format!("/projects/{}", form::encode(&project));
-    let back = html! { p { a href=(base) { "Back to the project" } } };
-    let (status, body) = match submitted {
-        Err(refusal) => return refusal,
-        Ok((_, Ok(created))) => (
-            StatusCode::CREATED,
-            html! {
-                h1 { "Webhook created" }
-                p { "Events are posted to " code { (created.webhook.url) } "." }
-                (secret_once(&created))
-                (back)
-            },
-        ),
-        Ok((_, Err(e))) => (
-            super::status_of(&e),
-            html! { h1 { "Webhook not created" } (error_box(&e, Some(&project))) (back) },
-        ),
+    let page = SecretPage {
+        done: (StatusCode::CREATED, "Webhook created"),
+        refused: "Webhook not created",
+        what: |created: &WebhookWithSecret| html! { p { "Events are posted to " code { (created.webhook.url) } "." } },
     };
-    html(status, layout::page(&console, &session, "Webhook", body))
+    page.answer(&console, &session, &project, submitted)
 }
 
-/// The signing secret of a creation or a rotation, shown this once.
-fn secret_once(hook: &WebhookWithSecret) -> Markup {
-    html! {
-        p { "Signing secret: " code #webhook-secret { (hook.secret) } " "
-            button.copy type="button" data-copy=(hook.secret) { "Copy" } }
-        p.hint.once { "Copy it now: it is shown only this once. Receivers check "
-            code { "Vexil-Signature" } " with it (see the README)." }
+/// The answer of a form that makes a signing secret (creation, rotation): the secret, shown
+/// this once, after `what` says what happened; or why it was refused.
+struct SecretPage {
+    done: (StatusCode, &'static str),
+    refused: &'static str,
+    what: fn(&WebhookWithSecret) -> Markup,
+}
+
+impl SecretPage {
+    fn answer(
+        &self,
+        console: &ConsoleState,
+        session: &Session,
+        project: &str,
+        submitted: Result<(super::Fields, vexil_core::Result<WebhookWithSecret>), Response>,
+    ) -> Response {
+        let base = format!("/projects/{}", form::encode(project));
+        let back = html! { p { a href=(format!("{base}#webhooks")) { "Back to the project" } } };
+        let (status, body) = match submitted {
+            Err(refusal) => return refusal,
+            Ok((_, Ok(hook))) => (
+                self.done.0,
+                html! {
+                    h1 { (self.done.1) }
+                    ((self.what)(&hook))
+                    p { "Signing secret: " code #webhook-secret { (hook.secret) } " "
+                        button.copy type="button" data-copy=(hook.secret) { "Copy" } }
+                    p.hint.once { "Copy it now: it is shown only this once. Receivers check "
+                        code { "Vexil-Signature" } " with it (see the README)." }
+                    (back)
+                },
+            ),
+            Ok((_, Err(e))) => (
+                super::status_of(&e),
+                html! { h1 { (self.refused) } (error_box(&e, Some(project))) (back) },
+            ),
+        };
+        html(status, layout::page(console, session, "Webhook", body))
     }
 }
 
@@ -276,30 +294,21 @@ pub(crate) async fn rotate(
         )
     })
     .await;
-    let base = format!("/projects/{}", form::encode(&project));
-    let back = html! { p { a href=(format!("{base}#webhooks")) { "Back to the project" } } };
-    let (status, body) = match submitted {
-        Err(refusal) => return refusal,
-        Ok((_, Ok(rotated))) => (
-            StatusCode::OK,
+    let page = SecretPage {
+        done: (StatusCode::OK, "Secret rotated"),
+        refused: "Secret not rotated",
+        what: |rotated: &WebhookWithSecret| {
             html! {
-                h1 { "Secret rotated" }
                 p { "Events posted to " code { (rotated.webhook.url) } " are signed with the new secret." }
                 @match rotated.webhook.previous_secret_expires_at {
                     Some(until) => p.previous-secret { "The replaced secret also signs every delivery until "
                         (layout::when(until)) ": update the receiver before then." },
                     None => p.previous-secret { "The replaced secret no longer signs." },
                 }
-                (secret_once(&rotated))
-                (back)
-            },
-        ),
-        Ok((_, Err(e))) => (
-            super::status_of(&e),
-            html! { h1 { "Secret not rotated" } (error_box(&e, Some(&project))) (back) },
-        ),
+            }
+        },
     };
-    html(status, layout::page(&console, &session, "Webhook", body))
+    page.answer(&console, &session, &project, submitted)
 }
 
 /// `POST /projects/{project}/webhooks/{id}/test`: queues a `webhook.test` event.
