@@ -24,13 +24,15 @@ pub const LOG_SIZE: u32 = 50;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// Where events are posted: an `http://` URL.
+    /// Where events are posted: an `https://` or `http://` URL. Deliveries to loopback,
+    /// private and link-local addresses are refused unless the node allows their network
+    /// (`vexil serve --webhook-allow-network`).
     pub url: String,
     #[serde(default)]
     pub description: String,
     /// The event types delivered: `flag.created`, `flag.*`, `*`, … (entities `flag`,
-    /// `cohort`, `deployment`; actions `created`, `updated`, `activated`, `deactivated`,
-    /// `archived`, `deleted`).
+    /// `cohort`, `deployment`, `mutex_group`, `holdout`, `metric`; actions `created`,
+    /// `updated`, `activated`, `deactivated`, `archived`, `deleted`).
     pub events: Vec<String>,
     /// Whether changes are queued for it (default true).
     #[serde(default = "yes")]

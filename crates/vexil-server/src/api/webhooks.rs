@@ -47,8 +47,8 @@ async fn list_webhooks(
         .map(axum::Json)
 }
 
-/// Create a webhook: an `http://` URL and the event types it receives. The answer holds its
-/// signing secret, shown this once.
+/// Create a webhook: an `https://` or `http://` URL and the event types it receives. The
+/// answer holds its signing secret, shown this once.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/webhooks", tag = "webhooks", request_body = NewWebhook,
     params(("project" = String, Path, description = "project key")),
     responses(

@@ -81,8 +81,10 @@ pub(crate) fn section(
     html! {
         section #webhooks {
             h2 { "Webhooks" }
-            p.hint { "Each change to a flag, cohort or deployment of this project is posted, signed with the webhook's secret "
-                "(header " code { "Vexil-Signature" } "), to the webhooks whose event types select it; failed deliveries are retried for about a day." }
+            p.hint { "Each change to a flag, cohort, deployment, group or metric of this project is posted, signed with the webhook's secret "
+                "(header " code { "Vexil-Signature" } "), to the webhooks whose event types select it; failed deliveries are retried for about a day. "
+                "Loopback, private and link-local addresses are reached only when the node allows their network ("
+                code { "--webhook-allow-network" } ")." }
             @if hooks.is_empty() {
                 p.hint { "No webhook yet." }
             } @else {
@@ -99,7 +101,7 @@ pub(crate) fn section(
             @if super::writes(session) {
                 form #new-webhook method="post" action=(format!("{base}/webhooks")) {
                     (csrf(console, session))
-                    label { "URL" input name="url" type="url" required placeholder="http://hooks.internal:8080/vexil"; }
+                    label { "URL" input name="url" type="url" required placeholder="https://hooks.example.com/vexil"; }
                     label { "Description" input name="description"; }
                     fieldset.events {
                         legend { "Events" }
