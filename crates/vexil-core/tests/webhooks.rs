@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vexil_core::service::{Attempt, NewProject, NewWebhook, Outcome, RotateWebhookSecret};
+use vexil_core::service::{
+    Attempt, AuditFilter, NewProject, NewWebhook, Outcome, RotateWebhookSecret, WebhookPatch,
+};
 use vexil_core::webhooks::RetrySchedule;
 use vexil_core::{Actor, Services};
 use vexil_store::SqliteStore;
@@ -24,19 +26,24 @@ impl Drop for Scratch {
 }
 
 fn services(name: &str) -> (Services, Scratch) {
+    let (services, _, scratch) = services_and_store(name);
+    (services, scratch)
+}
+
+fn services_and_store(name: &str) -> (Services, Arc<SqliteStore>, Scratch) {
     let dir =
         std::env::temp_dir().join(format!("vexil-core-webhooks-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Arc::new(SqliteStore::open(&dir.join("vexil.db")).unwrap());
-    let services = Services::new(store);
+    let services = Services::new(store.clone());
     let project = NewProject {
         name: "Shop".into(),
         key: Some("shop".into()),
         description: String::new(),
     };
     services.projects.create(&Actor::cli(), project).unwrap();
-    (services, Scratch(dir))
+    (services, store, Scratch(dir))
 }
 
 fn hook(services: &Services, events: &[&str], active: bool) -> String {
@@ -296,4 +303,92 @@ fn rotations_keep_the_old_secret_signing_for_the_grace_period() {
 
     let err = rotate(604_801).unwrap_err();
     assert!(format!("{err:?}").contains("grace_seconds"), "{err:?}");
+}
+
+/// Every change to a webhook is in the audit log, as entity `webhook`, with who and what; its
+/// documents are views, so no history entry holds a secret. Webhook changes queue no events.
+#[test]
+fn webhook_changes_are_audited_without_their_secrets() {
+    let (services, store, _scratch) = services_and_store("audit");
+    let cli = Actor::cli().with_comment(Some("move to the new receiver".into()));
+    let id = hook(&services, &["flag.*"], true);
+    let version = |services: &Services| services.webhooks.get(&cli, "shop", &id).unwrap().version;
+    let patch = WebhookPatch {
+        url: Some("https://hooks.example.com/v2".into()),
+        active: Some(false),
+        ..WebhookPatch::default()
+    };
+    services
+        .webhooks
+        .update(&cli, "shop", &id, Some(version(&services)), patch)
+        .unwrap();
+    let rotated = services
+        .webhooks
+        .rotate_secret(
+            &cli,
+            "shop",
+            &id,
+            Some(version(&services)),
+            RotateWebhookSecret { grace_seconds: 60 },
+        )
+        .unwrap();
+    services
+        .webhooks
+        .delete(&cli, "shop", &id, Some(version(&services)))
+        .unwrap();
+
+    let filter = AuditFilter {
+        project: Some("shop".into()),
+        entity: Some("webhook".into()),
+        ..AuditFilter::default()
+    };
+    let page = services.audit.list(&cli, filter).unwrap();
+    let entries: Vec<(i64, &str, &str)> = page
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.meta.version,
+                e.meta.action.as_str(),
+                e.meta.summary.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (
+                4,
+                "delete",
+                "deleted (it posted to https://hooks.example.com/v2)"
+            ),
+            (
+                3,
+                "rotate_secret",
+                "rotated the secret; the old one signs for 60 s more"
+            ),
+            (2, "update", "url https://hooks.example.com/v2; deactivated"),
+            (1, "create", "created: flag.* to http://127.0.0.1:9/hook"),
+        ]
+    );
+    assert!(page.entries.iter().all(|e| e.key == id));
+    assert_eq!(
+        page.entries[2].meta.comment.as_deref(),
+        Some("move to the new receiver")
+    );
+    let docs = vexil_store::read(store.as_ref(), |tx| {
+        tx.list_history("shop", "webhook", &id, None, 10)
+    })
+    .unwrap();
+    assert_eq!(docs.len(), 4);
+    for entry in &docs {
+        assert!(!entry.doc.contains("whsec_"), "{}", entry.doc);
+        let doc: Value = serde_json::from_str(&entry.doc).unwrap();
+        assert_eq!(doc["id"], id.as_str());
+    }
+    assert!(!docs[1].doc.contains(&rotated.secret));
+    assert!(
+        claim_all(&services).is_empty(),
+        "webhook changes are not delivered"
+    );
 }

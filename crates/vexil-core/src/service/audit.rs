@@ -1,5 +1,5 @@
 //! The audit log: every history entry of every entity (flags, groups, metrics, cohorts,
-//! deployments, projects, keys), newest first, with who (the key's name and role), when, what
+//! deployments, webhooks, projects, keys), newest first, with who (the key's name and role), when, what
 //! (the action, a summary of the diff and, for flags, the typed changes) and why (the comment),
 //! filtered by project, person, entity and time.
 
@@ -32,7 +32,8 @@ pub struct AuditFilter {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AuditEntry {
     pub project: String,
-    /// `flag`, `mutex_group`, `holdout`, `metric`, `cohort`, `deployment`, `project`, ...
+    /// `flag`, `mutex_group`, `holdout`, `metric`, `cohort`, `deployment`, `webhook`,
+    /// `project`, ...
     pub entity: String,
     pub key: String,
     #[serde(flatten)]

@@ -5,6 +5,10 @@
 //!
 //! A webhook's secret signs its deliveries, so it is stored in clear. It is shown once, in
 //! the answer that made it (creation, rotation); no view carries it afterwards.
+//!
+//! Every change to a webhook is a history entry of entity `webhook` (the audit log's "who
+//! pointed our events where, who rotated the secret"), whose document is the view: never the
+//! secret. Webhook changes are not themselves delivered to webhooks.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,7 +16,7 @@ use utoipa::ToSchema;
 use vexil_store::{DeliveryRow, OutboxRow, Tx, WebhookRow};
 
 use super::convert::from_doc;
-use super::{check_version, now_ms, Actor, Core, Role};
+use super::{check_version, now_ms, record, Actor, Core, Role};
 use crate::error::{Error, Result};
 use crate::keys::{is_url_safe_key, random_base62};
 use crate::webhooks::{self as events, EventActor, RetrySchedule};
@@ -230,6 +234,32 @@ fn last_delivery(tx: &mut dyn Tx, row: &WebhookRow) -> Result<Option<DeliveryVie
         .map(DeliveryView::from))
 }
 
+/// The history entry of a change to a webhook: its view as the document, never its secret.
+fn audit(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    row: &WebhookRow,
+    version: i64,
+    action: &str,
+    summary: String,
+) -> Result<()> {
+    let doc = serde_json::to_string(&view(row.clone(), None))
+        .map_err(|e| Error::Internal(Box::new(e)))?;
+    let at = now_ms();
+    record(
+        tx,
+        actor,
+        &row.project,
+        "webhook",
+        &row.id,
+        version,
+        at,
+        action,
+        summary,
+        doc,
+    )
+}
+
 fn secret() -> Result<String> {
     Ok(format!("whsec_{}", random_base62(43)?))
 }
@@ -274,7 +304,8 @@ impl WebhookService {
         self.core.write(|tx| {
             super::projects::lock(tx, project)?;
             tx.insert_webhook(&row)?;
-            Ok(())
+            let summary = format!("created: {} to {}", row.events.join(", "), row.url);
+            audit(tx, actor, &row, row.version, "create", summary)
         })?;
         Ok(WebhookWithSecret {
             secret: row.secret.clone(),
@@ -325,20 +356,28 @@ impl WebhookService {
             .as_deref()
             .map(check_description)
             .transpose()?;
-        self.change(actor, project, id, expected, |row| {
-            if let Some(url) = url {
+        self.change(actor, project, id, expected, "update", |row| {
+            let mut changed = Vec::new();
+            if let Some(url) = url.filter(|u| *u != row.url) {
+                changed.push(format!("url {url}"));
                 row.url = url;
             }
-            if let Some(filter) = filter {
+            if let Some(filter) = filter.filter(|f| *f != row.events) {
+                changed.push(format!("events {}", filter.join(", ")));
                 row.events = filter;
             }
-            if let Some(description) = description {
+            if let Some(description) = description.filter(|d| *d != row.description) {
+                changed.push("description".to_owned());
                 row.description = description;
             }
-            if let Some(active) = patch.active {
+            if let Some(active) = patch.active.filter(|a| *a != row.active) {
+                changed.push(if active { "activated" } else { "deactivated" }.to_owned());
                 row.active = active;
             }
-            Ok(())
+            Ok(match changed.is_empty() {
+                true => "saved unchanged".to_owned(),
+                false => changed.join("; "),
+            })
         })
         .map(|row| view(row, None))
     }
@@ -357,12 +396,18 @@ impl WebhookService {
         actor.require(Role::Writer)?;
         let grace = super::secrets::grace_ms(req.grace_seconds)?;
         let new_secret = secret()?;
-        let row = self.change(actor, project, id, expected, |row| {
+        let row = self.change(actor, project, id, expected, "rotate_secret", |row| {
             let in_grace = grace > 0;
             let replaced = std::mem::replace(&mut row.secret, new_secret.clone());
             row.previous_secret = in_grace.then_some(replaced);
             row.previous_secret_expires_at = in_grace.then(|| now_ms().saturating_add(grace));
-            Ok(())
+            Ok(match in_grace {
+                true => format!(
+                    "rotated the secret; the old one signs for {} s more",
+                    req.grace_seconds
+                ),
+                false => "rotated the secret; the old one stopped at once".to_owned(),
+            })
         })?;
         Ok(WebhookWithSecret {
             secret: new_secret,
@@ -376,17 +421,19 @@ impl WebhookService {
         project: &str,
         id: &str,
         expected: Option<i64>,
-        edit: impl FnOnce(&mut WebhookRow) -> Result<()>,
+        action: &str,
+        edit: impl FnOnce(&mut WebhookRow) -> Result<String>,
     ) -> Result<WebhookRow> {
         actor.require(Role::Writer)?;
         self.core.write(|tx| {
             super::projects::lock(tx, project)?;
             let mut row = get(tx, project, id)?;
             check_version("webhook", id, expected, row.version)?;
-            edit(&mut row)?;
+            let summary = edit(&mut row)?;
             row.version += 1;
             row.updated_at = now_ms().max(row.updated_at + 1);
             tx.update_webhook(&row, row.version - 1)?;
+            audit(tx, actor, &row, row.version, action, summary)?;
             Ok(row)
         })
     }
@@ -405,7 +452,8 @@ impl WebhookService {
             let row = get(tx, project, id)?;
             check_version("webhook", id, expected, row.version)?;
             tx.delete_webhook(project, id)?;
-            Ok(())
+            let summary = format!("deleted (it posted to {})", row.url);
+            audit(tx, actor, &row, row.version + 1, "delete", summary)
         })
     }
 

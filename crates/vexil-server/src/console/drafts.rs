@@ -259,12 +259,12 @@ pub(crate) async fn audit(
     let body = html! {
         p.crumbs { a href=(format!("/projects/{}", form::encode(&project))) { (project) } " / Audit log" }
         h1 { "Audit log" }
-        p.hint { "Every change to this project's flags, groups, metrics, cohorts, deployments, drafts and policies: who made it, with which role, when, what changed and why." }
+        p.hint { "Every change to this project's flags, groups, metrics, cohorts, deployments, webhooks, drafts and policies: who made it, with which role, when, what changed and why." }
         form #audit-filter method="get" action=(base) {
             label { "Person" input name="actor" value=(value("actor")) placeholder="key name"; }
             label { "Entity" select name="entity" {
                 option value="" { "any" }
-                @for e in ["flag", "draft", "rollout", "approval_policy", "mutex_group", "holdout", "metric", "cohort", "deployment", "project"] {
+                @for e in ["flag", "draft", "rollout", "approval_policy", "mutex_group", "holdout", "metric", "cohort", "deployment", "webhook", "project"] {
                     option value=(e) selected[value("entity") == e] { (e) }
                 }
             } }
