@@ -78,11 +78,7 @@ async fn readyz(State(health): State<Health>) -> Response {
         "store": if reachable { "reachable" } else { "unreachable" },
     });
     if let Some(spool) = health.tracker.spool_stats() {
-        body["spool"] = json!({
-            "bytes": spool.bytes,
-            "segments": spool.segments,
-            "quarantined_bytes": spool.quarantined_bytes,
-        });
+        body["spool"] = json!(spool);
     }
     answer(status, &body)
 }

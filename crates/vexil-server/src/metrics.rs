@@ -418,6 +418,14 @@ impl Collector for Live {
             MetricType::Counter,
         )?)?;
         if let Some(spool) = tracker.spool_stats() {
+            ConstGauge::new(i64::try_from(spool.batches).unwrap_or(i64::MAX)).encode(
+                encoder.encode_descriptor(
+                    "vexil_spool_batches",
+                    "Event batches spooled on disk, waiting for the store",
+                    None,
+                    MetricType::Gauge,
+                )?,
+            )?;
             ConstGauge::new(i64::try_from(spool.bytes).unwrap_or(i64::MAX)).encode(
                 encoder.encode_descriptor(
                     "vexil_spool_bytes",

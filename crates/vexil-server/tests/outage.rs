@@ -146,6 +146,7 @@ async fn events_sent_during_an_outage_are_stored_once_it_ends() {
         "{}",
         ready.text
     );
+    assert_eq!(ready.json["spool"]["batches"], 3, "{}", ready.text);
     // Management calls still fail fast meanwhile.
     let r = srv.send(srv.req(Method::GET, "/api/v1/projects")).await;
     assert_eq!(r.status, 503);
@@ -153,7 +154,8 @@ async fn events_sent_during_an_outage_are_stored_once_it_ends() {
     outage.set_down(false);
     until("the spool to drain", RECOVERY, || async {
         let ready = readyz(&srv).await;
-        (ready.json["spool"]["bytes"] == 0 && ready.json["store"] == "reachable").then_some(())
+        let drained = ready.json["spool"]["bytes"] == 0 && ready.json["spool"]["batches"] == 0;
+        (drained && ready.json["store"] == "reachable").then_some(())
     })
     .await;
     // i1, i2 and i4 once each; u3's exposure has no insert id, so its retry counts again (as it

@@ -478,8 +478,9 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
         || async {
             let text = scrape(&http, &edge).await;
             let bytes = sample(&text, "vexil_spool_bytes", &[]).unwrap();
+            let batches = sample(&text, "vexil_spool_batches", &[]).unwrap();
             let failed = sample(&text, "vexil_edge_forward_failures_total", &retried).unwrap();
-            (bytes > 0.0 && failed > failures).then_some(())
+            (bytes > 0.0 && batches >= 1.0 && failed > failures).then_some(())
         },
     )
     .await;
@@ -511,6 +512,10 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
         (200, &json!("stale")),
         "{body}"
     );
+    assert!(
+        body["spool"]["batches"].as_u64().unwrap() >= 1,
+        "the unsent batches are counted again on restart: {body}"
+    );
     for (user, want) in people.iter().zip(&before) {
         assert_eq!(&vardata(&http, &edge.base(), &fx.key, user).await, want);
     }
@@ -524,10 +529,13 @@ async fn the_edge_rides_out_the_loss_of_its_upstream() {
         (treatment >= 5).then_some(())
     })
     .await;
-    until("readyz to say connected", || async {
-        let (_, body) = readyz(&http, &edge.base()).await;
-        (body["upstream"] == "connected").then_some(())
-    })
+    until(
+        "readyz to say connected, with nothing left to forward",
+        || async {
+            let (_, body) = readyz(&http, &edge.base()).await;
+            (body["upstream"] == "connected" && body["spool"]["batches"] == 0).then_some(())
+        },
+    )
     .await;
     until("the metrics to show the upstream back", || async {
         let text = scrape(&http, &edge).await;

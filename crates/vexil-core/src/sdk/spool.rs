@@ -101,9 +101,12 @@ pub struct Record {
     pub body: Vec<u8>,
 }
 
-/// What the spool holds, for probes and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the spool holds, for probes and metrics (serialized as the probes show it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SpoolStats {
+    /// Batches waiting: records neither stored (or forwarded) nor quarantined yet. Counted by
+    /// reading the spool when it opens, then kept by appends and replay.
+    pub batches: u64,
     /// Bytes of segment files on disk (stored records free theirs when their segment goes).
     pub bytes: u64,
     pub segments: usize,
@@ -147,6 +150,8 @@ struct State {
     active: Option<Active>,
     next_id: u64,
     bytes: u64,
+    /// Records not yet replayed (see [`SpoolStats::batches`]).
+    records: u64,
     quarantined: u64,
 }
 
@@ -191,6 +196,7 @@ impl Spool {
         ids.sort_unstable();
         let mut segments = VecDeque::new();
         let mut bytes = 0;
+        let mut records = 0;
         for id in ids {
             let path = segment_path(&dir, id);
             let len = fs::metadata(&path).map_err(io_at(&path))?.len();
@@ -199,6 +205,8 @@ impl Spool {
                 fs::remove_file(&path).map_err(io_at(&path))?;
                 continue;
             }
+            records +=
+                count_records(&path, Ack::read(&dir, id).consumed, len).map_err(io_at(&path))?;
             bytes += len;
             segments.push_back(id);
         }
@@ -215,6 +223,7 @@ impl Spool {
         sync_dir(&dir)?;
         if !segments.is_empty() {
             tracing::info!(
+                batches = records,
                 bytes,
                 segments = segments.len(),
                 dir = %dir.display(),
@@ -231,6 +240,7 @@ impl Spool {
                 active: None,
                 next_id,
                 bytes,
+                records,
                 quarantined,
             }),
         })
@@ -248,6 +258,7 @@ impl Spool {
     pub fn stats(&self) -> SpoolStats {
         let state = self.lock();
         SpoolStats {
+            batches: state.records,
             bytes: state.bytes,
             segments: state.segments.len(),
             quarantined_bytes: state.quarantined,
@@ -289,6 +300,7 @@ impl Spool {
             Ok(()) => {
                 active.len += len;
                 state.bytes += len;
+                state.records += 1;
                 Ok(())
             }
             Err(source) => {
@@ -356,6 +368,7 @@ impl Spool {
                     "it cannot be read back (damaged or torn)",
                 )?;
                 Ack::new(next, 0).write(&self.dir, id)?;
+                self.replayed();
                 Ok(Step::Advanced)
             }
             Found::Record(mut record, next) => {
@@ -373,6 +386,7 @@ impl Spool {
                 match store(&record, &mut progress) {
                     Verdict::Stored => {
                         Ack::new(next, 0).write(&self.dir, id)?;
+                        self.replayed();
                         Ok(Step::Advanced)
                     }
                     Verdict::Retry(err) => Ok(Step::Waiting(err)),
@@ -380,11 +394,18 @@ impl Spool {
                         let why = format!("the store refused it: {}", crate::error::chain(&err));
                         self.quarantine(id, &mut file, at, next, &why)?;
                         Ack::new(next, 0).write(&self.dir, id)?;
+                        self.replayed();
                         Ok(Step::Advanced)
                     }
                 }
             }
         }
+    }
+
+    /// Counts one record off the waiting ones: stored, or quarantined.
+    fn replayed(&self) {
+        let mut state = self.lock();
+        state.records = state.records.saturating_sub(1);
     }
 
     /// Removes segment `id`, every record of which (up to `end`) is stored, unless records were
@@ -645,6 +666,21 @@ enum Found {
     Record(Record, u64),
     End,
     Damaged,
+}
+
+/// How many replay steps segment `path` of `len` bytes holds from offset `from`: its records,
+/// and each damaged stretch, which replay quarantines in one step.
+fn count_records(path: &Path, from: u64, len: u64) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    let (mut at, mut count) = (from, 0);
+    loop {
+        at = match read_record(&mut file, at, len)? {
+            Found::End => return Ok(count),
+            Found::Record(_, next) => next,
+            Found::Damaged => resync(&mut file, at, len)?,
+        };
+        count += 1;
+    }
 }
 
 /// The record at `at` of a segment whose whole records end at `end`.

@@ -202,12 +202,7 @@ impl vexil_server::SdkBackend for EdgeBackend {
             return (false, json!({"status": "starting"}));
         };
         let (ready, mut body) = edge.readiness();
-        let stats = self.spool.stats();
-        body["spool"] = json!({
-            "bytes": stats.bytes,
-            "segments": stats.segments,
-            "quarantined_bytes": stats.quarantined_bytes,
-        });
+        body["spool"] = json!(self.spool.stats());
         body["tracking_dropped"] = json!(self.dropped.load(Ordering::Relaxed));
         (ready, body)
     }
@@ -218,6 +213,12 @@ impl vexil_server::SdkBackend for EdgeBackend {
         let count = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
         let failures = |kind: &str, c: &AtomicU64| (vec![("kind", kind.to_owned())], count(c));
         metrics.extend([
+            BackendMetric::single(
+                "vexil_spool_batches",
+                "Event batches spooled on disk, waiting to be forwarded upstream",
+                MetricKind::Gauge,
+                stats.batches as f64,
+            ),
             BackendMetric::single(
                 "vexil_spool_bytes",
                 "Bytes of event batches spooled on disk, waiting to be forwarded upstream",

@@ -113,10 +113,15 @@ fn appended_records_survive_a_crash_and_come_back_in_order() {
         append(&spool, &r);
     }
     let before = spool.stats();
+    assert_eq!(before.batches, 3);
     // A crash: the spool goes away without any cleanup; what `append` returned for is on disk.
     drop(spool);
     let spool = Spool::open(dir.options()).unwrap();
-    assert_eq!(spool.stats(), before);
+    assert_eq!(
+        spool.stats(),
+        before,
+        "the batches are counted again on opening"
+    );
     assert!(!spool.is_empty());
     // New appends go to a new segment, behind the old ones.
     let late = record(
@@ -128,9 +133,11 @@ fn appended_records_survive_a_crash_and_come_back_in_order() {
     append(&spool, &late);
     let mut expected = batches();
     expected.push(late);
+    assert_eq!(spool.stats().batches, 4);
     assert_eq!(drain(&spool), expected);
     assert!(spool.is_empty());
     assert_eq!(spool.stats().bytes, 0);
+    assert_eq!(spool.stats().batches, 0);
     assert_eq!(
         dir.files(),
         Vec::<String>::new(),
@@ -160,7 +167,13 @@ fn damaged_and_torn_records_are_quarantined_not_lost() {
     fs::write(&segment, &bytes).unwrap();
 
     let spool = Spool::open(dir.options()).unwrap();
+    assert_eq!(
+        spool.stats().batches,
+        4,
+        "two whole records, and two damaged stretches that replay quarantines"
+    );
     let replayed = drain(&spool);
+    assert_eq!(spool.stats().batches, 0);
     let all = batches();
     assert_eq!(
         replayed,
@@ -215,7 +228,13 @@ fn progress_and_retries_keep_the_record_across_a_restart() {
     let spool = Spool::open(dir.options()).unwrap();
     let r = record("p", Some("d"), 0, r#"{"events":[]}"#);
     append(&spool, &r);
-    // The store takes the first chunk, then becomes unreachable.
+    append(&spool, &r);
+    // The first record is stored; of the second the store takes the first chunk, then becomes
+    // unreachable.
+    assert!(matches!(
+        spool.replay_one(&mut |_, _| Verdict::Stored).unwrap(),
+        Step::Advanced
+    ));
     let step = spool
         .replay_one(&mut |_, progress| {
             progress(1000);
@@ -223,8 +242,18 @@ fn progress_and_retries_keep_the_record_across_a_restart() {
         })
         .unwrap();
     assert!(matches!(step, Step::Waiting(_)));
+    assert_eq!(
+        spool.stats().batches,
+        1,
+        "a record being stored still waits"
+    );
     drop(spool);
     let spool = Spool::open(dir.options()).unwrap();
+    assert_eq!(
+        spool.stats().batches,
+        1,
+        "only the record not yet stored waits"
+    );
     let mut seen = None;
     spool
         .replay_one(&mut |r, _| {
