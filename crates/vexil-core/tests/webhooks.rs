@@ -187,6 +187,55 @@ fn attempts_settle_events_by_the_schedule() {
         .webhooks
         .deliveries(&Actor::cli(), "shop", &id, 51)
         .is_err());
+
+    // Redelivery queues a failed or a delivered event again, now, with its id; a given-up
+    // event that fails again is failed at once (its retries went on from where they stopped).
+    let failed = &log[1].event_id;
+    for event in [failed, &test.event_id] {
+        let queued = services
+            .webhooks
+            .redeliver(&Actor::cli(), "shop", &id, event)
+            .unwrap();
+        assert_eq!(&queued.event_id, event);
+        let due = claim_all(&services);
+        assert_eq!(due.len(), 1);
+        assert_eq!(&due[0].event.id, event, "the same event, with its id");
+    }
+    services
+        .webhooks
+        .redeliver(&Actor::cli(), "shop", &id, failed)
+        .unwrap();
+    let due = claim_all(&services).remove(0);
+    let outcome = services
+        .webhooks
+        .record_attempt(&due, attempt(None), &schedule)
+        .unwrap();
+    assert_eq!(outcome, Outcome::Failed);
+    let other = hook(&services, &["*"], true);
+    for (webhook, event) in [(&other, failed.as_str()), (&id, "evt_nope"), (&id, "a\0b")] {
+        let err = services
+            .webhooks
+            .redeliver(&Actor::cli(), "shop", webhook, event)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                vexil_core::Error::NotFound {
+                    entity: "webhook event",
+                    ..
+                }
+            ),
+            "{webhook} {event}: {err:?}"
+        );
+    }
+    let reader = Actor {
+        role: vexil_core::service::Role::Reader,
+        ..Actor::cli()
+    };
+    assert!(services
+        .webhooks
+        .redeliver(&reader, "shop", &id, failed)
+        .is_err());
 }
 
 #[test]

@@ -500,6 +500,45 @@ async fn scenario(backend: Backend) {
     .await;
     assert_signed(&late, &secret);
 
+    // Redelivery posts an event again, with its id; the console offers it in the log.
+    let late_id = late.json["id"].as_str().unwrap().to_owned();
+    let copies = || {
+        receiver
+            .received()
+            .into_iter()
+            .filter(|r| r.json["id"] == late_id.as_str())
+            .count()
+    };
+    let before = copies();
+    let queued = srv
+        .post(&format!("{hook}/events/{late_id}/redeliver"), &json!({}))
+        .await
+        .ok(202);
+    assert_eq!(queued.json["event_id"], late_id.as_str());
+    until("the redelivered event", || async {
+        (copies() > before).then_some(())
+    })
+    .await;
+    srv.post(&format!("{hook}/events/evt_unknown/redeliver"), &json!({}))
+        .await
+        .err(404, "not_found", None);
+    let console = Console::sign_in(&srv).await;
+    let page = format!("/projects/{project}");
+    let (_, html) = console.get(&srv, &page).await;
+    assert!(html.contains("form class=\"redeliver\""), "{html}");
+    let (status, _) = console
+        .post(
+            &srv,
+            &format!("{page}/webhooks/{id}/events/{late_id}/redeliver"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    until("the event redelivered from the console", || async {
+        (copies() > before + 1).then_some(())
+    })
+    .await;
+
     // Rotation with a grace period: both secrets sign, the new one first, until it ends.
     let version = srv.get(&hook).await.ok(200).etag();
     let rotate = |version: i64, body: Option<Value>| {

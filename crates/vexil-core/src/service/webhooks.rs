@@ -524,6 +524,47 @@ impl WebhookService {
         })
     }
 
+    /// Queues one of a webhook's events again, to be posted now: a failed one after the
+    /// receiver is fixed, or a delivered one the receiver lost. It keeps its id (receivers that
+    /// de-duplicate by `Vexil-Webhook-Id` see the same event) and its body; the attempt is
+    /// signed with the webhook's secrets of now. If it fails, its retries go on from where they
+    /// stopped (a given-up event fails again at once). Events are kept for the retention of
+    /// the delivery worker (7 days by default).
+    pub fn redeliver(
+        &self,
+        actor: &Actor,
+        project: &str,
+        id: &str,
+        event_id: &str,
+    ) -> Result<QueuedEvent> {
+        actor.require(Role::Writer)?;
+        self.core.write(|tx| {
+            get(tx, project, id)?;
+            let not_found = || Error::NotFound {
+                entity: "webhook event",
+                key: event_id.to_string(),
+            };
+            // Event ids are generated URL-safe: anything else names nothing (see `get`).
+            if !is_url_safe_key(event_id) {
+                return Err(not_found());
+            }
+            let event = tx
+                .get_outbox(event_id)?
+                .filter(|e| e.project == project && e.webhook == id);
+            let Some(mut event) = event else {
+                return Err(not_found());
+            };
+            event.delivered_at = None;
+            event.failed_at = None;
+            event.next_attempt_at = now_ms();
+            tx.update_outbox(&event)?;
+            Ok(QueuedEvent {
+                event_id: event.id,
+                event_type: event.event_type,
+            })
+        })
+    }
+
     // -- the delivery side ----------------------------------------------------------------
 
     /// Claims at most `limit` due events for `lease_ms` (a worker that dies loses them when

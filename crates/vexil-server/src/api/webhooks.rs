@@ -30,6 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_webhook_secret))
         .routes(routes!(list_deliveries))
         .routes(routes!(test_webhook))
+        .routes(routes!(redeliver_event))
 }
 
 /// List a project's webhooks with their newest delivery attempt.
@@ -185,5 +186,28 @@ async fn test_webhook(
     Path((project, id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, axum::Json<QueuedEvent>)> {
     let queued = blocking(move || s.services.webhooks.send_test(&actor, &project, &id)).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(queued)))
+}
+
+/// Post one of a webhook's events again, now: a failed one once the receiver is fixed, or a
+/// delivered one the receiver lost. It keeps its id and body (receivers that de-duplicate by
+/// `Vexil-Webhook-Id` see the same event) and is signed with the current secrets; the event
+/// ids are in the delivery log. Events are kept 7 days after they were queued.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/webhooks/{id}/events/{event_id}/redeliver", tag = "webhooks",
+    params(("project" = String, Path, description = "project key"), ("id" = String, Path, description = "webhook id"),
+           ("event_id" = String, Path, description = "the event's id (`evt_…`), as the delivery log shows it")),
+    responses((status = 202, body = QueuedEvent), BadRequest, Forbidden, NotFound, Common),
+    security(("bearer" = [])))]
+async fn redeliver_event(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path((project, id, event_id)): Path<(String, String, String)>,
+) -> ApiResult<(StatusCode, axum::Json<QueuedEvent>)> {
+    let queued = blocking(move || {
+        s.services
+            .webhooks
+            .redeliver(&actor, &project, &id, &event_id)
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(queued)))
 }

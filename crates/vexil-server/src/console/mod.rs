@@ -133,6 +133,10 @@ pub(crate) fn router(console: ConsoleState) -> Router {
             "/projects/{project}/webhooks/{id}/rotate-secret",
             post(webhooks::rotate),
         )
+        .route(
+            "/projects/{project}/webhooks/{id}/events/{event_id}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route("/projects/{project}/groups", get(groups::list))
         .route("/projects/{project}/audit", get(drafts::audit))
         .route("/projects/{project}/user", get(user::show))

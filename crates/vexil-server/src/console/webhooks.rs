@@ -6,8 +6,8 @@
 //!
 //! Hooks: `section#webhooks`, `table#webhooks` rows `tr[data-webhook]` with `.last-delivery`,
 //! `.previous-secret`, `form.test-webhook`, `form.rotate-webhook` (select `grace_seconds`),
-//! `form.delete-webhook`; `details.delivery-log` with `tr[data-attempt]`; `form#new-webhook`
-//! with checkboxes `input[name=events]`; `#webhook-secret`.
+//! `form.delete-webhook`; `details.delivery-log` with `tr[data-attempt]` and
+//! `form.redeliver`; `form#new-webhook` with checkboxes `input[name=events]`; `#webhook-secret`.
 
 use axum::extract::{Path, Request};
 use axum::http::StatusCode;
@@ -180,7 +180,7 @@ fn row(
                 details.delivery-log {
                     summary { "Delivery log (" (log.len()) ")" }
                     table {
-                        thead { tr { th { "When" } th { "Event" } th { "Attempt" } th { "Answer" } th { "Took" } th { "Response" } } }
+                        thead { tr { th { "When" } th { "Event" } th { "Attempt" } th { "Answer" } th { "Took" } th { "Response" } th {} } }
                         tbody {
                             @for d in log {
                                 tr data-attempt=(d.attempt) {
@@ -190,6 +190,14 @@ fn row(
                                     td { (outcome(d)) }
                                     td { (d.duration_ms) " ms" }
                                     td { code { (d.response) } }
+                                    td {
+                                        @if super::writes(session) {
+                                            form.redeliver method="post" action=(format!("{href}/events/{}/redeliver", form::encode(&d.event_id))) {
+                                                (csrf(console, session))
+                                                button type="submit" title="Post this event again now" { "Redeliver" }
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -326,13 +334,24 @@ pub(crate) async fn test(
         s.webhooks.send_test(who, &p, &id)
     })
     .await;
-    after(
-        &console,
-        &session,
-        &project,
-        submitted.map(|(f, r)| (f, r.map(|_| ()))),
-    )
-    .await
+    after(&console, &session, &project, submitted).await
+}
+
+/// `POST /projects/{project}/webhooks/{id}/events/{event_id}/redeliver`: queues the event
+/// again, to be posted now.
+pub(crate) async fn redeliver(
+    state: St,
+    session: Session,
+    Path((project, id, event_id)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    let console = state.0;
+    let p = project.clone();
+    let submitted = submit(&console, &session, request, move |s, who, _| {
+        s.webhooks.redeliver(who, &p, &id, &event_id)
+    })
+    .await;
+    after(&console, &session, &project, submitted).await
 }
 
 /// `POST /projects/{project}/webhooks/{id}/delete`.
@@ -351,16 +370,17 @@ pub(crate) async fn delete(
     after(&console, &session, &project, submitted).await
 }
 
-async fn after(
+/// Back to the webhooks after a change (whatever it answered), or why it was refused.
+async fn after<T>(
     console: &ConsoleState,
     session: &Session,
     project: &str,
-    submitted: Result<(super::Fields, vexil_core::Result<()>), Response>,
+    submitted: Result<(super::Fields, vexil_core::Result<T>), Response>,
 ) -> Response {
     let base = format!("/projects/{}", form::encode(project));
     match submitted {
         Err(refusal) => refusal,
-        Ok((_, Ok(()))) => see_other(&format!("{base}#webhooks")),
+        Ok((_, Ok(_))) => see_other(&format!("{base}#webhooks")),
         Ok((_, Err(e))) => html(
             super::status_of(&e),
             layout::page(
