@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::events::EventStats;
+use crate::events::{EventStats, TrackError};
 use crate::local::Status;
 use crate::{Detail, Error, Evaluation, LocalConfig, RemoteConfig, User, Variant};
 
@@ -279,6 +279,17 @@ impl LocalClient {
         fallback: serde_json::Value,
     ) -> serde_json::Value {
         self.client.json_variation(user, flag_key, fallback)
+    }
+
+    /// Records a product event of `user` for experiment metrics (see
+    /// [`crate::LocalClient::track`]); never blocks.
+    pub fn track(
+        &self,
+        user: &User,
+        event_type: &str,
+        properties: serde_json::Value,
+    ) -> Result<(), TrackError> {
+        self.client.track(user, event_type, properties)
     }
 
     /// Sends the queued events now and waits for the outcome, at most `timeout`

@@ -1,4 +1,5 @@
-//! Exposure and assignment events (`sdk-protocol.md` §A10), sent to `POST /batch` by a
+//! Exposure and assignment events (`sdk-protocol.md` §A10), and the product events a service
+//! tracks for experiment metrics ([`crate::LocalClient::track`]), sent to `POST /batch` by a
 //! background task.
 //!
 //! Recording never blocks the caller: events go into a bounded queue, and when it is full they
@@ -133,7 +134,41 @@ pub(crate) struct Tracker {
     keys: RandomState,
     window_ms: u64,
     assignments: bool,
+    /// Numbers the tracked events, whose `insert_id` is a keyed hash of it.
+    tracked: AtomicU64,
 }
+
+/// Why [`crate::LocalClient::track`] recorded nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackError {
+    /// The client sends no events (offline, or events turned off).
+    EventsOff,
+    /// The user has neither a `user_id` nor a `device_id`: no metric could count the event.
+    NoUnit,
+    /// The event type is empty, or one of Vexil's own (`[Experiment] …`), which the SDK
+    /// records itself.
+    InvalidEventType,
+    /// The properties are neither a JSON object nor `null`.
+    InvalidProperties,
+    /// The queue is full; the event was dropped and counted ([`EventStats::dropped`]).
+    QueueFull,
+}
+
+impl std::fmt::Display for TrackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TrackError::EventsOff => "this client sends no events",
+            TrackError::NoUnit => "the user has neither a user_id nor a device_id",
+            TrackError::InvalidEventType => {
+                "the event type is empty or one of Vexil's own ([Experiment] ...)"
+            }
+            TrackError::InvalidProperties => "the properties are not a JSON object",
+            TrackError::QueueFull => "the event queue is full; the event was dropped",
+        })
+    }
+}
+
+impl std::error::Error for TrackError {}
 
 /// Who events are about, as far as it is not in the evaluation's context: the user's groups
 /// as events carry them, and the hash of the user's ids that de-duplication keys start from.
@@ -212,6 +247,7 @@ impl Tracker {
                 .as_millis()
                 .clamp(1, u128::from(u64::MAX)) as u64,
             assignments: config.assignments,
+            tracked: AtomicU64::new(0),
         };
         (tracker, task)
     }
@@ -226,9 +262,48 @@ impl Tracker {
         }
     }
 
-    fn enqueue(&self, event: Value) {
-        if self.tx.try_send(Message::Event(event)).is_err() {
+    fn enqueue(&self, event: Value) -> bool {
+        let queued = self.tx.try_send(Message::Event(event)).is_ok();
+        if !queued {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    /// Records a product event of `user` now: `event_type` with its `properties` (a JSON
+    /// object, or `null` for none), the user's ids and groups. Its `insert_id` is unique, so
+    /// that a batch the sender retries is stored once. Never de-duplicated otherwise: each
+    /// call is one occurrence.
+    pub fn track(
+        &self,
+        user: &User,
+        event_type: &str,
+        properties: serde_json::Value,
+    ) -> Result<(), TrackError> {
+        let event_type = event_type.trim();
+        if event_type.is_empty() || event_type.starts_with("[Experiment]") {
+            return Err(TrackError::InvalidEventType);
+        }
+        let properties = match properties {
+            Value::Object(p) => p,
+            Value::Null => Map::new(),
+            _ => return Err(TrackError::InvalidProperties),
+        };
+        let ids = ids(Some(&user.fields));
+        if ids.0.is_none_or(str::is_empty) && ids.1.is_none_or(str::is_empty) {
+            return Err(TrackError::NoUnit);
+        }
+        let now = now_ms();
+        let n = self.tracked.fetch_add(1, Ordering::Relaxed);
+        let insert_id = format!("track {now} {:016x}", self.keys.hash_one((n, now)));
+        let groups = user.fields.get("groups");
+        let mut event = base_event(event_type, ids, groups, now, insert_id);
+        if !properties.is_empty() {
+            event.insert("event_properties".into(), Value::Object(properties));
+        }
+        match self.enqueue(Value::Object(event)) {
+            true => Ok(()),
+            false => Err(TrackError::QueueFull),
         }
     }
 
@@ -299,7 +374,13 @@ impl Tracker {
             device_id.unwrap_or(""),
             now / self.window_ms
         );
-        let mut event = base_event("[Experiment] Exposure", unit, context, now, insert_id);
+        let mut event = base_event(
+            "[Experiment] Exposure",
+            context_ids(context),
+            unit.groups.as_ref(),
+            now,
+            insert_id,
+        );
         event.insert("event_properties".into(), Value::Object(properties));
         event.insert(
             "user_properties".into(),
@@ -352,7 +433,13 @@ impl Tracker {
             fnv(&key),
             now / self.window_ms
         );
-        let mut event = base_event("[Experiment] Assignment", unit, context, now, insert_id);
+        let mut event = base_event(
+            "[Experiment] Assignment",
+            context_ids(context),
+            unit.groups.as_ref(),
+            now,
+            insert_id,
+        );
         event.insert("event_properties".into(), Value::Object(properties));
         self.enqueue(Value::Object(event));
     }
@@ -380,22 +467,23 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
+/// An event's common fields: its type, the unit's `(user_id, device_id)` and groups, the
+/// time, the `insert_id` and the library.
 fn base_event(
     event_type: &str,
-    unit: &Unit,
-    context: &Context,
+    (user_id, device_id): (Option<&str>, Option<&str>),
+    groups: Option<&vexil_eval::Value>,
     now: u64,
     insert_id: String,
 ) -> Map<String, Value> {
     let mut event = Map::new();
     event.insert("event_type".into(), json!(event_type));
-    let (user_id, device_id) = context_ids(context);
     for (field, id) in [("user_id", user_id), ("device_id", device_id)] {
         if let Some(id) = id {
             event.insert(field.into(), json!(id));
         }
     }
-    if let Some(groups) = &unit.groups {
+    if let Some(groups) = groups {
         event.insert("groups".into(), groups.clone().into());
     }
     event.insert("time".into(), json!(now));

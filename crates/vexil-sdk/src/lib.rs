@@ -5,7 +5,8 @@
 //!   changes over the stream (`GET /sdk/stream/v1/flags`), polls with `If-None-Match` while the
 //!   stream is down and reconnects with capped, jittered back-off. It syncs the cohorts the
 //!   flags target (`GET /sdk/v1/cohort/{id}`) and sends exposure events to `POST /batch` from a
-//!   bounded queue in the background. Evaluation reads an immutable snapshot swapped atomically
+//!   bounded queue in the background, with the product events a service records with
+//!   [`LocalClient::track`] (`purchase`, …) for experiments' metrics. Evaluation reads an immutable snapshot swapped atomically
 //!   on every change: it never waits for the network and never panics.
 //! - [`Evaluation`] (from [`LocalClient::evaluation`]) prepares a user once for the engine and
 //!   reads any number of flags for it against the same configs: the fast way to serve a
@@ -71,7 +72,9 @@
 //! let user = User::new().with_user_id("u-1");
 //! let layout = client.string_variation(&user, "checkout-layout", "classic");
 //! # let _ = layout;
-//! client.close().await; // sends the exposures still queued
+//! // What an experiment on the layout measures: a metric counts or sums these.
+//! let _ = client.track(&user, "Purchase", serde_json::json!({"revenue": 42.5}));
+//! client.close().await; // sends the events still queued
 //! # Ok(())
 //! # }
 //! ```
@@ -97,7 +100,7 @@ pub mod openfeature;
 pub use config::{CohortSyncConfig, EventsConfig, LocalConfig, RemoteConfig, Secret};
 pub use error::Error;
 pub use evaluation::Evaluation;
-pub use events::EventStats;
+pub use events::{EventStats, TrackError};
 pub use local::{LocalClient, Status};
 pub use remote::RemoteClient;
 pub use user::User;

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{base_url, LocalConfig, LIBRARY};
-use crate::events::{EventStats, Tracker};
+use crate::events::{EventStats, TrackError, Tracker};
 use crate::snapshot::Flags;
 use crate::sync::{self, Shared};
 use crate::variant::Detail;
@@ -232,6 +232,35 @@ impl LocalClient {
         fallback: serde_json::Value,
     ) -> serde_json::Value {
         self.evaluation(user).json_variation(flag_key, fallback)
+    }
+
+    /// Records a product event of `user` for experiment metrics (`purchase`, `signup`, …):
+    /// `event_type` with its `properties` (a JSON object such as `{"revenue": 42.5}`, or
+    /// `null`), the user's `user_id`, `device_id` and groups, and the time now. It is queued
+    /// and sent with the exposures, never blocking the caller; a metric counts it or sums a
+    /// property of it over an experiment's units.
+    ///
+    /// ```no_run
+    /// # fn checkout(client: &vexil_sdk::LocalClient) {
+    /// use serde_json::json;
+    /// use vexil_sdk::User;
+    ///
+    /// let user = User::new().with_user_id("u-1");
+    /// if let Err(why) = client.track(&user, "purchase", json!({"revenue": 42.5})) {
+    ///     eprintln!("not tracked: {why}");
+    /// }
+    /// # }
+    /// ```
+    pub fn track(
+        &self,
+        user: &User,
+        event_type: &str,
+        properties: serde_json::Value,
+    ) -> Result<(), TrackError> {
+        match &self.shared().tracker {
+            Some(tracker) => tracker.track(user, event_type, properties),
+            None => Err(TrackError::EventsOff),
+        }
     }
 
     /// Counters of the exposure pipeline (zero when events are off).

@@ -4,7 +4,8 @@
 //! change reaches the SDK over the stream (the latency is printed); the SDK keeps evaluating
 //! while the server is down, a bootstrapped client starts without it, and both resume when it
 //! returns on the same database and port; exposures arrive de-duplicated, in the client and by
-//! their insert ids on the server; the OpenFeature provider answers what OFREP answers.
+//! their insert ids on the server; product events tracked with the SDK reach an experiment's
+//! results; the OpenFeature provider answers what OFREP answers.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,10 +19,12 @@ use std::time::{Duration, Instant};
 
 use open_feature::provider::FeatureProvider;
 use open_feature::{EvaluationContext, EvaluationErrorCode, EvaluationReason};
+use reqwest::Method;
 use serde_json::{json, Value};
 use vexil_sdk::openfeature::VexilProvider;
 use vexil_sdk::{
-    CohortSyncConfig, EventsConfig, LocalClient, LocalConfig, RemoteClient, RemoteConfig, User,
+    CohortSyncConfig, EventsConfig, LocalClient, LocalConfig, RemoteClient, RemoteConfig,
+    TrackError, User,
 };
 
 mod common;
@@ -297,6 +300,133 @@ async fn exposures_arrive_deduplicated() {
         expected,
         "the server skips the same insert ids"
     );
+}
+
+/// An experiment measured with the SDK alone: its exposures and the `Purchase` events it
+/// tracks reach the results, which count each treatment buyer once and sum their revenue.
+/// What cannot be tracked says why and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracked_events_reach_experiment_results() {
+    let dir = TempDir::new("vexil-sdk-track");
+    let (server, admin) = started(&dir.0.join("v.db"));
+    let api = Api::new(&server, &admin);
+    let fx = api.fixture("Tracked").await;
+    let events = EventsConfig {
+        flush_interval: Duration::from_millis(50),
+        ..EventsConfig::default()
+    };
+    let client =
+        LocalClient::start(LocalConfig::new(server.base(), &fx.key).events(Some(events))).unwrap();
+    client.wait_until_ready(DEADLINE).await.unwrap();
+
+    // Metrics are defined on events the project has seen: the SDK sends the first one.
+    let seed = User::new().with_user_id("seed");
+    client
+        .track(&seed, "Purchase", json!({"revenue": 1}))
+        .unwrap();
+    assert_eq!(
+        client.track(&User::new(), "Purchase", Value::Null),
+        Err(TrackError::NoUnit)
+    );
+    assert_eq!(
+        client.track(&seed, "[Experiment] Exposure", Value::Null),
+        Err(TrackError::InvalidEventType)
+    );
+    assert_eq!(
+        client.track(&seed, "Purchase", json!([1])),
+        Err(TrackError::InvalidProperties)
+    );
+    client.flush().await;
+    let metrics = format!("/api/v1/projects/{}/metrics", fx.project);
+    for body in [
+        json!({"name": "Purchase", "type": "conversion", "event_type": "Purchase"}),
+        json!({"name": "Revenue", "type": "sum", "event_type": "Purchase", "property": "revenue"}),
+    ] {
+        let (status, m, _) = api.call(Method::POST, &metrics, None, Some(&body)).await;
+        assert_eq!(status, 201, "{m}");
+    }
+    api.flag(
+        &fx,
+        "checkout",
+        json!({"type": "experiment", "variants": [{"key": "control"}, {"key": "treatment"}],
+        "all_other_users": {"percentage": 100, "weights": {"control": 1, "treatment": 1}},
+        "experiment": {"primary_metric": "purchase", "secondary_metrics": ["revenue"]}}),
+    )
+    .await;
+    serves(&client, &["checkout"]).await;
+    eventually("the client to serve `checkout` activated", || {
+        let variants = client.all_variants(&User::new().with_user_id("probe"));
+        (variants.get("checkout")?.key != "off").then_some(())
+    })
+    .await;
+
+    // Every treatment user buys three times, twice the same (each call is an occurrence, not
+    // a duplicate), for 25 in all; control users buy nothing.
+    let mut units = BTreeMap::<String, u64>::new();
+    for i in 0..40 {
+        let user = User::new().with_user_id(format!("buyer-{i}"));
+        let variant = client.string_variation(&user, "checkout", "off");
+        *units.entry(variant.clone()).or_default() += 1;
+        if variant == "treatment" {
+            for revenue in [10, 10, 5] {
+                client
+                    .track(&user, "Purchase", json!({"revenue": revenue}))
+                    .unwrap();
+            }
+        }
+    }
+    client.close().await;
+    let stats = client.event_stats();
+    assert_eq!((stats.dropped, stats.failed), (0, 0), "{stats:?}");
+    let treated = units["treatment"];
+    assert!(treated > 0 && units["control"] > 0, "{units:?}");
+
+    let deadline = Instant::now() + DEADLINE;
+    let results = loop {
+        let (status, r, _) = api
+            .call(Method::GET, "/api/v1/flags/checkout/results", None, None)
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let units_seen: Vec<u64> = r["variants"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|v| v["units"].as_u64()).collect())
+            .unwrap_or_default();
+        if units_seen.iter().sum::<u64>() == 40 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "results: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let metric = |key: &str| {
+        results["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} in {results}"))
+    };
+    let variant = |m: &Value, name: &str| {
+        let i = ["control", "treatment"]
+            .iter()
+            .position(|v| *v == name)
+            .unwrap();
+        m["variants"][i].clone()
+    };
+    let purchase = metric("purchase");
+    assert_eq!(
+        variant(&purchase, "control")["conversions"],
+        0,
+        "{purchase}"
+    );
+    assert_eq!(
+        variant(&purchase, "treatment")["conversions"],
+        treated,
+        "{purchase}"
+    );
+    let revenue = metric("revenue");
+    let mean = variant(&revenue, "treatment")["value"].as_f64().unwrap();
+    assert!((mean - 25.0).abs() < 1e-9, "{revenue}");
 }
 
 fn context_of(json: &Value) -> EvaluationContext {
