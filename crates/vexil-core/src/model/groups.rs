@@ -117,6 +117,59 @@ impl Group {
         let used: u32 = self.slots.iter().map(|s| u32::from(s.percentage)).sum();
         u8::try_from(100u32.saturating_sub(used)).unwrap_or(0)
     }
+
+    /// The group's unarchived members among `flags` and `groups`: the flags in its slots (a
+    /// mutual-exclusion group) or that it holds out (a holdout), then the holdouts placed in
+    /// its slots. The one reading of membership: the group's page, the flag page's eligible
+    /// groups and the rules that check a save all list members with it.
+    pub fn members<'a>(
+        &'a self,
+        flags: &'a [super::Flag],
+        groups: &'a [Group],
+    ) -> impl Iterator<Item = Member<'a>> + 'a {
+        let in_slot = |place: &'a Option<SlotRef>| place.as_ref().filter(|m| m.group == self.key);
+        let member_flags = flags.iter().filter(|f| !f.archived).filter_map(move |f| {
+            let slot = in_slot(&f.mutex_group);
+            (slot.is_some() || f.holdouts.contains(&self.key))
+                .then_some(Member::Flag { flag: f, slot })
+        });
+        let member_holdouts = groups.iter().filter(|h| !h.archived).filter_map(move |h| {
+            in_slot(&h.mutex_group).map(|slot| Member::Holdout { holdout: h, slot })
+        });
+        member_flags.chain(member_holdouts)
+    }
+}
+
+/// One member of a group ([`Group::members`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Member<'a> {
+    /// A flag, with its place when the group is a mutual-exclusion group.
+    Flag {
+        flag: &'a super::Flag,
+        slot: Option<&'a SlotRef>,
+    },
+    /// A holdout placed in a slot of the (mutual-exclusion) group.
+    Holdout {
+        holdout: &'a Group,
+        slot: &'a SlotRef,
+    },
+}
+
+impl<'a> Member<'a> {
+    pub fn key(&self) -> &'a str {
+        match self {
+            Member::Flag { flag, .. } => &flag.key,
+            Member::Holdout { holdout, .. } => &holdout.key,
+        }
+    }
+
+    /// Its place in a mutual-exclusion group.
+    pub fn slot(&self) -> Option<&'a SlotRef> {
+        match self {
+            Member::Flag { slot, .. } => *slot,
+            Member::Holdout { slot, .. } => Some(slot),
+        }
+    }
 }
 
 /// One slot of a mutual-exclusion group.
@@ -148,4 +201,78 @@ pub struct SlotRef {
     /// a slot another member holds is refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Flag;
+
+    fn flag(key: &str, extra: serde_json::Value) -> Flag {
+        let mut doc = json!({"project": "p", "key": key, "name": key, "type": "release",
+            "evaluation_mode": "remote", "bucketing_unit": "user_id", "bucketing_salt": "s",
+            "state": "active", "variants": [], "all_other_users": {"percentage": 0},
+            "version": 1, "created_at": 0, "updated_at": 0});
+        doc.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(doc).unwrap()
+    }
+
+    fn group(key: &str, extra: serde_json::Value) -> Group {
+        let kind = if key.starts_with("mutex-") {
+            "mutual_exclusion"
+        } else {
+            "holdout"
+        };
+        let mut doc = json!({"project": "p", "key": key, "name": key, "type": kind,
+            "evaluation_mode": "remote", "bucketing_unit": "user_id", "bucketing_salt": "s",
+            "version": 1, "created_at": 0, "updated_at": 0});
+        doc.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(doc).unwrap()
+    }
+
+    /// Members of a mutual-exclusion group: unarchived flags in its slots, then holdouts placed
+    /// in them; of a holdout: the flags it holds out. Other groups' members are not.
+    #[test]
+    fn members_are_the_unarchived_flags_and_holdouts_placed_in_the_group() {
+        let slot = |group: &str, n: u8| json!({"mutex_group": {"group": group, "slot": n}});
+        let flags = [
+            flag("a", slot("mutex-m", 1)),
+            flag("b", slot("mutex-m", 2)),
+            flag(
+                "gone",
+                json!({"archived": true, "mutex_group": {"group": "mutex-m", "slot": 1}}),
+            ),
+            flag("other", slot("mutex-n", 1)),
+            flag("held", json!({"holdouts": ["holdout-h"]})),
+        ];
+        let groups = [
+            group("mutex-m", json!({})),
+            group("holdout-h", slot("mutex-m", 2)),
+            group(
+                "holdout-old",
+                json!({"archived": true, "mutex_group": {"group": "mutex-m", "slot": 1}}),
+            ),
+        ];
+        let of = |g: &Group| -> Vec<(String, Option<u8>)> {
+            g.members(&flags, &groups)
+                .map(|m| (m.key().to_owned(), m.slot().map(|s| s.slot)))
+                .collect()
+        };
+        let owned = |rows: &[(&str, Option<u8>)]| -> Vec<(String, Option<u8>)> {
+            rows.iter().map(|(k, s)| ((*k).to_owned(), *s)).collect()
+        };
+        assert_eq!(
+            of(&groups[0]),
+            owned(&[("a", Some(1)), ("b", Some(2)), ("holdout-h", Some(2))])
+        );
+        assert_eq!(of(&groups[1]), owned(&[("held", None)]));
+    }
 }

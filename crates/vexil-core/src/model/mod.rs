@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 mod groups;
 mod metrics;
 
-pub use groups::{Group, GroupKind, Slot, SlotRef};
+pub use groups::{Group, GroupKind, Member, Slot, SlotRef};
 pub use metrics::{
     Correction, Direction, ExperimentSettings, FilterOp, Metric, MetricKind, PropertyFilter,
     PropertyScope, TestType, ANY_EVENT, BUILTIN_METRICS, EXPOSURE_EVENT,

@@ -13,7 +13,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::model::{EvaluationMode, Flag, FlagState, Group, GroupKind, SlotRef};
 
 /// A document that can sit in a group: a flag, or a holdout in a mutual-exclusion slot.
-pub(super) struct Member<'a> {
+pub(super) struct Candidate<'a> {
     pub key: &'a str,
     pub project: &'a str,
     pub mode: EvaluationMode,
@@ -26,7 +26,7 @@ pub(super) fn check_flag_groups(
     before: Option<&Flag>,
     flag: &Flag,
 ) -> Result<()> {
-    let member = Member {
+    let member = Candidate {
         key: &flag.key,
         project: &flag.project,
         mode: flag.evaluation_mode,
@@ -55,7 +55,7 @@ pub(super) fn check_flag_groups(
 /// member joining it (or asking to share it anew) finds it free or shares it explicitly.
 pub(super) fn check_slot(
     src: &mut dyn FlagSource,
-    member: &Member<'_>,
+    member: &Candidate<'_>,
     before: Option<&SlotRef>,
     slot: &SlotRef,
     errors: &mut Vec<FieldError>,
@@ -94,7 +94,7 @@ pub(super) fn check_slot(
     if !moved && before.is_some_and(|b| b.shared == slot.shared) {
         return Ok(());
     }
-    let occupants: Vec<String> = slot_members(src, &group.key)?
+    let occupants: Vec<String> = slot_members(src, &group)?
         .into_iter()
         .filter(|(key, at)| key != member.key && *at == slot.slot)
         .map(|(key, _)| key)
@@ -120,7 +120,7 @@ fn find(
     src: &mut dyn FlagSource,
     key: &str,
     kind: GroupKind,
-    member: &Member<'_>,
+    member: &Candidate<'_>,
     at: &str,
 ) -> Result<std::result::Result<Group, FieldError>> {
     Ok(match src.group(key)? {
@@ -141,7 +141,7 @@ fn find(
 }
 
 /// An archived group takes no new member; a local member only sits in a local group.
-fn check_join(group: &Group, member: &Member<'_>, joined: bool, at: &str) -> Result<()> {
+fn check_join(group: &Group, member: &Candidate<'_>, joined: bool, at: &str) -> Result<()> {
     if joined && group.archived {
         return Err(field_blocked(
             at.to_string(),
@@ -167,24 +167,14 @@ fn check_join(group: &Group, member: &Member<'_>, joined: bool, at: &str) -> Res
     Ok(())
 }
 
-/// The unarchived members of mutual-exclusion group `key` with their slots: flags, and holdouts
-/// placed in its slots.
-fn slot_members(src: &mut dyn FlagSource, key: &str) -> Result<Vec<(String, u8)>> {
-    let mut out: Vec<(String, u8)> = src
-        .dependents(key)?
-        .into_iter()
-        .filter(|f| !f.archived)
-        .filter_map(|f| {
-            let slot = f.mutex_group.as_ref().filter(|m| m.group == key)?.slot;
-            Some((f.key, slot))
-        })
-        .collect();
-    for h in src.holdouts_in(key)?.into_iter().filter(|h| !h.archived) {
-        if let Some(m) = &h.mutex_group {
-            out.push((h.key.clone(), m.slot));
-        }
-    }
-    Ok(out)
+/// The unarchived members of mutual-exclusion group `group` with their slots: flags, and
+/// holdouts placed in its slots ([`Group::members`] over the flags that depend on it).
+fn slot_members(src: &mut dyn FlagSource, group: &Group) -> Result<Vec<(String, u8)>> {
+    let (flags, holdouts) = (src.dependents(&group.key)?, src.holdouts_in(&group.key)?);
+    Ok(group
+        .members(&flags, &holdouts)
+        .filter_map(|m| Some((m.key().to_owned(), m.slot()?.slot)))
+        .collect())
 }
 
 /// The active, unarchived flags a group governs: its own members and, for a mutual-exclusion
@@ -218,7 +208,7 @@ pub fn check_group_save(
     group: &Group,
 ) -> Result<()> {
     if let Some(slot) = &group.mutex_group {
-        let member = Member {
+        let member = Candidate {
             key: &group.key,
             project: &group.project,
             mode: group.evaluation_mode,
@@ -273,7 +263,7 @@ pub fn check_group_save(
         }
     }
     if group.kind == GroupKind::MutualExclusion && group.slots.len() < before.slots.len() {
-        let orphans: Vec<String> = slot_members(src, &group.key)?
+        let orphans: Vec<String> = slot_members(src, group)?
             .into_iter()
             .filter(|&(_, slot)| usize::from(slot) > group.slots.len())
             .map(|(key, _)| key)

@@ -586,7 +586,7 @@ impl FlagService {
                                     index: s.index,
                                     key: s.key.clone(),
                                     percentage: s.percentage,
-                                    members: slot_members(&g.key, s.index, &all, &groups, key),
+                                    members: slot_members(g, s.index, &all, &groups, key),
                                 })
                                 .collect(),
                         })
@@ -946,16 +946,16 @@ fn group_info(
         crate::model::GroupKind::MutualExclusion => match slot {
             Some(slot) => (
                 g.slot(slot).map_or(0, |s| s.percentage),
-                slot_members(&g.key, slot, flags, groups, me),
+                slot_members(g, slot, flags, groups, me),
             ),
             None => (100 - g.unallocated(), Vec::new()),
         },
         crate::model::GroupKind::Holdout => (
             100 - g.percentage.unwrap_or(0).min(100),
-            flags
-                .iter()
-                .filter(|f| !f.archived && f.key != me && f.holdouts.contains(&g.key))
-                .map(|f| f.key.clone())
+            g.members(flags, groups)
+                .map(|m| m.key())
+                .filter(|k| *k != me)
+                .map(str::to_owned)
                 .collect(),
         ),
     };
@@ -973,23 +973,16 @@ fn group_info(
 
 /// The unarchived flags and holdouts in slot `slot` of `group`, other than `me`.
 fn slot_members(
-    group: &str,
+    group: &crate::model::Group,
     slot: u8,
     flags: &[Flag],
     groups: &[crate::model::Group],
     me: &str,
 ) -> Vec<String> {
-    let in_slot = |m: Option<&SlotRef>| m.is_some_and(|m| m.group == group && m.slot == slot);
-    flags
-        .iter()
-        .filter(|f| !f.archived && f.key != me && in_slot(f.mutex_group.as_ref()))
-        .map(|f| f.key.clone())
-        .chain(
-            groups
-                .iter()
-                .filter(|h| !h.archived && in_slot(h.mutex_group.as_ref()))
-                .map(|h| h.key.clone()),
-        )
+    group
+        .members(flags, groups)
+        .filter(|m| m.slot().is_some_and(|s| s.slot == slot) && m.key() != me)
+        .map(|m| m.key().to_owned())
         .collect()
 }
 

@@ -13,7 +13,7 @@ use crate::diff::{diff, Change};
 use crate::error::{Error, Result};
 use crate::keys::{is_url_safe_key, key_from_name, salt};
 use crate::model::{
-    EvaluationMode, Flag, FlagState, FlagType, Group, GroupKind, Inclusion, Slot, SlotRef,
+    EvaluationMode, Flag, FlagState, FlagType, Group, GroupKind, Inclusion, Member, Slot, SlotRef,
 };
 use crate::rules;
 use crate::validate::validate_group;
@@ -662,45 +662,40 @@ fn check_and_normalize(tx: &mut dyn Tx, before: Option<&Group>, g: &mut Group) -
 /// The members of `g` among the project's flags and groups, and whether one is active.
 fn view(g: &Group, flags: &[Flag], groups: &[Group]) -> GroupView {
     let active_flag = |f: &Flag| f.state == FlagState::Active && !f.archived;
-    let mut members: Vec<GroupMember> = flags
-        .iter()
-        .filter(|f| !f.archived)
-        .filter_map(|f| {
-            let slot = f.mutex_group.as_ref().filter(|m| m.group == g.key);
-            if slot.is_none() && !f.holdouts.contains(&g.key) {
-                return None;
-            }
-            Some(GroupMember {
-                key: f.key.clone(),
-                name: f.name.clone(),
-                kind: match f.kind {
-                    FlagType::Release => "release",
-                    FlagType::Experiment => "experiment",
-                }
-                .to_string(),
-                evaluation_mode: f.evaluation_mode,
-                active: active_flag(f),
+    let mut members: Vec<GroupMember> = g
+        .members(flags, groups)
+        .map(|m| {
+            let slot = m.slot();
+            let (name, kind, evaluation_mode, active) = match m {
+                Member::Flag { flag: f, .. } => (
+                    &f.name,
+                    match f.kind {
+                        FlagType::Release => "release",
+                        FlagType::Experiment => "experiment",
+                    },
+                    f.evaluation_mode,
+                    active_flag(f),
+                ),
+                Member::Holdout { holdout: h, .. } => (
+                    &h.name,
+                    "holdout",
+                    h.evaluation_mode,
+                    flags
+                        .iter()
+                        .any(|f| active_flag(f) && f.holdouts.contains(&h.key)),
+                ),
+            };
+            GroupMember {
+                key: m.key().to_owned(),
+                name: name.clone(),
+                kind: kind.to_string(),
+                evaluation_mode,
+                active,
                 slot: slot.map(|s| s.slot),
                 shared: slot.is_some_and(|s| s.shared),
-            })
+            }
         })
         .collect();
-    for h in groups.iter().filter(|h| !h.archived) {
-        let Some(slot) = h.mutex_group.as_ref().filter(|m| m.group == g.key) else {
-            continue;
-        };
-        members.push(GroupMember {
-            key: h.key.clone(),
-            name: h.name.clone(),
-            kind: "holdout".to_string(),
-            evaluation_mode: h.evaluation_mode,
-            active: flags
-                .iter()
-                .any(|f| active_flag(f) && f.holdouts.contains(&h.key)),
-            slot: Some(slot.slot),
-            shared: slot.shared,
-        });
-    }
     members.sort_by(|a, b| a.key.cmp(&b.key));
     GroupView {
         locked: members.iter().any(|m| m.active),
