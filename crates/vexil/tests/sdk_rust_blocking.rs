@@ -297,14 +297,19 @@ fn blocking_shutdown_and_drop_send_the_queued_exposures() {
         entry.0 += count;
         entry.1 += users;
     }
+    // A tracked product event goes out with them.
+    let buyer = User::new().with_user_id("u0");
+    client
+        .track(&buyer, "Purchase", json!({"revenue": 3}))
+        .unwrap();
     assert_eq!(rt.block_on(api.exposures("exp")), BTreeMap::new());
     assert_eq!(client.event_stats().sent, 0);
     client.shutdown(DEADLINE).unwrap();
     let stats = client.event_stats();
     assert_eq!(
         (stats.sent, stats.deduplicated, stats.dropped, stats.failed),
-        (10, 30, 0, 0),
-        "{stats:?}"
+        (11, 30, 0, 0),
+        "10 exposures and the purchase: {stats:?}"
     );
     assert_eq!(rt.block_on(api.exposures("exp")), expected);
 
