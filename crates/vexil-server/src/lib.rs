@@ -117,7 +117,8 @@ impl App {
         let ingest_buffer = Arc::new(tokio::sync::Semaphore::new(
             sdk::ingest_buffer_kib(&config) as usize
         ));
-        let webhooks = webhooks::Worker::start(services.clone(), config.webhooks.clone())?;
+        let webhooks =
+            webhooks::Worker::start(services.clone(), config.webhooks.clone(), metrics.clone())?;
         let credentials = credentials::Follower::start(
             services.clone(),
             console.clone(),

@@ -8,6 +8,8 @@
 //! - requests and their latency per endpoint family and status (a middleware around every
 //!   route), and the store's failures by kind (a marker the error mapping leaves on a
 //!   response);
+//! - webhook delivery attempts by outcome, and those the destinations guard refused (counted
+//!   by the delivery worker);
 //! - results served per project, deployment, flag and variant (remote evaluation and OFREP,
 //!   counted with one relaxed atomic add per result by the snapshot itself);
 //! - each deployment's snapshot revision and the age of its content, streams open, event
@@ -82,6 +84,8 @@ pub(crate) struct Metrics {
     store_errors: Family<KindLabels, Counter>,
     ingest_batches: Family<KindLabels, Counter>,
     ingest_events: Counter,
+    webhook_attempts: Family<KindLabels, Counter>,
+    webhook_refused: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -106,6 +110,8 @@ impl Metrics {
         let store_errors = Family::<KindLabels, Counter>::default();
         let ingest_batches = Family::<KindLabels, Counter>::default();
         let ingest_events = Counter::default();
+        let webhook_attempts = Family::<KindLabels, Counter>::default();
+        let webhook_refused = Counter::default();
         registry.register(
             "vexil_http_requests",
             "HTTP requests answered, by endpoint family and status",
@@ -131,6 +137,18 @@ impl Metrics {
             "Events accepted by /2/httpapi and /batch",
             ingest_events.clone(),
         );
+        registry.register(
+            "vexil_webhook_attempts",
+            "Webhook delivery attempts by outcome: delivered (2xx), retried (tried again after \
+             a delay), given_up (no retry left)",
+            webhook_attempts.clone(),
+        );
+        registry.register(
+            "vexil_webhook_refused",
+            "Webhook delivery attempts refused because their destination is not allowed \
+             (loopback, private, link-local; see --webhook-allow-network)",
+            webhook_refused.clone(),
+        );
         registry.register_collector(Box::new(live));
         Metrics {
             registry,
@@ -139,6 +157,19 @@ impl Metrics {
             store_errors,
             ingest_batches,
             ingest_events,
+            webhook_attempts,
+            webhook_refused,
+        }
+    }
+
+    /// Counts a recorded webhook delivery attempt: `outcome` is `delivered`, `retried` or
+    /// `given_up`; `refused` when the destinations guard stopped it.
+    pub(crate) fn webhook_attempt(&self, outcome: &'static str, refused: bool) {
+        self.webhook_attempts
+            .get_or_create(&KindLabels { kind: outcome })
+            .inc();
+        if refused {
+            self.webhook_refused.inc();
         }
     }
 

@@ -23,6 +23,7 @@ mod guard;
 
 use guard::{Destinations, GuardedResolver};
 
+use crate::metrics::Metrics;
 use crate::proxy::IpNet;
 
 /// The wait before claiming again after a claim failed.
@@ -88,7 +89,11 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// Starts the worker on the current tokio runtime.
-    pub(crate) fn start(services: Services, options: WebhookOptions) -> vexil_core::Result<Worker> {
+    pub(crate) fn start(
+        services: Services,
+        options: WebhookOptions,
+        metrics: Arc<Metrics>,
+    ) -> vexil_core::Result<Worker> {
         let mut builder = reqwest::Client::builder();
         for pem in &options.extra_roots {
             let certificate = reqwest::Certificate::from_pem(pem)
@@ -112,6 +117,7 @@ impl Worker {
         let sender = Sender {
             client,
             destinations,
+            metrics,
         };
         let task =
             tokio::runtime::Handle::current().spawn(run(services, options, sender, wake, stopped));
@@ -146,10 +152,11 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// What posts the deliveries: the client, whose resolver applies the destinations policy to
-/// host names, and the policy for addresses written in URLs.
+/// host names, the policy for addresses written in URLs, and the metrics it counts attempts in.
 struct Sender {
     client: reqwest::Client,
     destinations: Arc<Destinations>,
+    metrics: Arc<Metrics>,
 }
 
 async fn run(
@@ -235,7 +242,7 @@ async fn deliver_and_record(
     sender: &Sender,
     due: DueEvent,
 ) {
-    let attempt = deliver(sender, &due).await;
+    let (attempt, refused) = deliver(sender, &due).await;
     let services = services.clone();
     let retry = options.retry.clone();
     let (id, url) = (due.event.id.clone(), due.url.clone());
@@ -243,12 +250,18 @@ async fn deliver_and_record(
         services.webhooks.record_attempt(&due, attempt, &retry)
     })
     .await;
+    let count = |outcome| sender.metrics.webhook_attempt(outcome, refused);
     match recorded {
-        Ok(Ok(Outcome::Delivered)) => tracing::debug!(event = %id, %url, "webhook delivered"),
+        Ok(Ok(Outcome::Delivered)) => {
+            count("delivered");
+            tracing::debug!(event = %id, %url, "webhook delivered")
+        }
         Ok(Ok(Outcome::Retry(at))) => {
+            count("retried");
             tracing::info!(event = %id, %url, retry_at = at, "webhook delivery failed; will retry")
         }
         Ok(Ok(Outcome::Failed)) => {
+            count("given_up");
             tracing::warn!(event = %id, %url, "webhook delivery failed for good; no retries left")
         }
         Ok(Ok(Outcome::Gone)) => {}
@@ -262,8 +275,8 @@ async fn deliver_and_record(
 }
 
 /// Posts one event and reports what came back, reading at most [`RESPONSE_EXCERPT`] bytes of
-/// the answer. A refused destination is an attempt that got no answer.
-async fn deliver(sender: &Sender, due: &DueEvent) -> Attempt {
+/// the answer, and whether the destinations guard refused it (an attempt without an answer).
+async fn deliver(sender: &Sender, due: &DueEvent) -> (Attempt, bool) {
     let at = now_ms();
     let started = Instant::now();
     let timestamp = at / 1000;
@@ -276,11 +289,14 @@ async fn deliver(sender: &Sender, due: &DueEvent) -> Attempt {
         duration_ms: millis(started.elapsed()),
     };
     if let Err(refused) = guard::check_url(&sender.destinations, &due.url) {
-        return finish(None, String::new(), Some(refused.to_string()));
+        return (finish(None, String::new(), Some(refused.to_string())), true);
     }
     let signature = match signature_header(&due.secrets, timestamp, body) {
         Ok(s) => s,
-        Err(err) => return finish(None, String::new(), Some(vexil_core::error::chain(&err))),
+        Err(err) => {
+            let error = vexil_core::error::chain(&err);
+            return (finish(None, String::new(), Some(error)), false);
+        }
     };
     let sent = sender
         .client
@@ -294,7 +310,11 @@ async fn deliver(sender: &Sender, due: &DueEvent) -> Attempt {
         .await;
     let mut response = match sent {
         Ok(r) => r,
-        Err(err) => return finish(None, String::new(), Some(vexil_core::error::chain(&err))),
+        Err(err) => {
+            let refused = guard::refused_in(&err);
+            let error = vexil_core::error::chain(&err);
+            return (finish(None, String::new(), Some(error)), refused);
+        }
     };
     let status = response.status().as_u16();
     let mut excerpt = Vec::new();
@@ -307,9 +327,6 @@ async fn deliver(sender: &Sender, due: &DueEvent) -> Attempt {
             break;
         }
     }
-    finish(
-        Some(status),
-        String::from_utf8_lossy(&excerpt).into_owned(),
-        None,
-    )
+    let answer = String::from_utf8_lossy(&excerpt).into_owned();
+    (finish(Some(status), answer, None), false)
 }

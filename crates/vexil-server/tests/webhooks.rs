@@ -583,6 +583,11 @@ async fn scenario(backend: Backend) {
     assert_ne!(new_secret, graced_secret);
     let latest = next_test().await;
     assert_signed(&latest, &new_secret);
+    // The first attempt got a 500 and was retried; the others were delivered; none refused.
+    let attempts = |outcome: &str| format!("vexil_webhook_attempts_total{{kind=\"{outcome}\"}}");
+    assert!(metric(&srv, &attempts("retried")).await >= 1.0);
+    assert!(metric(&srv, &attempts("delivered")).await >= 5.0);
+    assert_eq!(metric(&srv, "vexil_webhook_refused_total").await, 0.0);
     for old in [&secret, &graced_secret] {
         let signature = header(&latest, "vexil-signature");
         assert!(!verify(old, signature, &latest.body, now_secs(), 300));
@@ -692,14 +697,15 @@ async fn deliveries_to_internal_addresses_are_refused() {
     let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), inbox.clone()).await;
     let port = receiver.addr.port();
     let project = srv.create_project("Guarded hooks").await;
+    // The name first: the refusal counted then is the resolver's.
     for (url, why) in [
-        (
-            format!("http://127.0.0.1:{port}/hook"),
-            "127.0.0.1 is a loopback address",
-        ),
         (
             format!("http://localhost:{port}/hook"),
             "localhost resolves to",
+        ),
+        (
+            format!("http://127.0.0.1:{port}/hook"),
+            "127.0.0.1 is a loopback address",
         ),
         (
             format!("http://[::1]:{port}/hook"),
@@ -732,10 +738,33 @@ async fn deliveries_to_internal_addresses_are_refused() {
         assert!(error.contains("refused"), "{url}: {error}");
         assert!(error.contains(why), "{url}: {error}");
         assert!(error.contains("--webhook-allow-network"), "{error}");
+        until("the refusal counted", || async {
+            (metric(&srv, "vexil_webhook_refused_total").await >= 1.0).then_some(())
+        })
+        .await;
     }
     assert!(
         inbox.lock().unwrap().received.is_empty(),
         "nothing reached the receiver"
     );
+    // Each refusal is counted, whether the URL wrote the address or the resolver refused it.
+    let refused = metric(&srv, "vexil_webhook_refused_total").await;
+    assert!(refused >= 5.0, "{refused}");
+    assert_eq!(
+        metric(&srv, "vexil_webhook_attempts_total{kind=\"delivered\"}").await,
+        0.0
+    );
     srv.assert_no_server_errors();
+}
+
+/// The value of one sample on `/metrics` (0 when absent).
+async fn metric(srv: &Server, sample: &str) -> f64 {
+    let text = srv
+        .send(srv.req(Method::GET, "/metrics"))
+        .await
+        .ok(200)
+        .text;
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }

@@ -120,6 +120,18 @@ impl fmt::Display for Refused {
 
 impl StdError for Refused {}
 
+/// Whether `err` (a failed request) failed because the resolver refused its destination.
+pub fn refused_in(err: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.is::<Refused>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Checks the address written in a URL (`http://10.0.0.1/`, `http://[::1]/`), which the client
 /// connects to without resolving it. Names are left to [`GuardedResolver`]; a URL the client
 /// cannot parse fails there.
