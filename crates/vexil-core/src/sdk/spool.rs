@@ -205,8 +205,16 @@ impl Spool {
                 fs::remove_file(&path).map_err(io_at(&path))?;
                 continue;
             }
-            records +=
-                count_records(&path, Ack::read(&dir, id).consumed, len).map_err(io_at(&path))?;
+            // A segment that cannot be read now is left to replay, which reports what it
+            // finds; the node starts all the same, and the count misses its records.
+            match count_records(&path, Ack::read(&dir, id).consumed, len) {
+                Ok(n) => records += n,
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    path = %path.display(),
+                    "counting the batches of a spool segment failed; they are replayed all the same"
+                ),
+            }
             bytes += len;
             segments.push_back(id);
         }
