@@ -289,15 +289,14 @@ impl Tracker {
             Value::Null => Map::new(),
             _ => return Err(TrackError::InvalidProperties),
         };
-        let ids = ids(Some(&user.fields));
-        if ids.0.is_none_or(str::is_empty) && ids.1.is_none_or(str::is_empty) {
+        let Some(unit) = self.unit(user) else {
             return Err(TrackError::NoUnit);
-        }
+        };
         let now = now_ms();
         let n = self.tracked.fetch_add(1, Ordering::Relaxed);
         let insert_id = format!("track {now} {:016x}", self.keys.hash_one((n, now)));
-        let groups = user.fields.get("groups");
-        let mut event = base_event(event_type, ids, groups, now, insert_id);
+        let ids = ids(Some(&user.fields));
+        let mut event = base_event(event_type, ids, unit.groups.as_ref(), now, insert_id);
         if !properties.is_empty() {
             event.insert("event_properties".into(), Value::Object(properties));
         }

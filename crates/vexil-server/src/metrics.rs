@@ -39,6 +39,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use vexil_core::sdk::{Publisher, Tracker};
+use vexil_core::service::Outcome;
 
 use crate::error::ApiResult;
 use crate::extract::Auth;
@@ -162,11 +163,17 @@ impl Metrics {
         }
     }
 
-    /// Counts a recorded webhook delivery attempt: `outcome` is `delivered`, `retried` or
-    /// `given_up`; `refused` when the destinations guard stopped it.
-    pub(crate) fn webhook_attempt(&self, outcome: &'static str, refused: bool) {
+    /// Counts a recorded webhook delivery attempt by what became of its event; `refused` when
+    /// the destinations guard stopped it. An event deleted meanwhile is not counted.
+    pub(crate) fn webhook_attempt(&self, outcome: Outcome, refused: bool) {
+        let kind = match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry(_) => "retried",
+            Outcome::Failed => "given_up",
+            Outcome::Gone => return,
+        };
         self.webhook_attempts
-            .get_or_create(&KindLabels { kind: outcome })
+            .get_or_create(&KindLabels { kind })
             .inc();
         if refused {
             self.webhook_refused.inc();

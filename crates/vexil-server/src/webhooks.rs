@@ -250,18 +250,15 @@ async fn deliver_and_record(
         services.webhooks.record_attempt(&due, attempt, &retry)
     })
     .await;
-    let count = |outcome| sender.metrics.webhook_attempt(outcome, refused);
+    if let Ok(Ok(outcome)) = &recorded {
+        sender.metrics.webhook_attempt(*outcome, refused);
+    }
     match recorded {
-        Ok(Ok(Outcome::Delivered)) => {
-            count("delivered");
-            tracing::debug!(event = %id, %url, "webhook delivered")
-        }
+        Ok(Ok(Outcome::Delivered)) => tracing::debug!(event = %id, %url, "webhook delivered"),
         Ok(Ok(Outcome::Retry(at))) => {
-            count("retried");
             tracing::info!(event = %id, %url, retry_at = at, "webhook delivery failed; will retry")
         }
         Ok(Ok(Outcome::Failed)) => {
-            count("given_up");
             tracing::warn!(event = %id, %url, "webhook delivery failed for good; no retries left")
         }
         Ok(Ok(Outcome::Gone)) => {}
